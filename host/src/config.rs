@@ -1,0 +1,126 @@
+//! The host's config file (TOML) and its identity key (PKCS#8, mode 0600).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _};
+use proto::ComputerId;
+use ring::rand::SystemRandom;
+use ring::signature::{Ed25519KeyPair, KeyPair as _};
+use serde::{Deserialize, Serialize};
+
+pub const DEFAULT_TARGET: &str = "127.0.0.1:3389";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostConfig {
+    /// The computer ID people type to reach this PC.
+    pub id: ComputerId,
+    /// Relay address, host:port.
+    pub relay: String,
+    /// The relay CA this host trusts (pinned; nothing else is trusted).
+    pub relay_ca: PathBuf,
+    /// The RDP server sessions are forwarded to.
+    #[serde(default = "default_target")]
+    pub target: String,
+    /// Optional HTTP CONNECT proxy: http://[user:password@]host:port
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<String>,
+    /// The host's Ed25519 identity key (relative paths are beside the config).
+    pub key_file: PathBuf,
+    /// Seconds between heartbeats to the relay.
+    #[serde(default = "default_heartbeat")]
+    pub heartbeat_secs: u64,
+}
+
+fn default_target() -> String {
+    DEFAULT_TARGET.into()
+}
+
+fn default_heartbeat() -> u64 {
+    15
+}
+
+pub struct InitOptions {
+    pub id: String,
+    pub relay: String,
+    pub relay_ca: PathBuf,
+    pub target: Option<String>,
+    pub proxy: Option<String>,
+}
+
+impl HostConfig {
+    /// Writes a new config and identity key; refuses to overwrite either.
+    pub fn init(path: &Path, opts: InitOptions) -> anyhow::Result<Self> {
+        if path.exists() {
+            bail!(
+                "{} already exists; remove it on purpose to start over",
+                path.display()
+            );
+        }
+        let id = ComputerId::parse(&opts.id).context("invalid --id")?;
+        if let Some(proxy) = &opts.proxy {
+            transport::dial::Proxy::parse(proxy)?;
+        }
+        transport::tls::load_certs(&opts.relay_ca)?;
+        let relay_ca = std::fs::canonicalize(&opts.relay_ca)?;
+        let key_name = format!(
+            "{}.key",
+            path.file_stem().and_then(|s| s.to_str()).unwrap_or("host")
+        );
+        let config = Self {
+            id,
+            relay: opts.relay,
+            relay_ca,
+            target: opts.target.unwrap_or_else(default_target),
+            proxy: opts.proxy,
+            key_file: PathBuf::from(key_name),
+            heartbeat_secs: default_heartbeat(),
+        };
+        let key_path = config.key_path(path);
+        if key_path.exists() {
+            bail!(
+                "{} already exists; remove it on purpose to start over",
+                key_path.display()
+            );
+        }
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
+            .map_err(|_| anyhow::anyhow!("cannot generate the host key"))?;
+        files::write_atomic(&key_path, pkcs8.as_ref(), files::Mode::Secret)
+            .with_context(|| format!("cannot write {}", key_path.display()))?;
+        config.save(path)?;
+        Ok(config)
+    }
+
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read host config {}", path.display()))?;
+        toml::from_str(&text)
+            .with_context(|| format!("{} is not a valid host config", path.display()))
+    }
+
+    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+        let text = toml::to_string_pretty(self).expect("config serialises");
+        files::write_atomic(path, text.as_bytes(), files::Mode::Public)
+            .with_context(|| format!("cannot write {}", path.display()))
+    }
+
+    pub fn key_path(&self, config_path: &Path) -> PathBuf {
+        match config_path.parent() {
+            Some(dir) if self.key_file.is_relative() => dir.join(&self.key_file),
+            _ => self.key_file.clone(),
+        }
+    }
+
+    pub fn load_key(&self, config_path: &Path) -> anyhow::Result<Ed25519KeyPair> {
+        let path = self.key_path(config_path);
+        let bytes = std::fs::read(&path)
+            .with_context(|| format!("cannot read host key {}", path.display()))?;
+        Ed25519KeyPair::from_pkcs8(&bytes)
+            .map_err(|_| anyhow::anyhow!("{} is not a valid host key", path.display()))
+    }
+}
+
+/// The public half of the identity key, for logs and the relay.
+pub fn public_key(key: &Ed25519KeyPair) -> Vec<u8> {
+    key.public_key().as_ref().to_vec()
+}

@@ -1,0 +1,215 @@
+//! Serving a session toward the local RDP server.
+//!
+//! RDP mode (the default) follows IronRDP's RDCleanPath shape: the host
+//! sends the client's X.224 request, reads the answer, does the TLS
+//! handshake with the RDP server itself and returns the server's certificate
+//! chain; from then on the client's bytes are RDP plaintext that the host
+//! encrypts toward the server. The client checks the server key through
+//! CredSSP, so the host need not trust the server's (usually self-signed)
+//! certificate itself.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ironrdp_rdcleanpath::{RDCleanPath, RDCleanPathPdu};
+use proto::session::SessionReply;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{ring as provider, WebPkiSupportedAlgorithms};
+use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use transport::{FramedIo, Prefixed};
+
+use crate::service::reply;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// An X.224 Connection Confirm is tiny; anything bigger is not RDP.
+const MAX_X224_LEN: usize = 1024;
+
+async fn connect_target(target: &str) -> Result<TcpStream, String> {
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target))
+        .await
+        .map_err(|_| format!("the office PC's RDP server at {target} did not answer"))?
+        .map_err(|e| format!("the office PC's RDP server at {target} is not reachable ({e}); is Remote Desktop enabled?"))?;
+    stream.set_nodelay(true).ok();
+    Ok(stream)
+}
+
+async fn refuse<S>(conn: &mut FramedIo<S>, reason: String) -> String
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let _ = reply(
+        conn,
+        &SessionReply::Refused {
+            reason: reason.clone(),
+        },
+    )
+    .await;
+    reason
+}
+
+/// A plain byte pipe to the RDP server (for any RDP client).
+pub async fn serve_raw<S>(mut conn: FramedIo<S>, target: &str) -> Result<(), String>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut server = match connect_target(target).await {
+        Ok(s) => s,
+        Err(reason) => return Err(refuse(&mut conn, reason).await),
+    };
+    reply(&mut conn, &SessionReply::Ready).await?;
+    let (stream, rest) = conn.into_parts();
+    let mut client = Prefixed::new(rest, stream);
+    tokio::io::copy_bidirectional(&mut client, &mut server)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// RDCleanPath: X.224 + TLS on the client's behalf, then plaintext RDP.
+pub async fn serve_clean_path<S>(mut conn: FramedIo<S>, target: &str) -> Result<(), String>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let frame = conn.read_frame().await.map_err(|e| e.to_string())?;
+    let request = RDCleanPathPdu::from_der(&frame)
+        .ok()
+        .and_then(|pdu| pdu.into_enum().ok());
+    // The destination in the request is ignored on purpose: a client may only
+    // reach the RDP server this host is configured for.
+    let Some(RDCleanPath::Request {
+        x224_connection_request,
+        ..
+    }) = request
+    else {
+        return Err(refuse(&mut conn, "malformed RDCleanPath request".into()).await);
+    };
+
+    let (tls, x224_response, chain) =
+        match handshake(target, x224_connection_request.as_bytes()).await {
+            Ok(done) => done,
+            Err(reason) => return Err(refuse(&mut conn, reason).await),
+        };
+    let response = RDCleanPathPdu::new_response(target.to_owned(), x224_response, chain)
+        .and_then(|pdu| pdu.to_der())
+        .map_err(|e| e.to_string())?;
+    reply(&mut conn, &SessionReply::Ready).await?;
+    conn.write_all(&proto::encode_frame(&response))
+        .await
+        .map_err(|e| e.to_string())?;
+
+    let (stream, rest) = conn.into_parts();
+    let mut client = Prefixed::new(rest, stream);
+    let mut server = tls;
+    tokio::io::copy_bidirectional(&mut client, &mut server)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+type ServerTls = tokio_rustls::client::TlsStream<TcpStream>;
+
+async fn handshake(
+    target: &str,
+    x224_request: &[u8],
+) -> Result<(ServerTls, Vec<u8>, Vec<Vec<u8>>), String> {
+    let mut tcp = connect_target(target).await?;
+    let io = |e: std::io::Error| format!("the RDP server at {target} closed the connection ({e})");
+    tcp.write_all(x224_request).await.map_err(io)?;
+    let x224_response = read_tpkt(&mut tcp).await.map_err(io)?;
+
+    let config = ClientConfig::builder_with_provider(Arc::new(provider::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyServerCert(
+            provider::default_provider().signature_verification_algorithms,
+        )))
+        .with_no_client_auth();
+    let host = transport::tls::host_of(target);
+    let name = ServerName::try_from(host.to_owned())
+        .unwrap_or_else(|_| ServerName::try_from("rdp-server").expect("valid"));
+    let tls = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        TlsConnector::from(Arc::new(config)).connect(name, tcp),
+    )
+    .await
+    .map_err(|_| format!("TLS with the RDP server at {target} timed out"))?
+    .map_err(|e| {
+        format!(
+            "the RDP server at {target} refused TLS ({e}); it may require another security mode"
+        )
+    })?;
+    let chain = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .unwrap_or_default()
+        .iter()
+        .map(|c| c.as_ref().to_vec())
+        .collect::<Vec<_>>();
+    if chain.is_empty() {
+        return Err(format!("the RDP server at {target} sent no certificate"));
+    }
+    Ok((tls, x224_response, chain))
+}
+
+/// Reads one TPKT packet (X.224 Connection Confirm).
+async fn read_tpkt(tcp: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut header = [0u8; 4];
+    tcp.read_exact(&mut header).await?;
+    let len = usize::from(u16::from_be_bytes([header[2], header[3]]));
+    if header[0] != 3 || !(4..=MAX_X224_LEN).contains(&len) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "not an RDP server",
+        ));
+    }
+    let mut packet = header.to_vec();
+    packet.resize(len, 0);
+    tcp.read_exact(&mut packet[4..]).await?;
+    Ok(packet)
+}
+
+/// Accepts any certificate but still checks the handshake signatures; the
+/// client authenticates the server key inside CredSSP.
+#[derive(Debug)]
+struct AnyServerCert(WebPkiSupportedAlgorithms);
+
+impl ServerCertVerifier for AnyServerCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_schemes()
+    }
+}

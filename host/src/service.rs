@@ -1,0 +1,220 @@
+//! The host's life: register with the relay, answer session notices, and
+//! reconnect with back-off after any drop, forever.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use proto::relay::{self, ErrorCode, FromRelay, ToRelay, PROTOCOL_VERSION};
+use proto::session::{SessionMode, SessionReply, SessionRequest};
+use ring::signature::Ed25519KeyPair;
+use rustls::ClientConfig;
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tracing::{info, warn};
+use transport::dial::Proxy;
+use transport::FramedIo;
+
+use crate::config::{public_key, HostConfig};
+use crate::rdp;
+
+const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// Errors that retrying cannot fix; `run` returns them.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Setup(#[from] anyhow::Error),
+}
+
+struct Ctx {
+    config: HostConfig,
+    key: Ed25519KeyPair,
+    tls: Arc<ClientConfig>,
+    proxy: Option<Proxy>,
+}
+
+/// Runs the host until a fatal refusal (e.g. its ID belongs to another host).
+pub async fn run(config_path: &Path) -> Result<(), RunError> {
+    let config = HostConfig::load(config_path)?;
+    let key = config.load_key(config_path)?;
+    let tls =
+        transport::tls::pinned_client_config(&config.relay_ca).map_err(anyhow::Error::from)?;
+    let proxy = config
+        .proxy
+        .as_deref()
+        .map(Proxy::parse)
+        .transpose()
+        .map_err(anyhow::Error::from)?;
+    let ctx = Arc::new(Ctx {
+        config,
+        key,
+        tls,
+        proxy,
+    });
+
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        match control(&ctx).await {
+            Ok(()) => backoff = Duration::from_secs(1),
+            Err(ControlError::Fatal(msg)) => return Err(RunError::Refused(msg)),
+            Err(ControlError::Retry(msg)) => warn!(error = %msg, "relay connection lost"),
+        }
+        info!(secs = backoff.as_secs(), "reconnecting to the relay");
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+enum ControlError {
+    Fatal(String),
+    Retry(String),
+}
+
+async fn dial_relay(ctx: &Ctx) -> Result<FramedIo<TlsStream<TcpStream>>, String> {
+    let tcp = transport::dial::dial(&ctx.config.relay, ctx.proxy.as_ref(), DIAL_TIMEOUT)
+        .await
+        .map_err(|e| e.to_string())?;
+    let tls = transport::tls::connect(tcp, ctx.tls.clone(), &ctx.config.relay)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(FramedIo::new(tls))
+}
+
+async fn read_from_relay(conn: &mut FramedIo<TlsStream<TcpStream>>) -> Result<FromRelay, String> {
+    let frame = conn.read_frame().await.map_err(|e| format!("relay: {e}"))?;
+    relay::decode(&frame).map_err(|e| format!("relay: {e}"))
+}
+
+/// One control connection: register, then serve until it drops. Returns
+/// Ok after a registered connection ends (so back-off restarts small).
+async fn control(ctx: &Arc<Ctx>) -> Result<(), ControlError> {
+    let mut conn = dial_relay(ctx).await.map_err(ControlError::Retry)?;
+    let hello = ToRelay::HostHello {
+        version: PROTOCOL_VERSION,
+        id: ctx.config.id.clone(),
+        public_key: public_key(&ctx.key),
+    };
+    let io = |e: std::io::Error| ControlError::Retry(e.to_string());
+    conn.write_all(&relay::encode(&hello)).await.map_err(io)?;
+    let nonce = match read_from_relay(&mut conn)
+        .await
+        .map_err(ControlError::Retry)?
+    {
+        FromRelay::Challenge { nonce } => nonce,
+        other => return Err(refusal(other)),
+    };
+    let transcript = relay::registration_transcript(&nonce, &ctx.config.id, &public_key(&ctx.key));
+    let proof = ToRelay::HostProof {
+        signature: ctx.key.sign(&transcript).as_ref().to_vec(),
+    };
+    conn.write_all(&relay::encode(&proof)).await.map_err(io)?;
+    match read_from_relay(&mut conn)
+        .await
+        .map_err(ControlError::Retry)?
+    {
+        FromRelay::Registered => {}
+        other => return Err(refusal(other)),
+    }
+    info!(id = %ctx.config.id, relay = %ctx.config.relay, "registered; waiting for sessions");
+    println!(
+        "thin-host: online as '{}' at {}",
+        ctx.config.id, ctx.config.relay
+    );
+
+    let beat = Duration::from_secs(ctx.config.heartbeat_secs.max(1));
+    let mut ticker = tokio::time::interval(beat);
+    let mut missed = 0u32;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                // Three heartbeats without an answer: the link is dead.
+                if missed >= 3 {
+                    warn!("relay stopped answering heartbeats");
+                    return Ok(());
+                }
+                missed += 1;
+                if conn.write_all(&relay::encode(&ToRelay::Ping)).await.is_err() {
+                    return Ok(());
+                }
+            }
+            msg = read_from_relay(&mut conn) => match msg {
+                Ok(FromRelay::Pong) => missed = 0,
+                Ok(FromRelay::Incoming { session, client_addr }) => {
+                    info!(%client_addr, "session requested");
+                    let ctx = ctx.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = serve_session(&ctx, session, &client_addr).await {
+                            warn!(%client_addr, error = %e, "session failed");
+                        }
+                    });
+                }
+                Ok(other) => {
+                    warn!(?other, "unexpected message from the relay");
+                    return Ok(());
+                }
+                Err(e) => {
+                    warn!(error = %e, "relay connection closed");
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+fn refusal(msg: FromRelay) -> ControlError {
+    match msg {
+        FromRelay::Error {
+            code: code @ (ErrorCode::IdTaken | ErrorCode::BadProof | ErrorCode::UnsupportedVersion),
+            message,
+        } => {
+            let _ = code;
+            ControlError::Fatal(format!("the relay refused this host: {message}"))
+        }
+        FromRelay::Error { message, .. } => ControlError::Retry(format!("relay: {message}")),
+        other => ControlError::Retry(format!("unexpected message from the relay: {other:?}")),
+    }
+}
+
+/// Opens the data connection for one session and serves it.
+async fn serve_session(ctx: &Ctx, session: Vec<u8>, client_addr: &str) -> Result<(), String> {
+    let mut conn = dial_relay(ctx).await?;
+    let accept = ToRelay::HostAccept {
+        id: ctx.config.id.clone(),
+        session,
+    };
+    conn.write_all(&relay::encode(&accept))
+        .await
+        .map_err(|e| e.to_string())?;
+    match read_from_relay(&mut conn).await? {
+        FromRelay::Paired => {}
+        FromRelay::Error { message, .. } => return Err(message),
+        other => return Err(format!("unexpected {other:?}")),
+    }
+
+    // Everything after pairing belongs to client and host. (The end-to-end
+    // channel and the host's checks slot in here.)
+    let frame = conn.read_frame().await.map_err(|e| e.to_string())?;
+    let request: SessionRequest = relay::decode(&frame).map_err(|e| e.to_string())?;
+    let SessionRequest::Open { mode } = request;
+    let target = &ctx.config.target;
+    info!(%client_addr, ?mode, %target, "serving session");
+    let result = match mode {
+        SessionMode::Raw => rdp::serve_raw(conn, target).await,
+        SessionMode::Rdp => rdp::serve_clean_path(conn, target).await,
+    };
+    info!(%client_addr, "session closed");
+    result
+}
+
+pub(crate) async fn reply<S>(conn: &mut FramedIo<S>, reply: &SessionReply) -> Result<(), String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    conn.write_all(&relay::encode(reply))
+        .await
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,11 @@
+//! thin-relay: the only publicly reachable part. Hosts keep a control
+//! connection here under their computer ID; a client asks for an ID, the
+//! relay asks the host to open a data connection, then splices the two.
+//! After pairing it forwards opaque bytes and never looks inside them.
+
+mod certs;
+mod registry;
+mod server;
+
+pub use certs::{init, InitError, CA_FILE, CERT_FILE, KEY_FILE};
+pub use server::{Limits, Relay, RelayConfig};

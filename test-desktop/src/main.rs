@@ -1,0 +1,59 @@
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use clap::Parser;
+use test_desktop::TestDesktop;
+
+/// A synthetic RDP server with NLA, a known picture and an input echo.
+/// Each input event it receives is printed on stdout as `input: ...`.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    #[arg(long, default_value = "127.0.0.1:3389")]
+    listen: SocketAddr,
+    #[arg(long)]
+    user: String,
+    #[arg(long)]
+    password: String,
+    #[arg(long, default_value_t = test_desktop::DEFAULT_WIDTH)]
+    width: u16,
+    #[arg(long, default_value_t = test_desktop::DEFAULT_HEIGHT)]
+    height: u16,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = tokio::runtime::Runtime::new()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| {
+            rt.block_on(async {
+                let desktop =
+                    TestDesktop::bind(cli.listen, &cli.user, &cli.password, cli.width, cli.height)
+                        .await?;
+                let mut echo = desktop.subscribe();
+                println!("thin-test-desktop listening on {}", desktop.local_addr());
+                tokio::spawn(async move {
+                    while let Ok(event) = echo.recv().await {
+                        println!("input: {event}");
+                    }
+                });
+                tokio::select! {
+                    r = desktop.run() => r,
+                    _ = tokio::signal::ctrl_c() => Ok(()),
+                }
+            })
+        });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("thin-test-desktop: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! The test picture and the input echo drawn on it. Tests compute expected
+//! pixels with the same functions.
+
+/// Colour of the mark a mouse click leaves.
+pub const CLICK_MARK: [u8; 3] = [255, 0, 255];
+/// The click mark covers the square ±MARK_RADIUS around the pointer.
+pub const MARK_RADIUS: u16 = 4;
+/// Height of the strip along the bottom edge that shows the last key.
+pub const KEY_STRIP_HEIGHT: u16 = 16;
+
+/// The picture: horizontal and vertical gradients over a 32-pixel checker,
+/// so any misplaced tile, swapped channel or flipped row shows.
+pub fn picture_pixel(x: u16, y: u16) -> [u8; 3] {
+    let checker = ((x / 32) + (y / 32)) % 2 == 0;
+    [
+        (x % 256) as u8,
+        (y % 256) as u8,
+        if checker { 200 } else { 40 },
+    ]
+}
+
+/// Colour of the key strip after a key with this scancode went down.
+pub fn key_strip_color(scancode: u16) -> [u8; 3] {
+    let s = (scancode & 0xff) as u8;
+    [s.wrapping_mul(37), 255 - s, 0x80]
+}
+
+/// An RGB framebuffer.
+pub(crate) struct Canvas {
+    pub width: u16,
+    pub height: u16,
+    pub pixels: Vec<[u8; 3]>,
+}
+
+/// A rectangle: left, top, width, height.
+pub(crate) type Rect = (u16, u16, u16, u16);
+
+impl Canvas {
+    pub fn new(width: u16, height: u16) -> Self {
+        let pixels = (0..height)
+            .flat_map(|y| (0..width).map(move |x| picture_pixel(x, y)))
+            .collect();
+        Self {
+            width,
+            height,
+            pixels,
+        }
+    }
+
+    pub fn get(&self, x: u16, y: u16) -> [u8; 3] {
+        self.pixels[usize::from(y) * usize::from(self.width) + usize::from(x)]
+    }
+
+    fn fill(&mut self, (left, top, w, h): Rect, color: [u8; 3]) {
+        for y in top..top + h {
+            for x in left..left + w {
+                self.pixels[usize::from(y) * usize::from(self.width) + usize::from(x)] = color;
+            }
+        }
+    }
+
+    /// Paints the click mark; returns the rectangle to resend.
+    pub fn mark_click(&mut self, x: u16, y: u16) -> Rect {
+        let left = x.saturating_sub(MARK_RADIUS);
+        let top = y.saturating_sub(MARK_RADIUS);
+        let right = (x + MARK_RADIUS).min(self.width - 1);
+        let bottom = (y + MARK_RADIUS).min(self.height - 1);
+        let rect = (left, top, right - left + 1, bottom - top + 1);
+        self.fill(rect, CLICK_MARK);
+        rect
+    }
+
+    /// Paints the key strip; returns the rectangle to resend.
+    pub fn mark_key(&mut self, scancode: u16) -> Rect {
+        let rect = (
+            0,
+            self.height - KEY_STRIP_HEIGHT,
+            self.width,
+            KEY_STRIP_HEIGHT,
+        );
+        self.fill(rect, key_strip_color(scancode));
+        rect
+    }
+}

@@ -1,0 +1,507 @@
+//! Connection acceptance (ironrdp-acceptor), bitmap output and input echo.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{bail, Context as _};
+use ironrdp_acceptor::{Acceptor, BeginResult};
+use ironrdp_connector::{ConnectorResult, DesktopSize};
+use ironrdp_core::{decode, WriteCursor};
+use ironrdp_graphics::rdp6::BitmapStreamEncoder;
+use ironrdp_pdu::bitmap::{BitmapData, BitmapUpdateData, CompressedDataHeader, Compression};
+use ironrdp_pdu::fast_path::{
+    EncryptionFlags, FastPathHeader, FastPathUpdatePdu, Fragmentation, UpdateCode,
+};
+use ironrdp_pdu::geometry::InclusiveRectangle;
+use ironrdp_pdu::input::fast_path::{
+    FastPathInput, FastPathInputEvent, KeyboardFlags as FpKeyFlags,
+};
+use ironrdp_pdu::input::mouse::PointerFlags;
+use ironrdp_pdu::input::InputEvent;
+use ironrdp_pdu::mcs::{DisconnectReason, McsMessage};
+use ironrdp_pdu::nego::SecurityProtocol;
+use ironrdp_pdu::rdp::capability_sets::{self as caps, CapabilitySet};
+use ironrdp_pdu::rdp::client_info::Credentials;
+use ironrdp_pdu::rdp::headers::{ShareControlHeader, ShareControlPdu, ShareDataPdu};
+use ironrdp_pdu::x224::X224;
+use ironrdp_pdu::Action;
+use ironrdp_tokio::{FramedWrite as _, TokioFramed};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::broadcast;
+use tokio_rustls::TlsAcceptor;
+use tracing::{debug, info, warn};
+
+use crate::picture::{Canvas, Rect};
+
+/// Tile edge for bitmap updates: a 64×64 planar tile always fits one
+/// fast-path update, so no fragmentation is needed.
+const TILE: u16 = 64;
+
+/// An input event as the test desktop understood it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputEcho {
+    Key {
+        scancode: u16,
+        extended: bool,
+        down: bool,
+    },
+    Unicode {
+        code: u16,
+        down: bool,
+    },
+    Click {
+        x: u16,
+        y: u16,
+        button: &'static str,
+    },
+    Wheel {
+        units: i16,
+    },
+}
+
+impl fmt::Display for InputEcho {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let updown = |down: bool| if down { "down" } else { "up" };
+        match self {
+            InputEcho::Key {
+                scancode,
+                extended,
+                down,
+            } => {
+                let ext = if *extended { " extended" } else { "" };
+                write!(f, "key 0x{scancode:02x}{ext} {}", updown(*down))
+            }
+            InputEcho::Unicode { code, down } => {
+                write!(f, "unicode U+{code:04X} {}", updown(*down))
+            }
+            InputEcho::Click { x, y, button } => write!(f, "click {button} {x},{y}"),
+            InputEcho::Wheel { units } => write!(f, "wheel {units}"),
+        }
+    }
+}
+
+pub struct TestDesktop {
+    listener: TcpListener,
+    tls: TlsAcceptor,
+    public_key: Vec<u8>,
+    user: String,
+    password: String,
+    size: DesktopSize,
+    echo: broadcast::Sender<InputEcho>,
+}
+
+impl TestDesktop {
+    /// Binds `addr` with a fresh self-signed certificate, as RDP servers have.
+    pub async fn bind(
+        addr: SocketAddr,
+        user: &str,
+        password: &str,
+        width: u16,
+        height: u16,
+    ) -> anyhow::Result<Self> {
+        let cert = rcgen::generate_simple_self_signed(vec!["thin-test-desktop".to_owned()])?;
+        let cert_der = CertificateDer::from(cert.cert.der().to_vec());
+        let public_key =
+            proto::session::server_public_key(&cert_der).context("own certificate unreadable")?;
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key_pair.serialize_der()));
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(vec![cert_der], key)?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        if width < TILE || height < TILE {
+            bail!("the desktop must be at least {TILE}×{TILE}");
+        }
+        Ok(Self {
+            listener,
+            tls: TlsAcceptor::from(Arc::new(config)),
+            public_key,
+            user: user.to_owned(),
+            password: password.to_owned(),
+            size: DesktopSize { width, height },
+            echo: broadcast::channel(256).0,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound")
+    }
+
+    /// Input events from every connection, in order.
+    pub fn subscribe(&self) -> broadcast::Receiver<InputEcho> {
+        self.echo.subscribe()
+    }
+
+    /// Serves connections until dropped; each gets a fresh picture.
+    pub async fn run(self) -> anyhow::Result<()> {
+        let this = Arc::new(self);
+        loop {
+            let (tcp, peer) = this.listener.accept().await?;
+            let this = this.clone();
+            // The acceptor's futures are not Send: each connection gets its
+            // own thread with a single-threaded runtime.
+            let tcp = tcp.into_std()?;
+            std::thread::spawn(move || {
+                let result = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(anyhow::Error::from)
+                    .and_then(|rt| {
+                        rt.block_on(async {
+                            let tcp = TcpStream::from_std(tcp)?;
+                            this.serve(tcp).await
+                        })
+                    });
+                match result {
+                    Ok(()) => info!(%peer, "RDP client disconnected"),
+                    Err(e) => warn!(%peer, error = format!("{e:#}"), "RDP connection failed"),
+                }
+            });
+        }
+    }
+
+    fn capabilities(&self) -> Vec<CapabilitySet> {
+        vec![
+            CapabilitySet::General(caps::General {
+                extra_flags: caps::GeneralExtraFlags::FASTPATH_OUTPUT_SUPPORTED,
+                refresh_rect_support: true,
+                ..Default::default()
+            }),
+            CapabilitySet::Bitmap(caps::Bitmap {
+                pref_bits_per_pix: 32,
+                desktop_width: self.size.width,
+                desktop_height: self.size.height,
+                desktop_resize_flag: false,
+                drawing_flags: caps::BitmapDrawingFlags::empty(),
+            }),
+            CapabilitySet::Order(caps::Order::new(
+                caps::OrderFlags::empty(),
+                caps::OrderSupportExFlags::empty(),
+                2048,
+                224,
+            )),
+            CapabilitySet::Pointer(caps::Pointer {
+                color_pointer_cache_size: 32,
+                pointer_cache_size: 32,
+            }),
+            CapabilitySet::Input(caps::Input {
+                input_flags: caps::InputFlags::SCANCODES
+                    | caps::InputFlags::MOUSEX
+                    | caps::InputFlags::FASTPATH_INPUT
+                    | caps::InputFlags::UNICODE
+                    | caps::InputFlags::FASTPATH_INPUT_2,
+                keyboard_layout: 0,
+                keyboard_type: None,
+                keyboard_subtype: 0,
+                keyboard_function_key: 12,
+                keyboard_ime_filename: String::new(),
+            }),
+            CapabilitySet::VirtualChannel(caps::VirtualChannel {
+                flags: caps::VirtualChannelFlags::NO_COMPRESSION,
+                chunk_size: None,
+            }),
+            CapabilitySet::MultiFragmentUpdate(caps::MultifragmentUpdate {
+                max_request_size: 8 * 1024 * 1024,
+            }),
+        ]
+    }
+
+    async fn serve(&self, tcp: TcpStream) -> anyhow::Result<()> {
+        tcp.set_nodelay(true).ok();
+        let creds = Credentials {
+            username: self.user.clone(),
+            password: self.password.clone(),
+            domain: None,
+        };
+        let mut acceptor = Acceptor::new(
+            SecurityProtocol::HYBRID | SecurityProtocol::HYBRID_EX,
+            self.size,
+            self.capabilities(),
+            Some(creds),
+        );
+        let begin = ironrdp_acceptor::accept_begin(TokioFramed::new(tcp), &mut acceptor)
+            .await
+            .context("X.224 negotiation")?;
+        let BeginResult::ShouldUpgrade(tcp) = begin else {
+            bail!("client did not negotiate TLS/NLA");
+        };
+        let tls = self.tls.accept(tcp).await.context("TLS handshake")?;
+        let mut framed = TokioFramed::new(tls);
+        acceptor.mark_security_upgrade_as_done();
+        ironrdp_acceptor::accept_credssp(
+            &mut framed,
+            &mut acceptor,
+            &mut NoKerberos,
+            "rdp-client".to_owned().into(),
+            self.public_key.clone(),
+            None,
+        )
+        .await
+        .context("NLA logon refused")?;
+        let (framed, result) = ironrdp_acceptor::accept_finalize(framed, &mut acceptor)
+            .await
+            .context("connection finalization")?;
+        info!(user = %self.user, "RDP client logged on");
+        let mut session = Session {
+            framed,
+            canvas: Canvas::new(self.size.width, self.size.height),
+            io_channel: result.io_channel_id,
+            echo: self.echo.clone(),
+        };
+        for event in result.input_events {
+            session.handle_fast_path_input(&event).await?;
+        }
+        session.run().await
+    }
+}
+
+/// CredSSP here is NTLM only; a Kerberos KDC is never contacted.
+struct NoKerberos;
+
+impl ironrdp_tokio::NetworkClient for NoKerberos {
+    async fn send(
+        &mut self,
+        _request: &ironrdp_connector::sspi::generator::NetworkRequest,
+    ) -> ConnectorResult<Vec<u8>> {
+        Err(ironrdp_connector::general_err!(
+            "Kerberos is not supported by the test desktop"
+        ))
+    }
+}
+
+struct Session<S> {
+    framed: TokioFramed<S>,
+    canvas: Canvas,
+    io_channel: u16,
+    echo: broadcast::Sender<InputEcho>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + Sync> Session<S> {
+    async fn run(&mut self) -> anyhow::Result<()> {
+        let full = (0, 0, self.canvas.width, self.canvas.height);
+        self.send_rect(full).await?;
+        loop {
+            let (action, frame) = match self.framed.read_pdu().await {
+                Ok(pdu) => pdu,
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+                Err(e) => return Err(e.into()),
+            };
+            match action {
+                Action::FastPath => self.handle_fast_path_input(&frame).await?,
+                Action::X224 => {
+                    if self.handle_x224(&frame).await? {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    async fn handle_fast_path_input(&mut self, frame: &[u8]) -> anyhow::Result<()> {
+        let input: FastPathInput = decode(frame).context("bad fast-path input")?;
+        for event in input.input_events() {
+            let echo = match event {
+                FastPathInputEvent::KeyboardEvent(flags, code) => Some(InputEcho::Key {
+                    scancode: u16::from(*code),
+                    extended: flags.contains(FpKeyFlags::EXTENDED),
+                    down: !flags.contains(FpKeyFlags::RELEASE),
+                }),
+                FastPathInputEvent::UnicodeKeyboardEvent(flags, code) => Some(InputEcho::Unicode {
+                    code: *code,
+                    down: !flags.contains(FpKeyFlags::RELEASE),
+                }),
+                FastPathInputEvent::MouseEvent(mouse) => mouse_echo(
+                    mouse.flags,
+                    mouse.number_of_wheel_rotation_units,
+                    mouse.x_position,
+                    mouse.y_position,
+                ),
+                _ => None,
+            };
+            if let Some(echo) = echo {
+                self.apply(echo).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Returns true when the client asked to disconnect.
+    async fn handle_x224(&mut self, frame: &[u8]) -> anyhow::Result<bool> {
+        let message: X224<McsMessage<'_>> = decode(frame).context("bad X.224 PDU")?;
+        match message.0 {
+            McsMessage::SendDataRequest(data) if data.channel_id == self.io_channel => {
+                let control: ShareControlHeader =
+                    decode(data.user_data.as_ref()).context("bad share control PDU")?;
+                if let ShareControlPdu::Data(header) = control.share_control_pdu {
+                    match header.share_data_pdu {
+                        ShareDataPdu::Input(input) => {
+                            for event in input.0 {
+                                let echo = match event {
+                                    InputEvent::ScanCode(key) => Some(InputEcho::Key {
+                                        scancode: key.key_code,
+                                        extended: key.flags.contains(
+                                            ironrdp_pdu::input::scan_code::KeyboardFlags::EXTENDED,
+                                        ),
+                                        down: !key.flags.contains(
+                                            ironrdp_pdu::input::scan_code::KeyboardFlags::RELEASE,
+                                        ),
+                                    }),
+                                    InputEvent::Mouse(m) => mouse_echo(
+                                        m.flags,
+                                        m.number_of_wheel_rotation_units,
+                                        m.x_position,
+                                        m.y_position,
+                                    ),
+                                    _ => None,
+                                };
+                                if let Some(echo) = echo {
+                                    self.apply(echo).await?;
+                                }
+                            }
+                        }
+                        ShareDataPdu::ShutdownRequest => return Ok(true),
+                        ShareDataPdu::RefreshRectangle(_) => {
+                            let full = (0, 0, self.canvas.width, self.canvas.height);
+                            self.send_rect(full).await?;
+                        }
+                        other => debug!(pdu = ironrdp_core::name(&other), "ignored share data PDU"),
+                    }
+                }
+            }
+            McsMessage::DisconnectProviderUltimatum(ultimatum) => {
+                return Ok(ultimatum.reason == DisconnectReason::UserRequested);
+            }
+            _ => debug!("ignored MCS message"),
+        }
+        Ok(false)
+    }
+
+    async fn apply(&mut self, echo: InputEcho) -> anyhow::Result<()> {
+        let dirty = match &echo {
+            InputEcho::Click { x, y, .. } if *x < self.canvas.width && *y < self.canvas.height => {
+                Some(self.canvas.mark_click(*x, *y))
+            }
+            InputEcho::Key {
+                scancode,
+                down: true,
+                ..
+            } => Some(self.canvas.mark_key(*scancode)),
+            _ => None,
+        };
+        let _ = self.echo.send(echo);
+        if let Some(rect) = dirty {
+            self.send_rect(rect).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends `rect` of the canvas as planar-coded tiles.
+    async fn send_rect(&mut self, (left, top, width, height): Rect) -> anyhow::Result<()> {
+        let mut out = Vec::new();
+        let mut ty = top;
+        while ty < top + height {
+            let th = TILE.min(top + height - ty);
+            let mut tx = left;
+            while tx < left + width {
+                let tw = TILE.min(left + width - tx);
+                encode_tile(&self.canvas, (tx, ty, tw, th), &mut out)?;
+                tx += tw;
+            }
+            ty += th;
+        }
+        self.framed.write_all(&out).await?;
+        Ok(())
+    }
+}
+
+fn mouse_echo(flags: PointerFlags, wheel: i16, x: u16, y: u16) -> Option<InputEcho> {
+    if flags.intersects(PointerFlags::VERTICAL_WHEEL | PointerFlags::HORIZONTAL_WHEEL) {
+        return Some(InputEcho::Wheel { units: wheel });
+    }
+    if !flags.contains(PointerFlags::DOWN) {
+        return None;
+    }
+    let button = if flags.contains(PointerFlags::LEFT_BUTTON) {
+        "left"
+    } else if flags.contains(PointerFlags::RIGHT_BUTTON) {
+        "right"
+    } else if flags.contains(PointerFlags::MIDDLE_BUTTON_OR_WHEEL) {
+        "middle"
+    } else {
+        return None;
+    };
+    Some(InputEcho::Click { x, y, button })
+}
+
+/// Appends one fast-path bitmap update carrying the tile, RDP 6.0 planar
+/// coded with RLE (raw planes if RLE would not fit).
+fn encode_tile(canvas: &Canvas, (x, y, w, h): Rect, out: &mut Vec<u8>) -> anyhow::Result<()> {
+    // Bitmap rows go bottom-up.
+    let pixels: Vec<[u8; 3]> = (y..y + h)
+        .rev()
+        .flat_map(|row| (x..x + w).map(move |col| (col, row)))
+        .map(|(col, row)| canvas.get(col, row))
+        .collect();
+    let plane = |c: usize| pixels.iter().map(move |p| p[c]);
+    let raw_len = usize::from(w) * usize::from(h) * 3 + 2;
+    let mut planar = vec![0u8; raw_len * 2];
+    let mut encoder = BitmapStreamEncoder::new(usize::from(w), usize::from(h));
+    let len =
+        match encoder.encode_channels_stream((plane(0), plane(1), plane(2)), &mut planar, true) {
+            Ok(len) if len <= raw_len => len,
+            _ => encoder
+                .encode_channels_stream((plane(0), plane(1), plane(2)), &mut planar, false)
+                .map_err(|e| anyhow::anyhow!("planar encoding failed: {e:?}"))?,
+        };
+
+    let data = BitmapData {
+        rectangle: InclusiveRectangle {
+            left: x,
+            top: y,
+            right: x + w - 1,
+            bottom: y + h - 1,
+        },
+        width: w,
+        height: h,
+        bits_per_pixel: 32,
+        compression_flags: Compression::BITMAP_COMPRESSION,
+        compressed_data_header: Some(CompressedDataHeader {
+            main_body_size: u16::try_from(len)?,
+            scan_width: w,
+            uncompressed_size: u16::try_from(usize::from(w) * usize::from(h) * 4)?,
+        }),
+        bitmap_data: &planar[..len],
+    };
+    let mut body = vec![0u8; len + 64];
+    let mut cursor = WriteCursor::new(&mut body);
+    BitmapUpdateData::encode_header(1, &mut cursor).map_err(|e| anyhow::anyhow!("{e}"))?;
+    ironrdp_core::encode_cursor(&data, &mut cursor).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let body_len = cursor.pos();
+
+    let update = FastPathUpdatePdu {
+        fragmentation: Fragmentation::Single,
+        update_code: UpdateCode::Bitmap,
+        compression_flags: None,
+        compression_type: None,
+        data: &body[..body_len],
+    };
+    let header = FastPathHeader::new(
+        EncryptionFlags::empty(),
+        ironrdp_core::Encode::size(&update),
+    );
+    let mut pdu =
+        vec![0u8; ironrdp_core::Encode::size(&header) + ironrdp_core::Encode::size(&update)];
+    let mut cursor = WriteCursor::new(&mut pdu);
+    ironrdp_core::encode_cursor(&header, &mut cursor).map_err(|e| anyhow::anyhow!("{e}"))?;
+    ironrdp_core::encode_cursor(&update, &mut cursor).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let written = cursor.pos();
+    out.extend_from_slice(&pdu[..written]);
+    Ok(())
+}

@@ -1,0 +1,179 @@
+//! Outbound TCP, optionally through an HTTP CONNECT proxy (how office PCs
+//! usually reach the internet).
+
+use std::io;
+use std::time::Duration;
+
+use base64::Engine as _;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Longest proxy response header we read before giving up.
+const MAX_PROXY_RESPONSE: usize = 8 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DialError {
+    #[error("cannot reach {addr}: {source}")]
+    Unreachable { addr: String, source: io::Error },
+    #[error("no answer from {addr} within {secs} s")]
+    Timeout { addr: String, secs: u64 },
+    #[error("bad proxy address {0:?}: use http://[user:password@]host:port")]
+    BadProxyUrl(String),
+    #[error("the proxy refused the connection to {target}: {status}")]
+    ProxyRefused { target: String, status: String },
+    #[error("the proxy asks for a user name and password (407); give them in the proxy URL")]
+    ProxyAuthRequired,
+    #[error("the proxy sent a malformed answer")]
+    ProxyMalformed,
+}
+
+/// An HTTP proxy that supports CONNECT, with optional basic authentication.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Proxy {
+    pub addr: String,
+    pub auth: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for Proxy {
+    // Never print the proxy password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxy")
+            .field("addr", &self.addr)
+            .field("user", &self.auth.as_ref().map(|(u, _)| u))
+            .finish()
+    }
+}
+
+impl Proxy {
+    /// Parses `http://[user:password@]host:port`.
+    pub fn parse(raw: &str) -> Result<Self, DialError> {
+        let bad = || DialError::BadProxyUrl(raw.to_owned());
+        let url = url::Url::parse(raw).map_err(|_| bad())?;
+        if url.scheme() != "http" {
+            return Err(bad());
+        }
+        let host = url.host_str().ok_or_else(bad)?;
+        let port = url.port_or_known_default().ok_or_else(bad)?;
+        let auth = if url.username().is_empty() {
+            None
+        } else {
+            let decode = |s: &str| percent_decode(s).ok_or_else(bad);
+            Some((
+                decode(url.username())?,
+                decode(url.password().unwrap_or(""))?,
+            ))
+        };
+        Ok(Self {
+            addr: format!("{host}:{port}"),
+            auth,
+        })
+    }
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    url::form_urlencoded::parse(format!("x={s}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+}
+
+/// Connects to `addr`, through `proxy` when given, within `timeout`.
+pub async fn dial(
+    addr: &str,
+    proxy: Option<&Proxy>,
+    timeout: Duration,
+) -> Result<TcpStream, DialError> {
+    let work = async {
+        match proxy {
+            None => connect(addr).await,
+            Some(proxy) => {
+                let mut stream = connect(&proxy.addr).await?;
+                proxy_connect(&mut stream, proxy, addr).await?;
+                Ok(stream)
+            }
+        }
+    };
+    let first_hop = proxy.map_or(addr, |p| p.addr.as_str()).to_owned();
+    tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| DialError::Timeout {
+            addr: first_hop,
+            secs: timeout.as_secs(),
+        })?
+}
+
+async fn connect(addr: &str) -> Result<TcpStream, DialError> {
+    let stream = TcpStream::connect(addr)
+        .await
+        .map_err(|source| DialError::Unreachable {
+            addr: addr.to_owned(),
+            source,
+        })?;
+    stream.set_nodelay(true).ok();
+    Ok(stream)
+}
+
+async fn proxy_connect(
+    stream: &mut TcpStream,
+    proxy: &Proxy,
+    target: &str,
+) -> Result<(), DialError> {
+    let unreachable = |source| DialError::Unreachable {
+        addr: proxy.addr.clone(),
+        source,
+    };
+    let mut request = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n");
+    if let Some((user, password)) = &proxy.auth {
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        request.push_str(&format!("Proxy-Authorization: Basic {token}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(unreachable)?;
+
+    // Read byte by byte so nothing after the header (the tunnel's first bytes)
+    // is swallowed.
+    let mut header = Vec::with_capacity(256);
+    while !header.ends_with(b"\r\n\r\n") {
+        if header.len() >= MAX_PROXY_RESPONSE {
+            return Err(DialError::ProxyMalformed);
+        }
+        let byte = stream.read_u8().await.map_err(unreachable)?;
+        header.push(byte);
+    }
+    let status_line = header
+        .split(|b| *b == b'\n')
+        .next()
+        .map(|l| String::from_utf8_lossy(l).trim().to_owned())
+        .ok_or(DialError::ProxyMalformed)?;
+    let code = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse::<u16>().ok())
+        .ok_or(DialError::ProxyMalformed)?;
+    match code {
+        200..=299 => Ok(()),
+        407 => Err(DialError::ProxyAuthRequired),
+        _ => Err(DialError::ProxyRefused {
+            target: target.to_owned(),
+            status: status_line,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_urls() {
+        let p = Proxy::parse("http://alice:p%40ss@proxy.example:3128").unwrap();
+        assert_eq!(p.addr, "proxy.example:3128");
+        assert_eq!(p.auth, Some(("alice".into(), "p@ss".into())));
+        assert!(!format!("{p:?}").contains("p@ss"));
+        assert_eq!(Proxy::parse("http://proxy:8080").unwrap().auth, None);
+        assert!(Proxy::parse("socks5://proxy:1080").is_err());
+        assert!(Proxy::parse("proxy:8080").is_err());
+    }
+}

@@ -1,0 +1,130 @@
+//! TLS 1.3 with a pinned relay CA (client side) and the relay's own
+//! certificate (server side). The relay link never falls back to TLS 1.2.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::crypto::ring as provider;
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsSetupError {
+    #[error("cannot read {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("{path} holds no PEM certificate")]
+    NoCertificate { path: String },
+    #[error("{path} holds no usable private key")]
+    NoKey { path: String },
+    #[error("TLS set-up failed: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsConnectError {
+    #[error("the relay's certificate is not signed by the pinned relay CA ({0})")]
+    Untrusted(String),
+    #[error("{0:?} is not a valid server name")]
+    BadName(String),
+    #[error("TLS handshake with the relay failed: {0}")]
+    Handshake(std::io::Error),
+}
+
+pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsSetupError> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| TlsSetupError::Read {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| TlsSetupError::NoCertificate {
+            path: path.display().to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(TlsSetupError::NoCertificate {
+            path: path.display().to_string(),
+        });
+    }
+    Ok(certs)
+}
+
+pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsSetupError> {
+    PrivateKeyDer::from_pem_file(path).map_err(|_| TlsSetupError::NoKey {
+        path: path.display().to_string(),
+    })
+}
+
+/// Client config that trusts only the certificates in `ca_pem`.
+pub fn pinned_client_config(ca_pem: &Path) -> Result<Arc<ClientConfig>, TlsSetupError> {
+    let mut roots = RootCertStore::empty();
+    for cert in load_certs(ca_pem)? {
+        roots.add(cert)?;
+    }
+    let config = ClientConfig::builder_with_provider(Arc::new(provider::default_provider()))
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// Server config for the relay: TLS 1.3 only.
+pub fn server_config(cert_pem: &Path, key_pem: &Path) -> Result<Arc<ServerConfig>, TlsSetupError> {
+    let certs = load_certs(cert_pem)?;
+    let key = load_key(key_pem)?;
+    let config = ServerConfig::builder_with_provider(Arc::new(provider::default_provider()))
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    Ok(Arc::new(config))
+}
+
+/// The host part of `host:port` (brackets removed for IPv6).
+pub fn host_of(addr: &str) -> &str {
+    let host = match addr.rsplit_once(':') {
+        Some((host, port)) if port.parse::<u16>().is_ok() => host,
+        _ => addr,
+    };
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
+/// Runs the TLS handshake on `tcp`, checking the peer against `config`'s roots.
+pub async fn connect(
+    tcp: TcpStream,
+    config: Arc<ClientConfig>,
+    addr: &str,
+) -> Result<TlsStream<TcpStream>, TlsConnectError> {
+    let host = host_of(addr);
+    let name = ServerName::try_from(host.to_owned())
+        .map_err(|_| TlsConnectError::BadName(host.to_owned()))?;
+    TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| {
+            match e
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            {
+                Some(rustls::Error::InvalidCertificate(why)) => {
+                    TlsConnectError::Untrusted(format!("{why:?}"))
+                }
+                _ => TlsConnectError::Handshake(e),
+            }
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_of;
+
+    #[test]
+    fn host_part() {
+        assert_eq!(host_of("127.0.0.1:443"), "127.0.0.1");
+        assert_eq!(host_of("[::1]:443"), "::1");
+        assert_eq!(host_of("relay.example.jp:443"), "relay.example.jp");
+        assert_eq!(host_of("relay.example.jp"), "relay.example.jp");
+    }
+}
