@@ -6,4 +6,4 @@ mod rdp;
 mod service;
 
 pub use config::{HostConfig, InitOptions};
-pub use service::{run, RunError};
+pub use service::{run, run_with, RunError};

@@ -63,10 +63,7 @@ where
     reply(&mut conn, &SessionReply::Ready).await?;
     let (stream, rest) = conn.into_parts();
     let mut client = Prefixed::new(rest, stream);
-    tokio::io::copy_bidirectional(&mut client, &mut server)
-        .await
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    pump(&mut client, &mut server).await
 }
 
 /// RDCleanPath: X.224 + TLS on the client's behalf, then plaintext RDP.
@@ -104,10 +101,7 @@ where
     let (stream, rest) = conn.into_parts();
     let mut client = Prefixed::new(rest, stream);
     let mut server = tls;
-    tokio::io::copy_bidirectional(&mut client, &mut server)
-        .await
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    pump(&mut client, &mut server).await
 }
 
 type ServerTls = tokio_rustls::client::TlsStream<TcpStream>;
@@ -211,5 +205,19 @@ impl ServerCertVerifier for AnyServerCert {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.supported_schemes()
+    }
+}
+
+/// Copies both ways until either side leaves. A peer that drops without a
+/// TLS close_notify is an ordinary end of session, not an error.
+async fn pump<A, B>(a: &mut A, b: &mut B) -> Result<(), String>
+where
+    A: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    match tokio::io::copy_bidirectional(a, b).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(()),
+        Err(e) => Err(e.to_string()),
     }
 }

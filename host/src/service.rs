@@ -10,6 +10,7 @@ use proto::session::{SessionMode, SessionReply, SessionRequest};
 use ring::signature::Ed25519KeyPair;
 use rustls::ClientConfig;
 use tokio::net::TcpStream;
+use tokio::sync::watch;
 use tokio_rustls::client::TlsStream;
 use tracing::{info, warn};
 use transport::dial::Proxy;
@@ -39,6 +40,14 @@ struct Ctx {
 
 /// Runs the host until a fatal refusal (e.g. its ID belongs to another host).
 pub async fn run(config_path: &Path) -> Result<(), RunError> {
+    run_with(config_path, None).await
+}
+
+/// Like [`run`], reporting on `online` whether the host is registered.
+pub async fn run_with(
+    config_path: &Path,
+    online: Option<watch::Sender<bool>>,
+) -> Result<(), RunError> {
     let config = HostConfig::load(config_path)?;
     let key = config.load_key(config_path)?;
     let tls =
@@ -58,7 +67,11 @@ pub async fn run(config_path: &Path) -> Result<(), RunError> {
 
     let mut backoff = Duration::from_secs(1);
     loop {
-        match control(&ctx).await {
+        let result = control(&ctx, online.as_ref()).await;
+        if let Some(online) = &online {
+            online.send_replace(false);
+        }
+        match result {
             Ok(()) => backoff = Duration::from_secs(1),
             Err(ControlError::Fatal(msg)) => return Err(RunError::Refused(msg)),
             Err(ControlError::Retry(msg)) => warn!(error = %msg, "relay connection lost"),
@@ -91,7 +104,7 @@ async fn read_from_relay(conn: &mut FramedIo<TlsStream<TcpStream>>) -> Result<Fr
 
 /// One control connection: register, then serve until it drops. Returns
 /// Ok after a registered connection ends (so back-off restarts small).
-async fn control(ctx: &Arc<Ctx>) -> Result<(), ControlError> {
+async fn control(ctx: &Arc<Ctx>, online: Option<&watch::Sender<bool>>) -> Result<(), ControlError> {
     let mut conn = dial_relay(ctx).await.map_err(ControlError::Retry)?;
     let hello = ToRelay::HostHello {
         version: PROTOCOL_VERSION,
@@ -120,10 +133,9 @@ async fn control(ctx: &Arc<Ctx>) -> Result<(), ControlError> {
         other => return Err(refusal(other)),
     }
     info!(id = %ctx.config.id, relay = %ctx.config.relay, "registered; waiting for sessions");
-    println!(
-        "thin-host: online as '{}' at {}",
-        ctx.config.id, ctx.config.relay
-    );
+    if let Some(online) = online {
+        online.send_replace(true);
+    }
 
     let beat = Duration::from_secs(ctx.config.heartbeat_secs.max(1));
     let mut ticker = tokio::time::interval(beat);

@@ -83,6 +83,19 @@ impl fmt::Display for InputEcho {
     }
 }
 
+/// Observes a running test desktop.
+#[derive(Clone)]
+pub struct TestDesktopHandle {
+    echo: broadcast::Sender<InputEcho>,
+}
+
+impl TestDesktopHandle {
+    /// Input events received from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<InputEcho> {
+        self.echo.subscribe()
+    }
+}
+
 pub struct TestDesktop {
     listener: TcpListener,
     tls: TlsAcceptor,
@@ -137,6 +150,13 @@ impl TestDesktop {
     /// Input events from every connection, in order.
     pub fn subscribe(&self) -> broadcast::Receiver<InputEcho> {
         self.echo.subscribe()
+    }
+
+    /// A handle that outlives [`run`](Self::run) taking the desktop.
+    pub fn handle(&self) -> TestDesktopHandle {
+        TestDesktopHandle {
+            echo: self.echo.clone(),
+        }
     }
 
     /// Serves connections until dropped; each gets a fresh picture.

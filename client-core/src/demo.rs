@@ -1,0 +1,115 @@
+//! The whole system in one process on loopback: relay, host, test desktop.
+//! Used by `thin-client demo` and by tests.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::task::JoinHandle;
+
+use crate::native::RelayTarget;
+use crate::rdp::RdpCredentials;
+
+pub const DEMO_ID: &str = "demo-pc";
+pub const DEMO_USER: &str = "demo";
+
+/// A running demo; everything stops when it is dropped.
+pub struct Demo {
+    pub relay: RelayTarget,
+    pub id: String,
+    pub rdp: RdpCredentials,
+    pub desktop: test_desktop::TestDesktopHandle,
+    tasks: Vec<JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl Demo {
+    /// Starts relay, test desktop and host on loopback ports chosen by the OS
+    /// and waits until the host is online.
+    pub async fn start() -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        relay::init(dir.path(), &["localhost".into(), "127.0.0.1".into()])?;
+        let relay = relay::Relay::bind(relay::RelayConfig {
+            dir: dir.path().to_owned(),
+            listen: loopback,
+            limits: relay::Limits::default(),
+        })
+        .await?;
+        let relay_addr = relay.local_addr();
+        let mut tasks = vec![tokio::spawn(async move {
+            let _ = relay.run().await;
+        })];
+
+        // A fresh random password each run: the demo desktop is reachable
+        // only by this process.
+        let password = format!("Demo-{:016x}", rand_u64());
+        let desktop = test_desktop::TestDesktop::bind(
+            loopback,
+            DEMO_USER,
+            &password,
+            test_desktop::DEFAULT_WIDTH,
+            test_desktop::DEFAULT_HEIGHT,
+        )
+        .await?;
+        let handle = desktop.handle();
+        let desktop_addr = desktop.local_addr();
+        tasks.push(tokio::spawn(async move {
+            let _ = desktop.run().await;
+        }));
+
+        let ca = dir.path().join(relay::CA_FILE);
+        let config = dir.path().join("host.toml");
+        host::HostConfig::init(
+            &config,
+            host::InitOptions {
+                id: DEMO_ID.into(),
+                relay: relay_addr.to_string(),
+                relay_ca: ca.clone(),
+                target: Some(desktop_addr.to_string()),
+                proxy: None,
+            },
+        )?;
+        let (online_tx, mut online) = tokio::sync::watch::channel(false);
+        tasks.push(tokio::spawn(async move {
+            let _ = host::run_with(&config, Some(online_tx)).await;
+        }));
+        tokio::time::timeout(Duration::from_secs(10), online.wait_for(|up| *up))
+            .await
+            .context("the demo host did not come online within 10 s")?
+            .context("the demo host stopped")?;
+
+        Ok(Self {
+            relay: RelayTarget {
+                addr: relay_addr.to_string(),
+                ca,
+                proxy: None,
+            },
+            id: DEMO_ID.into(),
+            rdp: RdpCredentials {
+                user: DEMO_USER.into(),
+                password,
+                domain: None,
+            },
+            desktop: handle,
+            tasks,
+            _dir: dir,
+        })
+    }
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    // RandomState is seeded from the OS RNG: enough for a throwaway password.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0);
+    h.finish()
+}

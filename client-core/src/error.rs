@@ -1,0 +1,47 @@
+//! What can go wrong when connecting, in words a user can act on.
+
+use proto::relay::ErrorCode;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("invalid computer ID: {0}")]
+    InvalidId(#[from] proto::IdError),
+    #[error("cannot load the relay CA: {0}")]
+    RelayCa(String),
+    #[error("relay unreachable: {0}")]
+    RelayUnreachable(String),
+    #[error(
+        "relay certificate not trusted: {0}; check that you have the right ca.pem for this relay"
+    )]
+    RelayUntrusted(String),
+    #[error("unknown computer ID: {0}")]
+    UnknownId(String),
+    #[error("computer offline: {0}")]
+    HostOffline(String),
+    #[error("no answer: {0}")]
+    HostTimeout(String),
+    #[error("too many attempts: {0}")]
+    RateLimited(String),
+    #[error("the relay refused the connection: {0}")]
+    RelayRefused(String),
+    #[error("the office PC could not start the session: {0}")]
+    HostRefused(String),
+    #[error("remote logon refused: {0}")]
+    LogonRefused(String),
+    #[error("RDP error: {0}")]
+    Rdp(String),
+    #[error("connection lost: {0}")]
+    ConnectionLost(String),
+}
+
+impl ConnectError {
+    pub(crate) fn from_relay(code: ErrorCode, message: String) -> Self {
+        match code {
+            ErrorCode::UnknownId => Self::UnknownId(message),
+            ErrorCode::HostOffline => Self::HostOffline(message),
+            ErrorCode::Timeout => Self::HostTimeout(message),
+            ErrorCode::RateLimited => Self::RateLimited(message),
+            _ => Self::RelayRefused(message),
+        }
+    }
+}

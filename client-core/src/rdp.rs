@@ -1,0 +1,415 @@
+//! The RDP session through ironrdp, over a pipe already paired with a host.
+//!
+//! The host did X.224 + TLS toward the RDP server for us (RDCleanPath); we
+//! run CredSSP bound to the server key it reported, then the session.
+
+use std::net::{Ipv4Addr, SocketAddr};
+
+use ironrdp_connector::{
+    ClientConnector, ConnectionOutcome, ConnectorErrorKind, Credentials, DesktopSize, Sequence as _,
+};
+use ironrdp_core::WriteBuf;
+use ironrdp_graphics::image_processing::PixelFormat;
+use ironrdp_input::{Database, MouseButton, MousePosition, Operation, Scancode};
+
+use ironrdp_pdu::gcc::KeyboardType;
+use ironrdp_pdu::rdp::capability_sets::MajorPlatformType;
+use ironrdp_rdcleanpath::{RDCleanPath, RDCleanPathPdu};
+use ironrdp_session::image::DecodedImage;
+use ironrdp_session::{ActiveStage, ActiveStageBuilder, ActiveStageOutput};
+use ironrdp_tokio::{FramedWrite as _, TokioFramed};
+use proto::session::{SessionMode, SessionReply, SessionRequest};
+use tokio::io::{AsyncRead, AsyncWrite};
+use transport::{FramedIo, Prefixed};
+
+use crate::{ConnectError, Progress};
+
+/// The remote PC's own logon (Windows user, password, optional domain).
+#[derive(Clone)]
+pub struct RdpCredentials {
+    pub user: String,
+    pub password: String,
+    pub domain: Option<String>,
+}
+
+impl std::fmt::Debug for RdpCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RdpCredentials")
+            .field("user", &self.user)
+            .field("domain", &self.domain)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one step of the session produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionEvent {
+    /// These pixels changed (left, top, right, bottom — inclusive).
+    Updated(u16, u16, u16, u16),
+    /// The server ended the session.
+    Ended(String),
+}
+
+/// Tracks which parts of the desktop have been drawn, to know when the first
+/// complete frame has arrived.
+pub struct FrameStatus {
+    cell: u16,
+    cols: u16,
+    drawn: Vec<bool>,
+    missing: usize,
+}
+
+impl FrameStatus {
+    const CELL: u16 = 16;
+
+    pub fn new(width: u16, height: u16) -> Self {
+        let cols = width.div_ceil(Self::CELL);
+        let rows = height.div_ceil(Self::CELL);
+        let cells = usize::from(cols) * usize::from(rows);
+        Self {
+            cell: Self::CELL,
+            cols,
+            drawn: vec![false; cells],
+            missing: cells,
+        }
+    }
+
+    /// Marks the cells wholly or partly inside the rectangle as drawn.
+    pub fn add(&mut self, left: u16, top: u16, right: u16, bottom: u16) {
+        let rows = (self.drawn.len() / usize::from(self.cols)) as u16;
+        for row in top / self.cell..=(bottom / self.cell).min(rows.saturating_sub(1)) {
+            for col in left / self.cell..=(right / self.cell).min(self.cols - 1) {
+                let i = usize::from(row) * usize::from(self.cols) + usize::from(col);
+                if !self.drawn[i] {
+                    self.drawn[i] = true;
+                    self.missing -= 1;
+                }
+            }
+        }
+    }
+
+    pub fn complete(&self) -> bool {
+        self.missing == 0
+    }
+}
+
+/// CredSSP here uses NTLM; a Kerberos KDC is never contacted.
+struct NoKerberos;
+
+impl ironrdp_tokio::NetworkClient for NoKerberos {
+    async fn send(
+        &mut self,
+        _request: &ironrdp_connector::sspi::generator::NetworkRequest,
+    ) -> ironrdp_connector::ConnectorResult<Vec<u8>> {
+        Err(ironrdp_connector::general_err!(
+            "Kerberos is not supported; use a local or NTLM account"
+        ))
+    }
+}
+
+fn connector_config(creds: &RdpCredentials, width: u16, height: u16) -> ironrdp_connector::Config {
+    ironrdp_connector::Config {
+        desktop_size: DesktopSize { width, height },
+        monitor_layout: None,
+        desktop_scale_factor: 0,
+        desktop_physical_size: None,
+        desktop_orientation: None,
+        device_scale_factor: None,
+        monitor_extended_layout: None,
+        relative_mouse_input: false,
+        enable_tls: true,
+        enable_credssp: true,
+        enable_standard_rdp_security: false,
+        credentials: Credentials::UsernamePassword {
+            username: creds.user.clone(),
+            password: creds.password.clone(),
+        },
+        domain: creds.domain.clone(),
+        client_build: 0,
+        client_name: "thin-client".to_owned(),
+        keyboard_type: KeyboardType::IBM_ENHANCED,
+        keyboard_subtype: 0,
+        keyboard_functional_keys_count: 12,
+        keyboard_layout: 0,
+        connection_type: ironrdp_pdu::gcc::ConnectionType::Lan,
+        ime_file_name: String::new(),
+        bitmap: None,
+        dig_product_id: String::new(),
+        client_dir: String::new(),
+        alternate_shell: String::new(),
+        work_dir: String::new(),
+        remote_application_mode: false,
+        rail_support_level: ironrdp_pdu::rdp::capability_sets::RailSupportLevel::empty(),
+        platform: MajorPlatformType::UNIX,
+        hardware_id: None,
+        request_data: None,
+        autologon: false,
+        enable_audio_playback: false,
+        enable_audio_capture: false,
+        performance_flags: Default::default(),
+        license_cache: None,
+        timezone_info: Default::default(),
+        compression_type: None,
+        enable_server_pointer: false,
+        pointer_software_rendering: false,
+        multitransport_flags: None,
+        support_dyn_vc_gfx_protocol: false,
+    }
+}
+
+fn rdp_err(e: impl std::fmt::Display) -> ConnectError {
+    ConnectError::Rdp(e.to_string())
+}
+
+/// Runs the session preamble and the RDP connection over a paired pipe.
+pub async fn connect<S>(
+    pipe: S,
+    creds: &RdpCredentials,
+    (width, height): (u16, u16),
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<RdpSession<Prefixed<S>>, ConnectError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + Sync,
+{
+    let lost = |e: std::io::Error| ConnectError::ConnectionLost(e.to_string());
+    let mut pipe = FramedIo::new(pipe);
+    pipe.write_all(&proto::relay::encode(&SessionRequest::Open {
+        mode: SessionMode::Rdp,
+    }))
+    .await
+    .map_err(lost)?;
+
+    let client_addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
+    let mut connector = ClientConnector::new(connector_config(creds, width, height), client_addr);
+    let mut buf = WriteBuf::new();
+    let written = connector.step_no_input(&mut buf).map_err(rdp_err)?;
+    let x224_request = buf.filled()[..written.size().unwrap_or(0)].to_vec();
+    let request =
+        RDCleanPathPdu::new_request(x224_request, "rdp-server".into(), String::new(), None)
+            .and_then(|pdu| pdu.to_der())
+            .map_err(rdp_err)?;
+    pipe.write_all(&proto::encode_frame(&request))
+        .await
+        .map_err(lost)?;
+
+    let read = |e: transport::ReadFrameError| {
+        ConnectError::ConnectionLost(format!("the office PC closed the session ({e})"))
+    };
+    let reply: SessionReply =
+        proto::relay::decode(&pipe.read_frame().await.map_err(read)?).map_err(rdp_err)?;
+    if let SessionReply::Refused { reason } = reply {
+        return Err(ConnectError::HostRefused(reason));
+    }
+    progress(Progress::RemoteLogon);
+    let response = RDCleanPathPdu::from_der(&pipe.read_frame().await.map_err(read)?)
+        .map_err(rdp_err)?
+        .into_enum()
+        .map_err(rdp_err)?;
+    let (x224_response, chain) = match response {
+        RDCleanPath::Response {
+            x224_connection_response,
+            server_cert_chain,
+            ..
+        } => (x224_connection_response, server_cert_chain),
+        RDCleanPath::GeneralErr(e) => return Err(ConnectError::HostRefused(e.to_string())),
+        other => return Err(rdp_err(format!("unexpected RDCleanPath answer {other:?}"))),
+    };
+    buf.clear();
+    connector
+        .step(x224_response.as_bytes(), None, &mut buf)
+        .map_err(rdp_err)?;
+    if !connector.should_perform_security_upgrade() {
+        return Err(rdp_err("the RDP server did not agree to TLS"));
+    }
+    let server_key = chain
+        .first()
+        .and_then(|cert| proto::session::server_public_key(cert.as_bytes()))
+        .ok_or_else(|| rdp_err("the RDP server's certificate is unreadable"))?;
+
+    let (stream, rest) = pipe.into_parts();
+    let mut framed = TokioFramed::new(Prefixed::new(rest, stream));
+    let upgraded = ironrdp_tokio::mark_as_upgraded(
+        ironrdp_tokio::skip_connect_begin(&mut connector),
+        &mut connector,
+    );
+    let outcome = ironrdp_tokio::connect_finalize(
+        upgraded,
+        connector,
+        &mut framed,
+        &mut NoKerberos,
+        "rdp-server".into(),
+        server_key,
+        None,
+    )
+    .await
+    .map_err(|e| match e.kind() {
+        ConnectorErrorKind::Credssp(_) | ConnectorErrorKind::AccessDenied => {
+            ConnectError::LogonRefused(format!(
+                "the remote PC did not accept the user name or password ({e})"
+            ))
+        }
+        _ => rdp_err(e),
+    })?;
+    let ConnectionOutcome::Connected(result) = outcome else {
+        return Err(rdp_err(
+            "the RDP server redirected the session elsewhere, which is not supported",
+        ));
+    };
+    progress(Progress::Connected);
+
+    let size = result.desktop_size;
+    let stage = ActiveStageBuilder {
+        static_channels: result.static_channels,
+        user_channel_id: result.user_channel_id,
+        io_channel_id: result.io_channel_id,
+        message_channel_id: result.message_channel_id,
+        share_id: result.share_id,
+        compression_type: result.compression_type,
+        enable_server_pointer: false,
+        pointer_software_rendering: false,
+    }
+    .build();
+    Ok(RdpSession {
+        framed,
+        stage,
+        image: DecodedImage::new(PixelFormat::RgbA32, size.width, size.height),
+        input: Database::new(),
+        frame: FrameStatus::new(size.width, size.height),
+    })
+}
+
+/// A running RDP session: decoded framebuffer plus input.
+pub struct RdpSession<S> {
+    framed: TokioFramed<S>,
+    stage: ActiveStage,
+    image: DecodedImage,
+    input: Database,
+    frame: FrameStatus,
+}
+
+impl<S> RdpSession<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + Sync,
+{
+    /// The framebuffer, RGBA, `width() * height() * 4` bytes.
+    pub fn image(&self) -> &[u8] {
+        self.image.data()
+    }
+
+    pub fn width(&self) -> u16 {
+        self.image.width()
+    }
+
+    pub fn height(&self) -> u16 {
+        self.image.height()
+    }
+
+    /// Whether every part of the desktop has been drawn at least once.
+    pub fn first_frame_complete(&self) -> bool {
+        self.frame.complete()
+    }
+
+    /// Reads and applies the next PDU from the server.
+    pub async fn next_events(&mut self) -> Result<Vec<SessionEvent>, ConnectError> {
+        let (action, payload) = self.framed.read_pdu().await.map_err(|e| {
+            ConnectError::ConnectionLost(format!("the remote desktop connection closed ({e})"))
+        })?;
+        let outputs = self
+            .stage
+            .process(&mut self.image, action, &payload, None)
+            .map_err(rdp_err)?;
+        self.apply(outputs).await
+    }
+
+    async fn apply(
+        &mut self,
+        outputs: Vec<ActiveStageOutput>,
+    ) -> Result<Vec<SessionEvent>, ConnectError> {
+        let mut events = Vec::new();
+        for output in outputs {
+            match output {
+                ActiveStageOutput::ResponseFrame(frame) => self.send(&frame).await?,
+                ActiveStageOutput::GraphicsUpdate(r) => {
+                    self.frame.add(r.left, r.top, r.right, r.bottom);
+                    events.push(SessionEvent::Updated(r.left, r.top, r.right, r.bottom));
+                }
+                ActiveStageOutput::Terminate(reason) => {
+                    events.push(SessionEvent::Ended(reason.to_string()))
+                }
+                _ => {}
+            }
+        }
+        Ok(events)
+    }
+
+    async fn send(&mut self, bytes: &[u8]) -> Result<(), ConnectError> {
+        self.framed
+            .write_all(bytes)
+            .await
+            .map_err(|e| ConnectError::ConnectionLost(e.to_string()))
+    }
+
+    async fn input(&mut self, ops: Vec<Operation>) -> Result<(), ConnectError> {
+        let events = self.input.apply(ops);
+        if events.is_empty() {
+            return Ok(());
+        }
+        let outputs = self
+            .stage
+            .process_fastpath_input(&mut self.image, &events)
+            .map_err(rdp_err)?;
+        self.apply(outputs).await.map(drop)
+    }
+
+    /// Presses or releases a key by its set-1 scancode.
+    pub async fn key(
+        &mut self,
+        scancode: u8,
+        extended: bool,
+        down: bool,
+    ) -> Result<(), ConnectError> {
+        let code = Scancode::from_u8(extended, scancode);
+        let op = if down {
+            Operation::KeyPressed(code)
+        } else {
+            Operation::KeyReleased(code)
+        };
+        self.input(vec![op]).await
+    }
+
+    pub async fn mouse_move(&mut self, x: u16, y: u16) -> Result<(), ConnectError> {
+        self.input(vec![Operation::MouseMove(MousePosition { x, y })])
+            .await
+    }
+
+    /// Moves to (x, y) and clicks the left button.
+    pub async fn click(&mut self, x: u16, y: u16) -> Result<(), ConnectError> {
+        self.input(vec![
+            Operation::MouseMove(MousePosition { x, y }),
+            Operation::MouseButtonPressed(MouseButton::Left),
+        ])
+        .await?;
+        self.input(vec![Operation::MouseButtonReleased(MouseButton::Left)])
+            .await
+    }
+
+    /// Ends the session politely.
+    pub async fn disconnect(mut self) -> Result<(), ConnectError> {
+        let outputs = self.stage.graceful_shutdown().map_err(rdp_err)?;
+        self.apply(outputs).await.map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FrameStatus;
+
+    #[test]
+    fn frame_completes_when_every_cell_is_drawn() {
+        let mut f = FrameStatus::new(100, 40);
+        f.add(0, 0, 63, 39);
+        assert!(!f.complete());
+        f.add(64, 0, 99, 39);
+        assert!(f.complete());
+    }
+}
