@@ -129,8 +129,8 @@ impl TestDesktop {
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
-        if width < TILE || height < TILE {
-            bail!("the desktop must be at least {TILE}×{TILE}");
+        if width < TILE || height < TILE || width % 4 != 0 {
+            bail!("the desktop must be at least {TILE}×{TILE} and its width a multiple of 4");
         }
         Ok(Self {
             listener,
@@ -424,6 +424,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + Sync> Session<S> {
 
     /// Sends `rect` of the canvas as planar-coded tiles.
     async fn send_rect(&mut self, (left, top, width, height): Rect) -> anyhow::Result<()> {
+        // Bitmap widths must be multiples of 4: widen the rectangle to fit.
+        let right = (left + width).next_multiple_of(4).min(self.canvas.width);
+        let left = left - left % 4;
+        let width = right - left;
         let mut out = Vec::new();
         let mut ty = top;
         while ty < top + height {

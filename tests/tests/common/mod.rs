@@ -1,0 +1,263 @@
+//! Test harness: the project's binaries as real processes on loopback.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Path of a workspace binary, built once per test run.
+pub fn bin(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    let target = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .to_owned();
+    BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args([
+                "build",
+                "--quiet",
+                "--bins",
+                "-p",
+                "relay",
+                "-p",
+                "host",
+                "-p",
+                "test-desktop",
+                "-p",
+                "client-core",
+            ])
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the binaries failed");
+    });
+    target.join(name)
+}
+
+/// A child process whose output lines are collected; killed on drop.
+pub struct Proc {
+    pub name: String,
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    pub seen: Vec<String>,
+}
+
+impl Proc {
+    pub fn start(name: &str, args: &[&str]) -> Self {
+        Self::start_cmd(name, Command::new(bin(name)).args(args))
+    }
+
+    pub fn start_cmd(name: &str, cmd: &mut Command) -> Self {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let (tx, lines) = mpsc::channel();
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Self {
+            name: name.to_owned(),
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits (bounded) for an output line containing `needle`; returns it.
+    pub fn wait_for(&mut self, needle: &str, limit: Duration) -> String {
+        if let Some(line) = self.seen.iter().find(|l| l.contains(needle)) {
+            return line.clone();
+        }
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "{} printed no line with {needle:?} within {limit:?}; it printed:\n{}",
+                    self.name,
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Waits (bounded) for the process to exit; returns its code and output.
+    pub fn wait_exit(&mut self, limit: Duration) -> (i32, String) {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                // Let the reader threads drain.
+                while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                    self.seen.push(line);
+                }
+                return (status.code().unwrap_or(-1), self.seen.join("\n"));
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not exit within {limit:?}",
+                self.name
+            );
+            while let Ok(line) = self.lines.try_recv() {
+                self.seen.push(line);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(100)) {
+                self.seen.push(line);
+            }
+            eprintln!("--- output of {} ---\n{}", self.name, self.seen.join("\n"));
+        }
+    }
+}
+
+/// The address a process printed after `prefix`, e.g. "listening on ".
+pub fn addr_after(line: &str, prefix: &str) -> String {
+    let start = line.find(prefix).expect("prefix present") + prefix.len();
+    line[start..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .trim_end_matches(':')
+        .to_owned()
+}
+
+/// Runs a command to completion (bounded) and returns (code, stdout+stderr).
+pub fn run(name: &str, args: &[&str]) -> (i32, String) {
+    let mut p = Proc::start(name, args);
+    p.wait_exit(Duration::from_secs(60))
+}
+
+/// A relay with its own CA, serving on a free loopback port.
+pub struct RelayProc {
+    pub dir: tempfile::TempDir,
+    pub addr: String,
+    pub proc: Proc,
+}
+
+impl RelayProc {
+    pub fn start(extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap().to_owned();
+        let (code, out) = run("thin-relay", &["init", "--dir", &d]);
+        assert_eq!(code, 0, "{out}");
+        let mut args = vec!["serve", "--dir", &d, "--listen", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        let mut proc = Proc::start("thin-relay", &args);
+        let line = proc.wait_for("thin-relay listening on ", Duration::from_secs(20));
+        let addr = addr_after(&line, "listening on ");
+        Self { dir, addr, proc }
+    }
+
+    pub fn ca(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+}
+
+/// A host configured for `id`, forwarding to `target`.
+pub struct HostProc {
+    pub config: PathBuf,
+    pub proc: Proc,
+}
+
+impl HostProc {
+    pub fn start(dir: &Path, relay: &RelayProc, id: &str, target: &str) -> Self {
+        let config = dir.join(format!("{id}-{}.toml", std::process::id()));
+        let c = config.to_str().unwrap();
+        let ca = relay.ca();
+        let (code, out) = run(
+            "thin-host",
+            &[
+                "init",
+                "--config",
+                c,
+                "--id",
+                id,
+                "--relay",
+                &relay.addr,
+                "--relay-ca",
+                ca.to_str().unwrap(),
+                "--target",
+                target,
+            ],
+        );
+        assert_eq!(code, 0, "{out}");
+        let mut proc = Proc::start("thin-host", &["run", "--config", c]);
+        proc.wait_for("registered; waiting for sessions", Duration::from_secs(20));
+        Self { config, proc }
+    }
+}
+
+/// The synthetic RDP server as a process.
+pub fn test_desktop(user: &str, password: &str) -> (Proc, String) {
+    let mut proc = Proc::start(
+        "thin-test-desktop",
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--user",
+            user,
+            "--password",
+            password,
+        ],
+    );
+    let line = proc.wait_for("thin-test-desktop listening on ", Duration::from_secs(20));
+    let addr = addr_after(&line, "listening on ");
+    (proc, addr)
+}
+
+/// Reads a PNG written by thin-client: (width, height, RGB bytes).
+pub fn read_png(path: &Path) -> (u32, u32, Vec<u8>) {
+    let decoder = png::Decoder::new(std::fs::File::open(path).unwrap());
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    buf.truncate(info.buffer_size());
+    (info.width, info.height, buf)
+}
+
+pub fn is_installed(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}

@@ -1,0 +1,135 @@
+//! A real session across separate processes: relay, host, test desktop,
+//! and the client (CLI and library).
+
+mod common;
+
+use std::time::Duration;
+
+use client_core::native::{self, RelayTarget};
+use client_core::{RdpCredentials, SessionEvent};
+use common::*;
+use test_desktop::{key_strip_color, picture_pixel, CLICK_MARK, KEY_STRIP_HEIGHT};
+
+const USER: &str = "alice";
+const PASSWORD: &str = "Secr3t!pw";
+
+#[test]
+fn session_shows_the_picture_and_carries_input_both_ways() {
+    let relay = RelayProc::start(&[]);
+    let (mut desktop, desktop_addr) = test_desktop(USER, PASSWORD);
+    let work = tempfile::tempdir().unwrap();
+    let _host = HostProc::start(work.path(), &relay, "office-pc", &desktop_addr);
+
+    // The CLI: first complete frame as PNG, timings printed.
+    let shot = work.path().join("shot.png");
+    let ca = relay.ca();
+    let (code, out) = run(
+        "thin-client",
+        &[
+            "connect",
+            "--relay",
+            &relay.addr,
+            "--relay-ca",
+            ca.to_str().unwrap(),
+            // IDs are case-insensitive.
+            "--id",
+            "Office-PC",
+            "--rdp-user",
+            USER,
+            "--rdp-password",
+            PASSWORD,
+            "--screenshot",
+            shot.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("pairing_ms="), "{out}");
+    assert!(out.contains("first_frame_ms="), "{out}");
+    let (w, h, rgb) = read_png(&shot);
+    assert_eq!((w, h), (1024, 768));
+    let mut checked = 0;
+    for y in (0..h).step_by(13) {
+        for x in (0..w).step_by(17) {
+            let i = ((y * w + x) * 3) as usize;
+            assert_eq!(
+                &rgb[i..i + 3],
+                &picture_pixel(x as u16, y as u16),
+                "pixel {x},{y}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 3000);
+
+    // The library client: send a key and a click, see them echoed.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let target = RelayTarget {
+            addr: relay.addr.clone(),
+            ca: relay.ca(),
+            proxy: None,
+        };
+        let creds = RdpCredentials {
+            user: USER.into(),
+            password: PASSWORD.into(),
+            domain: None,
+        };
+        let (mut session, _) = native::connect_and_wait_frame(
+            &target,
+            "office-pc",
+            &creds,
+            (1024, 768),
+            Duration::from_secs(30),
+            &mut |_| {},
+        )
+        .await
+        .expect("connects");
+        session.key(0x1e, false, true).await.unwrap();
+        session.key(0x1e, false, false).await.unwrap();
+        session.click(100, 200).await.unwrap();
+
+        let pixel = |s: &client_core::RdpSession<_>, x: usize, y: usize| {
+            let i = (y * 1024 + x) * 4;
+            [s.image()[i], s.image()[i + 1], s.image()[i + 2]]
+        };
+        let strip_y = 768 - usize::from(KEY_STRIP_HEIGHT) / 2;
+        let echoed = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if pixel(&session, 100, 200) == CLICK_MARK
+                    && pixel(&session, 500, strip_y) == key_strip_color(0x1e)
+                {
+                    return;
+                }
+                for event in session.next_events().await.unwrap() {
+                    assert!(!matches!(event, SessionEvent::Ended(_)));
+                }
+            }
+        })
+        .await;
+        assert!(
+            echoed.is_ok(),
+            "the click mark and key strip never came back"
+        );
+        // Untouched pixels still show the picture.
+        assert_eq!(pixel(&session, 300, 300), picture_pixel(300, 300));
+        session.disconnect().await.unwrap();
+    });
+    desktop.wait_for("input: key 0x1e down", Duration::from_secs(5));
+    desktop.wait_for("input: key 0x1e up", Duration::from_secs(5));
+    desktop.wait_for("input: click left 100,200", Duration::from_secs(5));
+}
+
+#[test]
+fn demo_runs_with_no_setup() {
+    let work = tempfile::tempdir().unwrap();
+    let shot = work.path().join("demo.png");
+    let (code, out) = run(
+        "thin-client",
+        &["demo", "--screenshot", shot.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{out}");
+    let (w, h, rgb) = read_png(&shot);
+    assert_eq!((w, h), (1024, 768));
+    let i = ((400 * w + 700) * 3) as usize;
+    assert_eq!(&rgb[i..i + 3], &picture_pixel(700, 400));
+}
