@@ -19,7 +19,7 @@ struct Cli {
 enum Command {
     /// Connect to a computer ID: save the first complete frame (--screenshot),
     /// or open a local port for any RDP client (--listen).
-    Connect(ConnectArgs),
+    Connect(Box<ConnectArgs>),
     /// Start relay, host and test desktop in this process and connect to them.
     Demo {
         /// Where to save the first complete frame as PNG.

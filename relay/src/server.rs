@@ -239,24 +239,26 @@ async fn handle(
             return Ok(());
         }
     };
+    // Hellos carry the protocol version; anything else is refused first.
+    let version = match &msg {
+        Some(ToRelay::HostHello { version, .. } | ToRelay::ClientHello { version, .. }) => {
+            Some(*version)
+        }
+        _ => None,
+    };
+    if let Some(version) = version {
+        if !check_version(&mut conn, version).await {
+            return Ok(());
+        }
+    }
     match msg {
-        Some(ToRelay::HostHello {
-            version,
-            id,
-            public_key,
-        }) => {
-            if check_version(&mut conn, version).await {
-                host_control(shared, conn, peer, id, public_key).await;
-            }
+        Some(ToRelay::HostHello { id, public_key, .. }) => {
+            host_control(shared, conn, peer, id, public_key).await
         }
         Some(ToRelay::HostAccept { id, session }) => {
             host_data(shared, conn, peer, id, session).await
         }
-        Some(ToRelay::ClientHello { version, id }) => {
-            if check_version(&mut conn, version).await {
-                client(shared, conn, peer, id).await;
-            }
-        }
+        Some(ToRelay::ClientHello { id, .. }) => client(shared, conn, peer, id).await,
         Some(other) => {
             send_error(
                 &mut conn,

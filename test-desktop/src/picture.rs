@@ -11,7 +11,7 @@ pub const KEY_STRIP_HEIGHT: u16 = 16;
 /// The picture: horizontal and vertical gradients over a 32-pixel checker,
 /// so any misplaced tile, swapped channel or flipped row shows.
 pub fn picture_pixel(x: u16, y: u16) -> [u8; 3] {
-    let checker = ((x / 32) + (y / 32)) % 2 == 0;
+    let checker = ((x / 32) + (y / 32)).is_multiple_of(2);
     [
         (x % 256) as u8,
         (y % 256) as u8,

@@ -129,7 +129,7 @@ impl TestDesktop {
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
-        if width < TILE || height < TILE || width % 4 != 0 {
+        if width < TILE || height < TILE || !width.is_multiple_of(4) {
             bail!("the desktop must be at least {TILE}×{TILE} and its width a multiple of 4");
         }
         Ok(Self {
