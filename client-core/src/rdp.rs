@@ -5,8 +5,10 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 
+use ironrdp_connector::credssp::CredsspSequence;
 use ironrdp_connector::{
-    ClientConnector, ConnectionOutcome, ConnectorErrorKind, Credentials, DesktopSize, Sequence as _,
+    ClientConnector, ClientConnectorState, ConnectionOutcome, ConnectorErrorKind, Credentials,
+    DesktopSize, Sequence as _,
 };
 use ironrdp_core::WriteBuf;
 use ironrdp_graphics::image_processing::PixelFormat;
@@ -232,22 +234,21 @@ where
         ironrdp_tokio::skip_connect_begin(&mut connector),
         &mut connector,
     );
+    logon(&mut connector, &mut framed, server_key).await?;
     let outcome = ironrdp_tokio::connect_finalize(
         upgraded,
         connector,
         &mut framed,
         &mut NoKerberos,
         "rdp-server".into(),
-        server_key,
+        Vec::new(),
         None,
     )
     .await
     .map_err(|e| match e.kind() {
-        ConnectorErrorKind::Credssp(_) | ConnectorErrorKind::AccessDenied => {
-            ConnectError::LogonRefused(format!(
-                "the remote PC did not accept the user name or password ({e})"
-            ))
-        }
+        ConnectorErrorKind::AccessDenied => ConnectError::LogonRefused(format!(
+            "the remote PC did not accept the user name or password ({e})"
+        )),
         _ => rdp_err(e),
     })?;
     let ConnectionOutcome::Connected(result) = outcome else {
@@ -276,6 +277,49 @@ where
         input: Database::new(),
         frame: FrameStatus::new(size.width, size.height),
     })
+}
+
+/// CredSSP (NLA), run as its own step so that a refusal reads as one: a
+/// server that rejects the credentials either says so in the exchange or
+/// (FreeRDP, xrdp) simply closes the connection.
+async fn logon<S>(
+    connector: &mut ClientConnector,
+    framed: &mut TokioFramed<S>,
+    server_key: Vec<u8>,
+) -> Result<(), ConnectError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + Sync,
+{
+    let ClientConnectorState::Credssp { selected_protocol } = connector.state else {
+        return Err(rdp_err(
+            "the RDP server did not ask for a network-level logon (NLA)",
+        ));
+    };
+    let refused = |e: ironrdp_connector::ConnectorError| {
+        let detail = match e.kind() {
+            ConnectorErrorKind::Credssp(why) => why.to_string(),
+            ConnectorErrorKind::Custom => "it closed the connection during the logon".to_owned(),
+            _ => e.to_string(),
+        };
+        ConnectError::LogonRefused(format!(
+            "the remote PC did not accept the user name or password ({detail})"
+        ))
+    };
+    let (sequence, ts_request) = CredsspSequence::init(
+        connector.config.credentials.clone(),
+        connector.config.domain.as_deref(),
+        selected_protocol,
+        "rdp-server".into(),
+        server_key,
+        None,
+    )
+    .map_err(rdp_err)?;
+    let mut buf = WriteBuf::new();
+    ironrdp_tokio::perform_credssp(framed, &mut NoKerberos, &mut buf, sequence, ts_request)
+        .await
+        .map_err(refused)?;
+    connector.mark_credssp_as_done();
+    Ok(())
 }
 
 /// A running RDP session: decoded framebuffer plus input.

@@ -20,20 +20,11 @@ pub fn bin(name: &str) -> PathBuf {
         .to_owned();
     BUILT.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        // `--workspace --all-targets` resolves features exactly as
+        // `cargo test --workspace` does, so this reuses its build instead of
+        // recompiling the libraries with another feature set.
         let status = Command::new(cargo)
-            .args([
-                "build",
-                "--quiet",
-                "--bins",
-                "-p",
-                "relay",
-                "-p",
-                "host",
-                "-p",
-                "test-desktop",
-                "-p",
-                "client-core",
-            ])
+            .args(["build", "--quiet", "--workspace", "--all-targets"])
             .status()
             .expect("cargo runs");
         assert!(status.success(), "building the binaries failed");
@@ -104,6 +95,21 @@ impl Proc {
                     self.seen.join("\n")
                 ),
             }
+        }
+    }
+
+    /// Waits (bounded) for the next output line.
+    pub fn next_line(&mut self, limit: Duration) -> String {
+        match self.lines.recv_timeout(limit) {
+            Ok(line) => {
+                self.seen.push(line.clone());
+                line
+            }
+            Err(_) => panic!(
+                "{} printed nothing within {limit:?}; it printed:\n{}",
+                self.name,
+                self.seen.join("\n")
+            ),
         }
     }
 

@@ -1,0 +1,256 @@
+//! Real RDP peers through relay and host: the FreeRDP shadow server (a real
+//! RDP server with NLA, shadowing an Xvfb display) and xfreerdp (a real RDP
+//! client) through `thin-client connect --listen`.
+//!
+//! These need Debian's `xvfb x11-xserver-utils freerdp2-shadow-x11
+//! winpr-utils freerdp2-x11` (installed by `.ci/run`). Without them the tests
+//! fail and say what to install; set THIN_SKIP_REAL_PEERS=1 to skip them
+//! deliberately on a machine that cannot have them.
+
+mod common;
+
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const USER: &str = "tester";
+const PASSWORD: &str = "Secr3t!pw";
+/// The colour the test paints on the shadowed X display.
+const ROOT_COLOUR: [u8; 3] = [0x33, 0x66, 0xcc];
+const PROGRAMS: &[&str] = &[
+    "Xvfb",
+    "xsetroot",
+    "freerdp-shadow-cli",
+    "winpr-hash",
+    "xfreerdp",
+];
+
+/// False when the real peers are deliberately skipped; panics when they are
+/// expected but missing.
+fn real_peers_available() -> bool {
+    if std::env::var_os("THIN_SKIP_REAL_PEERS").is_some() {
+        eprintln!("THIN_SKIP_REAL_PEERS is set: skipping the real-peer test");
+        return false;
+    }
+    let missing: Vec<_> = PROGRAMS.iter().filter(|p| !is_installed(p)).collect();
+    assert!(
+        missing.is_empty(),
+        "missing {missing:?}: apt-get install xvfb x11-xserver-utils freerdp2-shadow-x11 \
+         winpr-utils freerdp2-x11 (or set THIN_SKIP_REAL_PEERS=1)"
+    );
+    true
+}
+
+/// An X server of its own, on a display number it picks itself.
+struct Xvfb {
+    display: String,
+    _proc: Proc,
+}
+
+impl Xvfb {
+    fn start() -> Self {
+        let mut proc = Proc::start_cmd(
+            "Xvfb",
+            Command::new("Xvfb").args([
+                "-displayfd",
+                "1",
+                "-screen",
+                "0",
+                "1024x768x24",
+                "-nolisten",
+                "tcp",
+            ]),
+        );
+        let number = loop {
+            let line = proc.next_line(Duration::from_secs(20));
+            if let Ok(n) = line.trim().parse::<u32>() {
+                break n;
+            }
+        };
+        Self {
+            display: format!(":{number}"),
+            _proc: proc,
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_listening(addr: &str, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {addr}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The FreeRDP shadow server with NLA (user and password in a SAM file),
+/// showing `xvfb`'s display painted in ROOT_COLOUR.
+fn shadow_server(xvfb: &Xvfb, dir: &Path) -> (Proc, String) {
+    let sam = dir.join("sam.txt");
+    let hash = Command::new("winpr-hash")
+        .args(["-u", USER, "-p", PASSWORD, "-f", "sam"])
+        .output()
+        .unwrap();
+    assert!(hash.status.success(), "winpr-hash failed");
+    std::fs::write(&sam, hash.stdout).unwrap();
+
+    let port = free_port();
+    let proc = Proc::start_cmd(
+        "freerdp-shadow-cli",
+        Command::new("freerdp-shadow-cli")
+            .args([
+                "/bind-address:127.0.0.1",
+                &format!("/port:{port}"),
+                "-auth",
+                "/sec:nla",
+                &format!("/sam-file:{}", sam.display()),
+            ])
+            .env("DISPLAY", &xvfb.display)
+            .env("HOME", dir),
+    );
+    let addr = format!("127.0.0.1:{port}");
+    wait_listening(&addr, Duration::from_secs(20));
+    // Painted once the server watches the display, so that it sees the change.
+    let [r, g, b] = ROOT_COLOUR;
+    let status = Command::new("xsetroot")
+        .args(["-solid", &format!("#{r:02x}{g:02x}{b:02x}")])
+        .env("DISPLAY", &xvfb.display)
+        .status()
+        .unwrap();
+    assert!(status.success(), "xsetroot failed");
+    (proc, addr)
+}
+
+#[test]
+fn freerdp_shadow_server_through_relay_and_host() {
+    if !real_peers_available() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let xvfb = Xvfb::start();
+    let (_shadow, shadow_addr) = shadow_server(&xvfb, work.path());
+    let relay = RelayProc::start(&[]);
+    let _host = HostProc::start(work.path(), &relay, "shadow-pc", &shadow_addr);
+
+    let shot = work.path().join("shadow.png");
+    let ca = relay.ca();
+    let connect = |password: &str| {
+        run(
+            "thin-client",
+            &[
+                "connect",
+                "--relay",
+                &relay.addr,
+                "--relay-ca",
+                ca.to_str().unwrap(),
+                "--id",
+                "shadow-pc",
+                "--rdp-user",
+                USER,
+                "--rdp-password",
+                password,
+                "--screenshot",
+                shot.to_str().unwrap(),
+            ],
+        )
+    };
+
+    // The shadow server captures the display asynchronously: a session that
+    // starts before its first capture sees black, so allow a few attempts.
+    let mut wrong_pixels = Vec::new();
+    for _attempt in 0..5 {
+        let (code, out) = connect(PASSWORD);
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains("first_frame_ms="), "{out}");
+        let (w, h, rgb) = read_png(&shot);
+        assert_eq!((w, h), (1024, 768));
+        // The shadowed display's colour arrives (allowing for lossy codecs).
+        wrong_pixels = [(10, 10), (512, 384), (1000, 700), (100, 600)]
+            .into_iter()
+            .filter_map(|(x, y)| {
+                let i = ((y * w + x) * 3) as usize;
+                let pixel = [rgb[i], rgb[i + 1], rgb[i + 2]];
+                let close = pixel
+                    .iter()
+                    .zip(ROOT_COLOUR)
+                    .all(|(got, want)| got.abs_diff(want) <= 8);
+                (!close).then_some((x, y, pixel))
+            })
+            .collect();
+        if wrong_pixels.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    assert!(
+        wrong_pixels.is_empty(),
+        "(x, y, pixel) not {ROOT_COLOUR:?}: {wrong_pixels:?}"
+    );
+
+    let (code, out) = connect("not-the-password");
+    assert_ne!(code, 0);
+    assert!(out.contains("remote logon refused"), "{out}");
+}
+
+#[test]
+fn xfreerdp_through_raw_mode() {
+    if !real_peers_available() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let xvfb = Xvfb::start();
+    let (_shadow, shadow_addr) = shadow_server(&xvfb, work.path());
+    let relay = RelayProc::start(&[]);
+    let _host = HostProc::start(work.path(), &relay, "raw-pc", &shadow_addr);
+
+    let ca = relay.ca();
+    let mut client = Proc::start(
+        "thin-client",
+        &[
+            "connect",
+            "--relay",
+            &relay.addr,
+            "--relay-ca",
+            ca.to_str().unwrap(),
+            "--id",
+            "raw-pc",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+    );
+    let line = client.wait_for("listening on ", Duration::from_secs(20));
+    let local = addr_after(&line, "listening on ");
+
+    // xfreerdp keeps its known-hosts file under $HOME: give it its own.
+    let auth_only = |password: &str| {
+        let mut xfreerdp = Proc::start_cmd(
+            "xfreerdp",
+            Command::new("timeout")
+                .args(["30", "xfreerdp"])
+                .arg(format!("/v:{local}"))
+                .arg(format!("/u:{USER}"))
+                .arg(format!("/p:{password}"))
+                .args(["/cert:ignore", "/sec:nla", "+auth-only"])
+                .env("DISPLAY", &xvfb.display)
+                .env("HOME", work.path()),
+        );
+        xfreerdp.wait_exit(Duration::from_secs(40))
+    };
+    let (code, out) = auth_only(PASSWORD);
+    assert_eq!(
+        code, 0,
+        "xfreerdp could not log on through the relay:\n{out}"
+    );
+    let (code, out) = auth_only("not-the-password");
+    assert_ne!(code, 0, "a wrong password logged on:\n{out}");
+}
