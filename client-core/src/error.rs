@@ -10,6 +10,8 @@ pub enum ConnectError {
     RelayCa(String),
     #[error("relay unreachable: {0}")]
     RelayUnreachable(String),
+    #[error("HTTP proxy: {0}")]
+    Proxy(String),
     #[error(
         "relay certificate not trusted: {0}; check that you have the right ca.pem for this relay"
     )]

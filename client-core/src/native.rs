@@ -40,7 +40,7 @@ pub async fn dial_relay(relay: &RelayTarget) -> Result<RelayStream, ConnectError
             DialError::Unreachable { .. } | DialError::Timeout { .. } => {
                 ConnectError::RelayUnreachable(e.to_string())
             }
-            other => ConnectError::RelayUnreachable(format!("through the proxy: {other}")),
+            other => ConnectError::Proxy(other.to_string()),
         })?;
     transport::tls::connect(tcp, config, &relay.addr)
         .await

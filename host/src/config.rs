@@ -100,7 +100,8 @@ impl HostConfig {
 
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
         let text = toml::to_string_pretty(self).expect("config serialises");
-        files::write_atomic(path, text.as_bytes(), files::Mode::Public)
+        // The proxy URL may carry a password: keep the file private.
+        files::write_atomic(path, text.as_bytes(), files::Mode::Secret)
             .with_context(|| format!("cannot write {}", path.display()))
     }
 

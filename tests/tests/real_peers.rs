@@ -9,10 +9,9 @@
 
 mod common;
 
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -28,20 +27,11 @@ const PROGRAMS: &[&str] = &[
     "xfreerdp",
 ];
 
-/// False when the real peers are deliberately skipped; panics when they are
-/// expected but missing.
 fn real_peers_available() -> bool {
-    if std::env::var_os("THIN_SKIP_REAL_PEERS").is_some() {
-        eprintln!("THIN_SKIP_REAL_PEERS is set: skipping the real-peer test");
-        return false;
-    }
-    let missing: Vec<_> = PROGRAMS.iter().filter(|p| !is_installed(p)).collect();
-    assert!(
-        missing.is_empty(),
-        "missing {missing:?}: apt-get install xvfb x11-xserver-utils freerdp2-shadow-x11 \
-         winpr-utils freerdp2-x11 (or set THIN_SKIP_REAL_PEERS=1)"
-    );
-    true
+    real_peer_programs(
+        PROGRAMS,
+        "xvfb x11-xserver-utils freerdp2-shadow-x11 winpr-utils freerdp2-x11",
+    )
 }
 
 /// An X server of its own, on a display number it picks itself.
@@ -74,22 +64,6 @@ impl Xvfb {
             display: format!(":{number}"),
             _proc: proc,
         }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_listening(addr: &str, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    while TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on {addr}");
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

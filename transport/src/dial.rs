@@ -21,8 +21,12 @@ pub enum DialError {
     BadProxyUrl(String),
     #[error("the proxy refused the connection to {target}: {status}")]
     ProxyRefused { target: String, status: String },
-    #[error("the proxy asks for a user name and password (407); give them in the proxy URL")]
+    #[error(
+        "the proxy asks for a user name and password; give them as http://user:password@host:port"
+    )]
     ProxyAuthRequired,
+    #[error("the proxy did not accept the user name and password ({status})")]
+    ProxyAuthRefused { status: String },
     #[error("the proxy sent a malformed answer")]
     ProxyMalformed,
 }
@@ -154,7 +158,11 @@ async fn proxy_connect(
         .ok_or(DialError::ProxyMalformed)?;
     match code {
         200..=299 => Ok(()),
-        407 => Err(DialError::ProxyAuthRequired),
+        // 407 is the standard answer; some proxies (tinyproxy) send 401.
+        401 | 407 if proxy.auth.is_some() => Err(DialError::ProxyAuthRefused {
+            status: status_line,
+        }),
+        401 | 407 => Err(DialError::ProxyAuthRequired),
         _ => Err(DialError::ProxyRefused {
             target: target.to_owned(),
             status: status_line,

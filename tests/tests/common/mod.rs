@@ -192,6 +192,18 @@ impl RelayProc {
         Self { dir, addr, proc }
     }
 
+    /// Stops the relay and starts it again on the same address and state.
+    pub fn restart(&mut self) {
+        self.proc.kill();
+        let d = self.dir.path().to_str().unwrap().to_owned();
+        let mut proc = Proc::start(
+            "thin-relay",
+            &["serve", "--dir", &d, "--listen", &self.addr],
+        );
+        proc.wait_for("thin-relay listening on ", Duration::from_secs(20));
+        self.proc = proc;
+    }
+
     pub fn ca(&self) -> PathBuf {
         self.dir.path().join("ca.pem")
     }
@@ -205,25 +217,35 @@ pub struct HostProc {
 
 impl HostProc {
     pub fn start(dir: &Path, relay: &RelayProc, id: &str, target: &str) -> Self {
+        Self::start_with(dir, relay, id, target, &[])
+    }
+
+    /// Like [`start`](Self::start) with extra `thin-host init` arguments.
+    pub fn start_with(
+        dir: &Path,
+        relay: &RelayProc,
+        id: &str,
+        target: &str,
+        extra: &[&str],
+    ) -> Self {
         let config = dir.join(format!("{id}-{}.toml", std::process::id()));
         let c = config.to_str().unwrap();
         let ca = relay.ca();
-        let (code, out) = run(
-            "thin-host",
-            &[
-                "init",
-                "--config",
-                c,
-                "--id",
-                id,
-                "--relay",
-                &relay.addr,
-                "--relay-ca",
-                ca.to_str().unwrap(),
-                "--target",
-                target,
-            ],
-        );
+        let mut args = vec![
+            "init",
+            "--config",
+            c,
+            "--id",
+            id,
+            "--relay",
+            &relay.addr,
+            "--relay-ca",
+            ca.to_str().unwrap(),
+            "--target",
+            target,
+        ];
+        args.extend_from_slice(extra);
+        let (code, out) = run("thin-host", &args);
         assert_eq!(code, 0, "{out}");
         let mut proc = Proc::start("thin-host", &["run", "--config", c]);
         proc.wait_for("registered; waiting for sessions", Duration::from_secs(20));
@@ -266,4 +288,38 @@ pub fn is_installed(program: &str) -> bool {
         .status()
         .map(|s| s.success())
         .unwrap_or(false)
+}
+
+/// A free loopback port (for programs that cannot be told to pick one).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits (bounded) until something accepts TCP connections on `addr`.
+pub fn wait_listening(addr: &str, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {addr}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// True when the real peer `programs` are installed; false when they are
+/// deliberately skipped (THIN_SKIP_REAL_PEERS=1); otherwise panics saying
+/// which Debian `packages` to install (`.ci/run` installs them).
+pub fn real_peer_programs(programs: &[&str], packages: &str) -> bool {
+    if std::env::var_os("THIN_SKIP_REAL_PEERS").is_some() {
+        eprintln!("THIN_SKIP_REAL_PEERS is set: skipping a real-peer test");
+        return false;
+    }
+    let missing: Vec<_> = programs.iter().filter(|p| !is_installed(p)).collect();
+    assert!(
+        missing.is_empty(),
+        "missing {missing:?}: apt-get install {packages} (or set THIN_SKIP_REAL_PEERS=1)"
+    );
+    true
 }
