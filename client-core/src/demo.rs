@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::task::JoinHandle;
 
+use crate::known_hosts::MemoryPins;
 use crate::native::RelayTarget;
 use crate::rdp::RdpCredentials;
 
@@ -19,6 +20,8 @@ pub struct Demo {
     pub id: String,
     pub rdp: RdpCredentials,
     pub desktop: test_desktop::TestDesktopHandle,
+    /// Host keys pinned by this demo's connections (kept in memory only).
+    pub pins: MemoryPins,
     tasks: Vec<JoinHandle<()>>,
     _dir: tempfile::TempDir,
 }
@@ -100,6 +103,7 @@ impl Demo {
                 domain: None,
             },
             desktop: handle,
+            pins: MemoryPins::default(),
             tasks,
             _dir: dir,
         })

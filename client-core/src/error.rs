@@ -28,6 +28,24 @@ pub enum ConnectError {
     RelayRefused(String),
     #[error("the office PC could not start the session: {0}")]
     HostRefused(String),
+    #[error("the end-to-end channel to the office PC failed: {0}")]
+    Handshake(String),
+    #[error(
+        "WARNING: the key of computer '{id}' has changed (pinned {old_fingerprint}, now \
+         {new_fingerprint}). Someone may be impersonating it, so the connection was refused. \
+         If its owner re-installed thin-host, remove the old pin (thin-client forget-host \
+         {pin}) and connect again"
+    )]
+    HostKeyChanged {
+        id: String,
+        pin: String,
+        old_fingerprint: String,
+        new_fingerprint: String,
+    },
+    #[error("cannot use the pinned host keys: {0}")]
+    Pins(String),
+    #[error("cancelled")]
+    Cancelled,
     #[error("remote logon refused: {0}")]
     LogonRefused(String),
     #[error("RDP error: {0}")]

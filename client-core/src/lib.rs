@@ -2,13 +2,20 @@
 //! run the RDP session with ironrdp. The desktop and web apps drive it; the
 //! `thin-client` binary is its command-line face.
 //!
+//! The steps: dial the relay and pair ([`pairing`]), open the end-to-end
+//! channel and check the host's key ([`secure`], [`known_hosts`]), then RDP
+//! inside it ([`rdp`]). Questions for the user go through [`Interaction`].
+//!
 //! Protocol logic is sans-I/O (`proto`, ironrdp's state machines); the
 //! session code is generic over any byte stream so the browser can supply a
 //! WebSocket while native builds dial TCP + TLS ([`native`]).
 
 pub mod error;
+pub mod interaction;
+pub mod known_hosts;
 pub mod pairing;
 pub mod rdp;
+pub mod secure;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod demo;
@@ -18,19 +25,6 @@ pub mod native;
 pub mod screenshot;
 
 pub use error::ConnectError;
+pub use interaction::{Answer, Interaction, Progress, Prompt, TrustFirstUse};
+pub use known_hosts::{HostKeyCheck, KnownHosts, PinStore};
 pub use rdp::{FrameStatus, RdpCredentials, RdpSession, SessionEvent};
-
-/// Steps of a connection, in order, for progress displays.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Progress {
-    /// TCP + TLS to the relay is up.
-    RelayConnected,
-    /// The relay found the computer online and asked it to answer.
-    HostNotified,
-    /// The pipe to the host is open.
-    Paired,
-    /// The host reached its RDP server; the remote logon runs.
-    RemoteLogon,
-    /// The remote desktop session is running.
-    Connected,
-}

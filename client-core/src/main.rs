@@ -1,10 +1,14 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use client_core::native::{self, RelayTarget};
-use client_core::{screenshot, ConnectError, Progress, RdpCredentials};
+use client_core::interaction::BoxFuture;
+use client_core::native::{self, FilePins, RelayTarget};
+use client_core::{
+    screenshot, Answer, ConnectError, Interaction, PinStore, Progress, Prompt, RdpCredentials,
+};
 use transport::dial::Proxy;
 
 /// thin-client: reach your office PC through the relay.
@@ -20,6 +24,18 @@ enum Command {
     /// Connect to a computer ID: save the first complete frame (--screenshot),
     /// or open a local port for any RDP client (--listen).
     Connect(Box<ConnectArgs>),
+    /// Remove a pinned host key (after its owner re-installed thin-host).
+    ForgetHost {
+        /// The pin's name, computer-id@relay, as the warning printed it.
+        pin: String,
+        #[arg(long)]
+        known_hosts: Option<PathBuf>,
+    },
+    /// List the pinned host keys.
+    KnownHosts {
+        #[arg(long)]
+        known_hosts: Option<PathBuf>,
+    },
     /// Start relay, host and test desktop in this process and connect to them.
     Demo {
         /// Where to save the first complete frame as PNG.
@@ -61,6 +77,9 @@ struct ConnectArgs {
     /// Desktop size WIDTHxHEIGHT.
     #[arg(long, default_value = "1024x768", value_parser = parse_size)]
     size: (u16, u16),
+    /// The pinned host keys (default: known_hosts in the config folder).
+    #[arg(long)]
+    known_hosts: Option<PathBuf>,
     /// Seconds to wait for the first complete frame.
     #[arg(long, default_value_t = 30)]
     frame_timeout: u64,
@@ -99,15 +118,40 @@ fn main() -> ExitCode {
     }
 }
 
-fn show(step: Progress) {
-    let text = match step {
-        Progress::RelayConnected => "connected to the relay",
-        Progress::HostNotified => "the office PC is online; waiting for it to answer",
-        Progress::Paired => "connected to the office PC",
-        Progress::RemoteLogon => "logging on to the remote desktop",
-        Progress::Connected => "remote desktop connected",
-    };
-    eprintln!("… {text}");
+/// The terminal: progress on stderr; a new host key is trusted on first use
+/// and its fingerprint shown so it can be compared with the host's.
+struct Terminal;
+
+impl Interaction for Terminal {
+    fn progress(&mut self, step: Progress) {
+        let text = match step {
+            Progress::RelayConnected => "connected to the relay",
+            Progress::HostNotified => "the office PC is online; waiting for it to answer",
+            Progress::Paired => "connected to the office PC",
+            Progress::Secured => "end-to-end encryption with the office PC is set up",
+            Progress::RemoteLogon => "logging on to the remote desktop",
+            Progress::Connected => "remote desktop connected",
+        };
+        eprintln!("… {text}");
+    }
+
+    fn ask(&mut self, prompt: Prompt) -> BoxFuture<'_, Answer> {
+        Box::pin(async move {
+            match prompt {
+                Prompt::NewHostKey { id, fingerprint } => {
+                    eprintln!(
+                        "first connection to '{id}': its key {fingerprint} is now pinned \
+                         (`thin-host fingerprint` on that PC shows the same)"
+                    );
+                    Answer::Accept
+                }
+            }
+        })
+    }
+}
+
+fn pins_at(path: Option<PathBuf>) -> FilePins {
+    path.map_or_else(FilePins::default_location, |path| FilePins { path })
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -127,8 +171,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     listener.local_addr()?,
                     args.id
                 );
+                let pins = Arc::new(pins_at(args.known_hosts));
+                let ui: Box<dyn Interaction> = Box::new(Terminal);
+                let ui = Arc::new(tokio::sync::Mutex::new(ui));
                 tokio::select! {
-                    r = native::serve_raw(listener, relay, args.id) => r?,
+                    r = native::serve_raw(listener, relay, args.id, pins, ui) => r?,
                     _ = tokio::signal::ctrl_c() => {}
                 }
                 return Ok(());
@@ -147,9 +194,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 &creds,
                 args.size,
                 Duration::from_secs(args.frame_timeout),
+                &pins_at(args.known_hosts),
                 &shot,
             )
             .await
+        }
+        Command::ForgetHost { pin, known_hosts } => {
+            let pins = pins_at(known_hosts);
+            let mut hosts = pins.load().map_err(anyhow::Error::msg)?;
+            if !hosts.forget(&pin) {
+                anyhow::bail!(
+                    "no pin named '{pin}' in {} (see `thin-client known-hosts`)",
+                    pins.path.display()
+                );
+            }
+            pins.save(&hosts).map_err(anyhow::Error::msg)?;
+            println!("removed the pin for {pin}; the next connection pins the new key");
+            Ok(())
+        }
+        Command::KnownHosts { known_hosts } => {
+            let pins = pins_at(known_hosts);
+            for (name, fingerprint) in pins.load().map_err(anyhow::Error::msg)?.list() {
+                println!("{name} {fingerprint}");
+            }
+            Ok(())
         }
         Command::Demo { screenshot } => {
             eprintln!("starting the demo: relay, office PC agent and test desktop on loopback …");
@@ -161,6 +229,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 &demo.rdp,
                 (1024, 768),
                 Duration::from_secs(30),
+                &demo.pins,
                 &shot,
             )
             .await
@@ -174,10 +243,11 @@ async fn screenshot_session(
     creds: &RdpCredentials,
     size: (u16, u16),
     frame_timeout: Duration,
+    pins: &dyn PinStore,
     shot: &std::path::Path,
 ) -> anyhow::Result<()> {
     let (session, timings) =
-        native::connect_and_wait_frame(relay, id, creds, size, frame_timeout, &mut show)
+        native::connect_and_wait_frame(relay, id, creds, size, frame_timeout, pins, &mut Terminal)
             .await
             .map_err(|e: ConnectError| anyhow::anyhow!(e))?;
     screenshot::save_png(shot, session.image(), session.width(), session.height())

@@ -2,6 +2,7 @@
 //! the relay with its pinned CA; the raw-mode local port.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use proto::relay;
@@ -12,10 +13,12 @@ use tokio_rustls::client::TlsStream;
 use tracing::{info, warn};
 use transport::dial::{DialError, Proxy};
 use transport::tls::TlsConnectError;
-use transport::{FramedIo, Prefixed};
+use transport::{FramedIo, Prefixed, SecureStream};
 
+use crate::interaction::BoxFuture;
+use crate::known_hosts::pin_name;
 use crate::rdp::{self, RdpCredentials, RdpSession};
-use crate::{ConnectError, Progress};
+use crate::{Answer, ConnectError, Interaction, KnownHosts, PinStore, Progress, Prompt};
 
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -29,6 +32,8 @@ pub struct RelayTarget {
 
 pub type RelayStream = TlsStream<TcpStream>;
 pub type Pipe = Prefixed<RelayStream>;
+/// The end-to-end channel to the host, through the relay.
+pub type Channel = SecureStream<Pipe>;
 
 /// TCP (+ proxy) + TLS 1.3 to the relay.
 pub async fn dial_relay(relay: &RelayTarget) -> Result<RelayStream, ConnectError> {
@@ -50,16 +55,61 @@ pub async fn dial_relay(relay: &RelayTarget) -> Result<RelayStream, ConnectError
         })
 }
 
-/// Dials the relay and pairs with `id`.
-pub async fn open_pipe(
+/// Pins kept in a text file (see [`crate::known_hosts`]).
+pub struct FilePins {
+    pub path: PathBuf,
+}
+
+impl FilePins {
+    /// `known_hosts` in the client's config folder.
+    pub fn default_location() -> Self {
+        Self {
+            path: config_dir().join("known_hosts"),
+        }
+    }
+}
+
+/// The client's config folder: `$THIN_CONFIG_DIR`, else the platform's
+/// (e.g. `~/.config/thin`, `%APPDATA%\thin`).
+pub fn config_dir() -> PathBuf {
+    match std::env::var_os("THIN_CONFIG_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => dirs::config_dir()
+            .unwrap_or_else(|| PathBuf::from("."))
+            .join("thin"),
+    }
+}
+
+impl PinStore for FilePins {
+    fn load(&self) -> Result<KnownHosts, String> {
+        match std::fs::read_to_string(&self.path) {
+            Ok(text) => {
+                KnownHosts::parse(&text).map_err(|e| format!("{}: {e}", self.path.display()))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(KnownHosts::default()),
+            Err(e) => Err(format!("cannot read {}: {e}", self.path.display())),
+        }
+    }
+
+    fn save(&self, hosts: &KnownHosts) -> Result<(), String> {
+        files::write_atomic(&self.path, hosts.to_text().as_bytes(), files::Mode::Public)
+            .map_err(|e| format!("cannot write {}: {e}", self.path.display()))
+    }
+}
+
+/// Dials the relay, pairs with `id` and opens the end-to-end channel.
+pub async fn open_channel(
     relay: &RelayTarget,
     id: &str,
-    progress: &mut (dyn FnMut(Progress) + Send),
-) -> Result<Pipe, ConnectError> {
+    pins: &dyn PinStore,
+    ui: &mut dyn Interaction,
+) -> Result<Channel, ConnectError> {
     let id = ComputerId::parse(id)?;
     let stream = dial_relay(relay).await?;
-    progress(Progress::RelayConnected);
-    crate::pairing::pair(stream, &id, progress).await
+    ui.progress(Progress::RelayConnected);
+    let pipe = crate::pairing::pair(stream, &id, ui).await?;
+    let pin = pin_name(&relay.addr, &id);
+    crate::secure::secure(pipe, id.as_str(), &pin, pins, ui).await
 }
 
 /// How long the steps of a connection took.
@@ -71,6 +121,26 @@ pub struct Timings {
     pub first_frame: Duration,
 }
 
+/// Timestamps the pairing step while passing progress on.
+struct Timed<'a> {
+    ui: &'a mut dyn Interaction,
+    started: Instant,
+    paired: Option<Duration>,
+}
+
+impl Interaction for Timed<'_> {
+    fn progress(&mut self, step: Progress) {
+        if step == Progress::Paired {
+            self.paired = Some(self.started.elapsed());
+        }
+        self.ui.progress(step);
+    }
+
+    fn ask(&mut self, prompt: Prompt) -> BoxFuture<'_, Answer> {
+        self.ui.ask(prompt)
+    }
+}
+
 /// Connects to `id` and waits for the first complete frame.
 pub async fn connect_and_wait_frame(
     relay: &RelayTarget,
@@ -78,15 +148,20 @@ pub async fn connect_and_wait_frame(
     creds: &RdpCredentials,
     size: (u16, u16),
     frame_timeout: Duration,
-    progress: &mut (dyn FnMut(Progress) + Send),
-) -> Result<(RdpSession<Prefixed<Pipe>>, Timings), ConnectError> {
+    pins: &dyn PinStore,
+    ui: &mut dyn Interaction,
+) -> Result<(RdpSession<Prefixed<Channel>>, Timings), ConnectError> {
     let started = Instant::now();
-    let pipe = open_pipe(relay, id, progress).await?;
-    let pairing = started.elapsed();
-    let mut session = rdp::connect(pipe, creds, size, progress).await?;
+    let mut timed = Timed {
+        ui,
+        started,
+        paired: None,
+    };
+    let channel = open_channel(relay, id, pins, &mut timed).await?;
+    let mut session = rdp::connect(channel, creds, size, &mut timed).await?;
     wait_first_frame(&mut session, frame_timeout).await?;
     let timings = Timings {
-        pairing,
+        pairing: timed.paired.unwrap_or_default(),
         first_frame: started.elapsed(),
     };
     Ok((session, timings))
@@ -119,18 +194,27 @@ where
 
 /// Raw mode: every connection to `listener` is carried through the relay as
 /// a plain byte pipe to the host's RDP server, so any RDP client can use it.
+/// Connections take turns asking the user (`ui`) their questions.
 pub async fn serve_raw(
     listener: TcpListener,
     relay: RelayTarget,
     id: String,
+    pins: Arc<dyn PinStore>,
+    ui: Arc<tokio::sync::Mutex<Box<dyn Interaction>>>,
 ) -> std::io::Result<()> {
     loop {
         let (mut local, peer) = listener.accept().await?;
         local.set_nodelay(true).ok();
         let relay = relay.clone();
         let id = id.clone();
+        let pins = pins.clone();
+        let ui = ui.clone();
         tokio::spawn(async move {
-            match open_raw(&relay, &id).await {
+            let opened = {
+                let mut ui = ui.lock().await;
+                open_raw(&relay, &id, pins.as_ref(), ui.as_mut()).await
+            };
+            match opened {
                 Ok(mut pipe) => {
                     info!(%peer, "RDP client connected through the relay");
                     let _ = tokio::io::copy_bidirectional(&mut local, &mut pipe).await;
@@ -142,10 +226,15 @@ pub async fn serve_raw(
     }
 }
 
-async fn open_raw(relay: &RelayTarget, id: &str) -> Result<Prefixed<Pipe>, ConnectError> {
-    let pipe = open_pipe(relay, id, &mut |_| {}).await?;
+async fn open_raw(
+    relay: &RelayTarget,
+    id: &str,
+    pins: &dyn PinStore,
+    ui: &mut dyn Interaction,
+) -> Result<Prefixed<Channel>, ConnectError> {
+    let channel = open_channel(relay, id, pins, ui).await?;
     let lost = |e: std::io::Error| ConnectError::ConnectionLost(e.to_string());
-    let mut framed = FramedIo::new(pipe);
+    let mut framed = FramedIo::new(channel);
     framed
         .write_all(&relay::encode(&SessionRequest::Open {
             mode: SessionMode::Raw,

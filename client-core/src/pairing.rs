@@ -6,14 +6,14 @@ use proto::ComputerId;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use transport::Prefixed;
 
-use crate::{ConnectError, Progress};
+use crate::{ConnectError, Interaction, Progress};
 
 /// Pairs over `stream` (already connected to the relay). The returned stream
 /// is the raw pipe to the host.
 pub async fn pair<S>(
     mut stream: S,
     id: &ComputerId,
-    progress: &mut (dyn FnMut(Progress) + Send),
+    ui: &mut dyn Interaction,
 ) -> Result<Prefixed<S>, ConnectError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -36,9 +36,9 @@ where
         })?;
         for event in events {
             match event {
-                PairingEvent::HostNotified => progress(Progress::HostNotified),
+                PairingEvent::HostNotified => ui.progress(Progress::HostNotified),
                 PairingEvent::Paired { leftover } => {
-                    progress(Progress::Paired);
+                    ui.progress(Progress::Paired);
                     return Ok(Prefixed::new(leftover, stream));
                 }
             }

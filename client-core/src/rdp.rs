@@ -24,7 +24,7 @@ use proto::session::{SessionMode, SessionReply, SessionRequest};
 use tokio::io::{AsyncRead, AsyncWrite};
 use transport::{FramedIo, Prefixed};
 
-use crate::{ConnectError, Progress};
+use crate::{ConnectError, Interaction, Progress};
 
 /// The remote PC's own logon (Windows user, password, optional domain).
 #[derive(Clone)]
@@ -163,12 +163,13 @@ fn rdp_err(e: impl std::fmt::Display) -> ConnectError {
     ConnectError::Rdp(e.to_string())
 }
 
-/// Runs the session preamble and the RDP connection over a paired pipe.
+/// Runs the session preamble and the RDP connection over the end-to-end
+/// channel.
 pub async fn connect<S>(
     pipe: S,
     creds: &RdpCredentials,
     (width, height): (u16, u16),
-    progress: &mut (dyn FnMut(Progress) + Send),
+    ui: &mut dyn Interaction,
 ) -> Result<RdpSession<Prefixed<S>>, ConnectError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + Sync,
@@ -202,7 +203,7 @@ where
     if let SessionReply::Refused { reason } = reply {
         return Err(ConnectError::HostRefused(reason));
     }
-    progress(Progress::RemoteLogon);
+    ui.progress(Progress::RemoteLogon);
     let response = RDCleanPathPdu::from_der(&pipe.read_frame().await.map_err(read)?)
         .map_err(rdp_err)?
         .into_enum()
@@ -256,7 +257,7 @@ where
             "the RDP server redirected the session elsewhere, which is not supported",
         ));
     };
-    progress(Progress::Connected);
+    ui.progress(Progress::Connected);
 
     let size = result.desktop_size;
     let stage = ActiveStageBuilder {

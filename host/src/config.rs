@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
+use proto::channel::StaticKey;
 use proto::ComputerId;
 use ring::rand::SystemRandom;
 use ring::signature::{Ed25519KeyPair, KeyPair as _};
@@ -25,8 +26,11 @@ pub struct HostConfig {
     /// Optional HTTP CONNECT proxy: http://[user:password@]host:port
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy: Option<String>,
-    /// The host's Ed25519 identity key (relative paths are beside the config).
+    /// The host's Ed25519 identity key toward the relay (relative paths are
+    /// beside the config).
     pub key_file: PathBuf,
+    /// The host's X25519 key for the end-to-end channel; clients pin it.
+    pub e2e_key_file: PathBuf,
     /// Seconds between heartbeats to the relay.
     #[serde(default = "default_heartbeat")]
     pub heartbeat_secs: u64,
@@ -63,30 +67,34 @@ impl HostConfig {
         }
         transport::tls::load_certs(&opts.relay_ca)?;
         let relay_ca = std::fs::canonicalize(&opts.relay_ca)?;
-        let key_name = format!(
-            "{}.key",
-            path.file_stem().and_then(|s| s.to_str()).unwrap_or("host")
-        );
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("host");
         let config = Self {
             id,
             relay: opts.relay,
             relay_ca,
             target: opts.target.unwrap_or_else(default_target),
             proxy: opts.proxy,
-            key_file: PathBuf::from(key_name),
+            key_file: PathBuf::from(format!("{stem}.key")),
+            e2e_key_file: PathBuf::from(format!("{stem}.e2e.key")),
             heartbeat_secs: default_heartbeat(),
         };
-        let key_path = config.key_path(path);
-        if key_path.exists() {
-            bail!(
-                "{} already exists; remove it on purpose to start over",
-                key_path.display()
-            );
+        let key_path = config.beside(path, &config.key_file);
+        let e2e_path = config.beside(path, &config.e2e_key_file);
+        for existing in [&key_path, &e2e_path] {
+            if existing.exists() {
+                bail!(
+                    "{} already exists; remove it on purpose to start over",
+                    existing.display()
+                );
+            }
         }
         let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
             .map_err(|_| anyhow::anyhow!("cannot generate the host key"))?;
         files::write_atomic(&key_path, pkcs8.as_ref(), files::Mode::Secret)
             .with_context(|| format!("cannot write {}", key_path.display()))?;
+        let e2e = StaticKey::generate()?;
+        files::write_atomic(&e2e_path, &e2e.to_bytes(), files::Mode::Secret)
+            .with_context(|| format!("cannot write {}", e2e_path.display()))?;
         config.save(path)?;
         Ok(config)
     }
@@ -105,18 +113,27 @@ impl HostConfig {
             .with_context(|| format!("cannot write {}", path.display()))
     }
 
-    pub fn key_path(&self, config_path: &Path) -> PathBuf {
+    /// `file` resolved against the config's folder when relative.
+    pub fn beside(&self, config_path: &Path, file: &Path) -> PathBuf {
         match config_path.parent() {
-            Some(dir) if self.key_file.is_relative() => dir.join(&self.key_file),
-            _ => self.key_file.clone(),
+            Some(dir) if file.is_relative() => dir.join(file),
+            _ => file.to_owned(),
         }
     }
 
     pub fn load_key(&self, config_path: &Path) -> anyhow::Result<Ed25519KeyPair> {
-        let path = self.key_path(config_path);
+        let path = self.beside(config_path, &self.key_file);
         let bytes = std::fs::read(&path)
             .with_context(|| format!("cannot read host key {}", path.display()))?;
         Ed25519KeyPair::from_pkcs8(&bytes)
+            .map_err(|_| anyhow::anyhow!("{} is not a valid host key", path.display()))
+    }
+
+    pub fn load_e2e_key(&self, config_path: &Path) -> anyhow::Result<StaticKey> {
+        let path = self.beside(config_path, &self.e2e_key_file);
+        let bytes = std::fs::read(&path)
+            .with_context(|| format!("cannot read host key {}", path.display()))?;
+        StaticKey::from_bytes(&bytes)
             .map_err(|_| anyhow::anyhow!("{} is not a valid host key", path.display()))
     }
 }

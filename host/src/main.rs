@@ -34,6 +34,11 @@ enum Command {
         #[arg(long)]
         proxy: Option<String>,
     },
+    /// Show this host's key fingerprint, which clients pin on first connection.
+    Fingerprint {
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Stay connected to the relay and serve sessions.
     Run {
         #[arg(long)]
@@ -67,6 +72,9 @@ fn main() -> ExitCode {
             },
         )
         .map(|c| println!("host '{}' configured in {}", c.id, config.display())),
+        Command::Fingerprint { config } => HostConfig::load(&config)
+            .and_then(|c| c.load_e2e_key(&config))
+            .map(|key| println!("{}", proto::channel::fingerprint(key.public()))),
         Command::Run { config } => tokio::runtime::Runtime::new()
             .map_err(anyhow::Error::from)
             .and_then(|rt| {

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use proto::channel::{Responder, StaticKey};
 use proto::relay::{self, ErrorCode, FromRelay, ToRelay, PROTOCOL_VERSION};
 use proto::session::{SessionMode, SessionReply, SessionRequest};
 use ring::signature::Ed25519KeyPair;
@@ -14,13 +15,15 @@ use tokio::sync::watch;
 use tokio_rustls::client::TlsStream;
 use tracing::{info, warn};
 use transport::dial::Proxy;
-use transport::FramedIo;
+use transport::{FramedIo, SecureStream};
 
 use crate::config::{public_key, HostConfig};
 use crate::rdp;
 
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// A client must complete the end-to-end handshake within this.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Errors that retrying cannot fix; `run` returns them.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +37,7 @@ pub enum RunError {
 struct Ctx {
     config: HostConfig,
     key: Ed25519KeyPair,
+    e2e_key: StaticKey,
     tls: Arc<ClientConfig>,
     proxy: Option<Proxy>,
 }
@@ -50,6 +54,7 @@ pub async fn run_with(
 ) -> Result<(), RunError> {
     let config = HostConfig::load(config_path)?;
     let key = config.load_key(config_path)?;
+    let e2e_key = config.load_e2e_key(config_path)?;
     let tls =
         transport::tls::pinned_client_config(&config.relay_ca).map_err(anyhow::Error::from)?;
     let proxy = config
@@ -61,6 +66,7 @@ pub async fn run_with(
     let ctx = Arc::new(Ctx {
         config,
         key,
+        e2e_key,
         tls,
         proxy,
     });
@@ -207,8 +213,11 @@ async fn serve_session(ctx: &Ctx, session: Vec<u8>, client_addr: &str) -> Result
         other => return Err(format!("unexpected {other:?}")),
     }
 
-    // Everything after pairing belongs to client and host. (The end-to-end
-    // channel and the host's checks slot in here.)
+    // Everything after pairing belongs to client and host: first the
+    // end-to-end channel, then (inside it) the session.
+    let mut conn = tokio::time::timeout(HANDSHAKE_TIMEOUT, secure(conn, &ctx.e2e_key))
+        .await
+        .map_err(|_| "the client did not finish the end-to-end handshake in time".to_owned())??;
     let frame = conn.read_frame().await.map_err(|e| e.to_string())?;
     let request: SessionRequest = relay::decode(&frame).map_err(|e| e.to_string())?;
     let SessionRequest::Open { mode } = request;
@@ -220,6 +229,26 @@ async fn serve_session(ctx: &Ctx, session: Vec<u8>, client_addr: &str) -> Result
     };
     info!(%client_addr, "session closed");
     result
+}
+
+/// Runs the responder side of the Noise handshake over the paired pipe.
+async fn secure<S>(
+    mut conn: FramedIo<S>,
+    key: &StaticKey,
+) -> Result<FramedIo<SecureStream<S>>, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let read = |e: transport::ReadFrameError| format!("end-to-end handshake: {e}");
+    let first = conn.read_frame().await.map_err(read)?;
+    let (responder, answer) = Responder::answer(key, &first).map_err(|e| e.to_string())?;
+    conn.write_all(&proto::encode_frame(&answer))
+        .await
+        .map_err(|e| e.to_string())?;
+    let last = conn.read_frame().await.map_err(read)?;
+    let channel = responder.finish(&last).map_err(|e| e.to_string())?;
+    let (stream, rest) = conn.into_parts();
+    Ok(FramedIo::new(SecureStream::new(stream, rest, channel)))
 }
 
 pub(crate) async fn reply<S>(conn: &mut FramedIo<S>, reply: &SessionReply) -> Result<(), String>

@@ -71,6 +71,11 @@ impl FrameDecoder {
         Ok(Some(frame))
     }
 
+    /// Whether part of a frame has been received.
+    pub fn has_partial(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
     /// Bytes received after the last complete frame (handed over when the
     /// connection switches from framed messages to a raw pipe).
     pub fn take_remaining(&mut self) -> Vec<u8> {

@@ -5,8 +5,9 @@ mod common;
 
 use std::time::Duration;
 
+use client_core::known_hosts::MemoryPins;
 use client_core::native::{self, RelayTarget};
-use client_core::{RdpCredentials, SessionEvent};
+use client_core::{RdpCredentials, SessionEvent, TrustFirstUse};
 use common::*;
 use test_desktop::{key_strip_color, picture_pixel, CLICK_MARK, KEY_STRIP_HEIGHT};
 
@@ -80,7 +81,8 @@ fn session_shows_the_picture_and_carries_input_both_ways() {
             &creds,
             (1024, 768),
             Duration::from_secs(30),
-            &mut |_| {},
+            &MemoryPins::default(),
+            &mut TrustFirstUse,
         )
         .await
         .expect("connects");

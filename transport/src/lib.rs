@@ -6,6 +6,7 @@
 
 pub mod framed;
 pub mod prefixed;
+pub mod secure;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod dial;
@@ -14,3 +15,4 @@ pub mod tls;
 
 pub use framed::{FramedIo, ReadFrameError};
 pub use prefixed::Prefixed;
+pub use secure::SecureStream;

@@ -32,6 +32,13 @@ pub fn bin(name: &str) -> PathBuf {
     target.join(name)
 }
 
+/// Where thin-client processes of this test binary keep their state (pinned
+/// host keys), instead of the user's config folder.
+pub fn client_config_dir() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().unwrap()).path()
+}
+
 /// A child process whose output lines are collected; killed on drop.
 pub struct Proc {
     pub name: String,
@@ -47,6 +54,7 @@ impl Proc {
 
     pub fn start_cmd(name: &str, cmd: &mut Command) -> Self {
         let mut child = cmd
+            .env("THIN_CONFIG_DIR", client_config_dir())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .stdin(Stdio::null())

@@ -1,0 +1,158 @@
+//! Pinned host keys, like SSH's known_hosts: the first key seen for a
+//! computer is recorded; a different key later is refused until the user
+//! removes the old pin on purpose.
+//!
+//! A pin is named `computer-id@relay`: IDs are only unique per relay.
+//! The text form is one `name base64-key` per line; `#` starts a comment.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use proto::channel::fingerprint;
+use proto::ComputerId;
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// What the host key presented in a handshake means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostKeyCheck {
+    /// The pinned key: carry on.
+    Known,
+    /// First connection to this computer: the key is pinned if accepted.
+    New { fingerprint: String },
+    /// Not the pinned key: someone may be impersonating the computer.
+    Changed {
+        old_fingerprint: String,
+        new_fingerprint: String,
+    },
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KnownHosts {
+    pins: BTreeMap<String, Vec<u8>>,
+}
+
+/// The name a computer's pin is kept under.
+pub fn pin_name(relay: &str, id: &ComputerId) -> String {
+    format!("{id}@{}", relay.trim().to_ascii_lowercase())
+}
+
+impl KnownHosts {
+    /// Parses the text form; a damaged file is an error, never silently
+    /// dropped pins.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut pins = BTreeMap::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let bad = || format!("line {} is not `computer-id@relay key`", n + 1);
+            let (name, key) = line.split_once(char::is_whitespace).ok_or_else(bad)?;
+            let key = B64.decode(key.trim()).map_err(|_| bad())?;
+            if key.len() != proto::channel::KEY_LEN || !name.contains('@') {
+                return Err(bad());
+            }
+            pins.insert(name.to_owned(), key);
+        }
+        Ok(Self { pins })
+    }
+
+    pub fn to_text(&self) -> String {
+        let mut out = String::from("# thin-client known hosts: computer-id@relay host-key\n");
+        for (name, key) in &self.pins {
+            out.push_str(&format!("{name} {}\n", B64.encode(key)));
+        }
+        out
+    }
+
+    pub fn check(&self, name: &str, key: &[u8]) -> HostKeyCheck {
+        match self.pins.get(name) {
+            Some(pinned) if pinned == key => HostKeyCheck::Known,
+            Some(pinned) => HostKeyCheck::Changed {
+                old_fingerprint: fingerprint(pinned),
+                new_fingerprint: fingerprint(key),
+            },
+            None => HostKeyCheck::New {
+                fingerprint: fingerprint(key),
+            },
+        }
+    }
+
+    pub fn pin(&mut self, name: &str, key: &[u8]) {
+        self.pins.insert(name.to_owned(), key.to_vec());
+    }
+
+    /// Removes a pin; returns whether there was one.
+    pub fn forget(&mut self, name: &str) -> bool {
+        self.pins.remove(name).is_some()
+    }
+
+    /// Pinned names with their fingerprints.
+    pub fn list(&self) -> impl Iterator<Item = (&str, String)> {
+        self.pins.iter().map(|(n, k)| (n.as_str(), fingerprint(k)))
+    }
+}
+
+/// Where pins are kept: a file natively, browser storage on the web.
+pub trait PinStore: Send + Sync {
+    fn load(&self) -> Result<KnownHosts, String>;
+    fn save(&self, hosts: &KnownHosts) -> Result<(), String>;
+}
+
+/// Pins held in memory only (tests, the demo).
+#[derive(Default)]
+pub struct MemoryPins(std::sync::Mutex<KnownHosts>);
+
+impl PinStore for MemoryPins {
+    fn load(&self) -> Result<KnownHosts, String> {
+        Ok(self.0.lock().expect("not poisoned").clone())
+    }
+
+    fn save(&self, hosts: &KnownHosts) -> Result<(), String> {
+        *self.0.lock().expect("not poisoned") = hosts.clone();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_use_then_known_then_changed() {
+        let id = ComputerId::parse("PC-1").unwrap();
+        let name = pin_name("Relay.example:443", &id);
+        assert_eq!(name, "pc-1@relay.example:443");
+        let mut hosts = KnownHosts::default();
+        assert!(matches!(
+            hosts.check(&name, &[1; 32]),
+            HostKeyCheck::New { .. }
+        ));
+        hosts.pin(&name, &[1; 32]);
+        let reparsed = KnownHosts::parse(&hosts.to_text()).unwrap();
+        assert_eq!(reparsed, hosts);
+        assert_eq!(reparsed.check(&name, &[1; 32]), HostKeyCheck::Known);
+        let HostKeyCheck::Changed {
+            old_fingerprint,
+            new_fingerprint,
+        } = reparsed.check(&name, &[2; 32])
+        else {
+            panic!("a changed key must be noticed")
+        };
+        assert_eq!(old_fingerprint, fingerprint(&[1; 32]));
+        assert_eq!(new_fingerprint, fingerprint(&[2; 32]));
+        assert!(hosts.forget(&name));
+        assert!(!hosts.forget(&name));
+    }
+
+    #[test]
+    fn damaged_files_are_errors() {
+        assert!(KnownHosts::parse("pc@relay notbase64!").is_err());
+        assert!(KnownHosts::parse("pc@relay AAAA").is_err());
+        assert!(KnownHosts::parse("just-one-field").is_err());
+        let err = KnownHosts::parse("# ok\n\nnoat AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+            .unwrap_err();
+        assert!(err.contains("line 3"), "{err}");
+    }
+}
