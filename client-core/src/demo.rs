@@ -1,4 +1,6 @@
-//! The whole system in one process on loopback: relay, host, test desktop.
+//! The whole system in one process on loopback: relay, host (with a host
+//! password and an authenticator code, as an owner would set it up), test
+//! desktop.
 //! Used by `thin-client demo` and by tests.
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -22,6 +24,10 @@ pub struct Demo {
     pub desktop: test_desktop::TestDesktopHandle,
     /// Host keys pinned by this demo's connections (kept in memory only).
     pub pins: MemoryPins,
+    /// The demo host's password (random per run).
+    pub host_password: String,
+    totp_secret: Vec<u8>,
+    last_otp_step: std::sync::Mutex<u64>,
     tasks: Vec<JoinHandle<()>>,
     _dir: tempfile::TempDir,
 }
@@ -81,9 +87,20 @@ impl Demo {
                 proxy: None,
             },
         )?;
+        // The owner's set-up, as `thin-host set-password` and `otp totp` do it.
+        let host_password = format!("Host-{:012x}", rand_u64() >> 16);
+        host::admin::set_password(&config, &host_password)?;
+        host::admin::enrol_totp(&config)?;
+        let totp = host::secrets::Secrets::load(&host::HostConfig::secrets_path(&config))?
+            .totp
+            .context("TOTP enrolment left no secret")?;
         let (online_tx, mut online) = tokio::sync::watch::channel(false);
         tasks.push(tokio::spawn(async move {
-            let _ = host::run_with(&config, Some(online_tx)).await;
+            let options = host::RunOptions {
+                online: Some(online_tx),
+                ..host::RunOptions::default()
+            };
+            let _ = host::run_with(&config, options).await;
         }));
         tokio::time::timeout(Duration::from_secs(10), online.wait_for(|up| *up))
             .await
@@ -104,9 +121,40 @@ impl Demo {
             },
             desktop: handle,
             pins: MemoryPins::default(),
+            host_password,
+            totp_secret: totp.secret,
+            last_otp_step: std::sync::Mutex::new(0),
             tasks,
             _dir: dir,
         })
+    }
+}
+
+impl Demo {
+    /// The demo host's authenticator code, as a phone app would show it.
+    /// Each code works once, so a second call within the same 30 s gives
+    /// the next step's code (also accepted, one step ahead).
+    pub fn next_otp(&self) -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let mut last = self.last_otp_step.lock().expect("not poisoned");
+        let step = (now / host::otp::STEP_SECS).max(*last + 1);
+        *last = step;
+        host::otp::totp_code(
+            &self.totp_secret,
+            step * host::otp::STEP_SECS,
+            host::otp::DIGITS,
+        )
+    }
+
+    /// Answers the demo host's questions like its owner would.
+    pub fn scripted(&self) -> crate::Scripted {
+        crate::Scripted {
+            otp: Some(self.next_otp()),
+            host_password: Some(self.host_password.clone()),
+        }
     }
 }
 

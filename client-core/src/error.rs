@@ -46,6 +46,21 @@ pub enum ConnectError {
     Pins(String),
     #[error("cancelled")]
     Cancelled,
+    #[error("{0}")]
+    NotAnswered(String),
+    #[error("not allowed: {0}")]
+    NotAllowed(String),
+    #[error("locked out: {message}")]
+    LockedOut {
+        message: String,
+        retry_after_secs: u64,
+    },
+    #[error("the office PC is not ready: {0}")]
+    HostNotReady(String),
+    #[error("one-time password refused: {0}")]
+    OtpRefused(String),
+    #[error("host password refused: {0}")]
+    HostPasswordRefused(String),
     #[error("remote logon refused: {0}")]
     LogonRefused(String),
     #[error("RDP error: {0}")]

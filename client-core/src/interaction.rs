@@ -5,6 +5,9 @@
 use std::future::Future;
 use std::pin::Pin;
 
+pub use proto::auth::OtpKind;
+use zeroize::Zeroizing;
+
 /// Steps of a connection, in order, for progress displays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Progress {
@@ -16,6 +19,10 @@ pub enum Progress {
     Paired,
     /// The end-to-end channel to the host is up and its key checked.
     Secured,
+    /// The one-time password was accepted.
+    OtpAccepted,
+    /// The host password was accepted: the host lets this client in.
+    Admitted,
     /// The host reached its RDP server; the remote logon runs.
     RemoteLogon,
     /// The remote desktop session is running.
@@ -27,20 +34,44 @@ pub enum Progress {
 pub enum Prompt {
     /// First connection to this computer: trust this key from now on?
     NewHostKey { id: String, fingerprint: String },
+    /// The host asks for a one-time password (or an emergency code).
+    Otp {
+        kind: OtpKind,
+        /// Emergency codes may be used instead.
+        emergency_codes: bool,
+        /// Set when the last code was wrong: tries left before a lockout.
+        tries_left: Option<u32>,
+    },
+    /// The host asks for its host password; `retry` after a wrong one.
+    HostPassword { retry: bool },
 }
 
 /// The user's answer.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Answer {
     Accept,
+    /// A one-time password.
+    Otp(Zeroizing<String>),
+    /// An emergency code instead of the one-time password.
+    EmergencyCode(Zeroizing<String>),
+    /// A password.
+    Secret(Zeroizing<String>),
+    /// The user cancelled.
     Cancel,
+    /// Cannot be answered here (e.g. no terminal); says what to do instead.
+    Unavailable(String),
 }
 
 impl std::fmt::Debug for Answer {
+    // Never print what the user typed.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Answer::Accept => f.write_str("Accept"),
+            Answer::Otp(_) => f.write_str("Otp(..)"),
+            Answer::EmergencyCode(_) => f.write_str("EmergencyCode(..)"),
+            Answer::Secret(_) => f.write_str("Secret(..)"),
             Answer::Cancel => f.write_str("Cancel"),
+            Answer::Unavailable(why) => write!(f, "Unavailable({why:?})"),
         }
     }
 }
@@ -55,16 +86,31 @@ pub trait Interaction: Send {
     fn ask(&mut self, prompt: Prompt) -> BoxFuture<'_, Answer>;
 }
 
-/// Accepts new host keys and reports nothing: for tests and scripted use
-/// where the caller has already decided to trust first use.
-pub struct TrustFirstUse;
+/// Answers from fixed values and reports nothing: for tests and scripts.
+/// New host keys are trusted on first use.
+#[derive(Default)]
+pub struct Scripted {
+    pub otp: Option<String>,
+    pub host_password: Option<String>,
+}
 
-impl Interaction for TrustFirstUse {
+impl Interaction for Scripted {
     fn ask(&mut self, prompt: Prompt) -> BoxFuture<'_, Answer> {
-        Box::pin(async move {
-            match prompt {
-                Prompt::NewHostKey { .. } => Answer::Accept,
-            }
-        })
+        let answer = match prompt {
+            Prompt::NewHostKey { .. } => Answer::Accept,
+            Prompt::Otp {
+                tries_left: None, ..
+            } => match &self.otp {
+                Some(code) => Answer::Otp(Zeroizing::new(code.clone())),
+                None => Answer::Unavailable("no one-time password was given".into()),
+            },
+            Prompt::HostPassword { retry: false } => match &self.host_password {
+                Some(p) => Answer::Secret(Zeroizing::new(p.clone())),
+                None => Answer::Unavailable("no host password was given".into()),
+            },
+            // The given answer was wrong; asking again would not help.
+            Prompt::Otp { .. } | Prompt::HostPassword { .. } => Answer::Cancel,
+        };
+        Box::pin(async move { answer })
     }
 }

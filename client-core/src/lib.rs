@@ -10,6 +10,7 @@
 //! session code is generic over any byte stream so the browser can supply a
 //! WebSocket while native builds dial TCP + TLS ([`native`]).
 
+pub mod auth;
 pub mod error;
 pub mod interaction;
 pub mod known_hosts;
@@ -24,7 +25,8 @@ pub mod native;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod screenshot;
 
+pub use auth::Admission;
 pub use error::ConnectError;
-pub use interaction::{Answer, Interaction, Progress, Prompt, TrustFirstUse};
+pub use interaction::{Answer, Interaction, OtpKind, Progress, Prompt, Scripted};
 pub use known_hosts::{HostKeyCheck, KnownHosts, PinStore};
 pub use rdp::{FrameStatus, RdpCredentials, RdpSession, SessionEvent};

@@ -1,3 +1,4 @@
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -5,11 +6,13 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use client_core::interaction::BoxFuture;
-use client_core::native::{self, FilePins, RelayTarget};
+use client_core::native::{self, FilePins, RdpOptions, RelayTarget};
 use client_core::{
-    screenshot, Answer, ConnectError, Interaction, PinStore, Progress, Prompt, RdpCredentials,
+    screenshot, Answer, ConnectError, Interaction, OtpKind, PinStore, Progress, Prompt,
+    RdpCredentials,
 };
 use transport::dial::Proxy;
+use zeroize::Zeroizing;
 
 /// thin-client: reach your office PC through the relay.
 #[derive(Parser)]
@@ -77,6 +80,12 @@ struct ConnectArgs {
     /// Desktop size WIDTHxHEIGHT.
     #[arg(long, default_value = "1024x768", value_parser = parse_size)]
     size: (u16, u16),
+    /// The one-time password (or an emergency code), if the host asks for one.
+    #[arg(long)]
+    otp: Option<String>,
+    /// File holding the host password (asked on the terminal if not given).
+    #[arg(long)]
+    host_password_file: Option<PathBuf>,
     /// The pinned host keys (default: known_hosts in the config folder).
     #[arg(long)]
     known_hosts: Option<PathBuf>,
@@ -118,9 +127,109 @@ fn main() -> ExitCode {
     }
 }
 
-/// The terminal: progress on stderr; a new host key is trusted on first use
-/// and its fingerprint shown so it can be compared with the host's.
-struct Terminal;
+/// The terminal: progress on stderr; answers from flags, or asked on the
+/// terminal when there is one. A new host key is trusted on first use and
+/// its fingerprint shown so it can be compared with the host's.
+#[derive(Default)]
+struct Terminal {
+    otp: Option<String>,
+    host_password: Option<Zeroizing<String>>,
+    interactive: bool,
+}
+
+impl Terminal {
+    fn from_flags(
+        otp: Option<String>,
+        password_file: Option<&std::path::Path>,
+    ) -> anyhow::Result<Self> {
+        let host_password = match password_file {
+            Some(path) => Some(Zeroizing::new(
+                std::fs::read_to_string(path)
+                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?
+                    .trim_end_matches(['\r', '\n'])
+                    .to_owned(),
+            )),
+            None => None,
+        };
+        Ok(Self {
+            otp,
+            host_password,
+            interactive: std::io::stdin().is_terminal(),
+        })
+    }
+}
+
+fn is_otp_format(code: &str) -> bool {
+    code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Reads a line from the terminal (visible, or hidden for secrets).
+async fn read_line(prompt: String, hidden: bool) -> Option<Zeroizing<String>> {
+    tokio::task::spawn_blocking(move || {
+        if hidden {
+            return rpassword::prompt_password(prompt).ok().map(Zeroizing::new);
+        }
+        eprint!("{prompt}");
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).ok()?;
+        Some(Zeroizing::new(line.trim().to_owned()))
+    })
+    .await
+    .ok()
+    .flatten()
+    .filter(|s| !s.is_empty())
+}
+
+impl Terminal {
+    fn otp_answer(&mut self, kind: OtpKind, tries_left: Option<u32>) -> Result<Answer, String> {
+        if tries_left.is_none() {
+            if let Some(code) = self.otp.take() {
+                let code = Zeroizing::new(code);
+                return Ok(if is_otp_format(&code) {
+                    Answer::Otp(code)
+                } else {
+                    Answer::EmergencyCode(code)
+                });
+            }
+        }
+        if !self.interactive {
+            return Ok(match tries_left {
+                Some(_) => Answer::Cancel,
+                None => Answer::Unavailable(
+                    "this computer asks for a one-time password: give --otp CODE".into(),
+                ),
+            });
+        }
+        if let Some(n) = tries_left {
+            eprintln!("that code was wrong ({n} tries left before a lockout)");
+        }
+        Err(match kind {
+            OtpKind::Totp => "code from your authenticator app".to_owned(),
+            OtpKind::Email { masked_to } => format!("code mailed to {masked_to}"),
+        })
+    }
+
+    fn password_answer(&mut self, retry: bool) -> Option<Answer> {
+        if !retry {
+            if let Some(password) = self.host_password.take() {
+                return Some(Answer::Secret(password));
+            }
+        }
+        if !self.interactive {
+            return Some(match retry {
+                true => Answer::Cancel,
+                false => Answer::Unavailable(
+                    "this computer asks for its host password: give --host-password-file FILE"
+                        .into(),
+                ),
+            });
+        }
+        if retry {
+            eprintln!("that host password was wrong; try again");
+        }
+        None
+    }
+}
 
 impl Interaction for Terminal {
     fn progress(&mut self, step: Progress) {
@@ -129,6 +238,8 @@ impl Interaction for Terminal {
             Progress::HostNotified => "the office PC is online; waiting for it to answer",
             Progress::Paired => "connected to the office PC",
             Progress::Secured => "end-to-end encryption with the office PC is set up",
+            Progress::OtpAccepted => "one-time password accepted",
+            Progress::Admitted => "host password accepted",
             Progress::RemoteLogon => "logging on to the remote desktop",
             Progress::Connected => "remote desktop connected",
         };
@@ -145,6 +256,25 @@ impl Interaction for Terminal {
                     );
                     Answer::Accept
                 }
+                Prompt::Otp {
+                    kind, tries_left, ..
+                } => match self.otp_answer(kind, tries_left) {
+                    Ok(answer) => answer,
+                    Err(ask) => {
+                        match read_line(format!("{ask} (or an emergency code): "), false).await {
+                            Some(code) if is_otp_format(&code) => Answer::Otp(code),
+                            Some(code) => Answer::EmergencyCode(code),
+                            None => Answer::Cancel,
+                        }
+                    }
+                },
+                Prompt::HostPassword { retry } => match self.password_answer(retry) {
+                    Some(answer) => answer,
+                    None => match read_line("host password: ".into(), true).await {
+                        Some(p) => Answer::Secret(p),
+                        None => Answer::Cancel,
+                    },
+                },
             }
         })
     }
@@ -172,7 +302,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     args.id
                 );
                 let pins = Arc::new(pins_at(args.known_hosts));
-                let ui: Box<dyn Interaction> = Box::new(Terminal);
+                let terminal = Terminal::from_flags(args.otp, args.host_password_file.as_deref())?;
+                let ui: Box<dyn Interaction> = Box::new(terminal);
                 let ui = Arc::new(tokio::sync::Mutex::new(ui));
                 tokio::select! {
                     r = native::serve_raw(listener, relay, args.id, pins, ui) => r?,
@@ -188,13 +319,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let shot = args
                 .screenshot
                 .expect("clap requires --screenshot without --listen");
+            let mut terminal = Terminal::from_flags(args.otp, args.host_password_file.as_deref())?;
+            let rdp = RdpOptions {
+                creds,
+                size: args.size,
+                frame_timeout: Duration::from_secs(args.frame_timeout),
+            };
             screenshot_session(
                 &relay,
                 &args.id,
-                &creds,
-                args.size,
-                Duration::from_secs(args.frame_timeout),
+                &rdp,
                 &pins_at(args.known_hosts),
+                &mut terminal,
                 &shot,
             )
             .await
@@ -223,13 +359,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("starting the demo: relay, office PC agent and test desktop on loopback …");
             let demo = client_core::demo::Demo::start().await?;
             let shot = screenshot.unwrap_or_else(|| PathBuf::from("demo.png"));
+            let rdp = RdpOptions {
+                creds: demo.rdp.clone(),
+                size: (1024, 768),
+                frame_timeout: Duration::from_secs(30),
+            };
             screenshot_session(
                 &demo.relay,
                 &demo.id,
-                &demo.rdp,
-                (1024, 768),
-                Duration::from_secs(30),
+                &rdp,
                 &demo.pins,
+                &mut Terminal {
+                    otp: Some(demo.next_otp()),
+                    host_password: Some(Zeroizing::new(demo.host_password.clone())),
+                    interactive: false,
+                },
                 &shot,
             )
             .await
@@ -240,16 +384,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn screenshot_session(
     relay: &RelayTarget,
     id: &str,
-    creds: &RdpCredentials,
-    size: (u16, u16),
-    frame_timeout: Duration,
+    rdp: &RdpOptions,
     pins: &dyn PinStore,
+    terminal: &mut Terminal,
     shot: &std::path::Path,
 ) -> anyhow::Result<()> {
-    let (session, timings) =
-        native::connect_and_wait_frame(relay, id, creds, size, frame_timeout, pins, &mut Terminal)
-            .await
-            .map_err(|e: ConnectError| anyhow::anyhow!(e))?;
+    let (session, timings) = native::connect_and_wait_frame(relay, id, rdp, pins, terminal)
+        .await
+        .map_err(|e: ConnectError| anyhow::anyhow!(e))?;
     screenshot::save_png(shot, session.image(), session.width(), session.height())
         .map_err(|e| anyhow::anyhow!("cannot save {}: {e}", shot.display()))?;
     println!("pairing_ms={}", timings.pairing.as_millis());

@@ -18,7 +18,7 @@ use transport::{FramedIo, Prefixed, SecureStream};
 use crate::interaction::BoxFuture;
 use crate::known_hosts::pin_name;
 use crate::rdp::{self, RdpCredentials, RdpSession};
-use crate::{Answer, ConnectError, Interaction, KnownHosts, PinStore, Progress, Prompt};
+use crate::{Admission, Answer, ConnectError, Interaction, KnownHosts, PinStore, Progress, Prompt};
 
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -97,19 +97,38 @@ impl PinStore for FilePins {
     }
 }
 
-/// Dials the relay, pairs with `id` and opens the end-to-end channel.
+/// The MAC addresses of this machine's network interfaces, for hosts that
+/// allow only registered devices.
+pub fn local_macs() -> Vec<String> {
+    let Ok(all) = mac_address::MacAddressIterator::new() else {
+        return Vec::new();
+    };
+    let mut macs: Vec<String> = all
+        .filter(|m| m.bytes() != [0; 6])
+        .map(|m| m.to_string().to_ascii_lowercase())
+        .collect();
+    macs.sort();
+    macs.dedup();
+    macs
+}
+
+/// Dials the relay, pairs with `id`, opens the end-to-end channel and passes
+/// the host's checks. Returns the channel, ready for the session request.
 pub async fn open_channel(
     relay: &RelayTarget,
     id: &str,
     pins: &dyn PinStore,
     ui: &mut dyn Interaction,
-) -> Result<Channel, ConnectError> {
+) -> Result<(FramedIo<Channel>, Admission), ConnectError> {
     let id = ComputerId::parse(id)?;
     let stream = dial_relay(relay).await?;
     ui.progress(Progress::RelayConnected);
     let pipe = crate::pairing::pair(stream, &id, ui).await?;
     let pin = pin_name(&relay.addr, &id);
-    crate::secure::secure(pipe, id.as_str(), &pin, pins, ui).await
+    let channel = crate::secure::secure(pipe, id.as_str(), &pin, pins, ui).await?;
+    let mut conn = FramedIo::new(channel);
+    let admission = crate::auth::authenticate(&mut conn, local_macs(), ui).await?;
+    Ok((conn, admission))
 }
 
 /// How long the steps of a connection took.
@@ -141,13 +160,21 @@ impl Interaction for Timed<'_> {
     }
 }
 
+/// What to ask of the remote desktop.
+#[derive(Debug, Clone)]
+pub struct RdpOptions {
+    pub creds: RdpCredentials,
+    /// Desktop size in pixels.
+    pub size: (u16, u16),
+    /// How long to wait for the first complete picture.
+    pub frame_timeout: Duration,
+}
+
 /// Connects to `id` and waits for the first complete frame.
 pub async fn connect_and_wait_frame(
     relay: &RelayTarget,
     id: &str,
-    creds: &RdpCredentials,
-    size: (u16, u16),
-    frame_timeout: Duration,
+    rdp: &RdpOptions,
     pins: &dyn PinStore,
     ui: &mut dyn Interaction,
 ) -> Result<(RdpSession<Prefixed<Channel>>, Timings), ConnectError> {
@@ -157,9 +184,9 @@ pub async fn connect_and_wait_frame(
         started,
         paired: None,
     };
-    let channel = open_channel(relay, id, pins, &mut timed).await?;
-    let mut session = rdp::connect(channel, creds, size, &mut timed).await?;
-    wait_first_frame(&mut session, frame_timeout).await?;
+    let (channel, _admission) = open_channel(relay, id, pins, &mut timed).await?;
+    let mut session = rdp::connect(channel, &rdp.creds, rdp.size, &mut timed).await?;
+    wait_first_frame(&mut session, rdp.frame_timeout).await?;
     let timings = Timings {
         pairing: timed.paired.unwrap_or_default(),
         first_frame: started.elapsed(),
@@ -232,9 +259,8 @@ async fn open_raw(
     pins: &dyn PinStore,
     ui: &mut dyn Interaction,
 ) -> Result<Prefixed<Channel>, ConnectError> {
-    let channel = open_channel(relay, id, pins, ui).await?;
+    let (mut framed, _admission) = open_channel(relay, id, pins, ui).await?;
     let lost = |e: std::io::Error| ConnectError::ConnectionLost(e.to_string());
-    let mut framed = FramedIo::new(channel);
     framed
         .write_all(&relay::encode(&SessionRequest::Open {
             mode: SessionMode::Raw,

@@ -166,7 +166,7 @@ fn rdp_err(e: impl std::fmt::Display) -> ConnectError {
 /// Runs the session preamble and the RDP connection over the end-to-end
 /// channel.
 pub async fn connect<S>(
-    pipe: S,
+    mut pipe: FramedIo<S>,
     creds: &RdpCredentials,
     (width, height): (u16, u16),
     ui: &mut dyn Interaction,
@@ -175,7 +175,6 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + Sync,
 {
     let lost = |e: std::io::Error| ConnectError::ConnectionLost(e.to_string());
-    let mut pipe = FramedIo::new(pipe);
     pipe.write_all(&proto::relay::encode(&SessionRequest::Open {
         mode: SessionMode::Rdp,
     }))

@@ -1,4 +1,6 @@
-//! The host's config file (TOML) and its identity key (PKCS#8, mode 0600).
+//! The host's config file (TOML, mode 0600 since a proxy URL may hold a
+//! password) and its keys: the Ed25519 identity toward the relay (PKCS#8)
+//! and the X25519 end-to-end key, both mode 0600.
 
 use std::path::{Path, PathBuf};
 
@@ -8,6 +10,9 @@ use proto::ComputerId;
 use ring::rand::SystemRandom;
 use ring::signature::{Ed25519KeyPair, KeyPair as _};
 use serde::{Deserialize, Serialize};
+
+use crate::access::AclRule;
+use crate::mail::EmailSettings;
 
 pub const DEFAULT_TARGET: &str = "127.0.0.1:3389";
 
@@ -34,6 +39,32 @@ pub struct HostConfig {
     /// Seconds between heartbeats to the relay.
     #[serde(default = "default_heartbeat")]
     pub heartbeat_secs: u64,
+    /// Whether clients may share a local drive with this PC.
+    #[serde(default)]
+    pub share: bool,
+    /// RFC 5424 syslog receiver for audit events (host:port, UDP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syslog: Option<String>,
+    /// MAC addresses allowed to connect (`aa:bb:cc:dd:ee:ff`); empty allows any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mac_allow: Vec<String>,
+    /// The one-time password asked before the host password.
+    #[serde(default)]
+    pub otp: OtpSetting,
+    /// Ordered access list by client source address; no match allows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub acl: Vec<AclRule>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum OtpSetting {
+    #[default]
+    Off,
+    /// An authenticator app (the secret is in the secrets file).
+    Totp,
+    /// A code mailed per attempt.
+    Email(EmailSettings),
 }
 
 fn default_target() -> String {
@@ -77,6 +108,11 @@ impl HostConfig {
             key_file: PathBuf::from(format!("{stem}.key")),
             e2e_key_file: PathBuf::from(format!("{stem}.e2e.key")),
             heartbeat_secs: default_heartbeat(),
+            share: false,
+            syslog: None,
+            mac_allow: Vec::new(),
+            otp: OtpSetting::Off,
+            acl: Vec::new(),
         };
         let key_path = config.beside(path, &config.key_file);
         let e2e_path = config.beside(path, &config.e2e_key_file);
@@ -119,6 +155,16 @@ impl HostConfig {
             Some(dir) if file.is_relative() => dir.join(file),
             _ => file.to_owned(),
         }
+    }
+
+    /// The secrets file (OPAQUE record, TOTP secret, emergency codes).
+    pub fn secrets_path(config_path: &Path) -> PathBuf {
+        config_path.with_extension("secrets.json")
+    }
+
+    /// The audit log of access attempts.
+    pub fn audit_path(config_path: &Path) -> PathBuf {
+        config_path.with_extension("audit.log")
     }
 
     pub fn load_key(&self, config_path: &Path) -> anyhow::Result<Ed25519KeyPair> {

@@ -1,9 +1,20 @@
 //! thin-host: keeps an outbound control connection to the relay under its
-//! computer ID and serves each session by connecting to the local RDP server.
+//! computer ID and serves each session: end-to-end channel, the owner's
+//! checks (access list, MAC, lockout, one-time password, host password),
+//! then the local RDP server.
 
+pub mod access;
+pub mod admin;
+pub mod audit;
 pub mod config;
+mod gate;
+pub mod lockout;
+pub mod mail;
+pub mod otp;
 mod rdp;
+pub mod secrets;
 mod service;
 
-pub use config::{HostConfig, InitOptions};
-pub use service::{run, run_with, RunError};
+pub use config::{HostConfig, InitOptions, OtpSetting};
+pub use lockout::{Clock, SystemClock};
+pub use service::{run, run_with, RunError, RunOptions};

@@ -1,8 +1,14 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::io::IsTerminal as _;
+
 use clap::{Parser, Subcommand};
+use host::access::Action;
+use host::admin;
+use host::mail::{EmailSettings, SmtpTls};
 use host::{HostConfig, InitOptions};
+use zeroize::Zeroizing;
 
 /// thin-host: the agent on the office PC. It dials out to the relay; no inbound port is opened.
 #[derive(Parser)]
@@ -44,6 +50,224 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Set the host password (read from standard input; asked twice on a terminal).
+    SetPassword {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// One-time passwords asked before the host password.
+    #[command(subcommand)]
+    Otp(OtpCommand),
+    /// The access list: which client addresses may connect.
+    #[command(subcommand)]
+    Acl(AclCommand),
+    /// The MAC allowlist: which client devices may connect.
+    #[command(subcommand)]
+    Mac(MacCommand),
+    /// Whether clients may share a local drive with this PC.
+    Policy {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long, value_parser = ["on", "off"])]
+        share: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum OtpCommand {
+    /// Use an authenticator app: prints the enrolment URI, a QR code and emergency codes.
+    Totp {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Mail a code to ADDR for every attempt (also prints emergency codes).
+    Email {
+        #[arg(long)]
+        config: PathBuf,
+        /// Where codes are sent.
+        #[arg(long)]
+        to: String,
+        /// Mail server, host:port.
+        #[arg(long)]
+        smtp: String,
+        #[arg(long)]
+        smtp_user: Option<String>,
+        /// File holding the SMTP password.
+        #[arg(long)]
+        smtp_password_file: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "starttls")]
+        smtp_tls: SmtpTls,
+        /// Sender address.
+        #[arg(long)]
+        from: Option<String>,
+    },
+    /// Turn one-time passwords off.
+    Off {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Show the security settings (nothing secret).
+    Status {
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum AclCommand {
+    /// Add a rule; the lowest priority number is checked first, the first match wins.
+    Add {
+        #[arg(long)]
+        config: PathBuf,
+        /// Allow this range.
+        #[arg(long, conflicts_with = "deny", required_unless_present = "deny")]
+        allow: Option<String>,
+        /// Deny this range.
+        #[arg(long)]
+        deny: Option<String>,
+        #[arg(long)]
+        priority: u32,
+    },
+    /// Show the rules in the order they are checked.
+    List {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Remove the rule with this priority.
+    Remove {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        priority: u32,
+    },
+}
+
+#[derive(Subcommand)]
+enum MacCommand {
+    /// Allow a device by its MAC address (once any is listed, only listed devices may connect).
+    Allow {
+        #[arg(long)]
+        config: PathBuf,
+        mac: String,
+    },
+    Remove {
+        #[arg(long)]
+        config: PathBuf,
+        mac: String,
+    },
+    List {
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+/// Reads the new password: twice without echo on a terminal, else one line.
+fn read_new_password() -> anyhow::Result<Zeroizing<String>> {
+    if std::io::stdin().is_terminal() {
+        let first = Zeroizing::new(rpassword::prompt_password("New host password: ")?);
+        let again = Zeroizing::new(rpassword::prompt_password("Again: ")?);
+        if first != again {
+            anyhow::bail!("the two passwords differ; nothing was changed");
+        }
+        return Ok(first);
+    }
+    let mut line = Zeroizing::new(String::new());
+    std::io::stdin().read_line(&mut line)?;
+    Ok(Zeroizing::new(
+        line.trim_end_matches(['\r', '\n']).to_owned(),
+    ))
+}
+
+fn print_enrolment(enrolment: &admin::Enrolment) {
+    if let Some((uri, base32)) = &enrolment.totp {
+        println!("Scan this with your authenticator app (or type the secret {base32}):\n");
+        println!("{}", host::otp::qr_text(uri));
+        println!("{uri}\n");
+    }
+    println!("Emergency codes — each works once instead of a one-time password.");
+    println!("Keep them somewhere safe; they are not shown again:");
+    for code in &enrolment.emergency_codes {
+        println!("  {}", code.as_str());
+    }
+}
+
+fn admin(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::SetPassword { config } => {
+            let password = read_new_password()?;
+            admin::set_password(&config, &password)?;
+            println!("host password set");
+        }
+        Command::Otp(OtpCommand::Totp { config }) => print_enrolment(&admin::enrol_totp(&config)?),
+        Command::Otp(OtpCommand::Email {
+            config,
+            to,
+            smtp,
+            smtp_user,
+            smtp_password_file,
+            smtp_tls,
+            from,
+        }) => {
+            let from = from.unwrap_or_else(|| format!("thin-host <{to}>"));
+            let settings = EmailSettings {
+                to,
+                smtp,
+                smtp_user,
+                smtp_password_file,
+                smtp_tls,
+                from,
+            };
+            print_enrolment(&admin::enrol_email(&config, settings)?);
+        }
+        Command::Otp(OtpCommand::Off { config }) => {
+            admin::otp_off(&config)?;
+            println!("one-time passwords are off");
+        }
+        Command::Otp(OtpCommand::Status { config }) => println!("{}", admin::status(&config)?),
+        Command::Acl(AclCommand::Add {
+            config,
+            allow,
+            deny,
+            priority,
+        }) => {
+            let (action, cidr) = match (allow, deny) {
+                (Some(cidr), _) => (Action::Allow, cidr),
+                (None, Some(cidr)) => (Action::Deny, cidr),
+                (None, None) => unreachable!("clap requires --allow or --deny"),
+            };
+            admin::acl_add(&config, action, &cidr, priority)?;
+            println!("{}", admin::acl_list(&config)?);
+        }
+        Command::Acl(AclCommand::List { config }) => println!("{}", admin::acl_list(&config)?),
+        Command::Acl(AclCommand::Remove { config, priority }) => {
+            admin::acl_remove(&config, priority)?;
+            println!("{}", admin::acl_list(&config)?);
+        }
+        Command::Mac(MacCommand::Allow { config, mac }) => {
+            admin::mac_allow(&config, &mac)?;
+            println!("{}", admin::mac_list(&config)?);
+        }
+        Command::Mac(MacCommand::Remove { config, mac }) => {
+            admin::mac_remove(&config, &mac)?;
+            println!("{}", admin::mac_list(&config)?);
+        }
+        Command::Mac(MacCommand::List { config }) => println!("{}", admin::mac_list(&config)?),
+        Command::Policy { config, share } => {
+            admin::set_share(&config, share == "on")?;
+            println!(
+                "drive sharing is {}",
+                if share == "on" {
+                    "allowed"
+                } else {
+                    "not allowed"
+                }
+            );
+        }
+        Command::Init { .. } | Command::Fingerprint { .. } | Command::Run { .. } => {
+            unreachable!("handled in main")
+        }
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -75,6 +299,11 @@ fn main() -> ExitCode {
         Command::Fingerprint { config } => HostConfig::load(&config)
             .and_then(|c| c.load_e2e_key(&config))
             .map(|key| println!("{}", proto::channel::fingerprint(key.public()))),
+        other @ (Command::SetPassword { .. }
+        | Command::Otp(_)
+        | Command::Acl(_)
+        | Command::Mac(_)
+        | Command::Policy { .. }) => admin(other),
         Command::Run { config } => tokio::runtime::Runtime::new()
             .map_err(anyhow::Error::from)
             .and_then(|rt| {

@@ -1,6 +1,7 @@
 //! The host's life: register with the relay, answer session notices, and
 //! reconnect with back-off after any drop, forever.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +19,9 @@ use transport::dial::Proxy;
 use transport::{FramedIo, SecureStream};
 
 use crate::config::{public_key, HostConfig};
+use crate::gate::Gate;
+use crate::secrets::Secrets;
+use crate::lockout::{Clock, SystemClock};
 use crate::rdp;
 
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -38,21 +42,46 @@ struct Ctx {
     config: HostConfig,
     key: Ed25519KeyPair,
     e2e_key: StaticKey,
+    gate: Gate,
     tls: Arc<ClientConfig>,
     proxy: Option<Proxy>,
 }
 
-/// Runs the host until a fatal refusal (e.g. its ID belongs to another host).
-pub async fn run(config_path: &Path) -> Result<(), RunError> {
-    run_with(config_path, None).await
+/// How a host runs besides its config (tests and the demo adjust these).
+pub struct RunOptions {
+    /// Told whether the host is registered with the relay.
+    pub online: Option<watch::Sender<bool>>,
+    /// Time for OTP validity and lockouts.
+    pub clock: Arc<dyn Clock>,
 }
 
-/// Like [`run`], reporting on `online` whether the host is registered.
-pub async fn run_with(
-    config_path: &Path,
-    online: Option<watch::Sender<bool>>,
-) -> Result<(), RunError> {
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            online: None,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// Runs the host until a fatal refusal (e.g. its ID belongs to another host).
+pub async fn run(config_path: &Path) -> Result<(), RunError> {
+    run_with(config_path, RunOptions::default()).await
+}
+
+/// Like [`run`], with [`RunOptions`].
+pub async fn run_with(config_path: &Path, options: RunOptions) -> Result<(), RunError> {
+    let online = options.online;
     let config = HostConfig::load(config_path)?;
+    let gate = Gate::new(config.clone(), config_path, options.clock)?;
+    let secrets = Secrets::load(&HostConfig::secrets_path(config_path))?;
+    if secrets.password_file.is_none() {
+        warn!(
+            "no host password is set: every session is refused until you run \
+             `thin-host set-password --config {}`",
+            config_path.display()
+        );
+    }
     let key = config.load_key(config_path)?;
     let e2e_key = config.load_e2e_key(config_path)?;
     let tls =
@@ -67,6 +96,7 @@ pub async fn run_with(
         config,
         key,
         e2e_key,
+        gate,
         tls,
         proxy,
     });
@@ -218,6 +248,13 @@ async fn serve_session(ctx: &Ctx, session: Vec<u8>, client_addr: &str) -> Result
     let mut conn = tokio::time::timeout(HANDSHAKE_TIMEOUT, secure(conn, &ctx.e2e_key))
         .await
         .map_err(|_| "the client did not finish the end-to-end handshake in time".to_owned())??;
+    let source = client_addr
+        .parse::<SocketAddr>()
+        .map(|a| a.ip())
+        .map_err(|_| format!("the relay sent a bad client address {client_addr:?}"))?;
+    let context = conn.get_ref().handshake_hash().to_vec();
+    let admitted = ctx.gate.admit(&mut conn, source, &context).await?;
+    info!(%client_addr, share = admitted.share_allowed, "client admitted");
     let frame = conn.read_frame().await.map_err(|e| e.to_string())?;
     let request: SessionRequest = relay::decode(&frame).map_err(|e| e.to_string())?;
     let SessionRequest::Open { mode } = request;

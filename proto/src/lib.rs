@@ -4,6 +4,7 @@
 //! Nothing here touches sockets or a runtime, so the same code runs natively
 //! and in the browser (wasm32).
 
+pub mod auth;
 pub mod channel;
 pub mod frame;
 pub mod id;

@@ -33,6 +33,8 @@ fn connect(
             USER,
             "--rdp-password",
             password,
+            "--host-password-file",
+            host_password_file(),
             "--screenshot",
             out.to_str().unwrap(),
             "--frame-timeout",

@@ -29,6 +29,8 @@ fn connect(relay: &RelayProc, id: &str, proxy: Option<&str>, shot: &Path) -> (i3
         USER,
         "--rdp-password",
         PASSWORD,
+        "--host-password-file",
+        host_password_file(),
         "--screenshot",
         shot.to_str().unwrap(),
     ];

@@ -26,6 +26,8 @@ fn connect(relay: &RelayProc, id: &str, known_hosts: &Path, shot: &Path) -> (i32
             USER,
             "--rdp-password",
             PASSWORD,
+            "--host-password-file",
+            host_password_file(),
             "--screenshot",
             shot.to_str().unwrap(),
             "--known-hosts",

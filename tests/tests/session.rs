@@ -6,8 +6,8 @@ mod common;
 use std::time::Duration;
 
 use client_core::known_hosts::MemoryPins;
-use client_core::native::{self, RelayTarget};
-use client_core::{RdpCredentials, SessionEvent, TrustFirstUse};
+use client_core::native::{self, RdpOptions, RelayTarget};
+use client_core::{RdpCredentials, Scripted, SessionEvent};
 use common::*;
 use test_desktop::{key_strip_color, picture_pixel, CLICK_MARK, KEY_STRIP_HEIGHT};
 
@@ -39,6 +39,8 @@ fn session_shows_the_picture_and_carries_input_both_ways() {
             USER,
             "--rdp-password",
             PASSWORD,
+            "--host-password-file",
+            host_password_file(),
             "--screenshot",
             shot.to_str().unwrap(),
         ],
@@ -75,14 +77,21 @@ fn session_shows_the_picture_and_carries_input_both_ways() {
             password: PASSWORD.into(),
             domain: None,
         };
+        let rdp = RdpOptions {
+            creds,
+            size: (1024, 768),
+            frame_timeout: Duration::from_secs(30),
+        };
+        let mut answers = Scripted {
+            otp: None,
+            host_password: Some(HOST_PASSWORD.into()),
+        };
         let (mut session, _) = native::connect_and_wait_frame(
             &target,
             "office-pc",
-            &creds,
-            (1024, 768),
-            Duration::from_secs(30),
+            &rdp,
             &MemoryPins::default(),
-            &mut TrustFirstUse,
+            &mut answers,
         )
         .await
         .expect("connects");

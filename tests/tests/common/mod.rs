@@ -173,6 +173,59 @@ pub fn addr_after(line: &str, prefix: &str) -> String {
         .to_owned()
 }
 
+/// Runs a command with `input` on its standard input, to completion
+/// (bounded); returns (code, stdout+stderr).
+pub fn run_with_input(name: &str, args: &[&str], input: &str) -> (i32, String) {
+    let mut child = Command::new(bin(name))
+        .args(args)
+        .env("THIN_CONFIG_DIR", client_config_dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(input.as_bytes()).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "{name} did not exit within 60 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// The host password every test host gets (unless a test sets another).
+pub const HOST_PASSWORD: &str = "Office-Pass-42";
+
+/// A file holding [`HOST_PASSWORD`], for `--host-password-file`.
+pub fn host_password_file() -> &'static str {
+    static PATH: OnceLock<String> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let path = client_config_dir().join("host-password");
+        std::fs::write(&path, HOST_PASSWORD).unwrap();
+        path.to_str().unwrap().to_owned()
+    })
+}
+
+/// Sets a host's password with `thin-host set-password`.
+pub fn set_host_password(config: &Path, password: &str) {
+    let (code, out) = run_with_input(
+        "thin-host",
+        &["set-password", "--config", config.to_str().unwrap()],
+        &format!("{password}\n"),
+    );
+    assert_eq!(code, 0, "{out}");
+}
+
 /// Runs a command to completion (bounded) and returns (code, stdout+stderr).
 pub fn run(name: &str, args: &[&str]) -> (i32, String) {
     let mut p = Proc::start(name, args);
@@ -255,6 +308,7 @@ impl HostProc {
         args.extend_from_slice(extra);
         let (code, out) = run("thin-host", &args);
         assert_eq!(code, 0, "{out}");
+        set_host_password(&config, HOST_PASSWORD);
         let mut proc = Proc::start("thin-host", &["run", "--config", c]);
         proc.wait_for("registered; waiting for sessions", Duration::from_secs(20));
         Self { config, proc }

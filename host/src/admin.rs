@@ -1,0 +1,274 @@
+//! The owner's commands: host password, one-time passwords, access lists,
+//! MAC allowlist and sharing policy. Each loads the config or secrets, checks
+//! the input, and saves atomically; bad input changes nothing.
+
+use std::path::Path;
+
+use anyhow::{bail, Context as _};
+use proto::auth::{opaque, password_is_strong, PASSWORD_RULE};
+use zeroize::Zeroizing;
+
+use crate::access::{self, AclRule, Action};
+use crate::config::{HostConfig, OtpSetting};
+use crate::mail::EmailSettings;
+use crate::otp;
+use crate::secrets::Secrets;
+
+/// Sets the host password: only its OPAQUE record is stored.
+pub fn set_password(config_path: &Path, password: &str) -> anyhow::Result<()> {
+    HostConfig::load(config_path)?;
+    if !password_is_strong(password) {
+        bail!("that password is too weak: {PASSWORD_RULE}");
+    }
+    let path = HostConfig::secrets_path(config_path);
+    let mut secrets = Secrets::load(&path)?;
+    let setup = secrets
+        .opaque_setup
+        .get_or_insert_with(opaque::new_server_setup)
+        .clone();
+    let file = opaque::register(&setup, password.as_bytes())
+        .map_err(|e| anyhow::anyhow!("cannot register the password: {e}"))?;
+    secrets.password_file = Some(file);
+    secrets.save(&path)
+}
+
+/// What enrolment shows the owner once.
+pub struct Enrolment {
+    /// The `otpauth://` URI and its base32 secret (TOTP only).
+    pub totp: Option<(String, String)>,
+    pub emergency_codes: Vec<Zeroizing<String>>,
+}
+
+/// Turns on TOTP with a new secret and new emergency codes.
+pub fn enrol_totp(config_path: &Path) -> anyhow::Result<Enrolment> {
+    let mut config = HostConfig::load(config_path)?;
+    let path = HostConfig::secrets_path(config_path);
+    let mut secrets = Secrets::load(&path)?;
+    let state = otp::new_totp_secret();
+    let uri = otp::totp_uri(&state.secret, config.id.as_str());
+    let base32 = otp::totp_secret_base32(&state.secret);
+    let (codes, hashes) = otp::new_emergency_codes();
+    secrets.totp = Some(state);
+    secrets.emergency = hashes;
+    secrets.save(&path)?;
+    config.otp = OtpSetting::Totp;
+    config.save(config_path)?;
+    Ok(Enrolment {
+        totp: Some((uri, base32)),
+        emergency_codes: codes,
+    })
+}
+
+/// Turns on mailed codes (and makes new emergency codes).
+pub fn enrol_email(config_path: &Path, settings: EmailSettings) -> anyhow::Result<Enrolment> {
+    settings.validate().map_err(anyhow::Error::msg)?;
+    let mut config = HostConfig::load(config_path)?;
+    if let Some(file) = &settings.smtp_password_file {
+        let file = config.beside(config_path, file);
+        std::fs::metadata(&file)
+            .with_context(|| format!("cannot read the SMTP password file {}", file.display()))?;
+    }
+    let path = HostConfig::secrets_path(config_path);
+    let mut secrets = Secrets::load(&path)?;
+    let (codes, hashes) = otp::new_emergency_codes();
+    secrets.totp = None;
+    secrets.emergency = hashes;
+    secrets.save(&path)?;
+    config.otp = OtpSetting::Email(settings);
+    config.save(config_path)?;
+    Ok(Enrolment {
+        totp: None,
+        emergency_codes: codes,
+    })
+}
+
+/// Turns one-time passwords off and forgets the TOTP secret and codes.
+pub fn otp_off(config_path: &Path) -> anyhow::Result<()> {
+    let mut config = HostConfig::load(config_path)?;
+    let path = HostConfig::secrets_path(config_path);
+    let mut secrets = Secrets::load(&path)?;
+    secrets.totp = None;
+    secrets.emergency.clear();
+    secrets.save(&path)?;
+    config.otp = OtpSetting::Off;
+    config.save(config_path)
+}
+
+/// A few lines describing the security settings, with no secret in them.
+pub fn status(config_path: &Path) -> anyhow::Result<String> {
+    let config = HostConfig::load(config_path)?;
+    let secrets = Secrets::load(&HostConfig::secrets_path(config_path))?;
+    let otp = match &config.otp {
+        OtpSetting::Off => "off".to_owned(),
+        OtpSetting::Totp if secrets.totp.is_some() => "authenticator app (TOTP)".to_owned(),
+        OtpSetting::Totp => {
+            "authenticator app (TOTP) — NOT ENROLLED, run `thin-host otp totp`".to_owned()
+        }
+        OtpSetting::Email(s) => format!(
+            "mailed code to {} via {} ({:?})",
+            proto::auth::mask_email(&s.to),
+            s.smtp,
+            s.smtp_tls
+        ),
+    };
+    let password = if secrets.password_file.is_some() {
+        "set"
+    } else {
+        "NOT SET — sessions are refused until `thin-host set-password` is run"
+    };
+    Ok(format!(
+        "host password: {password}\none-time password: {otp}\nemergency codes left: {}\n\
+         access list rules: {}\nMAC allowlist entries: {}\ndrive sharing: {}",
+        secrets.emergency.len(),
+        config.acl.len(),
+        config.mac_allow.len(),
+        if config.share {
+            "allowed"
+        } else {
+            "not allowed"
+        },
+    ))
+}
+
+pub fn acl_add(
+    config_path: &Path,
+    action: Action,
+    cidr: &str,
+    priority: u32,
+) -> anyhow::Result<()> {
+    let cidr = access::parse_cidr(cidr).map_err(anyhow::Error::msg)?;
+    let mut config = HostConfig::load(config_path)?;
+    if config.acl.iter().any(|r| r.priority == priority) {
+        bail!("a rule with priority {priority} exists; remove it first or choose another number");
+    }
+    config.acl.push(AclRule {
+        priority,
+        action,
+        cidr,
+    });
+    config.acl.sort_by_key(|r| r.priority);
+    config.save(config_path)
+}
+
+pub fn acl_remove(config_path: &Path, priority: u32) -> anyhow::Result<()> {
+    let mut config = HostConfig::load(config_path)?;
+    let before = config.acl.len();
+    config.acl.retain(|r| r.priority != priority);
+    if config.acl.len() == before {
+        bail!("no rule with priority {priority} (see `thin-host acl list`)");
+    }
+    config.save(config_path)
+}
+
+pub fn acl_list(config_path: &Path) -> anyhow::Result<String> {
+    let mut rules = HostConfig::load(config_path)?.acl;
+    rules.sort_by_key(|r| r.priority);
+    let mut out: Vec<String> = rules
+        .iter()
+        .map(|r| {
+            format!(
+                "{:>6}  {:<5}  {}",
+                r.priority,
+                format!("{:?}", r.action).to_lowercase(),
+                r.cidr
+            )
+        })
+        .collect();
+    out.push("     -  allow  (anything else)".to_owned());
+    Ok(out.join("\n"))
+}
+
+pub fn mac_allow(config_path: &Path, mac: &str) -> anyhow::Result<()> {
+    let mac = access::parse_mac(mac).map_err(anyhow::Error::msg)?;
+    let mut config = HostConfig::load(config_path)?;
+    if !config.mac_allow.contains(&mac) {
+        config.mac_allow.push(mac);
+    }
+    config.save(config_path)
+}
+
+pub fn mac_remove(config_path: &Path, mac: &str) -> anyhow::Result<()> {
+    let mac = access::parse_mac(mac).map_err(anyhow::Error::msg)?;
+    let mut config = HostConfig::load(config_path)?;
+    let before = config.mac_allow.len();
+    config.mac_allow.retain(|m| *m != mac);
+    if config.mac_allow.len() == before {
+        bail!("{mac} is not on the allowlist");
+    }
+    config.save(config_path)
+}
+
+pub fn mac_list(config_path: &Path) -> anyhow::Result<String> {
+    let config = HostConfig::load(config_path)?;
+    if config.mac_allow.is_empty() {
+        return Ok("(empty: devices with any MAC address may connect)".to_owned());
+    }
+    Ok(config.mac_allow.join("\n"))
+}
+
+pub fn set_share(config_path: &Path, share: bool) -> anyhow::Result<()> {
+    let mut config = HostConfig::load(config_path)?;
+    config.share = share;
+    config.save(config_path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host() -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        let cert = rcgen::generate_simple_self_signed(vec!["x".into()]).unwrap();
+        std::fs::write(&ca, cert.cert.pem()).unwrap();
+        let config = dir.path().join("host.toml");
+        HostConfig::init(
+            &config,
+            crate::InitOptions {
+                id: "pc".into(),
+                relay: "127.0.0.1:1".into(),
+                relay_ca: ca,
+                target: None,
+                proxy: None,
+            },
+        )
+        .unwrap();
+        (dir, config)
+    }
+
+    #[test]
+    fn weak_passwords_are_refused_with_the_rule_and_nothing_is_stored() {
+        let (_dir, config) = host();
+        let err = set_password(&config, "password").unwrap_err().to_string();
+        assert!(err.contains("at least 8 characters using 3 of"), "{err}");
+        assert!(!HostConfig::secrets_path(&config).exists());
+        set_password(&config, "Str0ng-enough").unwrap();
+        let stored = std::fs::read(HostConfig::secrets_path(&config)).unwrap();
+        assert!(!stored.windows(13).any(|w| w == b"Str0ng-enough"));
+    }
+
+    #[test]
+    fn acl_and_mac_edits_check_input_and_keep_the_config() {
+        let (_dir, config) = host();
+        let before = std::fs::read(&config).unwrap();
+        assert!(acl_add(&config, Action::Deny, "not-a-net", 10).is_err());
+        assert!(mac_allow(&config, "zz").is_err());
+        assert!(acl_remove(&config, 99).is_err());
+        assert_eq!(std::fs::read(&config).unwrap(), before);
+        acl_add(&config, Action::Deny, "0.0.0.0/0", 20).unwrap();
+        acl_add(&config, Action::Allow, "192.0.2.0/24", 10).unwrap();
+        assert!(acl_add(&config, Action::Allow, "198.51.100.0/24", 10).is_err());
+        let list = acl_list(&config).unwrap();
+        assert!(
+            list.find("192.0.2.0/24").unwrap() < list.find("0.0.0.0/0").unwrap(),
+            "{list}"
+        );
+        acl_remove(&config, 20).unwrap();
+        mac_allow(&config, "00-1A-2B-3C-4D-5E").unwrap();
+        assert_eq!(mac_list(&config).unwrap(), "00:1a:2b:3c:4d:5e");
+        set_share(&config, true).unwrap();
+        let status = status(&config).unwrap();
+        assert!(status.contains("drive sharing: allowed"), "{status}");
+        assert!(status.contains("host password: NOT SET"), "{status}");
+    }
+}
