@@ -6,6 +6,7 @@ use proto::auth::{opaque, ClientMsg, HostMsg, Refusal};
 use tokio::io::{AsyncRead, AsyncWrite};
 use transport::{FramedIo, SecureStream};
 
+use crate::interaction::OtpWrong;
 use crate::{Answer, ConnectError, Interaction, Progress, Prompt};
 
 /// What the host allows this session.
@@ -48,7 +49,7 @@ fn refused(reason: Refusal, message: String) -> ConnectError {
             message,
             retry_after_secs,
         },
-        Refusal::NoPassword => ConnectError::HostNotReady(message),
+        Refusal::NoPassword | Refusal::Unavailable => ConnectError::HostNotReady(message),
         Refusal::Otp => ConnectError::OtpRefused(message),
         Refusal::Password => ConnectError::HostPasswordRefused(message),
         Refusal::Protocol => ConnectError::HostRefused(message),
@@ -85,11 +86,12 @@ where
                 otp_prompt = Some((kind.clone(), emergency_codes));
                 answer_otp(conn, ui, kind, emergency_codes, None).await?;
             }
-            HostMsg::OtpWrong { tries_left } => {
+            HostMsg::OtpWrong { tries_left, reused } => {
                 let Some((kind, emergency_codes)) = otp_prompt.clone() else {
                     return Err(ConnectError::HostRefused("unexpected OTP answer".into()));
                 };
-                answer_otp(conn, ui, kind, emergency_codes, Some(tries_left)).await?;
+                let wrong = OtpWrong { tries_left, reused };
+                answer_otp(conn, ui, kind, emergency_codes, Some(wrong)).await?;
             }
             HostMsg::PasswordRequired => {
                 if otp_prompt.is_some() {
@@ -115,7 +117,7 @@ async fn answer_otp<S>(
     ui: &mut dyn Interaction,
     kind: proto::auth::OtpKind,
     emergency_codes: bool,
-    tries_left: Option<u32>,
+    last: Option<OtpWrong>,
 ) -> Result<(), ConnectError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -123,17 +125,13 @@ where
     let prompt = Prompt::Otp {
         kind,
         emergency_codes,
-        tries_left,
+        last,
     };
     let (code, emergency) = match ui.ask(prompt).await {
         Answer::Otp(code) => (code, false),
         Answer::EmergencyCode(code) => (code, true),
         other => {
-            let after = tries_left.map(|n| {
-                ConnectError::OtpRefused(format!(
-                    "the one-time password was wrong ({n} tries left before a lockout)"
-                ))
-            });
+            let after = last.map(|wrong| ConnectError::OtpRefused(wrong.to_string()));
             return Err(gave_up(other, after));
         }
     };

@@ -51,6 +51,7 @@ impl Demo {
             dir: dir.path().to_owned(),
             listen: loopback,
             limits: relay::Limits::default(),
+            tap: None,
         })
         .await?;
         let relay_addr = relay.local_addr();

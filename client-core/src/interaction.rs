@@ -39,11 +39,35 @@ pub enum Prompt {
         kind: OtpKind,
         /// Emergency codes may be used instead.
         emergency_codes: bool,
-        /// Set when the last code was wrong: tries left before a lockout.
-        tries_left: Option<u32>,
+        /// Set when the last code was refused.
+        last: Option<OtpWrong>,
     },
     /// The host asks for its host password; `retry` after a wrong one.
     HostPassword { retry: bool },
+}
+
+/// Why the last one-time password was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OtpWrong {
+    /// Tries left before a lockout.
+    pub tries_left: u32,
+    /// The code was right but already used: wait for the next one.
+    pub reused: bool,
+}
+
+impl std::fmt::Display for OtpWrong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = if self.reused {
+            "that code was already used; wait for the next one"
+        } else {
+            "the one-time password was wrong"
+        };
+        write!(
+            f,
+            "{what} ({} tries left before a lockout)",
+            self.tries_left
+        )
+    }
 }
 
 /// The user's answer.
@@ -98,9 +122,7 @@ impl Interaction for Scripted {
     fn ask(&mut self, prompt: Prompt) -> BoxFuture<'_, Answer> {
         let answer = match prompt {
             Prompt::NewHostKey { .. } => Answer::Accept,
-            Prompt::Otp {
-                tries_left: None, ..
-            } => match &self.otp {
+            Prompt::Otp { last: None, .. } => match &self.otp {
                 Some(code) => Answer::Otp(Zeroizing::new(code.clone())),
                 None => Answer::Unavailable("no one-time password was given".into()),
             },

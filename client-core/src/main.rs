@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use client_core::interaction::BoxFuture;
+use client_core::interaction::OtpWrong;
 use client_core::native::{self, FilePins, RdpOptions, RelayTarget};
 use client_core::{
     screenshot, Answer, ConnectError, Interaction, OtpKind, PinStore, Progress, Prompt,
@@ -181,8 +182,8 @@ async fn read_line(prompt: String, hidden: bool) -> Option<Zeroizing<String>> {
 }
 
 impl Terminal {
-    fn otp_answer(&mut self, kind: OtpKind, tries_left: Option<u32>) -> Result<Answer, String> {
-        if tries_left.is_none() {
+    fn otp_answer(&mut self, kind: OtpKind, last: Option<OtpWrong>) -> Result<Answer, String> {
+        if last.is_none() {
             if let Some(code) = self.otp.take() {
                 let code = Zeroizing::new(code);
                 return Ok(if is_otp_format(&code) {
@@ -193,15 +194,15 @@ impl Terminal {
             }
         }
         if !self.interactive {
-            return Ok(match tries_left {
+            return Ok(match last {
                 Some(_) => Answer::Cancel,
                 None => Answer::Unavailable(
                     "this computer asks for a one-time password: give --otp CODE".into(),
                 ),
             });
         }
-        if let Some(n) = tries_left {
-            eprintln!("that code was wrong ({n} tries left before a lockout)");
+        if let Some(wrong) = last {
+            eprintln!("{wrong}");
         }
         Err(match kind {
             OtpKind::Totp => "code from your authenticator app".to_owned(),
@@ -256,9 +257,7 @@ impl Interaction for Terminal {
                     );
                     Answer::Accept
                 }
-                Prompt::Otp {
-                    kind, tries_left, ..
-                } => match self.otp_answer(kind, tries_left) {
+                Prompt::Otp { kind, last, .. } => match self.otp_answer(kind, last) {
                     Ok(answer) => answer,
                     Err(ask) => {
                         match read_line(format!("{ask} (or an emergency code): "), false).await {

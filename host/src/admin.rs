@@ -118,7 +118,7 @@ pub fn status(config_path: &Path) -> anyhow::Result<String> {
     };
     Ok(format!(
         "host password: {password}\none-time password: {otp}\nemergency codes left: {}\n\
-         access list rules: {}\nMAC allowlist entries: {}\ndrive sharing: {}",
+         access list rules: {}\nMAC allowlist entries: {}\ndrive sharing: {}\naudit log: {}{}",
         secrets.emergency.len(),
         config.acl.len(),
         config.mac_allow.len(),
@@ -127,6 +127,12 @@ pub fn status(config_path: &Path) -> anyhow::Result<String> {
         } else {
             "not allowed"
         },
+        HostConfig::audit_path(config_path).display(),
+        config
+            .syslog
+            .as_deref()
+            .map(|s| format!(" and syslog {s}"))
+            .unwrap_or_default(),
     ))
 }
 
@@ -204,6 +210,21 @@ pub fn mac_list(config_path: &Path) -> anyhow::Result<String> {
         return Ok("(empty: devices with any MAC address may connect)".to_owned());
     }
     Ok(config.mac_allow.join("\n"))
+}
+
+/// Sends audit events also to an RFC 5424 syslog receiver (`None`: only the file).
+pub fn set_syslog(config_path: &Path, target: Option<&str>) -> anyhow::Result<()> {
+    if let Some(target) = target {
+        use std::net::ToSocketAddrs as _;
+        target
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next())
+            .with_context(|| format!("{target:?} is not a syslog address like 192.0.2.5:514"))?;
+    }
+    let mut config = HostConfig::load(config_path)?;
+    config.syslog = target.map(str::to_owned);
+    config.save(config_path)
 }
 
 pub fn set_share(config_path: &Path, share: bool) -> anyhow::Result<()> {

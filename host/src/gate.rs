@@ -30,43 +30,73 @@ pub struct Admitted {
 
 /// Shared by all sessions of a running host.
 pub struct Gate {
-    config: HostConfig,
+    config_path: PathBuf,
     secrets_path: PathBuf,
     clock: Arc<dyn Clock>,
     lockout: Mutex<Lockout>,
-    audit: Audit,
     /// Serialises read-modify-write of the secrets file (TOTP replay state,
     /// used emergency codes).
     secrets_lock: tokio::sync::Mutex<()>,
+}
+
+/// One session's view: the settings as they are now (the owner's changes
+/// apply to the next session without a restart) and where events go.
+struct Session {
+    config: HostConfig,
+    audit: Audit,
+    source: IpAddr,
+    clock: Arc<dyn Clock>,
+}
+
+impl Session {
+    fn record(&self, step: Step, result: Outcome, detail: &str) {
+        self.audit
+            .record(self.clock.now(), self.source, step, result, detail);
+    }
+}
+
+/// What became of one OTP answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OtpVerdict {
+    Accepted,
+    /// `code_tries`: tries left on a mailed code.
+    Wrong {
+        code_tries: Option<u32>,
+    },
+    WrongEmergency,
+    /// A TOTP code whose time step was already used.
+    Reused,
+    Expired,
+    Exhausted,
 }
 
 /// Why a session ended before admission (for the host's log).
 type Denied = String;
 
 impl Gate {
-    pub fn new(
-        config: HostConfig,
-        config_path: &std::path::Path,
-        clock: Arc<dyn Clock>,
-    ) -> anyhow::Result<Self> {
+    pub fn new(config_path: &std::path::Path, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            config_path: config_path.to_owned(),
+            secrets_path: HostConfig::secrets_path(config_path),
+            clock,
+            lockout: Mutex::new(Lockout::default()),
+            secrets_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn session(&self, source: IpAddr) -> anyhow::Result<Session> {
+        let config = HostConfig::load(&self.config_path)?;
         let audit = Audit::new(
-            HostConfig::audit_path(config_path),
+            HostConfig::audit_path(&self.config_path),
             config.syslog.as_deref(),
             config.id.as_str(),
         )?;
-        Ok(Self {
-            secrets_path: HostConfig::secrets_path(config_path),
+        Ok(Session {
             config,
-            clock,
-            lockout: Mutex::new(Lockout::default()),
             audit,
-            secrets_lock: tokio::sync::Mutex::new(()),
+            source,
+            clock: self.clock.clone(),
         })
-    }
-
-    fn record(&self, source: IpAddr, step: Step, result: Outcome, detail: &str) {
-        self.audit
-            .record(self.clock.now(), source, step, result, detail);
     }
 
     /// Runs the checks; `context` is the channel's handshake hash.
@@ -80,13 +110,23 @@ impl Gate {
         S: AsyncRead + AsyncWrite + Unpin,
     {
         let source = access::canonical(source);
+        let session = match self.session(source) {
+            Ok(session) => session,
+            Err(e) => {
+                let message = "this PC cannot check connections because its settings are \
+                               damaged; ask its owner to look at its log"
+                    .to_owned();
+                let _ = refuse::<S, ()>(conn, Refusal::Unavailable, message).await;
+                return Err(format!("{e:#}"));
+            }
+        };
+        let s = &session;
         let ClientMsg::Hello { macs } = recv(conn).await? else {
             return refuse(conn, Refusal::Protocol, "expected hello".into()).await;
         };
 
-        if !access::allowed(&self.config.acl, source) {
-            self.record(
-                source,
+        if !access::allowed(&s.config.acl, source) {
+            s.record(
                 Step::AccessList,
                 Outcome::Refused,
                 "denied by the access list",
@@ -99,13 +139,8 @@ impl Gate {
             };
             return refuse(conn, reason, message).await;
         }
-        if !access::mac_allowed(&self.config.mac_allow, &macs) {
-            self.record(
-                source,
-                Step::Mac,
-                Outcome::Refused,
-                "no allowed MAC address",
-            );
+        if !access::mac_allowed(&s.config.mac_allow, &macs) {
+            s.record(Step::Mac, Outcome::Refused, "no allowed MAC address");
             let message =
                 "this PC accepts only registered devices and this one is not registered; \
                            ask its owner to add this device's MAC address"
@@ -113,32 +148,27 @@ impl Gate {
             return refuse(conn, Refusal::MacNotAllowed, message).await;
         }
         if let Some(wait) = self.locked(source) {
-            self.record(source, Step::Lockout, Outcome::Refused, "locked out");
+            s.record(Step::Lockout, Outcome::Refused, "locked out");
             return self.refuse_locked(conn, source, wait).await;
         }
         let secrets = Secrets::load(&self.secrets_path).map_err(|e| format!("{e:#}"))?;
         let (Some(setup), Some(password_file)) = (&secrets.opaque_setup, &secrets.password_file)
         else {
-            self.record(
-                source,
-                Step::Password,
-                Outcome::Refused,
-                "no host password set",
-            );
+            s.record(Step::Password, Outcome::Refused, "no host password set");
             let message = "this PC has no host password yet, so it accepts no connections; its \
                            owner must run `thin-host set-password` on it"
                 .to_owned();
             return refuse(conn, Refusal::NoPassword, message).await;
         };
 
-        self.one_time_password(conn, source, &secrets).await?;
-        self.host_password(conn, source, setup, password_file, context)
+        self.one_time_password(conn, s, &secrets).await?;
+        self.host_password(conn, s, setup, password_file, context)
             .await?;
 
         self.lockout.lock().expect("not poisoned").success(source);
-        self.record(source, Step::Session, Outcome::Ok, "admitted");
+        s.record(Step::Session, Outcome::Ok, "admitted");
         let admitted = Admitted {
-            share_allowed: self.config.share,
+            share_allowed: s.config.share,
         };
         send(
             conn,
@@ -188,31 +218,30 @@ impl Gate {
     async fn failed<S>(
         &self,
         conn: &mut FramedIo<S>,
-        source: IpAddr,
+        s: &Session,
         step: Step,
         detail: &str,
     ) -> Result<u32, Denied>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        self.record(source, step, Outcome::Fail, detail);
+        s.record(step, Outcome::Fail, detail);
         let after = {
             let now = self.clock.now();
             self.lockout
                 .lock()
                 .expect("not poisoned")
-                .failure(source, now)
+                .failure(s.source, now)
         };
         match after {
             AfterFailure::TriesLeft(n) => Ok(n),
             AfterFailure::Locked(wait) => {
-                self.record(
-                    source,
+                s.record(
                     Step::Lockout,
                     Outcome::Refused,
                     "locked out after repeated failures",
                 );
-                self.refuse_locked(conn, source, wait).await
+                self.refuse_locked(conn, s.source, wait).await
             }
         }
     }
@@ -220,22 +249,18 @@ impl Gate {
     async fn one_time_password<S>(
         &self,
         conn: &mut FramedIo<S>,
-        source: IpAddr,
+        s: &Session,
         secrets: &Secrets,
     ) -> Result<(), Denied>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        let (kind, mut mailed) = match &self.config.otp {
+        let source = s.source;
+        let (kind, mut mailed) = match &s.config.otp {
             OtpSetting::Off => return Ok(()),
             OtpSetting::Totp => {
                 if secrets.totp.is_none() {
-                    self.record(
-                        source,
-                        Step::Otp,
-                        Outcome::Refused,
-                        "TOTP on but not enrolled",
-                    );
+                    s.record(Step::Otp, Outcome::Refused, "TOTP on but not enrolled");
                     let message =
                         "this PC asks for an authenticator code but has none enrolled; its \
                                    owner must run `thin-host otp totp` again"
@@ -248,7 +273,7 @@ impl Gate {
                 let now = self.clock.now();
                 let code = MailedCode::new(now);
                 let (subject, body) = mail::compose(
-                    self.config.id.as_str(),
+                    s.config.id.as_str(),
                     code.code(),
                     source,
                     now,
@@ -266,8 +291,7 @@ impl Gate {
                 )
                 .await
                 {
-                    self.record(
-                        source,
+                    s.record(
                         Step::Otp,
                         Outcome::Refused,
                         &format!("cannot mail the code: {e}"),
@@ -296,7 +320,7 @@ impl Gate {
                 Ok(msg) => msg,
                 Err(e) => {
                     // An attempt abandoned half-way counts as a failed one.
-                    self.failed(conn, source, Step::Otp, "abandoned").await?;
+                    self.failed(conn, s, Step::Otp, "abandoned").await?;
                     return Err(e);
                 }
             };
@@ -310,55 +334,53 @@ impl Gate {
             };
             let six_digits =
                 code.trim().len() == otp::DIGITS && code.trim().bytes().all(|b| b.is_ascii_digit());
-            if emergency || !six_digits {
+            let verdict = if emergency || !six_digits {
                 if self.take_emergency_code(&code).await? {
-                    self.record(source, Step::Emergency, Outcome::Ok, "emergency code used");
+                    s.record(Step::Emergency, Outcome::Ok, "emergency code used");
                     return Ok(());
                 }
-                let left = self
-                    .failed(conn, source, Step::Emergency, "wrong emergency code")
-                    .await?;
-                send(conn, &HostMsg::OtpWrong { tries_left: left }).await?;
-                continue;
-            }
-            let (result, code_tries) = match &mut mailed {
-                None => (self.check_totp(&code).await?, None),
-                Some(mailed) => match mailed.check(&code, self.clock.now()) {
-                    MailCheck::Accepted => (Ok(()), None),
-                    MailCheck::Wrong { tries_left } => (Err("wrong code"), Some(tries_left)),
-                    MailCheck::Expired => (Err("expired code"), Some(0)),
-                    MailCheck::Exhausted => (Err("wrong code, no tries left"), Some(0)),
-                },
+                OtpVerdict::WrongEmergency
+            } else {
+                match &mut mailed {
+                    None => self.check_totp(&code).await?,
+                    Some(mailed) => match mailed.check(&code, self.clock.now()) {
+                        MailCheck::Accepted => OtpVerdict::Accepted,
+                        MailCheck::Wrong { tries_left } => OtpVerdict::Wrong {
+                            code_tries: Some(tries_left),
+                        },
+                        MailCheck::Expired => OtpVerdict::Expired,
+                        MailCheck::Exhausted => OtpVerdict::Exhausted,
+                    },
+                }
             };
-            match result {
-                Ok(()) => {
-                    self.record(source, Step::Otp, Outcome::Ok, "");
+            let (step, detail) = match verdict {
+                OtpVerdict::Accepted => {
+                    s.record(Step::Otp, Outcome::Ok, "");
                     return Ok(());
                 }
-                Err(detail) => {
-                    let left = self.failed(conn, source, Step::Otp, detail).await?;
-                    match code_tries {
-                        Some(0) => {
-                            let message = if detail == "expired code" {
-                                "the mailed code has expired; connect again to get a new one"
-                            } else {
-                                "too many wrong codes; connect again to get a new one"
-                            };
-                            return refuse(conn, Refusal::Otp, message.into()).await;
-                        }
-                        Some(n) => {
-                            send(
-                                conn,
-                                &HostMsg::OtpWrong {
-                                    tries_left: left.min(n),
-                                },
-                            )
-                            .await?
-                        }
-                        None => send(conn, &HostMsg::OtpWrong { tries_left: left }).await?,
-                    }
+                OtpVerdict::WrongEmergency => (Step::Emergency, "wrong emergency code"),
+                OtpVerdict::Wrong { .. } => (Step::Otp, "wrong code"),
+                OtpVerdict::Reused => (Step::Otp, "code already used"),
+                OtpVerdict::Expired => (Step::Otp, "expired code"),
+                OtpVerdict::Exhausted => (Step::Otp, "wrong code, no tries left"),
+            };
+            let left = self.failed(conn, s, step, detail).await?;
+            let tries_left = match verdict {
+                OtpVerdict::Expired => {
+                    let message = "the mailed code has expired; connect again to get a new one";
+                    return refuse(conn, Refusal::Otp, message.into()).await;
                 }
-            }
+                OtpVerdict::Exhausted => {
+                    let message = "too many wrong codes; connect again to get a new one";
+                    return refuse(conn, Refusal::Otp, message.into()).await;
+                }
+                OtpVerdict::Wrong {
+                    code_tries: Some(n),
+                } => left.min(n),
+                _ => left,
+            };
+            let reused = verdict == OtpVerdict::Reused;
+            send(conn, &HostMsg::OtpWrong { tries_left, reused }).await?;
         }
     }
 
@@ -370,11 +392,11 @@ impl Gate {
     }
 
     /// Checks a TOTP code and records its step so it cannot be replayed.
-    async fn check_totp(&self, code: &str) -> Result<Result<(), &'static str>, Denied> {
+    async fn check_totp(&self, code: &str) -> Result<OtpVerdict, Denied> {
         let _guard = self.secrets_lock.lock().await;
         let mut secrets = Secrets::load(&self.secrets_path).map_err(|e| format!("{e:#}"))?;
         let Some(state) = &mut secrets.totp else {
-            return Ok(Err("TOTP not enrolled"));
+            return Ok(OtpVerdict::Wrong { code_tries: None });
         };
         match otp::check_totp(state, code, self.clock.now()) {
             TotpCheck::Accepted { step } => {
@@ -382,10 +404,10 @@ impl Gate {
                 secrets
                     .save(&self.secrets_path)
                     .map_err(|e| format!("{e:#}"))?;
-                Ok(Ok(()))
+                Ok(OtpVerdict::Accepted)
             }
-            TotpCheck::Replayed => Ok(Err("code already used")),
-            TotpCheck::Wrong => Ok(Err("wrong code")),
+            TotpCheck::Replayed => Ok(OtpVerdict::Reused),
+            TotpCheck::Wrong => Ok(OtpVerdict::Wrong { code_tries: None }),
         }
     }
 
@@ -404,7 +426,7 @@ impl Gate {
     async fn host_password<S>(
         &self,
         conn: &mut FramedIo<S>,
-        source: IpAddr,
+        s: &Session,
         setup: &[u8],
         password_file: &[u8],
         context: &[u8],
@@ -419,13 +441,8 @@ impl Gate {
                 Ok(msg) => msg,
                 Err(e) => {
                     if pending.is_some() {
-                        self.failed(
-                            conn,
-                            source,
-                            Step::Password,
-                            "abandoned after a wrong password",
-                        )
-                        .await?;
+                        self.failed(conn, s, Step::Password, "abandoned after a wrong password")
+                            .await?;
                     }
                     return Err(e);
                 }
@@ -435,7 +452,7 @@ impl Gate {
                     // A new start after a challenge: the client found its
                     // password wrong and tries again.
                     if pending.take().is_some() {
-                        self.failed(conn, source, Step::Password, "wrong password")
+                        self.failed(conn, s, Step::Password, "wrong password")
                             .await?;
                     }
                     let Ok((state, response)) =
@@ -461,10 +478,10 @@ impl Gate {
                         .await;
                     };
                     if opaque::server_finish(state, &finalization).is_ok() {
-                        self.record(source, Step::Password, Outcome::Ok, "");
+                        s.record(Step::Password, Outcome::Ok, "");
                         return Ok(());
                     }
-                    self.failed(conn, source, Step::Password, "password proof invalid")
+                    self.failed(conn, s, Step::Password, "password proof invalid")
                         .await?;
                     let message = "the host password could not be verified".to_owned();
                     return refuse(conn, Refusal::Password, message).await;

@@ -64,12 +64,16 @@ enum Command {
     /// The MAC allowlist: which client devices may connect.
     #[command(subcommand)]
     Mac(MacCommand),
-    /// Whether clients may share a local drive with this PC.
+    /// Policies: drive sharing, and where audit events also go.
     Policy {
         #[arg(long)]
         config: PathBuf,
-        #[arg(long, value_parser = ["on", "off"])]
-        share: String,
+        /// Whether clients may share a local drive with this PC.
+        #[arg(long, value_parser = ["on", "off"], required_unless_present = "syslog")]
+        share: Option<String>,
+        /// Also send audit events to this RFC 5424 syslog receiver (host:port, UDP), or "off".
+        #[arg(long)]
+        syslog: Option<String>,
     },
 }
 
@@ -252,16 +256,19 @@ fn admin(command: Command) -> anyhow::Result<()> {
             println!("{}", admin::mac_list(&config)?);
         }
         Command::Mac(MacCommand::List { config }) => println!("{}", admin::mac_list(&config)?),
-        Command::Policy { config, share } => {
-            admin::set_share(&config, share == "on")?;
-            println!(
-                "drive sharing is {}",
-                if share == "on" {
-                    "allowed"
-                } else {
-                    "not allowed"
-                }
-            );
+        Command::Policy {
+            config,
+            share,
+            syslog,
+        } => {
+            if let Some(syslog) = syslog {
+                let target = (syslog != "off").then_some(syslog);
+                admin::set_syslog(&config, target.as_deref())?;
+            }
+            if let Some(share) = share {
+                admin::set_share(&config, share == "on")?;
+            }
+            println!("{}", admin::status(&config)?);
         }
         Command::Init { .. } | Command::Fingerprint { .. } | Command::Run { .. } => {
             unreachable!("handled in main")

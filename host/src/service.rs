@@ -20,9 +20,9 @@ use transport::{FramedIo, SecureStream};
 
 use crate::config::{public_key, HostConfig};
 use crate::gate::Gate;
-use crate::secrets::Secrets;
 use crate::lockout::{Clock, SystemClock};
 use crate::rdp;
+use crate::secrets::Secrets;
 
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
@@ -73,7 +73,7 @@ pub async fn run(config_path: &Path) -> Result<(), RunError> {
 pub async fn run_with(config_path: &Path, options: RunOptions) -> Result<(), RunError> {
     let online = options.online;
     let config = HostConfig::load(config_path)?;
-    let gate = Gate::new(config.clone(), config_path, options.clock)?;
+    let gate = Gate::new(config_path, options.clock);
     let secrets = Secrets::load(&HostConfig::secrets_path(config_path))?;
     if secrets.password_file.is_none() {
         warn!(

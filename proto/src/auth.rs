@@ -66,6 +66,9 @@ pub enum HostMsg {
     },
     OtpWrong {
         tries_left: u32,
+        /// The code was right but already used (TOTP replay).
+        #[serde(default)]
+        reused: bool,
     },
     PasswordRequired,
     PasswordChallenge {
@@ -102,6 +105,8 @@ pub enum Refusal {
     Password,
     /// The client broke the protocol.
     Protocol,
+    /// The host cannot check connections right now (e.g. damaged settings).
+    Unavailable,
 }
 
 /// Why a proposed host password is too weak, stated as the rule.

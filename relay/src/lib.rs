@@ -6,6 +6,7 @@
 mod certs;
 mod registry;
 mod server;
+pub mod tap;
 
 pub use certs::{init, InitError, CA_FILE, CERT_FILE, KEY_FILE};
 pub use server::{Limits, Relay, RelayConfig};

@@ -90,6 +90,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     dir,
                     listen,
                     limits,
+                    tap: None,
                 })
                 .await?;
                 println!("thin-relay listening on {}", relay.local_addr());

@@ -20,6 +20,7 @@ use tracing::{debug, info, warn};
 use transport::{FramedIo, Prefixed, ReadFrameError};
 
 use crate::registry::{Claim, Notice, OnlineHost, Registry};
+use crate::tap::{Direction, Tap, Tapped};
 use crate::{CERT_FILE, KEY_FILE};
 
 /// Bounds that keep one misbehaving peer from costing the relay much.
@@ -52,11 +53,13 @@ impl Default for Limits {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RelayConfig {
     pub dir: PathBuf,
     pub listen: SocketAddr,
     pub limits: Limits,
+    /// Observer of forwarded bytes (tests only; see [`crate::tap`]).
+    pub tap: Option<Tap>,
 }
 
 type Stream = TlsStream<TcpStream>;
@@ -66,6 +69,7 @@ type DataConn = (Stream, Vec<u8>);
 
 struct Shared {
     limits: Limits,
+    tap: Option<Tap>,
     registry: Mutex<Registry>,
     pending: Mutex<HashMap<Vec<u8>, PendingSession>>,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
@@ -106,6 +110,7 @@ impl Relay {
             acceptor: TlsAcceptor::from(tls),
             shared: Arc::new(Shared {
                 limits: config.limits,
+                tap: config.tap,
                 registry: Mutex::new(registry),
                 pending: Mutex::new(HashMap::new()),
                 per_ip: Mutex::new(HashMap::new()),
@@ -555,7 +560,7 @@ async fn client(shared: Arc<Shared>, mut conn: FramedIo<Stream>, peer: SocketAdd
     let (client_stream, client_rest) = conn.into_parts();
     let (host_stream, host_rest) = host_conn;
     splice(
-        &shared.limits,
+        &shared,
         peer,
         &id,
         (client_stream, client_rest),
@@ -567,17 +572,28 @@ async fn client(shared: Arc<Shared>, mut conn: FramedIo<Stream>, peer: SocketAdd
 /// Copies bytes both ways with bounded buffers until either side closes.
 /// Logs only sizes and durations, never contents.
 async fn splice(
-    limits: &Limits,
+    shared: &Shared,
     peer: SocketAddr,
     id: &ComputerId,
     client: DataConn,
     host: DataConn,
 ) {
     let started = Instant::now();
-    let mut client = Prefixed::new(client.1, client.0);
-    let mut host = Prefixed::new(host.1, host.0);
-    let size = limits.splice_buffer;
-    match tokio::io::copy_bidirectional_with_sizes(&mut client, &mut host, size, size).await {
+    let client = Prefixed::new(client.1, client.0);
+    let host = Prefixed::new(host.1, host.0);
+    let size = shared.limits.splice_buffer;
+    let copied = match &shared.tap {
+        None => {
+            let (mut client, mut host) = (client, host);
+            tokio::io::copy_bidirectional_with_sizes(&mut client, &mut host, size, size).await
+        }
+        Some(tap) => {
+            let mut client = Tapped::new(client, tap.clone(), Direction::ClientToHost);
+            let mut host = Tapped::new(host, tap.clone(), Direction::HostToClient);
+            tokio::io::copy_bidirectional_with_sizes(&mut client, &mut host, size, size).await
+        }
+    };
+    match copied {
         Ok((up, down)) => {
             info!(%peer, %id, up, down, secs = started.elapsed().as_secs(), "session ended")
         }
