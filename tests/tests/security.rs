@@ -131,3 +131,426 @@ fn a_changed_host_key_is_refused_until_the_pin_is_removed() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains(&new), "{out}");
 }
+
+/// A relay, a test desktop and one host, each a process, for one test.
+struct World {
+    work: tempfile::TempDir,
+    relay: RelayProc,
+    _desktop: Proc,
+    host: HostProc,
+    id: String,
+}
+
+impl World {
+    fn start(id: &str) -> Self {
+        let work = tempfile::tempdir().unwrap();
+        let relay = RelayProc::start(&[]);
+        let (desktop, desktop_addr) = test_desktop(USER, PASSWORD);
+        let host = HostProc::start(work.path(), &relay, id, &desktop_addr);
+        Self {
+            work,
+            relay,
+            _desktop: desktop,
+            host,
+            id: id.to_owned(),
+        }
+    }
+
+    /// `thin-client connect` with the right RDP logon and `extra` flags;
+    /// the right host password unless `extra` gives another.
+    fn connect(&self, extra: &[&str]) -> (i32, String) {
+        let ca = self.relay.ca();
+        let shot = self.work.path().join("shot.png");
+        let known = self.work.path().join("known_hosts");
+        let mut args = vec![
+            "connect",
+            "--relay",
+            &self.relay.addr,
+            "--relay-ca",
+            ca.to_str().unwrap(),
+            "--id",
+            &self.id,
+            "--rdp-user",
+            USER,
+            "--rdp-password",
+            PASSWORD,
+            "--screenshot",
+            shot.to_str().unwrap(),
+            "--known-hosts",
+            known.to_str().unwrap(),
+        ];
+        if !extra.contains(&"--host-password-file") {
+            args.extend(["--host-password-file", host_password_file()]);
+        }
+        args.extend_from_slice(extra);
+        run("thin-client", &args)
+    }
+
+    /// `thin-host ARGS --config CONFIG`.
+    fn host_cmd(&self, args: &[&str]) -> (i32, String) {
+        let mut all = args.to_vec();
+        all.extend(["--config", self.host.config.to_str().unwrap()]);
+        let (code, out) = run("thin-host", &all);
+        (code, out)
+    }
+
+    fn audit_log(&self) -> Vec<serde_json::Value> {
+        let path = self.host.config.with_extension("audit.log");
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("audit lines are JSON"))
+            .collect()
+    }
+}
+
+/// The one line thin-client prints when it fails.
+fn error_line(out: &str) -> &str {
+    out.lines()
+        .find(|l| l.starts_with("thin-client:"))
+        .unwrap_or_default()
+}
+
+fn oathtool(secret: &str) -> String {
+    let out = std::process::Command::new("oathtool")
+        .args(["--totp", "-b", secret])
+        .output()
+        .expect("oathtool runs");
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+#[test]
+fn totp_from_oathtool_is_accepted_once_and_emergency_codes_work_once() {
+    if !real_peer_programs(&["oathtool"], "oathtool") {
+        return;
+    }
+    let world = World::start("totp-pc");
+    let (code, enrolment) = world.host_cmd(&["otp", "totp"]);
+    assert_eq!(code, 0, "{enrolment}");
+    let uri = enrolment
+        .lines()
+        .find(|l| l.starts_with("otpauth://totp/"))
+        .expect("the enrolment URI is printed");
+    assert!(uri.starts_with("otpauth://totp/thin:totp-pc?"), "{uri}");
+    // SHA-1, 6 digits and 30 s are the URI defaults, so they are implied.
+    assert!(uri.contains("issuer=thin"), "{uri}");
+    let secret = uri
+        .split(['?', '&'])
+        .find_map(|p| p.strip_prefix("secret="))
+        .expect("the URI carries the secret")
+        .to_owned();
+    // The QR code and ten emergency codes are printed once.
+    assert!(
+        enrolment.contains('█') || enrolment.contains('▀'),
+        "{enrolment}"
+    );
+    let emergency: Vec<String> = enrolment
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.len() == 14 && l.as_bytes()[4] == b'-' && l.as_bytes()[9] == b'-')
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(emergency.len(), 10, "{enrolment}");
+
+    // Without a code the client says what is missing.
+    let (code, out) = world.connect(&[]);
+    assert_ne!(code, 0);
+    assert!(error_line(&out).contains("give --otp CODE"), "{out}");
+
+    let otp = oathtool(&secret);
+    let (code, out) = world.connect(&["--otp", &otp]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("one-time password accepted"), "{out}");
+
+    // The same code again is a replay.
+    let (code, out) = world.connect(&["--otp", &otp]);
+    assert_ne!(code, 0);
+    assert!(
+        error_line(&out).contains("that code was already used"),
+        "{out}"
+    );
+
+    // An emergency code works once in place of the OTP.
+    let (code, out) = world.connect(&["--otp", &emergency[0]]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = world.connect(&["--otp", &emergency[0]]);
+    assert_ne!(code, 0);
+    assert!(
+        error_line(&out).contains("one-time password refused"),
+        "{out}"
+    );
+    let (code, status) = world.host_cmd(&["otp", "status"]);
+    assert_eq!(code, 0, "{status}");
+    assert!(status.contains("emergency codes left: 9"), "{status}");
+    assert!(!status.contains(&secret), "status must not show the secret");
+
+    // Every attempt is in the audit log, with no code in it.
+    let log = world.audit_log();
+    let steps: Vec<(String, String)> = log
+        .iter()
+        .map(|e| {
+            (
+                e["step"].as_str().unwrap().into(),
+                e["result"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    for expected in [
+        ("otp", "ok"),
+        ("otp", "fail"),
+        ("emergency", "ok"),
+        ("emergency", "fail"),
+    ] {
+        assert!(
+            steps.contains(&(expected.0.into(), expected.1.into())),
+            "{expected:?} missing from {steps:?}"
+        );
+    }
+    let raw = std::fs::read_to_string(world.host.config.with_extension("audit.log")).unwrap();
+    assert!(!raw.contains(&otp) && !raw.contains(&emergency[0]) && !raw.contains(HOST_PASSWORD));
+    assert!(log
+        .iter()
+        .all(|e| e["source"] == "127.0.0.1" && e["time"].as_str().unwrap().ends_with('Z')));
+}
+
+#[test]
+fn host_password_is_checked_and_stored_without_a_password_equivalent() {
+    let world = World::start("opaque-pc");
+    let wrong = world.work.path().join("wrong-password");
+    std::fs::write(&wrong, "Not-The-Pass-1").unwrap();
+    let (code, out) = world.connect(&["--host-password-file", wrong.to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert_eq!(
+        error_line(&out),
+        "thin-client: host password refused: the host password is wrong",
+        "{out}"
+    );
+    let (code, out) = world.connect(&[]);
+    assert_eq!(code, 0, "{out}");
+
+    // What the host keeps: no password, and nothing derived from it that
+    // would log in by itself (plain hashes, the password in UTF-16).
+    let mut stored = Vec::new();
+    for entry in std::fs::read_dir(world.work.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("opaque-pc")
+        {
+            stored.extend(std::fs::read(&path).unwrap());
+        }
+    }
+    let utf16: Vec<u8> = HOST_PASSWORD
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    use sha2::Digest as _;
+    let digests = [
+        sha2::Sha256::digest(HOST_PASSWORD.as_bytes()).to_vec(),
+        sha1::Sha1::digest(HOST_PASSWORD.as_bytes()).to_vec(),
+    ];
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    use base64::Engine as _;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let mut forbidden: Vec<Vec<u8>> = vec![HOST_PASSWORD.as_bytes().to_vec(), utf16];
+    for d in &digests {
+        forbidden.extend([d.clone(), hex(d).into_bytes(), b64(d).into_bytes()]);
+    }
+    for needle in &forbidden {
+        assert!(
+            !stored.windows(needle.len()).any(|w| w == needle.as_slice()),
+            "the host's files hold a password-equivalent"
+        );
+    }
+    // Secrets are private.
+    #[cfg(unix)]
+    for file in ["secrets.json", "key", "e2e.key"] {
+        use std::os::unix::fs::PermissionsExt;
+        let path = world.host.config.with_extension(file);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{} is readable by others", path.display());
+    }
+
+    // A weak password is refused with the rule, and the old one still works.
+    let (code, out) = run_with_input(
+        "thin-host",
+        &[
+            "set-password",
+            "--config",
+            world.host.config.to_str().unwrap(),
+        ],
+        "password1\n",
+    );
+    assert_ne!(code, 0);
+    assert!(out.contains("at least 8 characters using 3 of"), "{out}");
+    let (code, out) = world.connect(&[]);
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn a_host_without_a_password_refuses_and_says_what_to_run() {
+    let work = tempfile::tempdir().unwrap();
+    let relay = RelayProc::start(&[]);
+    let (_desktop, desktop_addr) = test_desktop(USER, PASSWORD);
+    let config = work.path().join("bare.toml");
+    let ca = relay.ca();
+    let (code, out) = run(
+        "thin-host",
+        &[
+            "init",
+            "--config",
+            config.to_str().unwrap(),
+            "--id",
+            "bare-pc",
+            "--relay",
+            &relay.addr,
+            "--relay-ca",
+            ca.to_str().unwrap(),
+            "--target",
+            &desktop_addr,
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let mut host = Proc::start("thin-host", &["run", "--config", config.to_str().unwrap()]);
+    host.wait_for("no host password is set", Duration::from_secs(20));
+    host.wait_for("registered; waiting for sessions", Duration::from_secs(20));
+    let (code, out) = connect(
+        &relay,
+        "bare-pc",
+        &work.path().join("kh"),
+        &work.path().join("s.png"),
+    );
+    assert_ne!(code, 0);
+    assert!(
+        error_line(&out).contains("this PC has no host password yet")
+            && error_line(&out).contains("thin-host set-password"),
+        "{out}"
+    );
+}
+
+/// MAC addresses of this machine's interfaces, as Linux reports them.
+fn local_macs() -> Vec<String> {
+    let mut macs = Vec::new();
+    for entry in std::fs::read_dir("/sys/class/net")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if let Ok(mac) = std::fs::read_to_string(entry.path().join("address")) {
+            let mac = mac.trim().to_owned();
+            if mac.len() == 17 && mac != "00:00:00:00:00:00" {
+                macs.push(mac);
+            }
+        }
+    }
+    macs
+}
+
+#[test]
+fn access_list_and_mac_allowlist_refuse_with_their_messages() {
+    let world = World::start("guarded-pc");
+    let (code, out) = world.host_cmd(&["acl", "add", "--deny", "127.0.0.0/8", "--priority", "20"]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = world.connect(&[]);
+    assert_ne!(code, 0);
+    assert_eq!(
+        error_line(&out),
+        "thin-client: not allowed: this PC does not accept connections from 127.0.0.1 \
+         (its access list); ask its owner",
+        "{out}"
+    );
+    // A rule checked earlier wins.
+    let (code, out) =
+        world.host_cmd(&["acl", "add", "--allow", "127.0.0.1/32", "--priority", "10"]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = world.connect(&[]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) =
+        world.host_cmd(&["acl", "add", "--allow", "not-an-address", "--priority", "5"]);
+    assert_ne!(code, 0);
+    assert!(out.contains("is not an address range"), "{out}");
+
+    // Only registered devices: this one is not.
+    let (code, out) = world.host_cmd(&["mac", "allow", "02:00:5e:10:00:01"]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = world.connect(&[]);
+    assert_ne!(code, 0);
+    assert!(
+        error_line(&out).contains("not allowed: this PC accepts only registered devices"),
+        "{out}"
+    );
+    let macs = local_macs();
+    if macs.is_empty() {
+        eprintln!("this machine has no MAC address: the positive MAC check is skipped");
+        return;
+    }
+    let (code, out) = world.host_cmd(&["mac", "allow", &macs[0]]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = world.connect(&[]);
+    assert_eq!(code, 0, "registered device refused: {out}");
+}
+
+#[test]
+fn repeated_failures_lock_the_source_out_and_are_audited_to_syslog() {
+    let world = World::start("lock-pc");
+    let syslog = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    syslog
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let target = syslog.local_addr().unwrap().to_string();
+    let (code, out) = world.host_cmd(&["policy", "--syslog", &target]);
+    assert_eq!(code, 0, "{out}");
+
+    let wrong = world.work.path().join("wrong");
+    std::fs::write(&wrong, "Guess-Number-1").unwrap();
+    for attempt in 1..=5 {
+        let (code, out) = world.connect(&["--host-password-file", wrong.to_str().unwrap()]);
+        assert_ne!(code, 0);
+        assert!(
+            error_line(&out).contains("host password"),
+            "attempt {attempt}: {out}"
+        );
+    }
+    // Locked now, even with the right password, and told for how long.
+    let (code, out) = world.connect(&[]);
+    assert_ne!(code, 0);
+    let line = error_line(&out);
+    assert!(
+        line.contains(
+            "locked out: too many failed attempts: this PC refuses connections from \
+                       127.0.0.1 for 1 more minute(s)"
+        ) && line.contains("try again then"),
+        "{out}"
+    );
+
+    let log = world.audit_log();
+    let fails = log
+        .iter()
+        .filter(|e| e["step"] == "password" && e["result"] == "fail")
+        .count();
+    assert_eq!(fails, 5, "{log:?}");
+    assert!(log
+        .iter()
+        .any(|e| e["step"] == "lockout" && e["result"] == "refused"));
+
+    // The same events went to syslog as RFC 5424 messages.
+    let mut messages = Vec::new();
+    let mut buf = [0u8; 2048];
+    while let Ok(n) = syslog.recv(&mut buf) {
+        messages.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        if messages.len() >= log.len() {
+            break;
+        }
+    }
+    let failed = messages
+        .iter()
+        .find(|m| m.contains("step=\"password\" result=\"fail\""))
+        .expect("a password failure reached syslog");
+    assert!(failed.starts_with("<84>1 "), "{failed}");
+    assert!(failed.contains(" lock-pc thin-host "), "{failed}");
+    assert!(failed.contains("source=\"127.0.0.1\""), "{failed}");
+}
