@@ -11,7 +11,7 @@ mod picture;
 mod server;
 
 pub use picture::{key_strip_color, picture_pixel, CLICK_MARK, KEY_STRIP_HEIGHT, MARK_RADIUS};
-pub use server::{InputEcho, TestDesktop, TestDesktopHandle};
+pub use server::{encoded_tile, InputEcho, TestDesktop, TestDesktopHandle};
 
 pub const DEFAULT_WIDTH: u16 = 1024;
 pub const DEFAULT_HEIGHT: u16 = 768;

@@ -464,6 +464,16 @@ fn mouse_echo(flags: PointerFlags, wheel: i16, x: u16, y: u16) -> Option<InputEc
     Some(InputEcho::Click { x, y, button })
 }
 
+/// The exact bytes (fast-path bitmap update) the desktop sends for the
+/// 64×64 tile at (`x`, `y`) of a fresh picture: what would cross the wire in
+/// plaintext RDP, for tests that prove it does not.
+pub fn encoded_tile(width: u16, height: u16, x: u16, y: u16) -> Vec<u8> {
+    let canvas = Canvas::new(width, height);
+    let mut out = Vec::new();
+    encode_tile(&canvas, (x, y, TILE, TILE), &mut out).expect("the test picture encodes");
+    out
+}
+
 /// Appends one fast-path bitmap update carrying the tile, RDP 6.0 planar
 /// coded with RLE (raw planes if RLE would not fit).
 fn encode_tile(canvas: &Canvas, (x, y, w, h): Rect, out: &mut Vec<u8>) -> anyhow::Result<()> {
