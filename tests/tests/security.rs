@@ -554,3 +554,78 @@ fn repeated_failures_lock_the_source_out_and_are_audited_to_syslog() {
     assert!(failed.contains(" lock-pc thin-host "), "{failed}");
     assert!(failed.contains("source=\"127.0.0.1\""), "{failed}");
 }
+
+#[test]
+fn garbage_and_oversized_handshake_messages_get_errors_and_the_host_keeps_serving() {
+    use client_core::known_hosts::MemoryPins;
+    use client_core::native::RelayTarget;
+    use client_core::Scripted;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let mut world = World::start("sturdy-pc");
+    let target = RelayTarget {
+        addr: world.relay.addr.clone(),
+        ca: world.relay.ca(),
+        proxy: None,
+    };
+    let id = proto::ComputerId::parse("sturdy-pc").unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let pipe = || async {
+        let stream = client_core::native::dial_relay(&target).await.unwrap();
+        client_core::pairing::pair(stream, &id, &mut Scripted::default())
+            .await
+            .unwrap()
+    };
+    // What the host does with `bytes` as the first handshake message: it
+    // must hang up (an error), not answer and not crash.
+    let hangs_up_on = |bytes: Vec<u8>| {
+        rt.block_on(async {
+            let mut pipe = pipe().await;
+            pipe.write_all(&bytes).await.unwrap();
+            let mut buf = [0u8; 64];
+            let read = tokio::time::timeout(Duration::from_secs(20), pipe.read(&mut buf)).await;
+            matches!(read, Ok(Ok(0)) | Ok(Err(_)))
+        })
+    };
+    assert!(hangs_up_on(proto::encode_frame(b"not a noise message")));
+    assert!(hangs_up_on(u32::MAX.to_be_bytes().to_vec()));
+    assert!(hangs_up_on(vec![0u8; 4]));
+    world
+        .host
+        .proc
+        .wait_for("end-to-end handshake", Duration::from_secs(10));
+
+    // Inside a good channel, a malformed first message gets the protocol
+    // refusal.
+    let answer = rt.block_on(async {
+        let channel = client_core::secure::secure(
+            pipe().await,
+            "sturdy-pc",
+            "sturdy-pc@test",
+            &MemoryPins::default(),
+            &mut Scripted::default(),
+        )
+        .await
+        .unwrap();
+        let mut conn = transport::FramedIo::new(channel);
+        conn.write_all(&proto::encode_frame(b"{\"type\":\"hello\",\"macs\":7}"))
+            .await
+            .unwrap();
+        let frame = conn.read_frame().await.unwrap();
+        serde_json::from_slice::<proto::auth::HostMsg>(&frame).unwrap()
+    });
+    assert!(
+        matches!(
+            answer,
+            proto::auth::HostMsg::Refused {
+                reason: proto::auth::Refusal::Protocol,
+                ..
+            }
+        ),
+        "{answer:?}"
+    );
+
+    // The host is alive and serves a real client.
+    let (code, out) = world.connect(&[]);
+    assert_eq!(code, 0, "{out}");
+}
