@@ -197,13 +197,26 @@ impl Gate {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
+        let now = self.clock.now();
         let secs = wait.as_secs().max(1);
-        let until = crate::audit::rfc3339(self.clock.now() + Duration::from_secs(secs));
-        let message = format!(
-            "too many failed attempts: this PC refuses connections from {source} for {} more \
-             minute(s) (until {until}); try again then",
-            secs.div_ceil(60)
-        );
+        let until = crate::audit::rfc3339(now + Duration::from_secs(secs));
+        let minutes = secs.div_ceil(60);
+        let whole_host = !self
+            .lockout
+            .lock()
+            .expect("not poisoned")
+            .source_locked(source, now);
+        let message = if whole_host {
+            format!(
+                "too many failed attempts from many places: this PC refuses all connections \
+                 for {minutes} more minute(s) (until {until}); try again then"
+            )
+        } else {
+            format!(
+                "too many failed attempts: this PC refuses connections from {source} for \
+                 {minutes} more minute(s) (until {until}); try again then"
+            )
+        };
         refuse(
             conn,
             Refusal::LockedOut {

@@ -84,6 +84,14 @@ impl Lockout {
         own.into_iter().chain(self.host.remaining(now)).max()
     }
 
+    /// Whether `source` itself is locked (not just the whole host).
+    pub fn source_locked(&self, source: IpAddr, now: SystemTime) -> bool {
+        self.sources
+            .get(&source)
+            .and_then(|c| c.remaining(now))
+            .is_some()
+    }
+
     pub fn failure(&mut self, source: IpAddr, now: SystemTime) -> AfterFailure {
         if self.sources.len() >= MAX_SOURCES && !self.sources.contains_key(&source) {
             self.forget_oldest();
@@ -176,5 +184,6 @@ mod tests {
         }
         assert!(matches!(result, AfterFailure::Locked(_)));
         assert!(lock.locked(ip(250), now).is_some());
+        assert!(!lock.source_locked(ip(250), now));
     }
 }
