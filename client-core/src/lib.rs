@@ -11,6 +11,7 @@
 //! WebSocket while native builds dial TCP + TLS ([`native`]).
 
 pub mod auth;
+pub mod driver;
 pub mod error;
 pub mod interaction;
 pub mod known_hosts;

@@ -279,3 +279,19 @@ async fn open_raw(
         SessionReply::Refused { reason } => Err(ConnectError::HostRefused(reason)),
     }
 }
+
+/// Opens connections for [`crate::driver`] natively.
+pub struct NativeOpener {
+    pub relay: RelayTarget,
+    pub id: String,
+    pub pins: Arc<dyn PinStore>,
+}
+
+impl crate::driver::Opener<Channel> for NativeOpener {
+    fn open<'a>(
+        &'a self,
+        ui: &'a mut dyn Interaction,
+    ) -> BoxFuture<'a, Result<(FramedIo<Channel>, Admission), ConnectError>> {
+        Box::pin(open_channel(&self.relay, &self.id, self.pins.as_ref(), ui))
+    }
+}

@@ -12,7 +12,8 @@ use ironrdp_connector::{
 };
 use ironrdp_core::WriteBuf;
 use ironrdp_graphics::image_processing::PixelFormat;
-use ironrdp_input::{Database, MouseButton, MousePosition, Operation, Scancode};
+pub use ironrdp_input::MouseButton;
+use ironrdp_input::{Database, MousePosition, Operation, Scancode, WheelRotations};
 
 use ironrdp_pdu::gcc::KeyboardType;
 use ironrdp_pdu::rdp::capability_sets::MajorPlatformType;
@@ -419,6 +420,51 @@ where
             Operation::KeyReleased(code)
         };
         self.input(vec![op]).await
+    }
+
+    /// Types a character (RDP Unicode input: what an IME or a layout produced).
+    pub async fn unicode(&mut self, ch: char, down: bool) -> Result<(), ConnectError> {
+        let op = if down {
+            Operation::UnicodeKeyPressed(ch)
+        } else {
+            Operation::UnicodeKeyReleased(ch)
+        };
+        self.input(vec![op]).await
+    }
+
+    pub async fn mouse_button(
+        &mut self,
+        button: MouseButton,
+        down: bool,
+    ) -> Result<(), ConnectError> {
+        let op = if down {
+            Operation::MouseButtonPressed(button)
+        } else {
+            Operation::MouseButtonReleased(button)
+        };
+        self.input(vec![op]).await
+    }
+
+    /// Turns the wheel; positive units scroll up (or right when horizontal).
+    pub async fn wheel(&mut self, units: i16, vertical: bool) -> Result<(), ConnectError> {
+        self.input(vec![Operation::WheelRotations(WheelRotations {
+            is_vertical: vertical,
+            rotation_units: units,
+        })])
+        .await
+    }
+
+    /// Releases every key and button held, e.g. when the window loses focus.
+    pub async fn release_all(&mut self) -> Result<(), ConnectError> {
+        let events = self.input.release_all();
+        if events.is_empty() {
+            return Ok(());
+        }
+        let outputs = self
+            .stage
+            .process_fastpath_input(&mut self.image, &events)
+            .map_err(rdp_err)?;
+        self.apply(outputs).await.map(drop)
     }
 
     pub async fn mouse_move(&mut self, x: u16, y: u16) -> Result<(), ConnectError> {
