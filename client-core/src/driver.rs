@@ -205,7 +205,12 @@ where
 {
     let (conn, admission) = opener.open(driver).await?;
     driver.send(UiEvent::Admitted(admission));
-    let mut session = rdp::connect(conn, creds, size, driver).await?;
+    let creds = if creds.password.is_empty() {
+        ask_logon(creds, driver).await?
+    } else {
+        creds.clone()
+    };
+    let mut session = rdp::connect(conn, &creds, size, driver).await?;
     let (width, height) = (session.width(), session.height());
     driver
         .frame
@@ -249,6 +254,30 @@ where
                 Some(Command::Answer(_)) => {}
             },
         }
+    }
+}
+
+/// Asks for the remote logon the user did not save.
+async fn ask_logon(
+    known: &RdpCredentials,
+    ui: &mut Driver,
+) -> Result<RdpCredentials, ConnectError> {
+    let prompt = Prompt::RemoteLogon {
+        user: known.user.clone(),
+        domain: known.domain.clone(),
+    };
+    match ui.ask(prompt).await {
+        Answer::Logon {
+            user,
+            password,
+            domain,
+        } => Ok(RdpCredentials {
+            user,
+            password: password.to_string(),
+            domain: domain.filter(|d| !d.is_empty()),
+        }),
+        Answer::Unavailable(why) => Err(ConnectError::NotAnswered(why)),
+        _ => Err(ConnectError::Cancelled),
     }
 }
 

@@ -44,6 +44,11 @@ pub enum Prompt {
     },
     /// The host asks for its host password; `retry` after a wrong one.
     HostPassword { retry: bool },
+    /// The remote PC's own (Windows) logon, when not given beforehand.
+    RemoteLogon {
+        user: String,
+        domain: Option<String>,
+    },
 }
 
 /// Why the last one-time password was refused.
@@ -80,6 +85,12 @@ pub enum Answer {
     EmergencyCode(Zeroizing<String>),
     /// A password.
     Secret(Zeroizing<String>),
+    /// The remote PC's logon.
+    Logon {
+        user: String,
+        password: Zeroizing<String>,
+        domain: Option<String>,
+    },
     /// The user cancelled.
     Cancel,
     /// Cannot be answered here (e.g. no terminal); says what to do instead.
@@ -94,6 +105,11 @@ impl std::fmt::Debug for Answer {
             Answer::Otp(_) => f.write_str("Otp(..)"),
             Answer::EmergencyCode(_) => f.write_str("EmergencyCode(..)"),
             Answer::Secret(_) => f.write_str("Secret(..)"),
+            Answer::Logon { user, domain, .. } => f
+                .debug_struct("Logon")
+                .field("user", user)
+                .field("domain", domain)
+                .finish_non_exhaustive(),
             Answer::Cancel => f.write_str("Cancel"),
             Answer::Unavailable(why) => write!(f, "Unavailable({why:?})"),
         }
@@ -132,6 +148,9 @@ impl Interaction for Scripted {
             },
             // The given answer was wrong; asking again would not help.
             Prompt::Otp { .. } | Prompt::HostPassword { .. } => Answer::Cancel,
+            Prompt::RemoteLogon { .. } => {
+                Answer::Unavailable("no remote logon password was given".into())
+            }
         };
         Box::pin(async move { answer })
     }

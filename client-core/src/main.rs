@@ -267,6 +267,10 @@ impl Interaction for Terminal {
                         }
                     }
                 },
+                // The CLI takes the logon from --rdp-user/--rdp-password.
+                Prompt::RemoteLogon { .. } => {
+                    Answer::Unavailable("give --rdp-user and --rdp-password".into())
+                }
                 Prompt::HostPassword { retry } => match self.password_answer(retry) {
                     Some(answer) => answer,
                     None => match read_line("host password: ".into(), true).await {

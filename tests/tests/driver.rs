@@ -25,7 +25,12 @@ fn the_driver_runs_a_whole_session_for_a_ui() {
             id: demo.id.clone(),
             pins: Arc::new(MemoryPins::default()),
         };
-        tokio::spawn(driver::run(opener, demo.rdp.clone(), (1024, 768), drive));
+        // The Windows password is not given beforehand: the driver asks.
+        let creds = client_core::RdpCredentials {
+            password: String::new(),
+            ..demo.rdp.clone()
+        };
+        tokio::spawn(driver::run(opener, creds, (1024, 768), drive));
 
         let pixel = |fb: &driver::Framebuffer, x: usize, y: usize| {
             let i = (y * usize::from(fb.width) + x) * 4;
@@ -45,6 +50,11 @@ fn the_driver_runs_a_whole_session_for_a_ui() {
                             Prompt::HostPassword { .. } => {
                                 Answer::Secret(Zeroizing::new(demo.host_password.clone()))
                             }
+                            Prompt::RemoteLogon { user, .. } => Answer::Logon {
+                                user: user.clone(),
+                                password: Zeroizing::new(demo.rdp.password.clone()),
+                                domain: None,
+                            },
                         };
                         asked.push(prompt);
                         handle.commands.send(Command::Answer(answer)).unwrap();
@@ -98,7 +108,8 @@ fn the_driver_runs_a_whole_session_for_a_ui() {
         .expect("the session finished in time");
         assert!(outcome.is_ok(), "{outcome:?}");
         assert!(sent_input, "the picture never arrived");
-        assert_eq!(asked.len(), 3, "{asked:?}");
+        assert_eq!(asked.len(), 4, "{asked:?}");
+        assert!(matches!(asked[3], Prompt::RemoteLogon { .. }), "{asked:?}");
         for step in [
             Progress::Secured,
             Progress::OtpAccepted,
