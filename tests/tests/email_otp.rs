@@ -138,7 +138,7 @@ impl Interaction for Person {
                 Prompt::HostPassword { retry: false } => {
                     Answer::Secret(Zeroizing::new(HOST_PASSWORD.into()))
                 }
-                Prompt::HostPassword { retry: true } => Answer::Cancel,
+                Prompt::HostPassword { retry: true } | Prompt::RemoteLogon { .. } => Answer::Cancel,
                 Prompt::Otp { kind, last, .. } => {
                     assert_eq!(
                         kind,
