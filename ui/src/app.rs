@@ -1,0 +1,750 @@
+//! The app's screens and what moves between them. Written once for the
+//! desktop and the browser; everything platform-specific goes through
+//! [`Platform`].
+
+use std::sync::Arc;
+
+use client_core::driver::{Command, Handle, UiEvent};
+use client_core::interaction::OtpWrong;
+use client_core::{Admission, Answer, ConnectError, OtpKind, Progress, Prompt, RdpCredentials};
+use egui::{Color32, RichText, Ui};
+use zeroize::Zeroizing;
+
+use crate::errors::explain;
+use crate::i18n::{fill, Lang, T};
+use crate::platform::{Availability, Platform};
+use crate::session::SessionView;
+use crate::settings::{Entry, Settings};
+
+pub struct ThinApp {
+    platform: Box<dyn Platform>,
+    settings: Settings,
+    screen: Screen,
+    /// A one-line message above the current screen (saved, load failed …).
+    notice: Option<String>,
+    fonts_installed: bool,
+    /// The window title last set (set again only when it changes).
+    title: String,
+}
+
+enum Screen {
+    List,
+    Edit {
+        index: Option<usize>,
+        draft: Entry,
+        error: Option<T>,
+    },
+    Settings {
+        draft: Settings,
+        status: Option<String>,
+    },
+    Connection(Box<Connection>),
+}
+
+/// One connection, from the first step to its end.
+struct Connection {
+    entry: Entry,
+    handle: Handle,
+    reached: Vec<Progress>,
+    otp_asked: bool,
+    form: Option<PromptForm>,
+    admission: Option<Admission>,
+    session: Option<SessionView>,
+    outcome: Option<Result<(), ConnectError>>,
+    confirm_pin: bool,
+    pin_removed: bool,
+    /// The user asked to disconnect.
+    leaving: bool,
+}
+
+/// A question from the connection with what the user has typed so far.
+struct PromptForm {
+    prompt: Prompt,
+    text: String,
+    user: String,
+    domain: String,
+    emergency: bool,
+}
+
+impl PromptForm {
+    fn new(prompt: Prompt) -> Self {
+        let (user, domain) = match &prompt {
+            Prompt::RemoteLogon { user, domain } => {
+                (user.clone(), domain.clone().unwrap_or_default())
+            }
+            _ => Default::default(),
+        };
+        Self {
+            prompt,
+            text: String::new(),
+            user,
+            domain,
+            emergency: false,
+        }
+    }
+
+    fn answer(&mut self) -> Answer {
+        let text = Zeroizing::new(std::mem::take(&mut self.text).trim().to_owned());
+        match &self.prompt {
+            Prompt::NewHostKey { .. } => Answer::Accept,
+            Prompt::Otp { .. } if self.emergency => Answer::EmergencyCode(text),
+            Prompt::Otp { .. } => Answer::Otp(text),
+            Prompt::HostPassword { .. } => Answer::Secret(text),
+            Prompt::RemoteLogon { .. } => Answer::Logon {
+                user: self.user.trim().to_owned(),
+                password: text,
+                domain: Some(self.domain.trim().to_owned()).filter(|d| !d.is_empty()),
+            },
+        }
+    }
+}
+
+/// A text field tied to its label (so screen readers and tests find it).
+fn field(ui: &mut Ui, label: &str, value: &mut String, secret: bool) -> egui::Response {
+    ui.horizontal(|ui| {
+        let label = ui.label(label);
+        ui.add(
+            egui::TextEdit::singleline(value)
+                .password(secret)
+                .desired_width(280.0),
+        )
+        .labelled_by(label.id)
+    })
+    .inner
+}
+
+impl ThinApp {
+    pub fn new(platform: Box<dyn Platform>) -> Self {
+        let (settings, notice) = match platform.load_settings() {
+            Ok(settings) => (settings, None),
+            // A damaged file is kept as it is (never overwritten unasked).
+            Err(e) => (Settings::default(), Some(e)),
+        };
+        Self {
+            platform,
+            settings,
+            screen: Screen::List,
+            notice,
+            fonts_installed: false,
+            title: String::new(),
+        }
+    }
+
+    pub fn lang(&self) -> Lang {
+        self.settings
+            .lang
+            .unwrap_or_else(|| Lang::from_locale(&self.platform.locale()))
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    fn t(&self, text: T) -> &'static str {
+        text.get(self.lang())
+    }
+
+    /// Draws the app; call once per frame.
+    pub fn show(&mut self, ui: &mut Ui) {
+        if !self.fonts_installed {
+            // Applies to this pass already: nothing was laid out yet.
+            ui.ctx()
+                .set_fonts(crate::fonts::definitions(self.platform.system_fonts()));
+            self.fonts_installed = true;
+        }
+        self.pump_events(ui.ctx());
+        let title = match &self.screen {
+            Screen::Connection(c) => format!("{} — thin", c.entry.id),
+            _ => self.t(T::AppTitle).to_owned(),
+        };
+        if title != self.title {
+            ui.ctx()
+                .send_viewport_cmd(egui::ViewportCommand::Title(title.clone()));
+            self.title = title;
+        }
+
+        let in_session = matches!(&self.screen, Screen::Connection(c) if c.session.is_some() && c.outcome.is_none());
+        if !in_session {
+            egui::Panel::top("top").show(ui, |ui| self.top_bar(ui));
+        }
+        egui::CentralPanel::default_margins().show(ui, |ui| {
+            if let Some(notice) = &self.notice {
+                ui.colored_label(Color32::from_rgb(200, 120, 0), notice.as_str());
+            }
+            match std::mem::replace(&mut self.screen, Screen::List) {
+                Screen::List => self.list(ui),
+                Screen::Edit {
+                    index,
+                    draft,
+                    error,
+                } => self.edit(ui, index, draft, error),
+                Screen::Settings { draft, status } => self.settings_screen(ui, draft, status),
+                Screen::Connection(conn) => self.connection(ui, conn),
+            }
+        });
+    }
+
+    fn top_bar(&mut self, ui: &mut Ui) {
+        ui.horizontal(|ui| {
+            ui.heading(self.t(T::AppTitle));
+            if let Some(demo) = self.platform.demo() {
+                ui.separator();
+                ui.label(RichText::new(self.t(T::Demo)).strong());
+                let codes = fill(
+                    self.t(T::DemoCodes),
+                    &[&demo.otp, &demo.host_password, &demo.user, &demo.password],
+                );
+                ui.label(RichText::new(codes).monospace());
+            }
+        });
+    }
+
+    fn pump_events(&mut self, ctx: &egui::Context) {
+        let Screen::Connection(conn) = &mut self.screen else {
+            return;
+        };
+        while let Ok(event) = conn.handle.events.try_recv() {
+            match event {
+                UiEvent::Progress(step) => {
+                    if step == Progress::OtpAccepted {
+                        conn.otp_asked = true;
+                    }
+                    conn.reached.push(step);
+                }
+                UiEvent::Ask(prompt) => {
+                    if matches!(prompt, Prompt::Otp { .. }) {
+                        conn.otp_asked = true;
+                    }
+                    conn.form = Some(PromptForm::new(prompt));
+                }
+                UiEvent::Admitted(admission) => conn.admission = Some(admission),
+                UiEvent::Connected { width, height } => {
+                    let first = !self.settings.fullscreen_hint_seen;
+                    conn.session = Some(SessionView::new(width, height, first));
+                    if first {
+                        self.settings.fullscreen_hint_seen = true;
+                        let _ = self.platform.save_settings(&self.settings);
+                    }
+                }
+                UiEvent::Frame => {
+                    if let Some(view) = &mut conn.session {
+                        view.upload(ctx, &conn.handle.frame);
+                    }
+                }
+                UiEvent::Ended(result) => {
+                    conn.form = None;
+                    conn.outcome = Some(result);
+                }
+            }
+        }
+    }
+
+    fn list(&mut self, ui: &mut Ui) {
+        ui.horizontal(|ui| {
+            ui.heading(self.t(T::Connections));
+            if ui.button(self.t(T::Add)).clicked() {
+                self.screen = Screen::Edit {
+                    index: None,
+                    draft: Entry::default(),
+                    error: None,
+                };
+            }
+            if ui.button(self.t(T::Settings)).clicked() {
+                self.screen = Screen::Settings {
+                    draft: self.settings.clone(),
+                    status: None,
+                };
+            }
+        });
+        ui.separator();
+        if self.settings.connections.is_empty() {
+            ui.label(self.t(T::NoConnections));
+            return;
+        }
+        let mut action = None;
+        egui::Grid::new("connections").striped(true).show(ui, |ui| {
+            for (i, entry) in self.settings.connections.iter().enumerate() {
+                ui.label(RichText::new(&entry.name).strong());
+                ui.label(RichText::new(&entry.id).monospace());
+                ui.label(self.settings.relay_for(entry));
+                if ui
+                    .button(self.t(T::Connect))
+                    .on_hover_text(&entry.name)
+                    .clicked()
+                {
+                    action = Some((i, true));
+                }
+                if ui
+                    .button(self.t(T::Edit))
+                    .on_hover_text(&entry.name)
+                    .clicked()
+                {
+                    action = Some((i, false));
+                }
+                ui.end_row();
+            }
+        });
+        match action {
+            Some((i, true)) => self.connect(i),
+            Some((i, false)) => {
+                self.screen = Screen::Edit {
+                    index: Some(i),
+                    draft: self.settings.connections[i].clone(),
+                    error: None,
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// Starts connecting to saved entry `i`.
+    pub fn connect(&mut self, i: usize) {
+        let Some(entry) = self.settings.connections.get(i).cloned() else {
+            return;
+        };
+        if self.settings.relay_for(&entry).is_empty() {
+            self.notice = Some(self.t(T::RelayRequired).to_owned());
+            return;
+        }
+        self.notice = None;
+        let creds = RdpCredentials {
+            user: entry.user.clone(),
+            password: String::new(),
+            domain: Some(entry.domain.clone()).filter(|d| !d.is_empty()),
+        };
+        let wake: Arc<dyn Fn() + Send + Sync> = Arc::new(|| {});
+        match self.platform.connect(&self.settings, &entry, creds, wake) {
+            Ok(handle) => {
+                self.screen = Screen::Connection(Box::new(Connection {
+                    entry,
+                    handle,
+                    reached: Vec::new(),
+                    otp_asked: false,
+                    form: None,
+                    admission: None,
+                    session: None,
+                    outcome: None,
+                    confirm_pin: false,
+                    pin_removed: false,
+                    leaving: false,
+                }))
+            }
+            Err(e) => self.notice = Some(e),
+        }
+    }
+
+    fn edit(&mut self, ui: &mut Ui, index: Option<usize>, mut draft: Entry, mut error: Option<T>) {
+        ui.heading(self.t(if index.is_some() {
+            T::EditConnection
+        } else {
+            T::NewConnection
+        }));
+        field(ui, self.t(T::Name), &mut draft.name, false);
+        field(ui, self.t(T::ComputerId), &mut draft.id, false);
+        ui.label(RichText::new(self.t(T::IdHelp)).small());
+        ui.horizontal(|ui| {
+            let label = ui.label(self.t(T::Relay));
+            ui.add(
+                egui::TextEdit::singleline(&mut draft.relay)
+                    .hint_text(self.t(T::RelayDefault))
+                    .desired_width(280.0),
+            )
+            .labelled_by(label.id);
+        });
+        field(ui, self.t(T::WindowsUser), &mut draft.user, false);
+        field(ui, self.t(T::Domain), &mut draft.domain, false);
+        match self.platform.drive_sharing() {
+            Availability::Available => {
+                ui.checkbox(&mut draft.share, self.t(T::ShareDrive));
+                if draft.share {
+                    field(ui, self.t(T::ShareFolder), &mut draft.share_path, false);
+                }
+            }
+            Availability::Unavailable(why) => {
+                ui.add_enabled(
+                    false,
+                    egui::Checkbox::new(&mut false, self.t(T::ShareDrive)),
+                );
+                ui.label(RichText::new(self.t(why)).italics());
+            }
+        }
+        if let Some(error) = error {
+            ui.colored_label(Color32::RED, self.t(error));
+        }
+        let mut next = None;
+        ui.horizontal(|ui| {
+            if ui.button(self.t(T::Save)).clicked() {
+                match draft.validate() {
+                    Err(e) => error = Some(e),
+                    Ok(()) => next = Some(true),
+                }
+            }
+            if ui.button(self.t(T::Cancel)).clicked() {
+                next = Some(false);
+            }
+            if let Some(i) = index {
+                if ui.button(self.t(T::Remove)).clicked() {
+                    self.settings.connections.remove(i);
+                    self.persist();
+                    next = Some(false);
+                }
+            }
+        });
+        match next {
+            Some(true) => {
+                draft.id = draft.id.trim().to_ascii_lowercase();
+                match index {
+                    Some(i) => self.settings.connections[i] = draft,
+                    None => self.settings.connections.push(draft),
+                }
+                self.persist();
+                self.screen = Screen::List;
+            }
+            Some(false) => self.screen = Screen::List,
+            None => {
+                self.screen = Screen::Edit {
+                    index,
+                    draft,
+                    error,
+                }
+            }
+        }
+    }
+
+    fn persist(&mut self) {
+        if let Err(e) = self.platform.save_settings(&self.settings) {
+            self.notice = Some(fill(self.t(T::SaveFailed), &[&e]));
+        }
+    }
+
+    fn settings_screen(&mut self, ui: &mut Ui, mut draft: Settings, mut status: Option<String>) {
+        ui.heading(self.t(T::Settings));
+        let lang = draft
+            .lang
+            .unwrap_or_else(|| Lang::from_locale(&self.platform.locale()));
+        ui.horizontal(|ui| {
+            ui.label(self.t(T::Language));
+            for choice in [Lang::Ja, Lang::En] {
+                if ui
+                    .selectable_label(lang == choice, choice.native_name())
+                    .clicked()
+                {
+                    draft.lang = Some(choice);
+                    // The language applies at once, before saving.
+                    self.settings.lang = Some(choice);
+                }
+            }
+        });
+        field(ui, self.t(T::RelayAddress), &mut draft.relay, false);
+        field(ui, self.t(T::RelayCa), &mut draft.relay_ca, false);
+        ui.label(RichText::new(self.t(T::Proxy)).strong());
+        field(ui, self.t(T::ProxyHost), &mut draft.proxy.host, false);
+        field(ui, self.t(T::ProxyPort), &mut draft.proxy.port, false);
+        field(ui, self.t(T::ProxyUser), &mut draft.proxy.user, false);
+        field(
+            ui,
+            self.t(T::ProxyPassword),
+            &mut draft.proxy.password,
+            true,
+        );
+        ui.horizontal(|ui| {
+            ui.label(self.t(T::ScreenSize));
+            let w = ui.label(self.t(T::Width));
+            ui.add(egui::DragValue::new(&mut draft.width).range(200..=8192))
+                .labelled_by(w.id);
+            let h = ui.label(self.t(T::Height));
+            ui.add(egui::DragValue::new(&mut draft.height).range(200..=8192))
+                .labelled_by(h.id);
+        });
+        ui.label(
+            RichText::new(fill(
+                self.t(T::StorageAt),
+                &[&self.platform.storage_location()],
+            ))
+            .small(),
+        );
+        if let Some(status) = &status {
+            ui.label(status.as_str());
+        }
+        let mut leave = false;
+        ui.horizontal(|ui| {
+            if ui.button(self.t(T::Save)).clicked() {
+                status = Some(match draft.validate() {
+                    Err(e) => self.t(e).to_owned(),
+                    Ok(()) => {
+                        let keep = std::mem::take(&mut self.settings.connections);
+                        self.settings = Settings {
+                            connections: keep,
+                            fullscreen_hint_seen: self.settings.fullscreen_hint_seen,
+                            ..draft.clone()
+                        };
+                        match self.platform.save_settings(&self.settings) {
+                            Ok(()) => self.t(T::Saved).to_owned(),
+                            Err(e) => fill(self.t(T::SaveFailed), &[&e]),
+                        }
+                    }
+                });
+            }
+            if ui.button(self.t(T::Back)).clicked() {
+                leave = true;
+            }
+        });
+        self.screen = if leave {
+            Screen::List
+        } else {
+            Screen::Settings { draft, status }
+        };
+    }
+
+    fn connection(&mut self, ui: &mut Ui, mut conn: Box<Connection>) {
+        if let Some(outcome) = conn.outcome.take() {
+            let changed = match &outcome {
+                // The user disconnected: back to the list.
+                Ok(()) if conn.leaving => {
+                    self.screen = Screen::List;
+                    true
+                }
+                // The remote PC ended the session.
+                Ok(()) => self.ended(ui, &conn),
+                Err(error) => self.failed(ui, &mut conn, error),
+            };
+            conn.outcome = Some(outcome);
+            if !changed {
+                self.screen = Screen::Connection(conn);
+            }
+            return;
+        }
+        let lang = self.lang();
+        if let Some(view) = &mut conn.session {
+            let leave = view.show(ui, lang, &conn.entry, conn.admission, &conn.handle);
+            if leave {
+                conn.leaving = true;
+                let _ = conn.handle.commands.send(Command::Disconnect);
+            }
+            self.screen = Screen::Connection(conn);
+            return;
+        }
+        self.progress(ui, &mut conn);
+        if let Some(form) = &mut conn.form {
+            match prompt_form(ui, lang, form) {
+                Some(true) => {
+                    let answer = form.answer();
+                    let _ = conn.handle.commands.send(Command::Answer(answer));
+                    conn.form = None;
+                }
+                Some(false) => {
+                    // Cancel: drop the connection; it winds down by itself.
+                    self.screen = Screen::List;
+                    return;
+                }
+                None => {}
+            }
+        } else {
+            ui.add_space(12.0);
+            if ui.button(self.t(T::Cancel)).clicked() {
+                self.screen = Screen::List;
+                return;
+            }
+        }
+        self.screen = Screen::Connection(conn);
+    }
+
+    /// The steps so far: done, current (spinner), still to come.
+    fn progress(&self, ui: &mut Ui, conn: &mut Connection) {
+        ui.heading(fill(self.t(T::ConnectingTo), &[&conn.entry.name]));
+        let reached = |p: Progress| conn.reached.contains(&p);
+        let admitted = reached(Progress::Admitted);
+        let steps = [
+            (T::StepRelay, reached(Progress::RelayConnected)),
+            (T::StepHost, reached(Progress::Secured)),
+            (
+                T::StepOtp,
+                reached(Progress::OtpAccepted) || (admitted && !conn.otp_asked),
+            ),
+            (T::StepPassword, admitted),
+            (T::StepLogon, reached(Progress::Connected)),
+            (T::StepDesktop, conn.session.is_some()),
+        ];
+        let current = steps.iter().position(|(_, done)| !done);
+        for (i, (step, done)) in steps.iter().enumerate() {
+            ui.horizontal(|ui| {
+                if *done {
+                    ui.label(RichText::new("✓").color(Color32::from_rgb(0, 150, 60)));
+                } else if Some(i) == current {
+                    ui.spinner();
+                } else {
+                    ui.label("・");
+                }
+                ui.label(self.t(*step));
+                if *step == T::StepOtp && admitted && !conn.otp_asked {
+                    ui.label(RichText::new(self.t(T::StepNotNeeded)).weak());
+                }
+            });
+        }
+    }
+
+    /// Returns true when the screen changed.
+    fn ended(&mut self, ui: &mut Ui, conn: &Connection) -> bool {
+        ui.heading(self.t(T::SessionEnded));
+        let mut changed = false;
+        ui.horizontal(|ui| {
+            if ui.button(self.t(T::Retry)).clicked() {
+                self.reconnect(&conn.entry);
+                changed = true;
+            }
+            if ui.button(self.t(T::Back)).clicked() {
+                self.screen = Screen::List;
+                changed = true;
+            }
+        });
+        changed
+    }
+
+    fn reconnect(&mut self, entry: &Entry) {
+        match self.settings.connections.iter().position(|e| e == entry) {
+            Some(i) => self.connect(i),
+            None => self.screen = Screen::List,
+        }
+    }
+
+    /// The failure, what to do next, and the way out. True when the screen changed.
+    fn failed(&mut self, ui: &mut Ui, conn: &mut Connection, error: &ConnectError) -> bool {
+        let lang = self.lang();
+        let explained = explain(error, lang);
+        let loud = matches!(error, ConnectError::HostKeyChanged { .. });
+        let colour = if loud {
+            Color32::RED
+        } else {
+            ui.visuals().text_color()
+        };
+        ui.label(RichText::new(&explained.what).heading().color(colour));
+        ui.label(explained.next);
+        if let ConnectError::HostKeyChanged {
+            pin,
+            old_fingerprint,
+            new_fingerprint,
+            ..
+        } = error
+        {
+            egui::Grid::new("fingerprints").show(ui, |ui| {
+                ui.label(self.t(T::OldKey));
+                ui.label(RichText::new(old_fingerprint).monospace());
+                ui.end_row();
+                ui.label(self.t(T::NewKey));
+                ui.label(RichText::new(new_fingerprint).monospace());
+                ui.end_row();
+            });
+            if conn.pin_removed {
+                ui.label(self.t(T::PinRemoved));
+            } else {
+                ui.checkbox(&mut conn.confirm_pin, self.t(T::ConfirmRemovePin));
+                let remove =
+                    ui.add_enabled(conn.confirm_pin, egui::Button::new(self.t(T::RemovePin)));
+                if remove.clicked() {
+                    match self.platform.forget_pin(pin) {
+                        Ok(()) => conn.pin_removed = true,
+                        Err(e) => self.notice = Some(e),
+                    }
+                }
+            }
+        }
+        egui::CollapsingHeader::new(self.t(T::Details))
+            .id_salt("details")
+            .show(ui, |ui| {
+                ui.label(RichText::new(&explained.detail).monospace())
+            });
+        let mut changed = false;
+        ui.horizontal(|ui| {
+            if ui.button(self.t(T::Retry)).clicked() {
+                self.reconnect(&conn.entry);
+                changed = true;
+            }
+            if ui.button(self.t(T::Back)).clicked() {
+                self.screen = Screen::List;
+                changed = true;
+            }
+        });
+        changed
+    }
+}
+
+/// Shows a question; `Some(true)` when answered, `Some(false)` when cancelled.
+fn prompt_form(ui: &mut Ui, lang: Lang, form: &mut PromptForm) -> Option<bool> {
+    let t = |text: T| text.get(lang);
+    ui.add_space(12.0);
+    let mut focus_field = true;
+    match &form.prompt {
+        Prompt::NewHostKey { id, fingerprint } => {
+            ui.label(RichText::new(t(T::NewKeyTitle)).strong());
+            ui.label(fill(t(T::NewKeyHelp), &[id]));
+            ui.horizontal(|ui| {
+                ui.label(t(T::Fingerprint));
+                ui.label(RichText::new(fingerprint).monospace());
+            });
+            focus_field = false;
+        }
+        Prompt::Otp {
+            kind,
+            emergency_codes,
+            last,
+        } => {
+            ui.label(RichText::new(t(T::StepOtp)).strong());
+            if let Some(OtpWrong { tries_left, reused }) = last {
+                let which = if *reused { T::OtpReused } else { T::OtpWrong };
+                ui.colored_label(Color32::RED, fill(t(which), &[&tries_left.to_string()]));
+            }
+            if form.emergency {
+                ui.label(t(T::EmergencyHelp));
+            } else {
+                match kind {
+                    OtpKind::Email { masked_to } => ui.label(fill(t(T::OtpMailed), &[masked_to])),
+                    OtpKind::Totp => ui.label(t(T::OtpApp)),
+                };
+            }
+            if *emergency_codes {
+                ui.checkbox(&mut form.emergency, t(T::UseEmergency));
+            }
+        }
+        Prompt::HostPassword { retry } => {
+            ui.label(RichText::new(t(T::StepPassword)).strong());
+            if *retry {
+                ui.colored_label(Color32::RED, t(T::HostPasswordWrong));
+            }
+            ui.label(t(T::HostPasswordHelp));
+        }
+        Prompt::RemoteLogon { .. } => {
+            ui.label(RichText::new(t(T::StepLogon)).strong());
+            ui.label(t(T::LogonHelp));
+            field(ui, t(T::WindowsUser), &mut form.user, false);
+            field(ui, t(T::Domain), &mut form.domain, false);
+        }
+    }
+    let mut submitted = false;
+    if focus_field {
+        let (label, secret) = match form.prompt {
+            Prompt::Otp { .. } => (t(T::Code), false),
+            Prompt::RemoteLogon { .. } => (t(T::WindowsPassword), true),
+            _ => (t(T::Password), true),
+        };
+        let response = field(ui, label, &mut form.text, secret);
+        if !response.has_focus() && !ui.ctx().memory(|m| m.focused().is_some()) {
+            response.request_focus();
+        }
+        submitted = response.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+    }
+    let mut result = None;
+    ui.horizontal(|ui| {
+        let ok = if matches!(form.prompt, Prompt::NewHostKey { .. }) {
+            t(T::TrustKey)
+        } else {
+            t(T::Ok)
+        };
+        if ui.button(ok).clicked() || submitted {
+            result = Some(true);
+        }
+        if ui.button(t(T::Cancel)).clicked() {
+            result = Some(false);
+        }
+    });
+    result
+}

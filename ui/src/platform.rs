@@ -1,0 +1,63 @@
+//! What differs between the desktop app and the browser: where settings and
+//! pinned keys live, how a connection is started, and which features exist.
+
+use std::sync::Arc;
+
+use client_core::driver::Handle;
+use client_core::RdpCredentials;
+
+use crate::i18n::T;
+use crate::settings::{Entry, Settings};
+
+/// Whether a feature can be used here, and if not, why (shown to the user).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Availability {
+    Available,
+    Unavailable(T),
+}
+
+/// The demo's codes, shown in the app so a newcomer can type them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DemoCodes {
+    pub otp: String,
+    pub host_password: String,
+    pub user: String,
+    pub password: String,
+}
+
+pub trait Platform {
+    fn load_settings(&self) -> Result<Settings, String>;
+    fn save_settings(&self, settings: &Settings) -> Result<(), String>;
+
+    /// Starts a connection in the background; `wake` repaints the UI.
+    fn connect(
+        &self,
+        settings: &Settings,
+        entry: &Entry,
+        creds: RdpCredentials,
+        wake: Arc<dyn Fn() + Send + Sync>,
+    ) -> Result<Handle, String>;
+
+    /// Removes a pinned host key (after the user confirmed why it changed).
+    fn forget_pin(&self, pin: &str) -> Result<(), String>;
+
+    /// Whether a local folder can be shared with the remote PC.
+    fn drive_sharing(&self) -> Availability;
+
+    /// Where settings are kept, for the settings screen.
+    fn storage_location(&self) -> String;
+
+    /// The system's locale, e.g. `ja_JP.UTF-8` (picks the default language).
+    fn locale(&self) -> String;
+
+    /// CJK fonts of the system, for Japanese the user types (the UI's own
+    /// text is covered by the bundled font).
+    fn system_fonts(&self) -> Vec<crate::fonts::SystemFont> {
+        Vec::new()
+    }
+
+    /// The demo's current codes, when running the demo.
+    fn demo(&self) -> Option<DemoCodes> {
+        None
+    }
+}

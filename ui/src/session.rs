@@ -1,0 +1,342 @@
+//! The remote desktop on screen: the picture (only changed regions are
+//! uploaded to the texture), the session bar, and keyboard and mouse input
+//! sent to the remote PC.
+
+use client_core::driver::{Command, Handle, SharedFrame};
+use client_core::rdp::MouseButton;
+use client_core::Admission;
+use egui::{
+    Color32, ColorImage, Event, Key, Modifiers, Pos2, Rect, RichText, Sense, TextureHandle,
+    TextureOptions, Ui, Vec2,
+};
+
+use crate::i18n::{fill, Lang, T};
+use crate::keys::{self, Scancode};
+use crate::settings::Entry;
+
+/// How long the full-screen hint stays up the first time (seconds).
+const HINT_SECS: f64 = 10.0;
+
+pub struct SessionView {
+    width: u16,
+    height: u16,
+    texture: Option<TextureHandle>,
+    fit: bool,
+    fullscreen: bool,
+    /// Modifier keys as last sent to the remote PC.
+    sent: Modifiers,
+    window_focused: bool,
+    /// Show the full-screen hint until this time (first session only).
+    hint: Option<f64>,
+    show_hint: bool,
+}
+
+impl SessionView {
+    pub fn new(width: u16, height: u16, first_time: bool) -> Self {
+        Self {
+            width,
+            height,
+            texture: None,
+            fit: true,
+            fullscreen: false,
+            sent: Modifiers::NONE,
+            window_focused: true,
+            hint: None,
+            show_hint: first_time,
+        }
+    }
+
+    /// Uploads what changed in the framebuffer (all of it the first time).
+    pub fn upload(&mut self, ctx: &egui::Context, frame: &SharedFrame) {
+        let mut fb = frame.lock().expect("not poisoned");
+        let Some((left, top, right, bottom)) = fb.take_dirty() else {
+            return;
+        };
+        let width = usize::from(fb.width);
+        let sub = |l: usize, t: usize, r: usize, b: usize| {
+            let mut rgb = Vec::with_capacity((r - l + 1) * (b - t + 1) * 3);
+            for row in t..=b {
+                for px in fb.rgba[(row * width + l) * 4..(row * width + r + 1) * 4].chunks_exact(4)
+                {
+                    rgb.extend_from_slice(&px[..3]);
+                }
+            }
+            ColorImage::from_rgb([r - l + 1, b - t + 1], &rgb)
+        };
+        let full_size = [width, usize::from(fb.height)];
+        match &mut self.texture {
+            Some(texture) if texture.size() == full_size => {
+                let image = sub(left.into(), top.into(), right.into(), bottom.into());
+                texture.set_partial([left.into(), top.into()], image, TextureOptions::LINEAR);
+            }
+            _ => {
+                let image = sub(0, 0, full_size[0] - 1, full_size[1] - 1);
+                self.texture =
+                    Some(ctx.load_texture("remote-desktop", image, TextureOptions::LINEAR));
+                self.width = fb.width;
+                self.height = fb.height;
+            }
+        }
+    }
+
+    /// Draws the session; returns true when the user asked to disconnect.
+    pub fn show(
+        &mut self,
+        ui: &mut Ui,
+        lang: Lang,
+        entry: &Entry,
+        admission: Option<Admission>,
+        handle: &Handle,
+    ) -> bool {
+        let t = |text: T| text.get(lang);
+        let now = ui.input(|i| i.time);
+        if self.show_hint {
+            self.show_hint = false;
+            self.hint = Some(now + HINT_SECS);
+        }
+        let send = |command| {
+            let _ = handle.commands.send(command);
+        };
+        let mut disconnect = false;
+        if !self.fullscreen {
+            egui::Panel::top("session-bar").show(ui, |ui| {
+                ui.horizontal_wrapped(|ui| {
+                    ui.label(RichText::new(fill(t(T::ConnectedTo), &[&entry.name])).strong());
+                    if ui.button(t(T::Disconnect)).clicked() {
+                        disconnect = true;
+                    }
+                    ui.separator();
+                    ui.selectable_value(&mut self.fit, true, t(T::FitToWindow));
+                    ui.selectable_value(&mut self.fit, false, t(T::ActualSize));
+                    ui.separator();
+                    for (text, key) in [
+                        (T::KeyHankaku, keys::HANKAKU_ZENKAKU),
+                        (T::KeyHenkan, keys::HENKAN),
+                        (T::KeyMuhenkan, keys::MUHENKAN),
+                        (T::KeyKana, keys::KATAKANA_HIRAGANA),
+                    ] {
+                        if ui.button(t(text)).clicked() {
+                            tap(&send, &[key]);
+                        }
+                    }
+                    if ui.button(t(T::CtrlAltDel)).clicked() {
+                        tap(&send, &[keys::LEFT_CTRL, keys::LEFT_ALT, keys::DELETE]);
+                    }
+                    if entry.share {
+                        ui.separator();
+                        match admission {
+                            Some(a) if a.share_allowed => {
+                                ui.label(fill(t(T::SharedFolder), &[&entry.share_path]))
+                            }
+                            _ => ui.label(RichText::new(t(T::ShareForbidden)).italics()),
+                        };
+                    }
+                });
+                if self.hint.is_some_and(|until| now < until) {
+                    ui.colored_label(Color32::from_rgb(0, 110, 200), t(T::FullscreenHint));
+                }
+            });
+        }
+        egui::CentralPanel::no_frame().show(ui, |ui| {
+            if self.fit {
+                self.picture(ui, handle);
+            } else {
+                egui::ScrollArea::both().show(ui, |ui| self.picture(ui, handle));
+            }
+        });
+        disconnect
+    }
+
+    /// The picture and the input that goes with it.
+    fn picture(&mut self, ui: &mut Ui, handle: &Handle) {
+        let size = Vec2::new(f32::from(self.width), f32::from(self.height));
+        let scale = if self.fit {
+            let avail = ui.available_size();
+            (avail.x / size.x).min(avail.y / size.y).max(0.05)
+        } else {
+            1.0
+        };
+        let (rect, response) = ui.allocate_exact_size(size * scale, Sense::click_and_drag());
+        if let Some(texture) = &self.texture {
+            let uv = Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0));
+            ui.painter().image(texture.id(), rect, uv, Color32::WHITE);
+        }
+        if response.clicked() || !ui.ctx().memory(|m| m.focused().is_some()) {
+            response.request_focus();
+        }
+        ui.memory_mut(|m| {
+            m.set_focus_lock_filter(
+                response.id,
+                egui::EventFilter {
+                    tab: true,
+                    horizontal_arrows: true,
+                    vertical_arrows: true,
+                    escape: true,
+                },
+            )
+        });
+        self.input(ui, handle, rect, scale, response.has_focus());
+    }
+
+    fn input(&mut self, ui: &mut Ui, handle: &Handle, rect: Rect, scale: f32, focused: bool) {
+        let send = |command| {
+            let _ = handle.commands.send(command);
+        };
+        let (events, modifiers, window_focused) =
+            ui.input(|i| (i.events.clone(), i.modifiers, i.focused));
+        if self.window_focused && !window_focused {
+            // Keys held while the window lost focus would stick.
+            send(Command::ReleaseAll);
+            self.sent = Modifiers::NONE;
+        }
+        self.window_focused = window_focused;
+        let to_remote = |pos: Pos2| -> Option<(u16, u16)> {
+            rect.contains(pos).then(|| {
+                let p = (pos - rect.min) / scale;
+                (
+                    p.x.clamp(0.0, f32::from(self.width - 1)) as u16,
+                    p.y.clamp(0.0, f32::from(self.height - 1)) as u16,
+                )
+            })
+        };
+        let pasting = events.iter().any(|e| matches!(e, Event::Paste(_)));
+        for event in &events {
+            match event {
+                Event::PointerMoved(pos) => {
+                    if let Some((x, y)) = to_remote(*pos) {
+                        send(Command::MouseMove { x, y });
+                    }
+                }
+                Event::PointerButton {
+                    pos,
+                    button,
+                    pressed,
+                    ..
+                } => {
+                    let Some((x, y)) = to_remote(*pos) else {
+                        continue;
+                    };
+                    let button = match button {
+                        egui::PointerButton::Primary => MouseButton::Left,
+                        egui::PointerButton::Secondary => MouseButton::Right,
+                        egui::PointerButton::Middle => MouseButton::Middle,
+                        egui::PointerButton::Extra1 => MouseButton::X1,
+                        egui::PointerButton::Extra2 => MouseButton::X2,
+                    };
+                    send(Command::MouseMove { x, y });
+                    send(Command::MouseButton {
+                        button,
+                        down: *pressed,
+                    });
+                }
+                Event::MouseWheel { unit, delta, .. } if ui.rect_contains_pointer(rect) => {
+                    let per = match unit {
+                        egui::MouseWheelUnit::Line => 120.0,
+                        egui::MouseWheelUnit::Page => 360.0,
+                        egui::MouseWheelUnit::Point => 3.0,
+                    };
+                    for (amount, vertical) in [(delta.y, true), (delta.x, false)] {
+                        let units = (amount * per).clamp(-32000.0, 32000.0) as i16;
+                        if units != 0 {
+                            send(Command::Wheel { units, vertical });
+                        }
+                    }
+                }
+                _ if !focused => {}
+                Event::Key {
+                    key: Key::F,
+                    pressed: true,
+                    modifiers,
+                    ..
+                } if modifiers.ctrl && modifiers.alt && modifiers.shift => {
+                    self.fullscreen = !self.fullscreen;
+                    ui.ctx()
+                        .send_viewport_cmd(egui::ViewportCommand::Fullscreen(self.fullscreen));
+                }
+                Event::Key {
+                    key,
+                    pressed,
+                    modifiers,
+                    ..
+                } => {
+                    let chord = modifiers.ctrl || modifiers.alt || modifiers.mac_cmd;
+                    // Text keys travel as the text they make (layout and IME
+                    // decide), except in shortcuts such as Ctrl+C.
+                    if keys::produces_text(*key) && !chord {
+                        continue;
+                    }
+                    if *key == Key::V && pasting {
+                        continue;
+                    }
+                    if let Some((scancode, extended)) = keys::scancode(*key) {
+                        send(Command::Key {
+                            scancode,
+                            extended,
+                            down: *pressed,
+                        });
+                    }
+                }
+                Event::Text(text) | Event::Paste(text) => type_text(&send, text),
+                Event::Ime(egui::ImeEvent::Commit(text)) => type_text(&send, text),
+                Event::Copy => tap_with_held(&send, keys::scancode(Key::C)),
+                Event::Cut => tap_with_held(&send, keys::scancode(Key::X)),
+                _ => {}
+            }
+        }
+        if focused {
+            self.sync_modifiers(modifiers, &send);
+        }
+    }
+
+    /// Sends modifier key changes (egui reports modifiers as state, not keys).
+    fn sync_modifiers(&mut self, now: Modifiers, send: &impl Fn(Command)) {
+        for (held, was, key) in [
+            (now.shift, self.sent.shift, keys::LEFT_SHIFT),
+            (now.ctrl, self.sent.ctrl, keys::LEFT_CTRL),
+            (now.alt, self.sent.alt, keys::LEFT_ALT),
+            (now.mac_cmd, self.sent.mac_cmd, keys::LEFT_WIN),
+        ] {
+            if held != was {
+                send(Command::Key {
+                    scancode: key.0,
+                    extended: key.1,
+                    down: held,
+                });
+            }
+        }
+        self.sent = now;
+    }
+}
+
+fn type_text(send: &impl Fn(Command), text: &str) {
+    for ch in text.chars().filter(|c| !c.is_control() || *c == '\n') {
+        let ch = if ch == '\n' { '\r' } else { ch };
+        send(Command::Unicode { ch, down: true });
+        send(Command::Unicode { ch, down: false });
+    }
+}
+
+/// Presses the keys in order and releases them in reverse.
+fn tap(send: &impl Fn(Command), keys: &[Scancode]) {
+    for &(scancode, extended) in keys {
+        send(Command::Key {
+            scancode,
+            extended,
+            down: true,
+        });
+    }
+    for &(scancode, extended) in keys.iter().rev() {
+        send(Command::Key {
+            scancode,
+            extended,
+            down: false,
+        });
+    }
+}
+
+/// A key pressed while the modifiers already sent stay down (Ctrl+C).
+fn tap_with_held(send: &impl Fn(Command), key: Option<Scancode>) {
+    if let Some(key) = key {
+        tap(send, &[key]);
+    }
+}

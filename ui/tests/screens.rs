@@ -1,0 +1,589 @@
+//! Every screen driven headless with egui_kittest: the test plays the user
+//! (clicks, typing) and the connection (events in, commands out). The
+//! connection is the test's own channel pair because this crate is the UI
+//! only; the desktop and end-to-end tests run it against the real flow.
+//! egui_kittest also fails any test whose text has no glyph in the fonts.
+
+use std::sync::{Arc, Mutex};
+
+use client_core::driver::{Command, Framebuffer, Handle, UiEvent};
+use client_core::interaction::OtpWrong;
+use client_core::{Answer, ConnectError, OtpKind, Progress, Prompt, RdpCredentials};
+use egui::accesskit::Role;
+use egui_kittest::kittest::{NodeT as _, Queryable as _};
+use egui_kittest::Harness;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use ui::{Availability, Entry, Lang, Platform, Settings, ThinApp, T};
+
+/// The test's end of a connection the app started.
+struct Remote {
+    events: UnboundedSender<UiEvent>,
+    commands: UnboundedReceiver<Command>,
+    frame: Arc<Mutex<Framebuffer>>,
+    creds: RdpCredentials,
+}
+
+#[derive(Default)]
+struct Shared {
+    saved: Option<Settings>,
+    remote: Option<Remote>,
+    forgotten: Vec<String>,
+}
+
+struct FakePlatform {
+    initial: Settings,
+    locale: &'static str,
+    shared: Arc<Mutex<Shared>>,
+}
+
+impl Platform for FakePlatform {
+    fn load_settings(&self) -> Result<Settings, String> {
+        let shared = self.shared.lock().unwrap();
+        Ok(shared.saved.clone().unwrap_or_else(|| self.initial.clone()))
+    }
+
+    fn save_settings(&self, settings: &Settings) -> Result<(), String> {
+        self.shared.lock().unwrap().saved = Some(settings.clone());
+        Ok(())
+    }
+
+    fn connect(
+        &self,
+        _settings: &Settings,
+        _entry: &Entry,
+        creds: RdpCredentials,
+        _wake: Arc<dyn Fn() + Send + Sync>,
+    ) -> Result<Handle, String> {
+        let (cmd_tx, cmd_rx) = unbounded_channel();
+        let (ev_tx, ev_rx) = unbounded_channel();
+        let frame = Arc::new(Mutex::new(Framebuffer::default()));
+        self.shared.lock().unwrap().remote = Some(Remote {
+            events: ev_tx,
+            commands: cmd_rx,
+            frame: frame.clone(),
+            creds,
+        });
+        Ok(Handle {
+            commands: cmd_tx,
+            events: ev_rx,
+            frame,
+        })
+    }
+
+    fn forget_pin(&self, pin: &str) -> Result<(), String> {
+        self.shared.lock().unwrap().forgotten.push(pin.to_owned());
+        Ok(())
+    }
+
+    fn drive_sharing(&self) -> Availability {
+        Availability::Available
+    }
+
+    fn storage_location(&self) -> String {
+        "/tmp/thin-test".into()
+    }
+
+    fn locale(&self) -> String {
+        self.locale.into()
+    }
+}
+
+fn office() -> Settings {
+    Settings {
+        relay: "relay.example.jp:443".into(),
+        relay_ca: "ca.pem".into(),
+        connections: vec![Entry {
+            name: "Office".into(),
+            id: "office-pc".into(),
+            user: "taro".into(),
+            ..Entry::default()
+        }],
+        ..Settings::default()
+    }
+}
+
+fn app(initial: Settings, locale: &'static str) -> (Harness<'static, ThinApp>, Arc<Mutex<Shared>>) {
+    let shared = Arc::new(Mutex::new(Shared::default()));
+    let platform = FakePlatform {
+        initial,
+        locale,
+        shared: shared.clone(),
+    };
+    let harness = Harness::builder()
+        .with_size(egui::vec2(1000.0, 700.0))
+        .build_ui_state(
+            |ui, app: &mut ThinApp| app.show(ui),
+            ThinApp::new(Box::new(platform)),
+        );
+    (harness, shared)
+}
+
+/// Clicks into the field labelled `label` and types `text`, as a person would.
+fn type_into(harness: &mut Harness<'static, ThinApp>, label: &str, text: &str) {
+    harness.get_by_label(label).focus();
+    harness.run_steps(2);
+    harness.get_by_label(label).type_text(text);
+    harness.run_steps(2);
+}
+
+fn send(shared: &Arc<Mutex<Shared>>, event: UiEvent) {
+    shared
+        .lock()
+        .unwrap()
+        .remote
+        .as_ref()
+        .unwrap()
+        .events
+        .send(event)
+        .unwrap();
+}
+
+fn next_command(shared: &Arc<Mutex<Shared>>) -> Command {
+    shared
+        .lock()
+        .unwrap()
+        .remote
+        .as_mut()
+        .unwrap()
+        .commands
+        .try_recv()
+        .expect("the app sent a command")
+}
+
+fn answer(shared: &Arc<Mutex<Shared>>) -> Answer {
+    loop {
+        if let Command::Answer(answer) = next_command(shared) {
+            return answer;
+        }
+    }
+}
+
+#[test]
+fn adding_a_connection_checks_the_id_and_saves_it() {
+    let (mut harness, shared) = app(Settings::default(), "en_US.UTF-8");
+    harness.run_steps(4);
+    harness.get_by_label(T::NoConnections.get(Lang::En));
+    harness.get_by_label("Add").click();
+    harness.run_steps(4);
+    type_into(&mut harness, "Name", "My office");
+    type_into(&mut harness, "Computer ID", "office pc");
+    type_into(&mut harness, "Windows user", "taro");
+    harness.run_steps(4);
+    harness.get_by_label("Save").click();
+    harness.run_steps(4);
+    harness.get_by_label(T::InvalidId.get(Lang::En));
+    assert!(
+        shared.lock().unwrap().saved.is_none(),
+        "an invalid entry was saved"
+    );
+
+    harness.get_by_label("Computer ID").focus();
+    harness.run_steps(2);
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    harness.run_steps(2);
+    harness.get_by_label("Computer ID").type_text("Office-PC");
+    harness.run_steps(2);
+    harness.run_steps(4);
+    harness.get_by_label("Save").click();
+    harness.run_steps(4);
+    harness.get_by_label("My office");
+    let saved = shared.lock().unwrap().saved.clone().expect("saved");
+    assert_eq!(saved.connections.len(), 1);
+    assert_eq!(saved.connections[0].id, "office-pc");
+    assert_eq!(saved.connections[0].user, "taro");
+    assert!(
+        !saved.connections[0].share,
+        "sharing must be off by default"
+    );
+}
+
+#[test]
+fn the_whole_connection_flow_in_japanese() {
+    let (mut harness, shared) = app(office(), "ja_JP.UTF-8");
+    harness.run_steps(4);
+    harness.get_by_label("接続").click();
+    harness.run_steps(4);
+    harness.get_by_label_contains("Office に接続しています");
+    assert_eq!(
+        shared.lock().unwrap().remote.as_ref().unwrap().creds.user,
+        "taro"
+    );
+
+    send(&shared, UiEvent::Progress(Progress::RelayConnected));
+    send(
+        &shared,
+        UiEvent::Ask(Prompt::NewHostKey {
+            id: "office-pc".into(),
+            fingerprint: "SHA256:abcdef".into(),
+        }),
+    );
+    harness.run_steps(4);
+    harness.get_by_label("SHA256:abcdef");
+    harness.get_by_label("信頼して接続").click();
+    harness.run_steps(4);
+    assert_eq!(answer(&shared), Answer::Accept);
+
+    send(&shared, UiEvent::Progress(Progress::Secured));
+    send(
+        &shared,
+        UiEvent::Ask(Prompt::Otp {
+            kind: OtpKind::Email {
+                masked_to: "t***@example.jp".into(),
+            },
+            emergency_codes: true,
+            last: None,
+        }),
+    );
+    harness.run_steps(4);
+    harness.get_by_label_contains("t***@example.jp に確認コードを送りました");
+    type_into(&mut harness, "コード", "123456");
+    harness.get_by_label("OK").click();
+    harness.run_steps(4);
+    assert_eq!(answer(&shared), Answer::Otp("123456".to_owned().into()));
+
+    // Wrong: the app says so and offers the emergency code.
+    send(
+        &shared,
+        UiEvent::Ask(Prompt::Otp {
+            kind: OtpKind::Email {
+                masked_to: "t***@example.jp".into(),
+            },
+            emergency_codes: true,
+            last: Some(OtpWrong {
+                tries_left: 3,
+                reused: false,
+            }),
+        }),
+    );
+    harness.run_steps(4);
+    harness.get_by_label_contains("あと 3 回間違えるとロックされます");
+    harness.get_by_label("代わりに緊急用コードを使う").click();
+    harness.run_steps(4);
+    type_into(&mut harness, "コード", "k7m2-x9qp-3vtd");
+    harness.get_by_label("OK").click();
+    harness.run_steps(4);
+    assert_eq!(
+        answer(&shared),
+        Answer::EmergencyCode("k7m2-x9qp-3vtd".to_owned().into())
+    );
+
+    send(&shared, UiEvent::Progress(Progress::OtpAccepted));
+    send(&shared, UiEvent::Ask(Prompt::HostPassword { retry: false }));
+    harness.run_steps(4);
+    type_into(&mut harness, "パスワード", "Host-Pass-1");
+    harness.get_by_label("OK").click();
+    harness.run_steps(4);
+    assert_eq!(
+        answer(&shared),
+        Answer::Secret("Host-Pass-1".to_owned().into())
+    );
+
+    send(&shared, UiEvent::Progress(Progress::Admitted));
+    send(
+        &shared,
+        UiEvent::Ask(Prompt::RemoteLogon {
+            user: "taro".into(),
+            domain: None,
+        }),
+    );
+    harness.run_steps(4);
+    type_into(&mut harness, "Windowsパスワード", "Win-Pass-2");
+    type_into(&mut harness, "ドメイン (省略可)", "CORP");
+    harness.get_by_label("OK").click();
+    harness.run_steps(4);
+    match answer(&shared) {
+        Answer::Logon {
+            user,
+            password,
+            domain,
+        } => {
+            assert_eq!(user, "taro");
+            assert_eq!(password.as_str(), "Win-Pass-2");
+            assert_eq!(domain.as_deref(), Some("CORP"));
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // A failure: plain words, what to do next, and the detail for IT staff.
+    send(
+        &shared,
+        UiEvent::Ended(Err(ConnectError::LockedOut {
+            message: "too many failed attempts".into(),
+            retry_after_secs: 120,
+        })),
+    );
+    harness.run_steps(4);
+    harness.get_by_label_contains("あと 2 分間接続がロックされています");
+    harness.get_by_label(T::HintLockedOut.get(Lang::Ja));
+    harness.get_by_label("詳細").click();
+    harness.run_steps(4);
+    harness.get_by_label_contains("too many failed attempts");
+    harness.get_by_label("戻る").click();
+    harness.run_steps(4);
+    harness.get_by_label("Office");
+}
+
+#[test]
+fn a_changed_host_key_is_loud_and_needs_explicit_removal() {
+    let (mut harness, shared) = app(office(), "en_US");
+    harness.run_steps(4);
+    harness.get_by_label("Connect").click();
+    harness.run_steps(4);
+    send(
+        &shared,
+        UiEvent::Ended(Err(ConnectError::HostKeyChanged {
+            id: "office-pc".into(),
+            pin: "office-pc@relay.example.jp:443".into(),
+            old_fingerprint: "SHA256:old".into(),
+            new_fingerprint: "SHA256:new".into(),
+        })),
+    );
+    harness.run_steps(4);
+    harness.get_by_label(T::ErrKeyChanged.get(Lang::En));
+    harness.get_by_label("SHA256:old");
+    harness.get_by_label("SHA256:new");
+    let remove = harness.get_by_label("Remove the old key");
+    assert!(
+        remove.accesskit_node().is_disabled(),
+        "removal must need confirmation"
+    );
+    remove.click();
+    harness.run_steps(4);
+    assert!(shared.lock().unwrap().forgotten.is_empty());
+    harness.get_by_label("I know why the key changed").click();
+    harness.run_steps(4);
+    harness.get_by_label("Remove the old key").click();
+    harness.run_steps(4);
+    assert_eq!(
+        shared.lock().unwrap().forgotten,
+        vec!["office-pc@relay.example.jp:443".to_owned()]
+    );
+    harness.get_by_label(T::PinRemoved.get(Lang::En));
+}
+
+#[test]
+fn settings_are_checked_saved_and_reloaded() {
+    let (mut harness, shared) = app(office(), "en_US");
+    harness.run_steps(4);
+    harness.get_by_label("Settings").click();
+    harness.run_steps(4);
+    harness.get_by_label("日本語").click();
+    harness.run_steps(4);
+    // The language changes at once.
+    harness.get_by_label("中継サーバーのアドレス (ホスト:ポート)");
+    type_into(&mut harness, "プロキシーのホスト", "proxy.example.jp");
+    type_into(&mut harness, "プロキシーのポート", "80800");
+    harness.run_steps(4);
+    harness.get_by_label("保存").click();
+    harness.run_steps(4);
+    harness.get_by_label(T::BadPort.get(Lang::Ja));
+    assert!(shared.lock().unwrap().saved.is_none());
+    let port = harness.get_by_label("プロキシーのポート");
+    port.focus();
+    harness.key_press(egui::Key::Backspace);
+    harness.run_steps(4);
+    harness.get_by_label("保存").click();
+    harness.run_steps(4);
+    harness.get_by_label(T::Saved.get(Lang::Ja));
+    let saved = shared.lock().unwrap().saved.clone().unwrap();
+    assert_eq!(saved.lang, Some(Lang::Ja));
+    assert_eq!(saved.proxy.url().unwrap(), "http://proxy.example.jp:8080");
+    assert_eq!(
+        saved.connections.len(),
+        1,
+        "saving settings kept the connections"
+    );
+
+    // A new app on the same storage starts in Japanese with the proxy.
+    let platform = FakePlatform {
+        initial: Settings::default(),
+        locale: "en_US",
+        shared: shared.clone(),
+    };
+    let reloaded = ThinApp::new(Box::new(platform));
+    assert_eq!(reloaded.lang(), Lang::Ja);
+    assert_eq!(reloaded.settings().proxy.port, "8080");
+}
+
+#[test]
+fn the_session_shows_the_picture_and_sends_input() {
+    let (mut harness, shared) = app(office(), "en_US");
+    harness.run_steps(4);
+    harness.get_by_label("Connect").click();
+    harness.run_steps(4);
+    {
+        let shared = shared.lock().unwrap();
+        let remote = shared.remote.as_ref().unwrap();
+        let mut fb = remote.frame.lock().unwrap();
+        // What the driver does on `Connected` and on a frame.
+        *fb = Framebuffer::default();
+        drop(fb);
+        remote
+            .events
+            .send(UiEvent::Connected {
+                width: 320,
+                height: 200,
+            })
+            .unwrap();
+    }
+    harness.run_steps(4);
+    harness.get_by_label("Disconnect");
+    harness.get_by_label_contains("Ctrl+Alt+Shift+F");
+
+    // Typing: text goes as Unicode, Enter as its scancode.
+    harness.event(egui::Event::Text("あa".into()));
+    harness.key_press(egui::Key::Enter);
+    harness.run_steps(4);
+    let mut typed = Vec::new();
+    let mut keys = Vec::new();
+    while let Ok(command) = shared
+        .lock()
+        .unwrap()
+        .remote
+        .as_mut()
+        .unwrap()
+        .commands
+        .try_recv()
+    {
+        match command {
+            Command::Unicode { ch, down: true } => typed.push(ch),
+            Command::Key {
+                scancode,
+                down: true,
+                ..
+            } => keys.push(scancode),
+            _ => {}
+        }
+    }
+    assert_eq!(typed, vec!['あ', 'a']);
+    assert!(keys.contains(&0x1c), "{keys:?}");
+
+    // The Japanese keys are on the bar.
+    harness.get_by_label("Henkan").click();
+    harness.run_steps(4);
+    let mut henkan = false;
+    while let Ok(command) = shared
+        .lock()
+        .unwrap()
+        .remote
+        .as_mut()
+        .unwrap()
+        .commands
+        .try_recv()
+    {
+        henkan |= matches!(
+            command,
+            Command::Key {
+                scancode: 0x79,
+                down: true,
+                ..
+            }
+        );
+    }
+    assert!(henkan);
+
+    harness.get_by_label("Disconnect").click();
+    harness.run_steps(4);
+    let mut disconnected = false;
+    while let Ok(command) = shared
+        .lock()
+        .unwrap()
+        .remote
+        .as_mut()
+        .unwrap()
+        .commands
+        .try_recv()
+    {
+        disconnected |= matches!(command, Command::Disconnect);
+    }
+    assert!(disconnected);
+    send(&shared, UiEvent::Ended(Ok(())));
+    harness.run_steps(4);
+    harness.get_by_label("Office");
+    assert!(shared
+        .lock()
+        .unwrap()
+        .saved
+        .as_ref()
+        .is_some_and(|s| s.fullscreen_hint_seen));
+}
+
+#[test]
+fn every_text_renders_in_both_languages_without_missing_glyphs() {
+    for lang in [Lang::Ja, Lang::En] {
+        let mut harness = Harness::builder().build_ui(move |ui| {
+            ui.ctx().set_fonts(ui::fonts::definitions(Vec::new()));
+            for t in T::ALL {
+                ui.label(t.get(lang));
+            }
+        });
+        harness.run_steps(4);
+    }
+}
+
+#[test]
+fn the_bundled_font_covers_every_japanese_text() {
+    let face = ttf_parser::Face::parse(ui::fonts::UI_FONT, 0).expect("the bundled font parses");
+    let mut missing = std::collections::BTreeSet::new();
+    for t in T::ALL {
+        for ch in t.get(Lang::Ja).chars() {
+            if !ch.is_ascii() && face.glyph_index(ch).is_none() {
+                missing.insert(ch);
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "run `cargo xtask font`: no glyph for {missing:?}"
+    );
+}
+
+#[test]
+fn drive_sharing_is_off_by_default_and_explained_when_unavailable() {
+    struct NoShare(FakePlatform);
+    impl Platform for NoShare {
+        fn load_settings(&self) -> Result<Settings, String> {
+            self.0.load_settings()
+        }
+        fn save_settings(&self, s: &Settings) -> Result<(), String> {
+            self.0.save_settings(s)
+        }
+        fn connect(
+            &self,
+            s: &Settings,
+            e: &Entry,
+            c: RdpCredentials,
+            w: Arc<dyn Fn() + Send + Sync>,
+        ) -> Result<Handle, String> {
+            self.0.connect(s, e, c, w)
+        }
+        fn forget_pin(&self, pin: &str) -> Result<(), String> {
+            self.0.forget_pin(pin)
+        }
+        fn drive_sharing(&self) -> Availability {
+            Availability::Unavailable(T::ShareForbidden)
+        }
+        fn storage_location(&self) -> String {
+            self.0.storage_location()
+        }
+        fn locale(&self) -> String {
+            "en".into()
+        }
+    }
+    let shared = Arc::new(Mutex::new(Shared::default()));
+    let platform = NoShare(FakePlatform {
+        initial: Settings::default(),
+        locale: "en",
+        shared,
+    });
+    let mut harness = Harness::builder().build_ui_state(
+        |ui, app: &mut ThinApp| app.show(ui),
+        ThinApp::new(Box::new(platform)),
+    );
+    harness.run_steps(4);
+    harness.get_by_label("Add").click();
+    harness.run_steps(4);
+    let toggle = harness.get_by_role_and_label(Role::CheckBox, T::ShareDrive.get(Lang::En));
+    assert!(toggle.accesskit_node().is_disabled());
+    harness.get_by_label(T::ShareForbidden.get(Lang::En));
+}
