@@ -28,6 +28,7 @@ pub struct Demo {
     pub host_password: String,
     totp_secret: Vec<u8>,
     last_otp_step: std::sync::Mutex<u64>,
+    host_config: std::path::PathBuf,
     tasks: Vec<JoinHandle<()>>,
     _dir: tempfile::TempDir,
 }
@@ -95,6 +96,7 @@ impl Demo {
         let totp = host::secrets::Secrets::load(&host::HostConfig::secrets_path(&config))?
             .totp
             .context("TOTP enrolment left no secret")?;
+        let host_config = config.clone();
         let (online_tx, mut online) = tokio::sync::watch::channel(false);
         tasks.push(tokio::spawn(async move {
             let options = host::RunOptions {
@@ -125,6 +127,7 @@ impl Demo {
             host_password,
             totp_secret: totp.secret,
             last_otp_step: std::sync::Mutex::new(0),
+            host_config,
             tasks,
             _dir: dir,
         })
@@ -143,6 +146,25 @@ impl Demo {
         let mut last = self.last_otp_step.lock().expect("not poisoned");
         let step = (now / host::otp::STEP_SECS).max(*last + 1);
         *last = step;
+        host::otp::totp_code(
+            &self.totp_secret,
+            step * host::otp::STEP_SECS,
+            host::otp::DIGITS,
+        )
+    }
+
+    /// The code to show a person typing it now: the current step's, or the
+    /// next one if the host has already used the current step.
+    pub fn current_otp(&self) -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let used = host::secrets::Secrets::load(&host::HostConfig::secrets_path(&self.host_config))
+            .ok()
+            .and_then(|s| s.totp)
+            .map_or(0, |t| t.last_step);
+        let step = (now / host::otp::STEP_SECS).max(used + 1);
         host::otp::totp_code(
             &self.totp_secret,
             step * host::otp::STEP_SECS,

@@ -25,6 +25,7 @@ pub struct ThinApp {
     fonts_installed: bool,
     /// The window title last set (set again only when it changes).
     title: String,
+    pending_connect: Option<usize>,
 }
 
 enum Screen {
@@ -64,6 +65,8 @@ struct PromptForm {
     user: String,
     domain: String,
     emergency: bool,
+    /// The keyboard focus was put on this question.
+    focused: bool,
 }
 
 impl PromptForm {
@@ -80,6 +83,7 @@ impl PromptForm {
             user,
             domain,
             emergency: false,
+            focused: false,
         }
     }
 
@@ -102,9 +106,11 @@ impl PromptForm {
 /// A text field tied to its label (so screen readers and tests find it).
 fn field(ui: &mut Ui, label: &str, value: &mut String, secret: bool) -> egui::Response {
     ui.horizontal(|ui| {
+        let salt = label;
         let label = ui.label(label);
         ui.add(
             egui::TextEdit::singleline(value)
+                .id_salt(salt)
                 .password(secret)
                 .desired_width(280.0),
         )
@@ -127,6 +133,7 @@ impl ThinApp {
             notice,
             fonts_installed: false,
             title: String::new(),
+            pending_connect: None,
         }
     }
 
@@ -134,6 +141,11 @@ impl ThinApp {
         self.settings
             .lang
             .unwrap_or_else(|| Lang::from_locale(&self.platform.locale()))
+    }
+
+    /// Chooses the language for this run (without saving it).
+    pub fn set_lang(&mut self, lang: Lang) {
+        self.settings.lang = Some(lang);
     }
 
     pub fn settings(&self) -> &Settings {
@@ -151,6 +163,9 @@ impl ThinApp {
             ui.ctx()
                 .set_fonts(crate::fonts::definitions(self.platform.system_fonts()));
             self.fonts_installed = true;
+        }
+        if let Some(i) = self.pending_connect.take() {
+            self.connect(i, ui.ctx());
         }
         self.pump_events(ui.ctx());
         let title = match &self.screen {
@@ -204,6 +219,7 @@ impl ThinApp {
             return;
         };
         while let Ok(event) = conn.handle.events.try_recv() {
+            log_event(&event);
             match event {
                 UiEvent::Progress(step) => {
                     if step == Progress::OtpAccepted {
@@ -285,7 +301,7 @@ impl ThinApp {
             }
         });
         match action {
-            Some((i, true)) => self.connect(i),
+            Some((i, true)) => self.connect(i, ui.ctx()),
             Some((i, false)) => {
                 self.screen = Screen::Edit {
                     index: Some(i),
@@ -297,8 +313,13 @@ impl ThinApp {
         }
     }
 
+    /// Connects to saved entry `i` as soon as the app is shown (the demo).
+    pub fn connect_when_shown(&mut self, i: usize) {
+        self.pending_connect = Some(i);
+    }
+
     /// Starts connecting to saved entry `i`.
-    pub fn connect(&mut self, i: usize) {
+    pub fn connect(&mut self, i: usize, ctx: &egui::Context) {
         let Some(entry) = self.settings.connections.get(i).cloned() else {
             return;
         };
@@ -312,7 +333,10 @@ impl ThinApp {
             password: String::new(),
             domain: Some(entry.domain.clone()).filter(|d| !d.is_empty()),
         };
-        let wake: Arc<dyn Fn() + Send + Sync> = Arc::new(|| {});
+        let wake: Arc<dyn Fn() + Send + Sync> = {
+            let ctx = ctx.clone();
+            Arc::new(move || ctx.request_repaint())
+        };
         match self.platform.connect(&self.settings, &entry, creds, wake) {
             Ok(handle) => {
                 self.screen = Screen::Connection(Box::new(Connection {
@@ -589,7 +613,7 @@ impl ThinApp {
         let mut changed = false;
         ui.horizontal(|ui| {
             if ui.button(self.t(T::Retry)).clicked() {
-                self.reconnect(&conn.entry);
+                self.reconnect(&conn.entry, ui.ctx());
                 changed = true;
             }
             if ui.button(self.t(T::Back)).clicked() {
@@ -600,9 +624,9 @@ impl ThinApp {
         changed
     }
 
-    fn reconnect(&mut self, entry: &Entry) {
+    fn reconnect(&mut self, entry: &Entry, ctx: &egui::Context) {
         match self.settings.connections.iter().position(|e| e == entry) {
-            Some(i) => self.connect(i),
+            Some(i) => self.connect(i, ctx),
             None => self.screen = Screen::List,
         }
     }
@@ -656,7 +680,7 @@ impl ThinApp {
         let mut changed = false;
         ui.horizontal(|ui| {
             if ui.button(self.t(T::Retry)).clicked() {
-                self.reconnect(&conn.entry);
+                self.reconnect(&conn.entry, ui.ctx());
                 changed = true;
             }
             if ui.button(self.t(T::Back)).clicked() {
@@ -665,6 +689,21 @@ impl ThinApp {
             }
         });
         changed
+    }
+}
+
+/// What happened, for the log (no secrets: prompts carry none).
+fn log_event(event: &UiEvent) {
+    match event {
+        UiEvent::Progress(step) => tracing::info!(?step, "connection step"),
+        UiEvent::Ask(prompt) => tracing::info!(?prompt, "asking the user"),
+        UiEvent::Admitted(a) => tracing::info!(share_allowed = a.share_allowed, "admitted"),
+        UiEvent::Connected { width, height } => {
+            tracing::info!(width, height, "session connected")
+        }
+        UiEvent::Frame => {}
+        UiEvent::Ended(Ok(())) => tracing::info!("connection ended"),
+        UiEvent::Ended(Err(e)) => tracing::warn!(error = %e, "connection failed"),
     }
 }
 
@@ -726,11 +765,15 @@ fn prompt_form(ui: &mut Ui, lang: Lang, form: &mut PromptForm) -> Option<bool> {
             Prompt::RemoteLogon { .. } => (t(T::WindowsPassword), true),
             _ => (t(T::Password), true),
         };
+        // Read before the field, which may take the Enter key for itself.
+        let enter = ui.input(|i| i.key_pressed(egui::Key::Enter));
         let response = field(ui, label, &mut form.text, secret);
-        if !response.has_focus() && !ui.ctx().memory(|m| m.focused().is_some()) {
+        submitted = enter && (response.has_focus() || response.lost_focus());
+        if !form.focused {
+            // A new question takes the keyboard, whatever had it before.
             response.request_focus();
+            form.focused = true;
         }
-        submitted = response.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
     }
     let mut result = None;
     ui.horizontal(|ui| {
@@ -739,7 +782,13 @@ fn prompt_form(ui: &mut Ui, lang: Lang, form: &mut PromptForm) -> Option<bool> {
         } else {
             t(T::Ok)
         };
-        if ui.button(ok).clicked() || submitted {
+        let ok = ui.button(ok);
+        if !form.focused {
+            // Enter or Space answers: the keyboard alone gets through.
+            ok.request_focus();
+            form.focused = true;
+        }
+        if ok.clicked() || submitted {
             result = Some(true);
         }
         if ui.button(t(T::Cancel)).clicked() {

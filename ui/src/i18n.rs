@@ -167,6 +167,7 @@ texts! {
     CtrlAltDel => "Ctrl+Alt+Del", "Ctrl+Alt+Del";
     SharedFolder => "Shared folder: {}", "共有フォルダー: {}";
     ShareForbidden => "Drive sharing is off: the office PC does not allow it.", "ドライブ共有はオフです: 会社のPCが許可していません。";
+    ShareNotAvailable => "Drive sharing is not available in this version yet.", "このバージョンではドライブ共有をまだ利用できません。";
     Language => "Language", "言語";
     RelayAddress => "Relay address (host:port)", "中継サーバーのアドレス (ホスト:ポート)";
     RelayCa => "Relay CA file (ca.pem)", "中継サーバーのCAファイル (ca.pem)";

@@ -152,7 +152,8 @@ impl SessionView {
         let size = Vec2::new(f32::from(self.width), f32::from(self.height));
         let scale = if self.fit {
             let avail = ui.available_size();
-            (avail.x / size.x).min(avail.y / size.y).max(0.05)
+            // Shrink to fit, never enlarge (a blurred desktop helps nobody).
+            (avail.x / size.x).min(avail.y / size.y).clamp(0.05, 1.0)
         } else {
             1.0
         };

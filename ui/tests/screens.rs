@@ -270,8 +270,9 @@ fn the_whole_connection_flow_in_japanese() {
     send(&shared, UiEvent::Progress(Progress::OtpAccepted));
     send(&shared, UiEvent::Ask(Prompt::HostPassword { retry: false }));
     harness.run_steps(4);
+    // Enter answers too.
     type_into(&mut harness, "パスワード", "Host-Pass-1");
-    harness.get_by_label("OK").click();
+    harness.key_press(egui::Key::Enter);
     harness.run_steps(4);
     assert_eq!(
         answer(&shared),

@@ -1,0 +1,116 @@
+//! The desktop side of the UI: settings and pins in files, connections on a
+//! tokio runtime, the relay dialed natively.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use client_core::driver::{self, Handle};
+use client_core::native::{FilePins, NativeOpener, RelayTarget};
+use client_core::{PinStore, RdpCredentials};
+use transport::dial::Proxy;
+use ui::{Availability, DemoCodes, Entry, Platform, Settings, T};
+
+use crate::storage::Storage;
+
+pub struct NativePlatform {
+    pub storage: Storage,
+    pub runtime: Arc<tokio::runtime::Runtime>,
+    /// The in-process demo (relay, host, test desktop), when running it.
+    pub demo: Option<Arc<client_core::demo::Demo>>,
+}
+
+impl NativePlatform {
+    fn pins(&self) -> FilePins {
+        FilePins {
+            path: self.storage.known_hosts(),
+        }
+    }
+
+    /// A relative CA path is relative to the storage folder (in portable
+    /// mode: beside the executable's data).
+    fn resolve(&self, path: &str) -> PathBuf {
+        let path = PathBuf::from(path.trim());
+        if path.is_relative() {
+            self.storage.dir.join(path)
+        } else {
+            path
+        }
+    }
+}
+
+impl Platform for NativePlatform {
+    fn load_settings(&self) -> Result<Settings, String> {
+        let path = self.storage.settings();
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| format!("{} is damaged ({e}); it was left as it is", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Settings::default()),
+            Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+        }
+    }
+
+    fn save_settings(&self, settings: &Settings) -> Result<(), String> {
+        let json = serde_json::to_vec_pretty(settings).expect("settings serialise");
+        // The proxy password may be in it: private to the user.
+        files::write_atomic(&self.storage.settings(), &json, files::Mode::Secret)
+            .map_err(|e| e.to_string())
+    }
+
+    fn connect(
+        &self,
+        settings: &Settings,
+        entry: &Entry,
+        creds: RdpCredentials,
+        wake: Arc<dyn Fn() + Send + Sync>,
+    ) -> Result<Handle, String> {
+        let proxy = settings
+            .proxy
+            .url()
+            .map(|url| Proxy::parse(&url))
+            .transpose()
+            .map_err(|e| e.to_string())?;
+        let opener = NativeOpener {
+            relay: RelayTarget {
+                addr: settings.relay_for(entry).to_owned(),
+                ca: self.resolve(&settings.relay_ca),
+                proxy,
+            },
+            id: entry.id.clone(),
+            pins: Arc::new(self.pins()),
+        };
+        let (handle, driver) = driver::channel(wake);
+        let size = (settings.width, settings.height);
+        self.runtime.spawn(driver::run(opener, creds, size, driver));
+        Ok(handle)
+    }
+
+    fn forget_pin(&self, pin: &str) -> Result<(), String> {
+        let pins = self.pins();
+        let mut hosts = pins.load()?;
+        hosts.forget(pin);
+        pins.save(&hosts)
+    }
+
+    fn drive_sharing(&self) -> Availability {
+        // RDP drive redirection is not wired into the session yet.
+        Availability::Unavailable(T::ShareNotAvailable)
+    }
+
+    fn storage_location(&self) -> String {
+        self.storage.dir.display().to_string()
+    }
+
+    fn locale(&self) -> String {
+        sys_locale::get_locale().unwrap_or_default()
+    }
+
+    fn demo(&self) -> Option<DemoCodes> {
+        let demo = self.demo.as_ref()?;
+        Some(DemoCodes {
+            otp: demo.current_otp(),
+            host_password: demo.host_password.clone(),
+            user: demo.rdp.user.clone(),
+            password: demo.rdp.password.clone(),
+        })
+    }
+}
