@@ -34,39 +34,6 @@ fn real_peers_available() -> bool {
     )
 }
 
-/// An X server of its own, on a display number it picks itself.
-struct Xvfb {
-    display: String,
-    _proc: Proc,
-}
-
-impl Xvfb {
-    fn start() -> Self {
-        let mut proc = Proc::start_cmd(
-            "Xvfb",
-            Command::new("Xvfb").args([
-                "-displayfd",
-                "1",
-                "-screen",
-                "0",
-                "1024x768x24",
-                "-nolisten",
-                "tcp",
-            ]),
-        );
-        let number = loop {
-            let line = proc.next_line(Duration::from_secs(20));
-            if let Ok(n) = line.trim().parse::<u32>() {
-                break n;
-            }
-        };
-        Self {
-            display: format!(":{number}"),
-            _proc: proc,
-        }
-    }
-}
-
 /// The FreeRDP shadow server with NLA (user and password in a SAM file),
 /// showing `xvfb`'s display painted in ROOT_COLOUR.
 fn shadow_server(xvfb: &Xvfb, dir: &Path) -> (Proc, String) {

@@ -385,3 +385,44 @@ pub fn real_peer_programs(programs: &[&str], packages: &str) -> bool {
     );
     true
 }
+
+/// An X server of its own, on a display number it picks itself.
+pub struct Xvfb {
+    pub display: String,
+    _proc: Proc,
+}
+
+impl Xvfb {
+    pub fn start() -> Self {
+        Self::sized(1024, 768)
+    }
+
+    pub fn sized(width: u32, height: u32) -> Self {
+        let mut proc = Proc::start_cmd(
+            "Xvfb",
+            Command::new("Xvfb")
+                .args(["-displayfd", "1", "-screen", "0"])
+                .arg(format!("{width}x{height}x24"))
+                .args(["-nolisten", "tcp"]),
+        );
+        let number = loop {
+            let line = proc.next_line(Duration::from_secs(20));
+            if let Ok(n) = line.trim().parse::<u32>() {
+                break n;
+            }
+        };
+        Self {
+            display: format!(":{number}"),
+            _proc: proc,
+        }
+    }
+}
+
+/// `target/` of this build (for artefacts such as screenshots).
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.ancestors()
+        .find(|p| p.file_name().is_some_and(|n| n == "target"))
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| exe.parent().unwrap().to_owned())
+}

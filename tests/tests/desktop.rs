@@ -1,0 +1,134 @@
+//! thin-desktop in a real window on its own X server: `--demo` starts relay,
+//! host and test desktop inside the app; the test types the demo's codes with
+//! xdotool like a person would, and the screenshot must show the test
+//! desktop's picture. Screenshots are kept in target/screenshots/.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use test_desktop::picture_pixel;
+
+const PROGRAMS: &[&str] = &["Xvfb", "xdotool", "import"];
+const PACKAGES: &str = "xvfb xdotool imagemagick libgl1-mesa-dri libegl1 libxkbcommon-x11-0 \
+                        libxcursor1 libxrandr2 libxi6";
+
+fn xdotool(display: &str, args: &[&str]) {
+    let status = Command::new("xdotool")
+        .args(args)
+        .env("DISPLAY", display)
+        .status()
+        .unwrap();
+    assert!(status.success(), "xdotool {args:?} failed");
+}
+
+/// The value after `key=` in the demo's code line.
+fn code(line: &str, key: &str) -> String {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("no {key} in {line:?}"))
+        .to_owned()
+}
+
+/// Where in `shot` the test picture sits (top-left), if anywhere.
+fn find_picture(shot: &Path) -> Option<(u32, u32)> {
+    let (w, h, rgb) = read_png(shot);
+    let at = |x: u32, y: u32| {
+        let i = ((y * w + x) * 3) as usize;
+        [rgb[i], rgb[i + 1], rgb[i + 2]]
+    };
+    let samples: Vec<(u32, u32)> = (0..40)
+        .map(|i| ((i * 97) % 1000 + 5, (i * 61) % 740 + 5))
+        .collect();
+    for oy in 0..h.saturating_sub(768) {
+        for ox in 0..w.saturating_sub(1024) {
+            if at(ox + 3, oy + 3) != picture_pixel(3, 3) {
+                continue;
+            }
+            if samples
+                .iter()
+                .all(|&(x, y)| at(ox + x, oy + y) == picture_pixel(x as u16, y as u16))
+            {
+                return Some((ox, oy));
+            }
+        }
+    }
+    None
+}
+
+fn run_demo(lang: &str) -> PathBuf {
+    let x = Xvfb::sized(1400, 950);
+    let home = tempfile::tempdir().unwrap();
+    let mut app = Proc::start_cmd(
+        "thin-desktop",
+        Command::new(bin("thin-desktop"))
+            .args(["--demo", "--lang", lang])
+            .env("DISPLAY", &x.display)
+            .env("LIBGL_ALWAYS_SOFTWARE", "1")
+            .env("HOME", home.path())
+            .env("THIN_CONFIG_DIR", home.path().join("config")),
+    );
+    let codes = app.wait_for("demo: otp=", Duration::from_secs(60));
+    let limit = Duration::from_secs(30);
+    app.wait_for("prompt=NewHostKey", limit);
+    xdotool(
+        &x.display,
+        &[
+            "search",
+            "--sync",
+            "--name",
+            "thin",
+            "windowfocus",
+            "--sync",
+        ],
+    );
+    // The first connection shows the host key; Enter trusts it.
+    xdotool(&x.display, &["key", "Return"]);
+    for (prompt, answer) in [
+        ("prompt=Otp", code(&codes, "otp")),
+        ("prompt=HostPassword", code(&codes, "host_password")),
+        ("prompt=RemoteLogon", code(&codes, "windows_password")),
+    ] {
+        app.wait_for(prompt, limit);
+        std::thread::sleep(Duration::from_millis(300));
+        xdotool(&x.display, &["type", "--delay", "20", &answer]);
+        xdotool(&x.display, &["key", "Return"]);
+    }
+    app.wait_for("session connected", limit);
+
+    let dir = target_dir().join("screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let shot = dir.join(format!("desktop-{lang}.png"));
+    // The picture arrives in tiles: try a few times for a complete frame.
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(500));
+        let status = Command::new("import")
+            .args(["-window", "root"])
+            .arg(&shot)
+            .env("DISPLAY", &x.display)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        if find_picture(&shot).is_some() {
+            return shot;
+        }
+    }
+    panic!(
+        "the test desktop's picture never appeared in {}",
+        shot.display()
+    );
+}
+
+#[test]
+fn the_demo_reaches_the_session_in_a_real_window_in_japanese_and_english() {
+    if !real_peer_programs(PROGRAMS, PACKAGES) {
+        return;
+    }
+    for lang in ["ja", "en"] {
+        let shot = run_demo(lang);
+        eprintln!("screenshot: {}", shot.display());
+    }
+}
