@@ -1,3 +1,4 @@
+#![cfg_attr(all(windows, not(debug_assertions)), windows_subsystem = "windows")]
 //! thin-desktop: the app office workers use at home on Windows and Linux.
 //! `thin-desktop --demo` starts a relay, an office-PC host and a test
 //! desktop inside the app and connects to them, so the whole flow can be
@@ -20,6 +21,9 @@ struct Cli {
     /// Start a demo relay, office PC and desktop inside the app and connect to it.
     #[arg(long)]
     demo: bool,
+    /// Connect to this saved connection right away (e.g. from a desktop shortcut).
+    #[arg(long, value_name = "NAME", conflicts_with = "demo")]
+    connect: Option<String>,
     /// Language of the app (default: the system's).
     #[arg(long, value_parser = ["ja", "en"])]
     lang: Option<String>,
@@ -152,6 +156,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     if demo.is_some() {
         app.connect_when_shown(0);
+    }
+    if let Some(name) = &cli.connect {
+        let index = app
+            .settings()
+            .connections
+            .iter()
+            .position(|e| &e.name == name || e.id == name.to_ascii_lowercase())
+            .ok_or_else(|| anyhow::anyhow!("there is no saved connection named {name:?}"))?;
+        app.connect_when_shown(index);
     }
     let options = eframe::NativeOptions {
         viewport: eframe::egui::ViewportBuilder::default()

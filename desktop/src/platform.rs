@@ -100,6 +100,10 @@ impl Platform for NativePlatform {
         self.storage.dir.display().to_string()
     }
 
+    fn system_fonts(&self) -> Vec<ui::fonts::SystemFont> {
+        system_cjk_font().into_iter().collect()
+    }
+
     fn locale(&self) -> String {
         sys_locale::get_locale().unwrap_or_default()
     }
@@ -113,4 +117,36 @@ impl Platform for NativePlatform {
             password: demo.rdp.password.clone(),
         })
     }
+}
+
+/// Where Windows and common Linux distributions keep a Japanese font, in
+/// order of preference; the first one present is used for text users type.
+const CJK_FONTS: &[(&str, u32)] = &[
+    ("C:\\Windows\\Fonts\\YuGothM.ttc", 0),
+    ("C:\\Windows\\Fonts\\meiryo.ttc", 0),
+    ("C:\\Windows\\Fonts\\msgothic.ttc", 0),
+    ("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc", 0),
+    ("/usr/share/fonts/noto-cjk/NotoSansCJK-Regular.ttc", 0),
+    (
+        "/usr/share/fonts/google-noto-cjk/NotoSansCJK-Regular.ttc",
+        0,
+    ),
+    ("/usr/share/fonts/opentype/ipafont-gothic/ipagp.ttf", 0),
+    (
+        "/usr/share/fonts/truetype/vlgothic/VL-PGothic-Regular.ttf",
+        0,
+    ),
+    ("/usr/share/fonts/truetype/takao-gothic/TakaoPGothic.ttf", 0),
+];
+
+fn system_cjk_font() -> Option<ui::fonts::SystemFont> {
+    CJK_FONTS.iter().find_map(|(path, index)| {
+        let data = std::fs::read(path).ok()?;
+        tracing::info!(font = path, "system font for typed Japanese text");
+        Some(ui::fonts::SystemFont {
+            name: format!("system:{path}"),
+            data,
+            index: *index,
+        })
+    })
 }

@@ -1,5 +1,12 @@
 //! `cargo xtask <command>`: chores that are not part of the build.
 //!
+//! - `dist [--profile PROFILE] [--only linux|windows]`: build
+//!   thin-desktop for Linux and (cross-compiled) Windows and pack
+//!   `dist/thin-desktop-<version>-<os>-x86_64.zip`: the executable, the
+//!   portable-mode marker, a short README and the font licence. Unpacked, it
+//!   runs with no install and keeps everything beside itself. The Windows
+//!   build needs Debian's `rustc-web cargo-web rust-web-src
+//!   gcc-mingw-w64-x86-64` (see RECIPES.md).
 //! - `font`: regenerate `assets/fonts/NotoSansJP-ui.otf`, the subset of
 //!   Noto Sans CJK JP holding every character in the UI's source (plus
 //!   ASCII, kana and Japanese punctuation). Needs Debian's `fonts-noto-cjk`
@@ -25,7 +32,8 @@ fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("font") => font(),
-        _ => bail!("usage: cargo xtask font"),
+        Some("dist") => dist(&args[1..]),
+        _ => bail!("usage: cargo xtask font | dist [--profile release|dev] [--only linux|windows]"),
     }
 }
 
@@ -82,5 +90,180 @@ fn font() -> anyhow::Result<()> {
         out.display(),
         size / 1024
     );
+    Ok(())
+}
+
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+const WINDOWS: &str = "x86_64-pc-windows-gnu";
+
+/// Which zips to make and how to build what goes in them.
+struct DistOptions {
+    profile: String,
+    linux: bool,
+    windows: bool,
+    /// Pack this already built executable instead of building one.
+    exe: Option<PathBuf>,
+}
+
+fn dist_options(args: &[String]) -> anyhow::Result<DistOptions> {
+    let mut options = DistOptions {
+        profile: "release".into(),
+        linux: true,
+        windows: true,
+        exe: None,
+    };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match (arg.as_str(), args.next().map(String::as_str)) {
+            ("--profile", Some(p)) => options.profile = p.into(),
+            ("--only", Some("linux")) => options.windows = false,
+            ("--only", Some("windows")) => options.linux = false,
+            ("--exe", Some(path)) => options.exe = Some(PathBuf::from(path)),
+            _ => bail!(
+                "usage: cargo xtask dist [--profile release|dev|build-check] \
+                 [--only linux|windows [--exe PATH]]"
+            ),
+        }
+    }
+    Ok(options)
+}
+
+fn profile_dir(profile: &str) -> &str {
+    if profile == "dev" {
+        "debug"
+    } else {
+        profile
+    }
+}
+
+fn cargo_build(profile: &str, windows: bool) -> anyhow::Result<PathBuf> {
+    let mut cmd = if windows {
+        // Debian's rustc builds std for Windows itself (RECIPES.md).
+        let mut cmd = Command::new("/usr/bin/cargo");
+        cmd.env("RUSTC", "/usr/bin/rustc")
+            .env("RUSTC_BOOTSTRAP", "1")
+            .env(
+                "CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER",
+                "x86_64-w64-mingw32-gcc",
+            )
+            .env("CARGO_TARGET_DIR", root().join("target/windows"))
+            .args(["build", "--target", WINDOWS, "-Zbuild-std=std,panic_abort"]);
+        cmd
+    } else {
+        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cmd.arg("build");
+        cmd
+    };
+    let status = cmd
+        .current_dir(root())
+        .args([
+            "--locked",
+            "--profile",
+            profile,
+            "-p",
+            "desktop",
+            "--bin",
+            "thin-desktop",
+        ])
+        .status()
+        .context("cannot run cargo")?;
+    if !status.success() {
+        bail!("building thin-desktop failed");
+    }
+    Ok(if windows {
+        root()
+            .join("target/windows")
+            .join(WINDOWS)
+            .join(profile_dir(profile))
+            .join("thin-desktop.exe")
+    } else {
+        root()
+            .join("target")
+            .join(profile_dir(profile))
+            .join("thin-desktop")
+    })
+}
+
+const README: &str = "thin-desktop — portable\r\n\
+\r\n\
+日本語\r\n\
+  このフォルダーのまま使えます (インストール不要)。thin-desktop を起動してください。\r\n\
+  設定・登録した鍵・ログは data フォルダーに保存され、ほかの場所には書き込みません。\r\n\
+  情報システム担当者から受け取った ca.pem は data フォルダーに置き、設定で ca.pem と指定します。\r\n\
+  削除するときは、このフォルダーごと削除してください。\r\n\
+  動作を試すには: thin-desktop --demo\r\n\
+\r\n\
+English\r\n\
+  Runs from this folder with no install: start thin-desktop.\r\n\
+  Settings, pinned host keys and logs are kept in the data folder, and nothing is written anywhere else.\r\n\
+  Put the ca.pem from your IT staff in the data folder and enter ca.pem as the relay CA in Settings.\r\n\
+  To remove it, delete this folder.\r\n\
+  To try it out: thin-desktop --demo\r\n";
+
+fn pack(exe: &Path, os: &str, compress: bool) -> anyhow::Result<PathBuf> {
+    use std::io::Write as _;
+    let dist = root().join("dist");
+    std::fs::create_dir_all(&dist)?;
+    let name = format!("thin-desktop-{VERSION}-{os}-x86_64");
+    let out = dist.join(format!("{name}.zip"));
+    let file = std::fs::File::create(&out)?;
+    let mut zip = zip::ZipWriter::new(file);
+    // Test builds are big and short-lived: store them, compress releases.
+    let method = if compress {
+        zip::CompressionMethod::Deflated
+    } else {
+        zip::CompressionMethod::Stored
+    };
+    let plain = zip::write::SimpleFileOptions::default()
+        .compression_method(method)
+        .unix_permissions(0o644);
+    let exe_name = exe
+        .file_name()
+        .expect("a file")
+        .to_string_lossy()
+        .into_owned();
+    zip.start_file(format!("{name}/{exe_name}"), plain.unix_permissions(0o755))?;
+    zip.write_all(&std::fs::read(exe).with_context(|| format!("cannot read {}", exe.display()))?)?;
+    zip.start_file(format!("{name}/thin-portable.txt"), plain)?;
+    zip.write_all(
+        "This file turns on portable mode: everything stays in the data folder beside it.\r\n\
+         このファイルがあるとポータブルモードになり、すべてが隣の data フォルダーに保存されます。\r\n"
+            .as_bytes(),
+    )?;
+    zip.start_file(format!("{name}/README.txt"), plain)?;
+    zip.write_all(README.as_bytes())?;
+    zip.start_file(format!("{name}/LICENSE-NotoSansCJK.txt"), plain)?;
+    zip.write_all(&std::fs::read(
+        root().join("assets/fonts/LICENSE-NotoSansCJK.txt"),
+    )?)?;
+    zip.finish()?;
+    Ok(out)
+}
+
+fn dist(args: &[String]) -> anyhow::Result<()> {
+    let options = dist_options(args)?;
+    if options.exe.is_some() && options.linux == options.windows {
+        bail!("--exe needs --only linux or --only windows");
+    }
+    if options.linux {
+        let exe = match &options.exe {
+            Some(exe) => exe.clone(),
+            None => cargo_build(&options.profile, false)?,
+        };
+        println!(
+            "{}",
+            pack(&exe, "linux", options.profile == "release")?.display()
+        );
+    }
+    if options.windows {
+        let exe = match &options.exe {
+            Some(exe) => exe.clone(),
+            None => cargo_build(&options.profile, true)?,
+        };
+        println!(
+            "{}",
+            pack(&exe, "windows", options.profile == "release")?.display()
+        );
+    }
     Ok(())
 }
