@@ -11,7 +11,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use transport::FramedIo;
 
 use crate::interaction::BoxFuture;
-use crate::rdp::{self, MouseButton, RdpCredentials};
+use crate::rdp::{self, ConnectorSetup, MouseButton, RdpCredentials};
 use crate::{Admission, Answer, ConnectError, Interaction, Progress, Prompt, SessionEvent};
 
 /// What the connection tells the UI.
@@ -184,12 +184,18 @@ impl Interaction for Driver {
 }
 
 /// Runs one connection to its end and reports it with [`UiEvent::Ended`].
-pub async fn run<S, O>(opener: O, creds: RdpCredentials, size: (u16, u16), mut driver: Driver)
-where
+/// `share` adds drive sharing, used only if the host's policy allows it.
+pub async fn run<S, O>(
+    opener: O,
+    creds: RdpCredentials,
+    size: (u16, u16),
+    share: Option<ConnectorSetup>,
+    mut driver: Driver,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + Sync,
     O: Opener<S>,
 {
-    let result = session(&opener, &creds, size, &mut driver).await;
+    let result = session(&opener, &creds, size, share, &mut driver).await;
     driver.send(UiEvent::Ended(result));
 }
 
@@ -197,6 +203,7 @@ async fn session<S, O>(
     opener: &O,
     creds: &RdpCredentials,
     size: (u16, u16),
+    share: Option<ConnectorSetup>,
     driver: &mut Driver,
 ) -> Result<(), ConnectError>
 where
@@ -210,7 +217,9 @@ where
     } else {
         creds.clone()
     };
-    let mut session = rdp::connect(conn, &creds, size, driver).await?;
+    // The host decides whether a folder may be shared.
+    let share = share.filter(|_| admission.share_allowed);
+    let mut session = rdp::connect(conn, &creds, size, share, driver).await?;
     let (width, height) = (session.width(), session.height());
     driver
         .frame

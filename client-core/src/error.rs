@@ -47,6 +47,8 @@ pub enum ConnectError {
     #[error("cancelled")]
     Cancelled,
     #[error("{0}")]
+    Share(String),
+    #[error("{0}")]
     NotAnswered(String),
     #[error("not allowed: {0}")]
     NotAllowed(String),

@@ -23,6 +23,8 @@ pub enum Progress {
     OtpAccepted,
     /// The host password was accepted: the host lets this client in.
     Admitted,
+    /// A folder was to be shared but the host's policy does not allow it.
+    ShareRefused,
     /// The host reached its RDP server; the remote logon runs.
     RemoteLogon,
     /// The remote desktop session is running.

@@ -87,12 +87,19 @@ struct ConnectArgs {
     /// File holding the host password (asked on the terminal if not given).
     #[arg(long)]
     host_password_file: Option<PathBuf>,
+    /// Share this local folder with the remote PC (if the office PC allows it).
+    #[arg(long, conflicts_with = "listen")]
+    share: Option<PathBuf>,
     /// The pinned host keys (default: known_hosts in the config folder).
     #[arg(long)]
     known_hosts: Option<PathBuf>,
     /// Seconds to wait for the first complete frame.
     #[arg(long, default_value_t = 30)]
     frame_timeout: u64,
+    /// Keep the session running this many seconds after the first frame
+    /// (e.g. to use a shared folder from the remote PC).
+    #[arg(long, default_value_t = 0)]
+    hold: u64,
 }
 
 fn parse_size(s: &str) -> Result<(u16, u16), String> {
@@ -241,6 +248,9 @@ impl Interaction for Terminal {
             Progress::Secured => "end-to-end encryption with the office PC is set up",
             Progress::OtpAccepted => "one-time password accepted",
             Progress::Admitted => "host password accepted",
+            Progress::ShareRefused => {
+                "the office PC does not allow sharing a folder; continuing without"
+            }
             Progress::RemoteLogon => "logging on to the remote desktop",
             Progress::Connected => "remote desktop connected",
         };
@@ -327,6 +337,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 creds,
                 size: args.size,
                 frame_timeout: Duration::from_secs(args.frame_timeout),
+                share: args.share,
             };
             screenshot_session(
                 &relay,
@@ -335,6 +346,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 &pins_at(args.known_hosts),
                 &mut terminal,
                 &shot,
+                Duration::from_secs(args.hold),
             )
             .await
         }
@@ -366,6 +378,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 creds: demo.rdp.clone(),
                 size: (1024, 768),
                 frame_timeout: Duration::from_secs(30),
+                share: None,
             };
             screenshot_session(
                 &demo.relay,
@@ -378,6 +391,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     interactive: false,
                 },
                 &shot,
+                Duration::ZERO,
             )
             .await
         }
@@ -391,8 +405,9 @@ async fn screenshot_session(
     pins: &dyn PinStore,
     terminal: &mut Terminal,
     shot: &std::path::Path,
+    hold: Duration,
 ) -> anyhow::Result<()> {
-    let (session, timings) = native::connect_and_wait_frame(relay, id, rdp, pins, terminal)
+    let (mut session, timings) = native::connect_and_wait_frame(relay, id, rdp, pins, terminal)
         .await
         .map_err(|e: ConnectError| anyhow::anyhow!(e))?;
     screenshot::save_png(shot, session.image(), session.width(), session.height())
@@ -400,6 +415,19 @@ async fn screenshot_session(
     println!("pairing_ms={}", timings.pairing.as_millis());
     println!("first_frame_ms={}", timings.first_frame.as_millis());
     println!("screenshot={}", shot.display());
+    let hold = tokio::time::sleep(hold);
+    tokio::pin!(hold);
+    loop {
+        tokio::select! {
+            _ = &mut hold => break,
+            events = session.next_events() => {
+                let events = events.map_err(|e| anyhow::anyhow!(e))?;
+                if events.iter().any(|e| matches!(e, client_core::SessionEvent::Ended(_))) {
+                    return Ok(());
+                }
+            }
+        }
+    }
     let _ = session.disconnect().await;
     Ok(())
 }

@@ -168,6 +168,8 @@ pub struct RdpOptions {
     pub size: (u16, u16),
     /// How long to wait for the first complete picture.
     pub frame_timeout: Duration,
+    /// A local folder to share with the remote PC, if its host allows it.
+    pub share: Option<PathBuf>,
 }
 
 /// Connects to `id` and waits for the first complete frame.
@@ -184,8 +186,18 @@ pub async fn connect_and_wait_frame(
         started,
         paired: None,
     };
-    let (channel, _admission) = open_channel(relay, id, pins, &mut timed).await?;
-    let mut session = rdp::connect(channel, &rdp.creds, rdp.size, &mut timed).await?;
+    let share = rdp
+        .share
+        .as_deref()
+        .map(share_folder)
+        .transpose()
+        .map_err(ConnectError::Share)?;
+    let (channel, admission) = open_channel(relay, id, pins, &mut timed).await?;
+    if share.is_some() && !admission.share_allowed {
+        timed.ui.progress(Progress::ShareRefused);
+    }
+    let share = share.filter(|_| admission.share_allowed);
+    let mut session = rdp::connect(channel, &rdp.creds, rdp.size, share, &mut timed).await?;
     wait_first_frame(&mut session, rdp.frame_timeout).await?;
     let timings = Timings {
         pairing: timed.paired.unwrap_or_default(),
@@ -294,4 +306,57 @@ impl crate::driver::Opener<Channel> for NativeOpener {
     ) -> BoxFuture<'a, Result<(FramedIo<Channel>, Admission), ConnectError>> {
         Box::pin(open_channel(&self.relay, &self.id, self.pins.as_ref(), ui))
     }
+}
+
+/// The name the shared folder has on the remote PC ("thin on <client>").
+pub const SHARE_NAME: &str = "thin";
+
+/// Shares `folder` with the remote PC through RDP drive redirection: the
+/// remote side may read and write inside it and nowhere else.
+pub fn share_folder(folder: &std::path::Path) -> Result<crate::rdp::ConnectorSetup, String> {
+    use ironrdp_rdpdr::backend::RdpdrBackendFactory as _;
+
+    let folder = std::fs::canonicalize(folder)
+        .map_err(|e| format!("cannot share {}: {e}", folder.display()))?;
+    if !folder.is_dir() {
+        return Err(format!(
+            "cannot share {}: it is not a folder",
+            folder.display()
+        ));
+    }
+    #[cfg(unix)]
+    let factory = ironrdp_rdpdr_native::backend::NixRdpdrBackendFactory::new(
+        folder.to_string_lossy().into_owned(),
+    )
+    .with_drive(1, SHARE_NAME.to_owned());
+    #[cfg(windows)]
+    let factory = {
+        let drive = ironrdp_rdpdr_native::RedirectedDrive::new(1, SHARE_NAME, &folder, false)
+            .map_err(|e| format!("cannot share {}: {e:?}", folder.display()))?;
+        ironrdp_rdpdr_native::WindowsRdpdrBackendFactory::new(drive)
+    };
+    let product = factory
+        .build_rdpdr_backend()
+        .map_err(|e| format!("cannot share {}: {e}", folder.display()))?;
+    let (backend, drives) = product.into_parts();
+    let drives = drives
+        .iter()
+        .map(|d| (d.device_id(), d.name().to_owned()))
+        .collect();
+    let computer = hostname();
+    Ok(Box::new(move |connector| {
+        let rdpdr = ironrdp_rdpdr::Rdpdr::new(backend, computer).with_drives(Some(drives));
+        connector.attach_static_channel(rdpdr);
+    }))
+}
+
+/// This computer's name, as the remote PC shows the share's owner.
+fn hostname() -> String {
+    std::env::var("COMPUTERNAME")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "thin-client".to_owned())
 }

@@ -164,12 +164,17 @@ fn rdp_err(e: impl std::fmt::Display) -> ConnectError {
     ConnectError::Rdp(e.to_string())
 }
 
+/// Adds something to the connection before it starts, such as the drive
+/// sharing channel (see `native::share_folder`).
+pub type ConnectorSetup = Box<dyn FnOnce(&mut ClientConnector) + Send>;
+
 /// Runs the session preamble and the RDP connection over the end-to-end
 /// channel.
 pub async fn connect<S>(
     mut pipe: FramedIo<S>,
     creds: &RdpCredentials,
     (width, height): (u16, u16),
+    setup: Option<ConnectorSetup>,
     ui: &mut dyn Interaction,
 ) -> Result<RdpSession<Prefixed<S>>, ConnectError>
 where
@@ -184,6 +189,9 @@ where
 
     let client_addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
     let mut connector = ClientConnector::new(connector_config(creds, width, height), client_addr);
+    if let Some(setup) = setup {
+        setup(&mut connector);
+    }
     let mut buf = WriteBuf::new();
     let written = connector.step_no_input(&mut buf).map_err(rdp_err)?;
     let x224_request = buf.filled()[..written.size().unwrap_or(0)].to_vec();

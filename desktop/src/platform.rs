@@ -8,7 +8,7 @@ use client_core::driver::{self, Handle};
 use client_core::native::{FilePins, NativeOpener, RelayTarget};
 use client_core::{PinStore, RdpCredentials};
 use transport::dial::Proxy;
-use ui::{Availability, DemoCodes, Entry, Platform, Settings, T};
+use ui::{Availability, DemoCodes, Entry, Platform, Settings};
 
 use crate::storage::Storage;
 
@@ -78,9 +78,17 @@ impl Platform for NativePlatform {
             id: entry.id.clone(),
             pins: Arc::new(self.pins()),
         };
+        let share = if entry.share {
+            Some(client_core::native::share_folder(std::path::Path::new(
+                entry.share_path.trim(),
+            ))?)
+        } else {
+            None
+        };
         let (handle, driver) = driver::channel(wake);
         let size = (settings.width, settings.height);
-        self.runtime.spawn(driver::run(opener, creds, size, driver));
+        self.runtime
+            .spawn(driver::run(opener, creds, size, share, driver));
         Ok(handle)
     }
 
@@ -92,8 +100,7 @@ impl Platform for NativePlatform {
     }
 
     fn drive_sharing(&self) -> Availability {
-        // RDP drive redirection is not wired into the session yet.
-        Availability::Unavailable(T::ShareNotAvailable)
+        Availability::Available
     }
 
     fn storage_location(&self) -> String {

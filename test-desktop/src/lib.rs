@@ -6,7 +6,10 @@
 //! a mouse click paints a magenta mark at the pointer, a key paints the strip
 //! along the bottom edge in a colour derived from the scancode, and every
 //! event is published on [`TestDesktop::subscribe`] (the binary prints them).
+//! A drive the client shares is announced the same way, with the names at
+//! its top level (RDP drive redirection, server side).
 
+mod drive;
 mod picture;
 mod server;
 

@@ -34,7 +34,10 @@ use tokio::sync::broadcast;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
+use crate::drive::DriveObserver;
 use crate::picture::{Canvas, Rect};
+use ironrdp_rdpdr::server::RdpdrServer;
+use ironrdp_svc::StaticChannelSet;
 
 /// Tile edge for bitmap updates: a 64×64 planar tile always fits one
 /// fast-path update, so no fragmentation is needed.
@@ -60,6 +63,14 @@ pub enum InputEcho {
     Wheel {
         units: i16,
     },
+    /// The client shared a drive under this name.
+    Drive {
+        name: String,
+    },
+    /// A file or folder at the top of a shared drive.
+    DriveFile {
+        name: String,
+    },
 }
 
 impl fmt::Display for InputEcho {
@@ -79,6 +90,8 @@ impl fmt::Display for InputEcho {
             }
             InputEcho::Click { x, y, button } => write!(f, "click {button} {x},{y}"),
             InputEcho::Wheel { units } => write!(f, "wheel {units}"),
+            InputEcho::Drive { name } => write!(f, "drive announced: {name}"),
+            InputEcho::DriveFile { name } => write!(f, "drive file: {name}"),
         }
     }
 }
@@ -246,6 +259,9 @@ impl TestDesktop {
             self.capabilities(),
             Some(creds),
         );
+        acceptor.attach_static_channel(RdpdrServer::new(Box::new(DriveObserver::new(
+            self.echo.clone(),
+        ))));
         let begin = ironrdp_acceptor::accept_begin(TokioFramed::new(tcp), &mut acceptor)
             .await
             .context("X.224 negotiation")?;
@@ -273,8 +289,11 @@ impl TestDesktop {
             framed,
             canvas: Canvas::new(self.size.width, self.size.height),
             io_channel: result.io_channel_id,
+            user_channel: result.user_channel_id,
+            channels: result.static_channels,
             echo: self.echo.clone(),
         };
+        session.start_channels().await?;
         for event in result.input_events {
             session.handle_fast_path_input(&event).await?;
         }
@@ -300,6 +319,9 @@ struct Session<S> {
     framed: TokioFramed<S>,
     canvas: Canvas,
     io_channel: u16,
+    user_channel: u16,
+    /// Static virtual channels the client joined (drive redirection).
+    channels: StaticChannelSet,
     echo: broadcast::Sender<InputEcho>,
 }
 
@@ -322,6 +344,53 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + Sync> Session<S> {
                 }
             }
         }
+    }
+
+    /// Lets each joined channel open its conversation (RDPDR starts with
+    /// the server's announce).
+    async fn start_channels(&mut self) -> anyhow::Result<()> {
+        let ids: Vec<u16> = self
+            .channels
+            .iter_mut()
+            .filter_map(|(_, _, id)| id)
+            .collect();
+        for id in ids {
+            let Some(channel) = self.channels.get_by_channel_id_mut(id) else {
+                continue;
+            };
+            let messages = channel.start().map_err(|e| anyhow::anyhow!("{e}"))?;
+            self.send_channel(id, messages).await?;
+        }
+        Ok(())
+    }
+
+    /// Data on a static channel: hand it to the channel and send the answers.
+    async fn handle_channel(&mut self, id: u16, payload: &[u8]) -> anyhow::Result<()> {
+        let Some(channel) = self.channels.get_by_channel_id_mut(id) else {
+            debug!(channel = id, "data on an unknown channel");
+            return Ok(());
+        };
+        let mut messages = channel
+            .process(payload)
+            .map_err(|e| anyhow::anyhow!("channel {id}: {e}"))?;
+        if let Some(rdpdr) = channel.channel_processor_downcast_mut::<RdpdrServer>() {
+            messages.extend(crate::drive::follow_up(rdpdr).map_err(|e| anyhow::anyhow!("{e}"))?);
+        }
+        self.send_channel(id, messages).await
+    }
+
+    async fn send_channel(
+        &mut self,
+        id: u16,
+        messages: Vec<ironrdp_svc::SvcMessage>,
+    ) -> anyhow::Result<()> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let bytes = ironrdp_svc::server_encode_svc_messages(messages, id, self.user_channel)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        self.framed.write_all(&bytes).await?;
+        Ok(())
     }
 
     async fn handle_fast_path_input(&mut self, frame: &[u8]) -> anyhow::Result<()> {
@@ -394,6 +463,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + Sync> Session<S> {
                         other => debug!(pdu = ironrdp_core::name(&other), "ignored share data PDU"),
                     }
                 }
+            }
+            McsMessage::SendDataRequest(data) => {
+                let payload = data.user_data.to_vec();
+                self.handle_channel(data.channel_id, &payload).await?;
             }
             McsMessage::DisconnectProviderUltimatum(ultimatum) => {
                 return Ok(ultimatum.reason == DisconnectReason::UserRequested);

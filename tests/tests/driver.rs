@@ -30,7 +30,7 @@ fn the_driver_runs_a_whole_session_for_a_ui() {
             password: String::new(),
             ..demo.rdp.clone()
         };
-        tokio::spawn(driver::run(opener, creds, (1024, 768), drive));
+        tokio::spawn(driver::run(opener, creds, (1024, 768), None, drive));
 
         let pixel = |fb: &driver::Framebuffer, x: usize, y: usize| {
             let i = (y * usize::from(fb.width) + x) * 4;

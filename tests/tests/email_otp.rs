@@ -298,6 +298,7 @@ fn mailed_codes_arrive_expire_and_run_out() {
             },
             size: (1024, 768),
             frame_timeout: Duration::from_secs(30),
+            share: None,
         };
         let mut person = Person {
             plan: Plan::Right,

@@ -99,6 +99,7 @@ fn the_relay_forwards_only_ciphertext() {
         },
         size: (1024, 768),
         frame_timeout: Duration::from_secs(30),
+        share: None,
     };
     let target = RelayTarget {
         addr: relay_addr.clone(),

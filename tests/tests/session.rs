@@ -81,6 +81,7 @@ fn session_shows_the_picture_and_carries_input_both_ways() {
             creds,
             size: (1024, 768),
             frame_timeout: Duration::from_secs(30),
+            share: None,
         };
         let mut answers = Scripted {
             otp: None,
@@ -143,4 +144,72 @@ fn demo_runs_with_no_setup() {
     assert_eq!((w, h), (1024, 768));
     let i = ((400 * w + 700) * 3) as usize;
     assert_eq!(&rgb[i..i + 3], &picture_pixel(700, 400));
+}
+
+#[test]
+fn a_shared_folder_reaches_the_remote_pc_only_when_its_host_allows_it() {
+    let relay = RelayProc::start(&[]);
+    let (mut desktop, desktop_addr) = test_desktop(USER, PASSWORD);
+    let work = tempfile::tempdir().unwrap();
+    let host = HostProc::start(work.path(), &relay, "share-pc", &desktop_addr);
+    let folder = work.path().join("home-files");
+    std::fs::create_dir_all(folder.join("reports")).unwrap();
+    std::fs::write(folder.join("hello-from-home.txt"), "こんにちは").unwrap();
+    let ca = relay.ca();
+    let shot = work.path().join("shot.png");
+    let connect = || {
+        run(
+            "thin-client",
+            &[
+                "connect",
+                "--relay",
+                &relay.addr,
+                "--relay-ca",
+                ca.to_str().unwrap(),
+                "--id",
+                "share-pc",
+                "--rdp-user",
+                USER,
+                "--rdp-password",
+                PASSWORD,
+                "--host-password-file",
+                host_password_file(),
+                "--screenshot",
+                shot.to_str().unwrap(),
+                "--share",
+                folder.to_str().unwrap(),
+                "--hold",
+                "3",
+            ],
+        )
+    };
+
+    // Sharing is off by default on the host: the session runs without it.
+    let (code, out) = connect();
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("does not allow sharing a folder"), "{out}");
+    std::thread::sleep(Duration::from_millis(500));
+    desktop.wait_for("thin-test-desktop listening", Duration::from_secs(1));
+    assert!(
+        !desktop.seen.iter().any(|l| l.contains("drive announced")),
+        "a drive was shared against the host's policy"
+    );
+
+    // The owner allows it: the folder shows on the remote PC with its files.
+    let (code, out) = run(
+        "thin-host",
+        &[
+            "policy",
+            "--config",
+            host.config.to_str().unwrap(),
+            "--share",
+            "on",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = connect();
+    assert_eq!(code, 0, "{out}");
+    desktop.wait_for("drive announced: thin", Duration::from_secs(10));
+    desktop.wait_for("drive file: hello-from-home.txt", Duration::from_secs(10));
+    desktop.wait_for("drive file: reports", Duration::from_secs(10));
 }

@@ -43,6 +43,7 @@ pub fn explain(error: &ConnectError, lang: Lang) -> Explained {
         E::LogonRefused(_) => (T::ErrLogon, T::HintLogon),
         E::ConnectionLost(_) => (T::ErrLost, T::HintLost),
         E::Cancelled => (T::ErrCancelled, T::HintTryLater),
+        E::Share(_) => (T::ErrShare, T::HintShare),
         E::Pins(_)
         | E::Handshake(_)
         | E::RelayRefused(_)

@@ -153,6 +153,8 @@ texts! {
     ErrOther => "The connection failed.", "接続に失敗しました。";
     HintOther => "Try again. If it keeps failing, tell your IT staff the details below.",
         "再試行してください。繰り返し失敗する場合は、下の詳細を情報システム担当者に伝えてください。";
+    ErrShare => "The folder to share cannot be used.", "共有するフォルダーを使えません。";
+    HintShare => "Check the folder in this connection's settings, or turn sharing off.", "接続先の設定で共有するフォルダーを確認するか、共有をオフにしてください。";
     ErrCancelled => "The connection was cancelled.", "接続をキャンセルしました。";
     Disconnect => "Disconnect", "切断";
     FitToWindow => "Fit to window", "ウィンドウに合わせる";
@@ -167,7 +169,7 @@ texts! {
     CtrlAltDel => "Ctrl+Alt+Del", "Ctrl+Alt+Del";
     SharedFolder => "Shared folder: {}", "共有フォルダー: {}";
     ShareForbidden => "Drive sharing is off: the office PC does not allow it.", "ドライブ共有はオフです: 会社のPCが許可していません。";
-    ShareNotAvailable => "Drive sharing is not available in this version yet.", "このバージョンではドライブ共有をまだ利用できません。";
+    ShareInBrowser => "Drive sharing is not available in the browser: use the desktop app for it.", "ブラウザーではドライブ共有を利用できません。デスクトップアプリを使ってください。";
     Language => "Language", "言語";
     RelayAddress => "Relay address (host:port)", "中継サーバーのアドレス (ホスト:ポート)";
     RelayCa => "Relay CA file (ca.pem)", "中継サーバーのCAファイル (ca.pem)";
