@@ -87,6 +87,17 @@ fn run_demo(lang: &str) -> PathBuf {
     );
     // The first connection shows the host key; Enter trusts it.
     xdotool(&x.display, &["key", "Return"]);
+    let dir = target_dir().join("screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let screenshot = |path: &Path| {
+        let status = Command::new("import")
+            .args(["-window", "root"])
+            .arg(path)
+            .env("DISPLAY", &x.display)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
     for (prompt, answer) in [
         ("prompt=Otp", code(&codes, "otp")),
         ("prompt=HostPassword", code(&codes, "host_password")),
@@ -94,24 +105,20 @@ fn run_demo(lang: &str) -> PathBuf {
     ] {
         app.wait_for(prompt, limit);
         std::thread::sleep(Duration::from_millis(300));
+        if prompt == "prompt=Otp" {
+            // The connecting steps and the OTP question, for people to look at.
+            screenshot(&dir.join(format!("desktop-{lang}-prompt.png")));
+        }
         xdotool(&x.display, &["type", "--delay", "20", &answer]);
         xdotool(&x.display, &["key", "Return"]);
     }
     app.wait_for("session connected", limit);
 
-    let dir = target_dir().join("screenshots");
-    std::fs::create_dir_all(&dir).unwrap();
     let shot = dir.join(format!("desktop-{lang}.png"));
     // The picture arrives in tiles: try a few times for a complete frame.
     for _ in 0..20 {
         std::thread::sleep(Duration::from_millis(500));
-        let status = Command::new("import")
-            .args(["-window", "root"])
-            .arg(&shot)
-            .env("DISPLAY", &x.display)
-            .status()
-            .unwrap();
-        assert!(status.success());
+        screenshot(&shot);
         if find_picture(&shot).is_some() {
             return shot;
         }
