@@ -53,6 +53,8 @@ impl Demo {
             listen: loopback,
             limits: relay::Limits::default(),
             tap: None,
+            web_dir: None,
+            web_cert: None,
         })
         .await?;
         let relay_addr = relay.local_addr();

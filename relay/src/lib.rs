@@ -2,11 +2,14 @@
 //! connection here under their computer ID; a client asks for an ID, the
 //! relay asks the host to open a data connection, then splices the two.
 //! After pairing it forwards opaque bytes and never looks inside them.
+//! Browsers use the same port: the relay serves the web client's files and
+//! carries the same protocol over a WebSocket.
 
 mod certs;
 mod registry;
 mod server;
 pub mod tap;
+pub mod web;
 
 pub use certs::{init, InitError, CA_FILE, CERT_FILE, KEY_FILE};
 pub use server::{Limits, Relay, RelayConfig};

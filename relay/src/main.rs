@@ -39,6 +39,16 @@ enum Command {
         /// Simultaneous connections allowed from one source address.
         #[arg(long, default_value_t = 64)]
         max_conns_per_ip: usize,
+        /// Serve the web client from this folder (`cargo xtask web` builds it).
+        #[arg(long)]
+        web: Option<PathBuf>,
+        /// A publicly trusted certificate (PEM) for browsers; native clients and
+        /// hosts keep using the relay's own, which they pin.
+        #[arg(long, requires = "web_key")]
+        web_cert: Option<PathBuf>,
+        /// The key of --web-cert (PEM).
+        #[arg(long, requires = "web_cert")]
+        web_key: Option<PathBuf>,
     },
 }
 
@@ -77,7 +87,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             heartbeat_timeout,
             pairing_timeout,
             max_conns_per_ip,
+            web,
+            web_cert,
+            web_key,
         } => {
+            if let Some(web) = &web {
+                if !web.join("index.html").is_file() {
+                    anyhow::bail!(
+                        "{} holds no index.html: build the web client with `cargo xtask web`",
+                        web.display()
+                    );
+                }
+            }
             let limits = Limits {
                 heartbeat_timeout: Duration::from_secs(heartbeat_timeout),
                 pairing_timeout: Duration::from_secs(pairing_timeout),
@@ -91,6 +112,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     listen,
                     limits,
                     tap: None,
+                    web_dir: web,
+                    web_cert: web_cert.zip(web_key),
                 })
                 .await?;
                 println!("thin-relay listening on {}", relay.local_addr());

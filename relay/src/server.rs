@@ -12,9 +12,9 @@ use proto::relay::{self, ErrorCode, FromRelay, ToRelay, PROTOCOL_VERSION, TOKEN_
 use proto::{ComputerId, FrameError};
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{UnparsedPublicKey, ED25519};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
-use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 use transport::{FramedIo, Prefixed, ReadFrameError};
@@ -58,11 +58,19 @@ pub struct RelayConfig {
     pub dir: PathBuf,
     pub listen: SocketAddr,
     pub limits: Limits,
+    /// The web client's files, served to browsers on the same port.
+    pub web_dir: Option<PathBuf>,
+    /// A publicly trusted certificate and key for browsers (native peers
+    /// keep the relay's own, which they pin).
+    pub web_cert: Option<(PathBuf, PathBuf)>,
     /// Observer of forwarded bytes (tests only; see [`crate::tap`]).
     pub tap: Option<Tap>,
 }
 
-type Stream = TlsStream<TcpStream>;
+/// Any byte stream to a peer: TLS directly, or a WebSocket inside TLS.
+pub(crate) trait PeerStream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> PeerStream for T {}
+type Stream = Box<dyn PeerStream>;
 
 /// A data connection handed from the host's task to the waiting client's.
 type DataConn = (Stream, Vec<u8>);
@@ -70,6 +78,7 @@ type DataConn = (Stream, Vec<u8>);
 struct Shared {
     limits: Limits,
     tap: Option<Tap>,
+    web_dir: Option<PathBuf>,
     registry: Mutex<Registry>,
     pending: Mutex<HashMap<Vec<u8>, PendingSession>>,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
@@ -92,15 +101,21 @@ pub struct Relay {
 impl Relay {
     /// Loads the relay's certificate and registry and binds the listen address.
     pub async fn bind(config: RelayConfig) -> anyhow::Result<Self> {
-        let tls =
-            transport::tls::server_config(&config.dir.join(CERT_FILE), &config.dir.join(KEY_FILE))
-                .with_context(|| {
-                    format!(
+        let tls = transport::tls::relay_server_config(
+            &config.dir.join(CERT_FILE),
+            &config.dir.join(KEY_FILE),
+            config
+                .web_cert
+                .as_ref()
+                .map(|(c, k)| (c.as_path(), k.as_path())),
+        )
+        .with_context(|| {
+            format!(
                 "cannot load the relay certificate from {} (run `thin-relay init --dir {}` first)",
                 config.dir.display(),
                 config.dir.display()
             )
-                })?;
+        })?;
         let registry = Registry::load(config.dir.join("hosts.json"))?;
         let listener = TcpListener::bind(config.listen)
             .await
@@ -111,6 +126,7 @@ impl Relay {
             shared: Arc::new(Shared {
                 limits: config.limits,
                 tap: config.tap,
+                web_dir: config.web_dir,
                 registry: Mutex::new(registry),
                 pending: Mutex::new(HashMap::new()),
                 per_ip: Mutex::new(HashMap::new()),
@@ -227,22 +243,44 @@ async fn handle(
 ) -> anyhow::Result<()> {
     let limit = shared.limits.handshake_timeout;
     let first = tokio::time::timeout(limit, async {
-        let tls = acceptor.accept(tcp).await?;
-        let mut conn = FramedIo::new(tls);
-        let msg = read_msg(&mut conn).await;
-        anyhow::Ok((conn, msg))
+        let mut tls = acceptor.accept(tcp).await?;
+        let start = crate::web::sniff(&mut tls).await?;
+        anyhow::Ok((tls, start))
     })
     .await;
-    let (mut conn, msg) = match first {
+    let (tls, start) = match first {
         Ok(Ok(pair)) => pair,
         Ok(Err(e)) => {
             debug!(%peer, error = %e, "TLS handshake failed");
             return Ok(());
         }
         Err(_) => {
-            debug!(%peer, "no hello within the handshake timeout");
+            debug!(%peer, "nothing received within the handshake timeout");
             return Ok(());
         }
+    };
+    // One port for everything: browsers speak HTTP (static files, and the
+    // pairing protocol over a WebSocket on /ws); hosts and native clients
+    // speak the framed protocol directly.
+    let stream = Prefixed::new(start.bytes, tls);
+    if start.http {
+        let web = shared.web_dir.clone();
+        if let Some(ws) = crate::web::serve_http(stream, web.as_deref(), peer, limit).await? {
+            serve_peer(shared, Box::new(ws), peer).await;
+        }
+        return Ok(());
+    }
+    serve_peer(shared, Box::new(stream), peer).await;
+    Ok(())
+}
+
+/// Runs the relay protocol with a host or a client on any byte stream.
+async fn serve_peer(shared: Arc<Shared>, stream: Stream, peer: SocketAddr) {
+    let mut conn = FramedIo::new(stream);
+    let Ok(msg) = tokio::time::timeout(shared.limits.handshake_timeout, read_msg(&mut conn)).await
+    else {
+        debug!(%peer, "no hello within the handshake timeout");
+        return;
     };
     // Hellos carry the protocol version; anything else is refused first.
     let version = match &msg {
@@ -253,7 +291,7 @@ async fn handle(
     };
     if let Some(version) = version {
         if !check_version(&mut conn, version).await {
-            return Ok(());
+            return;
         }
     }
     match msg {
@@ -274,7 +312,6 @@ async fn handle(
         }
         None => {}
     }
-    Ok(())
 }
 
 fn kind(msg: &ToRelay) -> &'static str {

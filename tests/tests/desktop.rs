@@ -10,7 +10,6 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::*;
-use test_desktop::picture_pixel;
 
 const PROGRAMS: &[&str] = &["Xvfb", "xdotool", "import"];
 const PACKAGES: &str = "xvfb xdotool imagemagick libgl1-mesa-dri libegl1 libxkbcommon-x11-0 \
@@ -31,32 +30,6 @@ fn code(line: &str, key: &str) -> String {
         .find_map(|w| w.strip_prefix(&format!("{key}=")))
         .unwrap_or_else(|| panic!("no {key} in {line:?}"))
         .to_owned()
-}
-
-/// Where in `shot` the test picture sits (top-left), if anywhere.
-fn find_picture(shot: &Path) -> Option<(u32, u32)> {
-    let (w, h, rgb) = read_png(shot);
-    let at = |x: u32, y: u32| {
-        let i = ((y * w + x) * 3) as usize;
-        [rgb[i], rgb[i + 1], rgb[i + 2]]
-    };
-    let samples: Vec<(u32, u32)> = (0..40)
-        .map(|i| ((i * 97) % 1000 + 5, (i * 61) % 740 + 5))
-        .collect();
-    for oy in 0..h.saturating_sub(768) {
-        for ox in 0..w.saturating_sub(1024) {
-            if at(ox + 3, oy + 3) != picture_pixel(3, 3) {
-                continue;
-            }
-            if samples
-                .iter()
-                .all(|&(x, y)| at(ox + x, oy + y) == picture_pixel(x as u16, y as u16))
-            {
-                return Some((ox, oy));
-            }
-        }
-    }
-    None
 }
 
 fn run_demo(lang: &str) -> PathBuf {

@@ -42,6 +42,8 @@ fn the_relay_forwards_only_ciphertext() {
             listen: "127.0.0.1:0".parse().unwrap(),
             limits: relay::Limits::default(),
             tap: Some(tap),
+            web_dir: None,
+            web_cert: None,
         })
         .await
         .unwrap();

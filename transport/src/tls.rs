@@ -5,6 +5,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rustls::crypto::ring as provider;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -58,27 +60,72 @@ pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsSetupError> {
     })
 }
 
+/// What native peers (hosts, thin-client, thin-desktop) announce in ALPN, so
+/// the relay can tell them from browsers on its one port.
+pub const NATIVE_ALPN: &[u8] = b"thin/1";
+const HTTP_ALPN: &[u8] = b"http/1.1";
+
 /// Client config that trusts only the certificates in `ca_pem`.
 pub fn pinned_client_config(ca_pem: &Path) -> Result<Arc<ClientConfig>, TlsSetupError> {
     let mut roots = RootCertStore::empty();
     for cert in load_certs(ca_pem)? {
         roots.add(cert)?;
     }
-    let config = ClientConfig::builder_with_provider(Arc::new(provider::default_provider()))
+    let mut config = ClientConfig::builder_with_provider(Arc::new(provider::default_provider()))
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_root_certificates(roots)
         .with_no_client_auth();
+    config.alpn_protocols = vec![NATIVE_ALPN.to_vec()];
     Ok(Arc::new(config))
 }
 
-/// Server config for the relay: TLS 1.3 only.
-pub fn server_config(cert_pem: &Path, key_pem: &Path) -> Result<Arc<ServerConfig>, TlsSetupError> {
+fn certified_key(cert_pem: &Path, key_pem: &Path) -> Result<Arc<CertifiedKey>, TlsSetupError> {
     let certs = load_certs(cert_pem)?;
     let key = load_key(key_pem)?;
-    let config = ServerConfig::builder_with_provider(Arc::new(provider::default_provider()))
+    let key = provider::default_provider()
+        .key_provider
+        .load_private_key(key)
+        .map_err(|_| TlsSetupError::NoKey {
+            path: key_pem.display().to_string(),
+        })?;
+    Ok(Arc::new(CertifiedKey::new(certs, key)))
+}
+
+/// Native peers get the relay's own certificate (which they pin); browsers
+/// get the publicly trusted one.
+#[derive(Debug)]
+struct ByAlpn {
+    native: Arc<CertifiedKey>,
+    web: Arc<CertifiedKey>,
+}
+
+impl ResolvesServerCert for ByAlpn {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let native = hello
+            .alpn()
+            .is_some_and(|mut protocols| protocols.any(|p| p == NATIVE_ALPN));
+        Some(if native { &self.native } else { &self.web }.clone())
+    }
+}
+
+/// Server config for the relay: TLS 1.3 only; with `web` (certificate, key)
+/// browsers are served that certificate instead of the relay's own.
+pub fn relay_server_config(
+    cert_pem: &Path,
+    key_pem: &Path,
+    web: Option<(&Path, &Path)>,
+) -> Result<Arc<ServerConfig>, TlsSetupError> {
+    let native = certified_key(cert_pem, key_pem)?;
+    let web = match web {
+        Some((cert, key)) => certified_key(cert, key)?,
+        None => native.clone(),
+    };
+    let resolver = Arc::new(ByAlpn { native, web });
+    let mut config = ServerConfig::builder_with_provider(Arc::new(provider::default_provider()))
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_no_client_auth()
-        .with_single_cert(certs, key)?;
+        .with_cert_resolver(resolver);
+    config.alpn_protocols = vec![NATIVE_ALPN.to_vec(), HTTP_ALPN.to_vec()];
     Ok(Arc::new(config))
 }
 

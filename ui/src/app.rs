@@ -26,6 +26,9 @@ pub struct ThinApp {
     /// The window title last set (set again only when it changes).
     title: String,
     pending_connect: Option<usize>,
+    /// The computer ID typed in the quick-connect field.
+    quick_id: String,
+    quick_focused: bool,
 }
 
 enum Screen {
@@ -134,6 +137,8 @@ impl ThinApp {
             fonts_installed: false,
             title: String::new(),
             pending_connect: None,
+            quick_id: String::new(),
+            quick_focused: false,
         }
     }
 
@@ -156,6 +161,35 @@ impl ThinApp {
         text.get(self.lang())
     }
 
+    /// The window (or browser tab) title: the computer ID and, while
+    /// connecting, the step that waits for the user.
+    pub fn title(&self) -> &str {
+        &self.title
+    }
+
+    fn current_title(&self) -> String {
+        let Screen::Connection(c) = &self.screen else {
+            return self.t(T::AppTitle).to_owned();
+        };
+        let step = match (&c.outcome, &c.form, &c.session) {
+            (Some(Err(e)), _, _) => crate::errors::explain(e, self.lang()).what,
+            (Some(Ok(())), _, _) => self.t(T::SessionEnded).to_owned(),
+            (None, Some(form), _) => self
+                .t(match form.prompt {
+                    Prompt::NewHostKey { .. } => T::NewKeyTitle,
+                    Prompt::Otp { .. } => T::StepOtp,
+                    Prompt::HostPassword { .. } => T::StepPassword,
+                    Prompt::RemoteLogon { .. } => T::StepLogon,
+                })
+                .to_owned(),
+            (None, None, Some(_)) => return format!("{} — thin", c.entry.id),
+            (None, None, None) => {
+                return format!("{} — thin", fill(self.t(T::ConnectingTo), &[&c.entry.id]))
+            }
+        };
+        format!("{step} — {} — thin", c.entry.id)
+    }
+
     /// Draws the app; call once per frame.
     pub fn show(&mut self, ui: &mut Ui) {
         if !self.fonts_installed {
@@ -168,10 +202,7 @@ impl ThinApp {
             self.connect(i, ui.ctx());
         }
         self.pump_events(ui.ctx());
-        let title = match &self.screen {
-            Screen::Connection(c) => format!("{} — thin", c.entry.id),
-            _ => self.t(T::AppTitle).to_owned(),
-        };
+        let title = self.current_title();
         if title != self.title {
             ui.ctx()
                 .send_viewport_cmd(egui::ViewportCommand::Title(title.clone()));
@@ -273,6 +304,8 @@ impl ThinApp {
             }
         });
         ui.separator();
+        self.quick_connect(ui);
+        ui.separator();
         if self.settings.connections.is_empty() {
             ui.label(self.t(T::NoConnections));
             return;
@@ -282,7 +315,7 @@ impl ThinApp {
             for (i, entry) in self.settings.connections.iter().enumerate() {
                 ui.label(RichText::new(&entry.name).strong());
                 ui.label(RichText::new(&entry.id).monospace());
-                ui.label(self.settings.relay_for(entry));
+                ui.label(self.relay_shown(entry));
                 if ui
                     .button(self.t(T::Connect))
                     .on_hover_text(&entry.name)
@@ -313,6 +346,48 @@ impl ThinApp {
         }
     }
 
+    /// The relay an entry uses, as shown.
+    fn relay_shown(&self, entry: &Entry) -> String {
+        self.platform
+            .fixed_relay()
+            .unwrap_or_else(|| self.settings.relay_for(entry).to_owned())
+    }
+
+    /// Type a computer ID and connect, without saving it.
+    fn quick_connect(&mut self, ui: &mut Ui) {
+        let enter = ui.input(|i| i.key_pressed(egui::Key::Enter));
+        let mut go = false;
+        ui.horizontal(|ui| {
+            let label = ui.label(self.t(T::QuickConnect));
+            let hint = self.t(T::IdHelp);
+            let field = ui
+                .add(
+                    egui::TextEdit::singleline(&mut self.quick_id)
+                        .id_salt("quick-connect")
+                        .hint_text(hint)
+                        .desired_width(220.0),
+                )
+                .labelled_by(label.id);
+            if !self.quick_focused {
+                field.request_focus();
+                self.quick_focused = true;
+            }
+            go = (enter && (field.has_focus() || field.lost_focus()))
+                || ui.button(self.t(T::Connect)).clicked();
+        });
+        if go && !self.quick_id.trim().is_empty() {
+            let entry = Entry {
+                name: self.quick_id.trim().to_owned(),
+                id: self.quick_id.trim().to_ascii_lowercase(),
+                ..Entry::default()
+            };
+            match entry.validate() {
+                Ok(()) => self.connect_entry(entry, ui.ctx()),
+                Err(e) => self.notice = Some(self.t(e).to_owned()),
+            }
+        }
+    }
+
     /// Connects to saved entry `i` as soon as the app is shown (the demo).
     pub fn connect_when_shown(&mut self, i: usize) {
         self.pending_connect = Some(i);
@@ -320,10 +395,13 @@ impl ThinApp {
 
     /// Starts connecting to saved entry `i`.
     pub fn connect(&mut self, i: usize, ctx: &egui::Context) {
-        let Some(entry) = self.settings.connections.get(i).cloned() else {
-            return;
-        };
-        if self.settings.relay_for(&entry).is_empty() {
+        if let Some(entry) = self.settings.connections.get(i).cloned() {
+            self.connect_entry(entry, ctx);
+        }
+    }
+
+    fn connect_entry(&mut self, entry: Entry, ctx: &egui::Context) {
+        if self.platform.fixed_relay().is_none() && self.settings.relay_for(&entry).is_empty() {
             self.notice = Some(self.t(T::RelayRequired).to_owned());
             return;
         }
@@ -459,18 +537,24 @@ impl ThinApp {
                 }
             }
         });
-        field(ui, self.t(T::RelayAddress), &mut draft.relay, false);
-        field(ui, self.t(T::RelayCa), &mut draft.relay_ca, false);
-        ui.label(RichText::new(self.t(T::Proxy)).strong());
-        field(ui, self.t(T::ProxyHost), &mut draft.proxy.host, false);
-        field(ui, self.t(T::ProxyPort), &mut draft.proxy.port, false);
-        field(ui, self.t(T::ProxyUser), &mut draft.proxy.user, false);
-        field(
-            ui,
-            self.t(T::ProxyPassword),
-            &mut draft.proxy.password,
-            true,
-        );
+        // The browser reaches the relay that served the page, through the
+        // browser's own proxy settings.
+        if let Some(relay) = self.platform.fixed_relay() {
+            ui.label(format!("{}: {relay}", self.t(T::Relay)));
+        } else {
+            field(ui, self.t(T::RelayAddress), &mut draft.relay, false);
+            field(ui, self.t(T::RelayCa), &mut draft.relay_ca, false);
+            ui.label(RichText::new(self.t(T::Proxy)).strong());
+            field(ui, self.t(T::ProxyHost), &mut draft.proxy.host, false);
+            field(ui, self.t(T::ProxyPort), &mut draft.proxy.port, false);
+            field(ui, self.t(T::ProxyUser), &mut draft.proxy.user, false);
+            field(
+                ui,
+                self.t(T::ProxyPassword),
+                &mut draft.proxy.password,
+                true,
+            );
+        }
         ui.horizontal(|ui| {
             ui.label(self.t(T::ScreenSize));
             let w = ui.label(self.t(T::Width));
@@ -625,10 +709,7 @@ impl ThinApp {
     }
 
     fn reconnect(&mut self, entry: &Entry, ctx: &egui::Context) {
-        match self.settings.connections.iter().position(|e| e == entry) {
-            Some(i) => self.connect(i, ctx),
-            None => self.screen = Screen::List,
-        }
+        self.connect_entry(entry.clone(), ctx);
     }
 
     /// The failure, what to do next, and the way out. True when the screen changed.
@@ -754,8 +835,12 @@ fn prompt_form(ui: &mut Ui, lang: Lang, form: &mut PromptForm) -> Option<bool> {
         Prompt::RemoteLogon { .. } => {
             ui.label(RichText::new(t(T::StepLogon)).strong());
             ui.label(t(T::LogonHelp));
-            field(ui, t(T::WindowsUser), &mut form.user, false);
-            field(ui, t(T::Domain), &mut form.domain, false);
+            let user = field(ui, t(T::WindowsUser), &mut form.user, false);
+            if !form.focused && form.user.is_empty() {
+                // Nothing saved: start with the user name (Tab reaches the password).
+                user.request_focus();
+                form.focused = true;
+            }
         }
     }
     let mut submitted = false;
@@ -769,6 +854,12 @@ fn prompt_form(ui: &mut Ui, lang: Lang, form: &mut PromptForm) -> Option<bool> {
         let enter = ui.input(|i| i.key_pressed(egui::Key::Enter));
         let response = field(ui, label, &mut form.text, secret);
         submitted = enter && (response.has_focus() || response.lost_focus());
+        if matches!(form.prompt, Prompt::RemoteLogon { .. }) {
+            // After the password, as in the Windows sign-in dialog: Tab goes
+            // user → password → domain.
+            let domain = field(ui, t(T::Domain), &mut form.domain, false);
+            submitted |= enter && (domain.has_focus() || domain.lost_focus());
+        }
         if !form.focused {
             // A new question takes the keyboard, whatever had it before.
             response.request_focus();

@@ -1,6 +1,8 @@
-//! Fonts: egui's own for Latin text, then a subset of Noto Sans CJK JP with
-//! every character of the UI (see `cargo xtask font`), then whatever CJK
-//! fonts the system has, for Japanese that users type themselves.
+//! Fonts: egui's own for Latin text (feature `latin-fonts`; without it the
+//! next one draws everything), then a subset of Noto Sans CJK JP with every
+//! character of the UI plus ASCII, Latin-1 and kana (see `cargo xtask
+//! font`), then whatever CJK fonts the system has, for Japanese that users
+//! type themselves.
 
 use std::sync::Arc;
 

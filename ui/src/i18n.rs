@@ -56,6 +56,7 @@ texts! {
     Remove => "Remove", "削除";
     Connect => "Connect", "接続";
     Settings => "Settings", "設定";
+    QuickConnect => "Connect by computer ID", "コンピューターIDで接続";
     NoConnections => "No connections yet. Add your office PC with its computer ID.",
         "接続先がまだありません。会社のPCをコンピューターIDで追加してください。";
     NewConnection => "New connection", "新しい接続先";

@@ -50,6 +50,12 @@ pub trait Platform {
     /// The system's locale, e.g. `ja_JP.UTF-8` (picks the default language).
     fn locale(&self) -> String;
 
+    /// The relay when it is not the user's to choose (the browser uses the
+    /// relay that served the page).
+    fn fixed_relay(&self) -> Option<String> {
+        None
+    }
+
     /// CJK fonts of the system, for Japanese the user types (the UI's own
     /// text is covered by the bundled font).
     fn system_fonts(&self) -> Vec<crate::fonts::SystemFont> {

@@ -118,6 +118,15 @@ fn app(initial: Settings, locale: &'static str) -> (Harness<'static, ThinApp>, A
     (harness, shared)
 }
 
+/// Clicks the saved entry's connect button (the quick-connect one comes first).
+fn connect_first_entry(harness: &mut Harness<'static, ThinApp>, label: &str) {
+    harness
+        .get_all_by_label(label)
+        .last()
+        .expect("a connect button")
+        .click();
+}
+
 /// Clicks into the field labelled `label` and types `text`, as a person would.
 fn type_into(harness: &mut Harness<'static, ThinApp>, label: &str, text: &str) {
     harness.get_by_label(label).focus();
@@ -201,7 +210,7 @@ fn adding_a_connection_checks_the_id_and_saves_it() {
 fn the_whole_connection_flow_in_japanese() {
     let (mut harness, shared) = app(office(), "ja_JP.UTF-8");
     harness.run_steps(4);
-    harness.get_by_label("接続").click();
+    connect_first_entry(&mut harness, "接続");
     harness.run_steps(4);
     harness.get_by_label_contains("Office に接続しています");
     assert_eq!(
@@ -328,7 +337,7 @@ fn the_whole_connection_flow_in_japanese() {
 fn a_changed_host_key_is_loud_and_needs_explicit_removal() {
     let (mut harness, shared) = app(office(), "en_US");
     harness.run_steps(4);
-    harness.get_by_label("Connect").click();
+    connect_first_entry(&mut harness, "Connect");
     harness.run_steps(4);
     send(
         &shared,
@@ -410,7 +419,7 @@ fn settings_are_checked_saved_and_reloaded() {
 fn the_session_shows_the_picture_and_sends_input() {
     let (mut harness, shared) = app(office(), "en_US");
     harness.run_steps(4);
-    harness.get_by_label("Connect").click();
+    connect_first_entry(&mut harness, "Connect");
     harness.run_steps(4);
     {
         let shared = shared.lock().unwrap();
@@ -587,4 +596,51 @@ fn drive_sharing_is_off_by_default_and_explained_when_unavailable() {
     let toggle = harness.get_by_role_and_label(Role::CheckBox, T::ShareDrive.get(Lang::En));
     assert!(toggle.accesskit_node().is_disabled());
     harness.get_by_label(T::ShareForbidden.get(Lang::En));
+}
+
+#[test]
+fn quick_connect_takes_a_typed_computer_id() {
+    let (mut harness, shared) = app(office(), "en_US");
+    harness.run_steps(4);
+    // The field has the keyboard from the start: type and press Enter.
+    harness.event(egui::Event::Text("Other-PC".into()));
+    harness.run_steps(2);
+    harness.key_press(egui::Key::Enter);
+    harness.run_steps(4);
+    harness.get_by_label_contains("Connecting to Other-PC");
+    assert!(shared.lock().unwrap().remote.is_some());
+    // The window (or browser tab) title names the computer and the step.
+    assert_eq!(harness.state().title(), "Connecting to other-pc — thin");
+
+    // With no saved user, the logon starts at the user name; Tab goes on to
+    // the password and Enter answers, keyboard only.
+    send(
+        &shared,
+        UiEvent::Ask(Prompt::RemoteLogon {
+            user: String::new(),
+            domain: None,
+        }),
+    );
+    harness.run_steps(4);
+    assert_eq!(harness.state().title(), "Windows logon — other-pc — thin");
+    harness.event(egui::Event::Text("hanako".into()));
+    harness.run_steps(2);
+    harness.key_press(egui::Key::Tab);
+    harness.run_steps(2);
+    harness.event(egui::Event::Text("Win-Pass-3".into()));
+    harness.run_steps(2);
+    harness.key_press(egui::Key::Enter);
+    harness.run_steps(4);
+    match answer(&shared) {
+        Answer::Logon {
+            user,
+            password,
+            domain,
+        } => {
+            assert_eq!(user, "hanako");
+            assert_eq!(password.as_str(), "Win-Pass-3");
+            assert_eq!(domain, None);
+        }
+        other => panic!("{other:?}"),
+    }
 }

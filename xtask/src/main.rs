@@ -7,6 +7,10 @@
 //!   runs with no install and keeps everything beside itself. The Windows
 //!   build needs Debian's `rustc-web cargo-web rust-web-src
 //!   gcc-mingw-w64-x86-64` (see RECIPES.md).
+//! - `web [--out DIR] [--no-opt]`: build the browser client into
+//!   `target/web` (or DIR), the folder `thin-relay serve --web` serves;
+//!   prints the gzipped size of the module (see `web.rs`).
+//! - `web-test`: the web crate's wasm-bindgen tests in headless Chromium.
 //! - `font`: regenerate `assets/fonts/NotoSansJP-ui.otf`, the subset of
 //!   Noto Sans CJK JP holding every character in the UI's source (plus
 //!   ASCII, kana and Japanese punctuation). Needs Debian's `fonts-noto-cjk`
@@ -17,6 +21,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context as _};
+
+mod web;
 
 const NOTO_CJK: &str = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc";
 const FONT_OUT: &str = "assets/fonts/NotoSansJP-ui.otf";
@@ -33,7 +39,12 @@ fn main() -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("font") => font(),
         Some("dist") => dist(&args[1..]),
-        _ => bail!("usage: cargo xtask font | dist [--profile release|dev] [--only linux|windows]"),
+        Some("web") => web::build(&web::options(&args[1..])?),
+        Some("web-test") => web::test(),
+        _ => bail!(
+            "usage: cargo xtask font | dist [--profile release|dev] [--only linux|windows] \
+             | web [--out DIR] [--no-opt] | web-test"
+        ),
     }
 }
 
@@ -50,6 +61,8 @@ fn ui_characters() -> anyhow::Result<BTreeSet<char>> {
     }
     let ranges = [
         (0x20, 0x7e),     // ASCII
+        (0xa0, 0xff),     // Latin-1 (names users type)
+        (0x2010, 0x2027), // dashes, quotes, • (egui's password dots), …
         (0x3000, 0x303f), // CJK punctuation
         (0x3040, 0x309f), // hiragana
         (0x30a0, 0x30ff), // katakana

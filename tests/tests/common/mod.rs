@@ -333,14 +333,51 @@ pub fn test_desktop(user: &str, password: &str) -> (Proc, String) {
     (proc, addr)
 }
 
-/// Reads a PNG written by thin-client: (width, height, RGB bytes).
+/// Reads a PNG (thin-client's, or a screenshot): (width, height, RGB bytes).
 pub fn read_png(path: &Path) -> (u32, u32, Vec<u8>) {
-    let decoder = png::Decoder::new(std::fs::File::open(path).unwrap());
+    let mut decoder = png::Decoder::new(std::fs::File::open(path).unwrap());
+    decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
     let mut reader = decoder.read_info().unwrap();
     let mut buf = vec![0; reader.output_buffer_size()];
     let info = reader.next_frame(&mut buf).unwrap();
     buf.truncate(info.buffer_size());
-    (info.width, info.height, buf)
+    let rgb = match info.color_type {
+        png::ColorType::Rgb => buf,
+        png::ColorType::Rgba => buf
+            .chunks_exact(4)
+            .flat_map(|p| [p[0], p[1], p[2]])
+            .collect(),
+        other => panic!("{}: unexpected PNG colour type {other:?}", path.display()),
+    };
+    (info.width, info.height, rgb)
+}
+
+/// Where in the screenshot `shot` the test desktop's 1024×768 picture sits
+/// (top-left), if it is there whole and unscaled.
+pub fn find_picture(shot: &Path) -> Option<(u32, u32)> {
+    use test_desktop::picture_pixel;
+    let (w, h, rgb) = read_png(shot);
+    let at = |x: u32, y: u32| {
+        let i = ((y * w + x) * 3) as usize;
+        [rgb[i], rgb[i + 1], rgb[i + 2]]
+    };
+    let samples: Vec<(u32, u32)> = (0..40)
+        .map(|i| ((i * 97) % 1000 + 5, (i * 61) % 740 + 5))
+        .collect();
+    for oy in 0..=h.saturating_sub(768) {
+        for ox in 0..=w.saturating_sub(1024) {
+            if at(ox + 3, oy + 3) != picture_pixel(3, 3) {
+                continue;
+            }
+            if samples
+                .iter()
+                .all(|&(x, y)| at(ox + x, oy + y) == picture_pixel(x as u16, y as u16))
+            {
+                return Some((ox, oy));
+            }
+        }
+    }
+    None
 }
 
 pub fn is_installed(program: &str) -> bool {

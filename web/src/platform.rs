@@ -1,0 +1,145 @@
+//! The browser side of the UI: settings and pinned host keys in the
+//! browser's storage, the relay is the page's own origin (over a WebSocket),
+//! drive sharing is not available.
+
+use std::sync::Arc;
+
+use client_core::driver::{self, Handle, Opener};
+use client_core::interaction::BoxFuture;
+use client_core::known_hosts::pin_name;
+use client_core::{
+    Admission, ConnectError, Interaction, KnownHosts, PinStore, Progress, RdpCredentials,
+};
+use proto::ComputerId;
+use transport::{FramedIo, Prefixed, SecureStream};
+use ui::{Availability, Entry, Platform, Settings, T};
+
+use crate::socket::WsStream;
+
+const SETTINGS_KEY: &str = "thin.settings";
+const PINS_KEY: &str = "thin.known_hosts";
+
+fn storage() -> Result<web_sys::Storage, String> {
+    web_sys::window()
+        .and_then(|w| w.local_storage().ok().flatten())
+        .ok_or_else(|| "this browser does not allow storing settings".to_owned())
+}
+
+/// Pinned host keys in the browser's storage for this site.
+pub struct BrowserPins;
+
+impl PinStore for BrowserPins {
+    fn load(&self) -> Result<KnownHosts, String> {
+        match storage()?.get_item(PINS_KEY) {
+            Ok(Some(text)) => {
+                KnownHosts::parse(&text).map_err(|e| format!("stored host keys: {e}"))
+            }
+            _ => Ok(KnownHosts::default()),
+        }
+    }
+
+    fn save(&self, hosts: &KnownHosts) -> Result<(), String> {
+        storage()?
+            .set_item(PINS_KEY, &hosts.to_text())
+            .map_err(|_| "cannot store the host key in this browser".to_owned())
+    }
+}
+
+/// The page's host (`relay.example.jp:443`): the relay serving this page.
+fn page_host() -> String {
+    web_sys::window()
+        .and_then(|w| w.location().host().ok())
+        .unwrap_or_default()
+}
+
+pub type Channel = SecureStream<Prefixed<WsStream>>;
+
+/// Reaches the host through the page's relay over a WebSocket.
+struct WebOpener {
+    relay: String,
+    id: String,
+}
+
+impl Opener<Channel> for WebOpener {
+    fn open<'a>(
+        &'a self,
+        ui: &'a mut dyn Interaction,
+    ) -> BoxFuture<'a, Result<(FramedIo<Channel>, Admission), ConnectError>> {
+        Box::pin(async move {
+            let id = ComputerId::parse(&self.id)?;
+            let url = format!("wss://{}/ws", self.relay);
+            let socket = WsStream::connect(&url)
+                .await
+                .map_err(ConnectError::RelayUnreachable)?;
+            ui.progress(Progress::RelayConnected);
+            let pipe = client_core::pairing::pair(socket, &id, ui).await?;
+            let pin = pin_name(&self.relay, &id);
+            let channel =
+                client_core::secure::secure(pipe, id.as_str(), &pin, &BrowserPins, ui).await?;
+            let mut conn = FramedIo::new(channel);
+            // A browser cannot read the machine's MAC addresses.
+            let admission = client_core::auth::authenticate(&mut conn, Vec::new(), ui).await?;
+            Ok((conn, admission))
+        })
+    }
+}
+
+pub struct WebPlatform;
+
+impl Platform for WebPlatform {
+    fn load_settings(&self) -> Result<Settings, String> {
+        match storage()?.get_item(SETTINGS_KEY) {
+            Ok(Some(json)) => serde_json::from_str(&json)
+                .map_err(|e| format!("the stored settings are damaged ({e})")),
+            _ => Ok(Settings::default()),
+        }
+    }
+
+    fn save_settings(&self, settings: &Settings) -> Result<(), String> {
+        let json = serde_json::to_string(settings).expect("settings serialise");
+        storage()?
+            .set_item(SETTINGS_KEY, &json)
+            .map_err(|_| "this browser refused to store the settings".to_owned())
+    }
+
+    fn connect(
+        &self,
+        settings: &Settings,
+        entry: &Entry,
+        creds: RdpCredentials,
+        wake: Arc<dyn Fn() + Send + Sync>,
+    ) -> Result<Handle, String> {
+        let opener = WebOpener {
+            relay: page_host(),
+            id: entry.id.clone(),
+        };
+        let (handle, driver) = driver::channel(wake);
+        let size = (settings.width, settings.height);
+        wasm_bindgen_futures::spawn_local(driver::run(opener, creds, size, None, driver));
+        Ok(handle)
+    }
+
+    fn forget_pin(&self, pin: &str) -> Result<(), String> {
+        let mut hosts = BrowserPins.load()?;
+        hosts.forget(pin);
+        BrowserPins.save(&hosts)
+    }
+
+    fn drive_sharing(&self) -> Availability {
+        Availability::Unavailable(T::ShareInBrowser)
+    }
+
+    fn storage_location(&self) -> String {
+        format!("this browser ({})", page_host())
+    }
+
+    fn locale(&self) -> String {
+        web_sys::window()
+            .and_then(|w| w.navigator().language())
+            .unwrap_or_default()
+    }
+
+    fn fixed_relay(&self) -> Option<String> {
+        Some(page_host())
+    }
+}

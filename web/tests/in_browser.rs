@@ -1,0 +1,114 @@
+//! The pieces of the web client that only exist in a browser, run in
+//! headless Chromium by `wasm-bindgen-test-runner` (`cargo xtask web-test`):
+//! the browser's storage for settings and pinned host keys, and the
+//! WebSocket byte stream.
+#![cfg(target_arch = "wasm32")]
+
+use client_core::{KnownHosts, PinStore};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use ui::{Entry, Platform, Settings};
+use wasm_bindgen_test::*;
+use web::platform::{BrowserPins, WebPlatform};
+use web::socket::WsStream;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+fn clear_storage() {
+    web_sys::window()
+        .unwrap()
+        .local_storage()
+        .unwrap()
+        .unwrap()
+        .clear()
+        .unwrap();
+}
+
+#[wasm_bindgen_test]
+fn pins_survive_in_browser_storage() {
+    clear_storage();
+    const PIN: &str = "office-pc@relay.example.jp:443";
+    assert_eq!(BrowserPins.load().unwrap(), KnownHosts::default());
+    let mut hosts = KnownHosts::default();
+    hosts.pin(PIN, &[7u8; 32]);
+    BrowserPins.save(&hosts).unwrap();
+    let loaded = BrowserPins.load().unwrap();
+    assert_eq!(loaded, hosts);
+    assert!(matches!(
+        loaded.check(PIN, &[7u8; 32]),
+        client_core::known_hosts::HostKeyCheck::Known
+    ));
+
+    WebPlatform.forget_pin(PIN).unwrap();
+    assert_eq!(BrowserPins.load().unwrap(), KnownHosts::default());
+}
+
+#[wasm_bindgen_test]
+fn damaged_pins_are_reported_not_dropped() {
+    clear_storage();
+    let storage = web_sys::window().unwrap().local_storage().unwrap().unwrap();
+    storage
+        .set_item("thin.known_hosts", "not a pin line")
+        .unwrap();
+    let err = BrowserPins.load().unwrap_err();
+    assert!(err.contains("stored host keys"), "{err}");
+    // Still there for the user to repair.
+    assert_eq!(
+        storage.get_item("thin.known_hosts").unwrap().as_deref(),
+        Some("not a pin line")
+    );
+}
+
+#[wasm_bindgen_test]
+fn settings_survive_in_browser_storage() {
+    clear_storage();
+    assert_eq!(WebPlatform.load_settings().unwrap(), Settings::default());
+    let mut settings = Settings::default();
+    settings.connections.push(Entry {
+        name: "会社のPC".into(),
+        id: "office-pc".into(),
+        ..Entry::default()
+    });
+    settings.width = 1280;
+    WebPlatform.save_settings(&settings).unwrap();
+    assert_eq!(WebPlatform.load_settings().unwrap(), settings);
+}
+
+#[wasm_bindgen_test]
+fn the_relay_is_the_page_s_own_origin() {
+    let host = web_sys::window().unwrap().location().host().unwrap();
+    assert_eq!(WebPlatform.fixed_relay(), Some(host));
+    assert!(matches!(
+        WebPlatform.drive_sharing(),
+        ui::Availability::Unavailable(ui::T::ShareInBrowser)
+    ));
+}
+
+#[wasm_bindgen_test]
+async fn an_unreachable_relay_is_an_error_not_a_hang() {
+    // Port 9 (discard) has no listener on the test machine's loopback.
+    let err = match WsStream::connect("ws://127.0.0.1:9/ws").await {
+        Ok(_) => panic!("connected to nothing"),
+        Err(e) => e,
+    };
+    assert!(
+        err.contains("cannot be reached") || err.contains("closed"),
+        "{err}"
+    );
+}
+
+/// The runner serves the test page over HTTP on loopback; a WebSocket to
+/// it is refused by its server (it speaks no WebSocket), which must read
+/// as a clean end, and writes after that must fail rather than vanish.
+#[wasm_bindgen_test]
+async fn a_refused_upgrade_ends_the_stream() {
+    let host = web_sys::window().unwrap().location().host().unwrap();
+    match WsStream::connect(&format!("ws://{host}/ws")).await {
+        Err(e) => assert!(!e.is_empty()),
+        Ok(mut stream) => {
+            let mut buf = [0u8; 16];
+            let n = stream.read(&mut buf).await.unwrap();
+            assert_eq!(n, 0);
+            assert!(stream.write_all(b"hello").await.is_err());
+        }
+    }
+}
