@@ -208,13 +208,3 @@ fn a_person_at_chromium_reaches_the_desktop_through_the_relay_s_one_port() {
     let (code, out) = browser.wait_exit(Duration::from_secs(60));
     assert_eq!(code, 0, "{out}");
 }
-
-#[test]
-fn browser_only_pieces_pass_their_tests_in_chromium() {
-    if !real_peer_programs(PROGRAMS, PACKAGES) {
-        return;
-    }
-    // wasm-bindgen-test in headless Chromium: browser storage and the
-    // WebSocket stream (web/tests/in_browser.rs).
-    xtask(&["web-test"]);
-}

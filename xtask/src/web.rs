@@ -123,7 +123,8 @@ pub fn test() -> anyhow::Result<()> {
     cmd.env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", runner)
         .env("CHROMEDRIVER", "/usr/bin/chromedriver")
         .env("WASM_BINDGEN_TEST_TIMEOUT", "120")
-        .args(["-p", "web", "--test", "in_browser"]);
+        // Tests build with the same panic strategy as std here (abort).
+        .args(["-Zpanic-abort-tests", "-p", "web", "--test", "in_browser"]);
     run(&mut cmd)
 }
 
@@ -146,7 +147,9 @@ fn wasm_opt_works() -> bool {
     match version {
         Some(v) if v > 108 => true,
         Some(v) => {
-            println!("wasm-opt {v} breaks wasm-bindgen's output: skipping it (the module stays bigger)");
+            println!(
+                "wasm-opt {v} breaks wasm-bindgen's output: skipping it (the module stays bigger)"
+            );
             false
         }
         None => {
