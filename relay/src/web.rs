@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 use tracing::debug;
-use transport::Prefixed;
+use transport::{Prefixed, Unread};
 
 /// Longest HTTP request head read (request line and headers).
 const MAX_HEAD: usize = 8 * 1024;
@@ -58,34 +58,17 @@ where
 {
     let head = match tokio::time::timeout(limit, read_head(&mut stream)).await {
         Ok(Ok(head)) => head,
-        Ok(Err(e)) => {
-            debug!(%peer, error = %e, "bad HTTP request");
-            respond(
-                &mut stream,
-                400,
-                "text/plain",
-                b"bad request\n",
-                None,
-                false,
-            )
-            .await?;
-            return Ok(None);
-        }
+        Ok(Err(e)) => return bad_request(&mut stream, peer, &e).await,
         Err(_) => return Ok(None),
     };
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut headers);
-    if !matches!(request.parse(&head), Ok(httparse::Status::Complete(_))) {
-        respond(
-            &mut stream,
-            400,
-            "text/plain",
-            b"bad request\n",
-            None,
-            false,
-        )
-        .await?;
-        return Ok(None);
+    match request.parse(&head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => {
+            return bad_request(&mut stream, peer, &"incomplete").await
+        }
+        Err(e) => return bad_request(&mut stream, peer, &e).await,
     }
     let method = request.method.unwrap_or("");
     let path = request.path.unwrap_or("/");
@@ -129,13 +112,28 @@ where
     let gzip_ok = header("accept-encoding").is_some_and(|v| v.contains("gzip"));
     match static_file(dir, path, gzip_ok) {
         Some((file, content_type, gzipped)) => {
-            let body = std::fs::read(&file)?;
+            // Off the runtime's threads: the module is megabytes.
+            let body = tokio::fs::read(&file).await?;
             let head_only = method == "HEAD";
             let encoding = gzipped.then_some("gzip");
             respond(&mut stream, 200, content_type, &body, encoding, head_only).await?;
         }
         None => respond(&mut stream, 404, "text/plain", b"not found\n", None, false).await?,
     }
+    Ok(None)
+}
+
+/// Answers 400 to a request that cannot be read or parsed.
+async fn bad_request<S, T>(
+    stream: &mut S,
+    peer: SocketAddr,
+    problem: &(dyn std::fmt::Display + Sync),
+) -> anyhow::Result<Option<T>>
+where
+    S: AsyncWrite + Unpin,
+{
+    debug!(%peer, %problem, "bad HTTP request");
+    respond(stream, 400, "text/plain", b"bad request\n", None, false).await?;
     Ok(None)
 }
 
@@ -235,16 +233,15 @@ async fn respond<S: AsyncWrite + Unpin>(
 /// A WebSocket as a byte stream: binary messages in, binary messages out.
 pub struct WsBytes<S> {
     ws: WebSocketStream<S>,
-    buffer: Vec<u8>,
-    pos: usize,
+    /// The rest of the last binary message.
+    unread: Unread,
 }
 
 impl<S> WsBytes<S> {
     pub fn new(ws: WebSocketStream<S>) -> Self {
         Self {
             ws,
-            buffer: Vec::new(),
-            pos: 0,
+            unread: Unread::default(),
         }
     }
 }
@@ -261,17 +258,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for WsBytes<S> {
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
         loop {
-            if this.pos < this.buffer.len() {
-                let n = (this.buffer.len() - this.pos).min(buf.remaining());
-                buf.put_slice(&this.buffer[this.pos..this.pos + n]);
-                this.pos += n;
+            if this.unread.read_into(buf) {
                 return Poll::Ready(Ok(()));
             }
             match ready!(Pin::new(&mut this.ws).poll_next(cx)) {
-                Some(Ok(Message::Binary(data))) => {
-                    this.buffer = data.to_vec();
-                    this.pos = 0;
-                }
+                Some(Ok(Message::Binary(data))) => this.unread.set(data.to_vec()),
                 Some(Ok(Message::Close(_))) | None => return Poll::Ready(Ok(())),
                 Some(Ok(Message::Text(_))) => {
                     return Poll::Ready(Err(io::Error::new(

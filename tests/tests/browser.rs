@@ -11,7 +11,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -49,10 +48,10 @@ fn xtask(args: &[&str]) {
     assert!(status.success(), "cargo xtask {args:?} failed");
 }
 
-/// The web client's folder, built once per test run.
+/// The web client's folder (`cargo xtask web` does nothing when it is up to
+/// date).
 fn web_build() -> PathBuf {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| xtask(&["web"]));
+    xtask(&["web"]);
     workspace().join("target/web")
 }
 
@@ -175,27 +174,15 @@ fn a_person_at_chromium_reaches_the_desktop_through_the_relay_s_one_port() {
     eprintln!("picture at {at:?} in {}", shot.display());
 
     // The relay still serves native clients while the browser session runs.
-    let ca = relay.ca();
     let native_shot = work.path().join("native.png");
-    let (code, out) = run(
-        "thin-client",
-        &[
-            "connect",
-            "--relay",
-            &relay.addr,
-            "--relay-ca",
-            ca.to_str().unwrap(),
-            "--id",
-            "native-pc",
-            "--rdp-user",
-            USER,
-            "--rdp-password",
-            PASSWORD,
-            "--host-password-file",
-            host_password_file(),
-            "--screenshot",
-            native_shot.to_str().unwrap(),
-        ],
+    let logon = (USER, PASSWORD);
+    let (code, out) = thin_client_connect(
+        &relay.addr,
+        &relay.ca(),
+        "native-pc",
+        logon,
+        &native_shot,
+        &[],
     );
     assert_eq!(code, 0, "native client next to the browser: {out}");
 

@@ -182,23 +182,14 @@ fn mailed_codes_arrive_expire_and_run_out() {
     let config = work.path().join("mail-pc.toml");
     let c = config.to_str().unwrap();
     let ca = relay.ca();
-    let (code, out) = run(
-        "thin-host",
-        &[
-            "init",
-            "--config",
-            c,
-            "--id",
-            "mail-pc",
-            "--relay",
-            &relay.addr,
-            "--relay-ca",
-            ca.to_str().unwrap(),
-            "--target",
-            &desktop_addr,
-        ],
+    init_host(
+        &config,
+        "mail-pc",
+        &relay.addr,
+        &ca,
+        Some(&desktop_addr),
+        &[],
     );
-    assert_eq!(code, 0, "{out}");
     set_host_password(&config, HOST_PASSWORD);
     let (code, out) = run(
         "thin-host",

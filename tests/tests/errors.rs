@@ -19,28 +19,8 @@ fn connect(
     password: &str,
     out: &std::path::Path,
 ) -> (i32, String) {
-    run(
-        "thin-client",
-        &[
-            "connect",
-            "--relay",
-            relay_addr,
-            "--relay-ca",
-            ca.to_str().unwrap(),
-            "--id",
-            id,
-            "--rdp-user",
-            USER,
-            "--rdp-password",
-            password,
-            "--host-password-file",
-            host_password_file(),
-            "--screenshot",
-            out.to_str().unwrap(),
-            "--frame-timeout",
-            "20",
-        ],
-    )
+    let extra = ["--frame-timeout", "20"];
+    thin_client_connect(relay_addr, ca, id, (USER, password), out, &extra)
 }
 
 /// Sends raw bytes to the relay over TLS and returns the relay's answer.

@@ -86,26 +86,7 @@ fn freerdp_shadow_server_through_relay_and_host() {
     let shot = work.path().join("shadow.png");
     let ca = relay.ca();
     let connect = |password: &str| {
-        run(
-            "thin-client",
-            &[
-                "connect",
-                "--relay",
-                &relay.addr,
-                "--relay-ca",
-                ca.to_str().unwrap(),
-                "--id",
-                "shadow-pc",
-                "--rdp-user",
-                USER,
-                "--rdp-password",
-                password,
-                "--host-password-file",
-                host_password_file(),
-                "--screenshot",
-                shot.to_str().unwrap(),
-            ],
-        )
+        thin_client_connect(&relay.addr, &ca, "shadow-pc", (USER, password), &shot, &[])
     };
 
     // The shadow server captures the display asynchronously: a session that

@@ -57,23 +57,14 @@ fn the_relay_forwards_only_ciphertext() {
     let ca = relay_dir.join(relay::CA_FILE);
     let config = work.path().join("blind-pc.toml");
     let c = config.to_str().unwrap();
-    let (code, out) = run(
-        "thin-host",
-        &[
-            "init",
-            "--config",
-            c,
-            "--id",
-            "blind-pc",
-            "--relay",
-            &relay_addr,
-            "--relay-ca",
-            ca.to_str().unwrap(),
-            "--target",
-            &desktop_addr,
-        ],
+    init_host(
+        &config,
+        "blind-pc",
+        &relay_addr,
+        &ca,
+        Some(&desktop_addr),
+        &[],
     );
-    assert_eq!(code, 0, "{out}");
     set_host_password(&config, HOST_PASSWORD);
     let (code, out) = run("thin-host", &["otp", "totp", "--config", c]);
     assert_eq!(code, 0, "{out}");

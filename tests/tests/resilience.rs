@@ -16,28 +16,11 @@ const PROXY_USER: &str = "alice";
 const PROXY_PASSWORD: &str = "s3cret-proxy";
 
 fn connect(relay: &RelayProc, id: &str, proxy: Option<&str>, shot: &Path) -> (i32, String) {
-    let ca = relay.ca();
-    let mut args = vec![
-        "connect",
-        "--relay",
-        &relay.addr,
-        "--relay-ca",
-        ca.to_str().unwrap(),
-        "--id",
-        id,
-        "--rdp-user",
-        USER,
-        "--rdp-password",
-        PASSWORD,
-        "--host-password-file",
-        host_password_file(),
-        "--screenshot",
-        shot.to_str().unwrap(),
-    ];
-    if let Some(proxy) = proxy {
-        args.extend(["--proxy", proxy]);
-    }
-    run("thin-client", &args)
+    let extra = match proxy {
+        Some(proxy) => vec!["--proxy", proxy],
+        None => Vec::new(),
+    };
+    thin_client_connect(&relay.addr, &relay.ca(), id, (USER, PASSWORD), shot, &extra)
 }
 
 /// tinyproxy on a free loopback port, requiring PROXY_USER/PROXY_PASSWORD.

@@ -11,29 +11,8 @@ const USER: &str = "dave";
 const PASSWORD: &str = "Rdp-pass-77";
 
 fn connect(relay: &RelayProc, id: &str, known_hosts: &Path, shot: &Path) -> (i32, String) {
-    let ca = relay.ca();
-    run(
-        "thin-client",
-        &[
-            "connect",
-            "--relay",
-            &relay.addr,
-            "--relay-ca",
-            ca.to_str().unwrap(),
-            "--id",
-            id,
-            "--rdp-user",
-            USER,
-            "--rdp-password",
-            PASSWORD,
-            "--host-password-file",
-            host_password_file(),
-            "--screenshot",
-            shot.to_str().unwrap(),
-            "--known-hosts",
-            known_hosts.to_str().unwrap(),
-        ],
-    )
+    let extra = ["--known-hosts", known_hosts.to_str().unwrap()];
+    thin_client_connect(&relay.addr, &relay.ca(), id, (USER, PASSWORD), shot, &extra)
 }
 
 fn fingerprint(config: &Path) -> String {
@@ -73,21 +52,7 @@ fn a_changed_host_key_is_refused_until_the_pin_is_removed() {
     host.proc.kill();
     let other = work.path().join("other.toml");
     let ca = relay.ca();
-    let (code, out) = run(
-        "thin-host",
-        &[
-            "init",
-            "--config",
-            other.to_str().unwrap(),
-            "--id",
-            "other-pc",
-            "--relay",
-            &relay.addr,
-            "--relay-ca",
-            ca.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(code, 0, "{out}");
+    init_host(&other, "other-pc", &relay.addr, &ca, None, &[]);
     let e2e_key = |config: &Path| config.with_extension("e2e.key");
     std::fs::copy(e2e_key(&other), e2e_key(&host.config)).unwrap();
     let new = fingerprint(&host.config);
@@ -159,31 +124,19 @@ impl World {
     /// `thin-client connect` with the right RDP logon and `extra` flags;
     /// the right host password unless `extra` gives another.
     fn connect(&self, extra: &[&str]) -> (i32, String) {
-        let ca = self.relay.ca();
         let shot = self.work.path().join("shot.png");
         let known = self.work.path().join("known_hosts");
-        let mut args = vec![
-            "connect",
-            "--relay",
+        let mut all = vec!["--known-hosts", known.to_str().unwrap()];
+        all.extend_from_slice(extra);
+        let ca = self.relay.ca();
+        thin_client_connect(
             &self.relay.addr,
-            "--relay-ca",
-            ca.to_str().unwrap(),
-            "--id",
+            &ca,
             &self.id,
-            "--rdp-user",
-            USER,
-            "--rdp-password",
-            PASSWORD,
-            "--screenshot",
-            shot.to_str().unwrap(),
-            "--known-hosts",
-            known.to_str().unwrap(),
-        ];
-        if !extra.contains(&"--host-password-file") {
-            args.extend(["--host-password-file", host_password_file()]);
-        }
-        args.extend_from_slice(extra);
-        run("thin-client", &args)
+            (USER, PASSWORD),
+            &shot,
+            &all,
+        )
     }
 
     /// `thin-host ARGS --config CONFIG`.
@@ -398,23 +351,14 @@ fn a_host_without_a_password_refuses_and_says_what_to_run() {
     let (_desktop, desktop_addr) = test_desktop(USER, PASSWORD);
     let config = work.path().join("bare.toml");
     let ca = relay.ca();
-    let (code, out) = run(
-        "thin-host",
-        &[
-            "init",
-            "--config",
-            config.to_str().unwrap(),
-            "--id",
-            "bare-pc",
-            "--relay",
-            &relay.addr,
-            "--relay-ca",
-            ca.to_str().unwrap(),
-            "--target",
-            &desktop_addr,
-        ],
+    init_host(
+        &config,
+        "bare-pc",
+        &relay.addr,
+        &ca,
+        Some(&desktop_addr),
+        &[],
     );
-    assert_eq!(code, 0, "{out}");
     let mut host = Proc::start("thin-host", &["run", "--config", config.to_str().unwrap()]);
     host.wait_for("no host password is set", Duration::from_secs(20));
     host.wait_for("registered; waiting for sessions", Duration::from_secs(20));

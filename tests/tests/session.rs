@@ -23,27 +23,14 @@ fn session_shows_the_picture_and_carries_input_both_ways() {
 
     // The CLI: first complete frame as PNG, timings printed.
     let shot = work.path().join("shot.png");
-    let ca = relay.ca();
-    let (code, out) = run(
-        "thin-client",
-        &[
-            "connect",
-            "--relay",
-            &relay.addr,
-            "--relay-ca",
-            ca.to_str().unwrap(),
-            // IDs are case-insensitive.
-            "--id",
-            "Office-PC",
-            "--rdp-user",
-            USER,
-            "--rdp-password",
-            PASSWORD,
-            "--host-password-file",
-            host_password_file(),
-            "--screenshot",
-            shot.to_str().unwrap(),
-        ],
+    // IDs are case-insensitive.
+    let (code, out) = thin_client_connect(
+        &relay.addr,
+        &relay.ca(),
+        "Office-PC",
+        (USER, PASSWORD),
+        &shot,
+        &[],
     );
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("pairing_ms="), "{out}");
@@ -157,30 +144,15 @@ fn a_shared_folder_reaches_the_remote_pc_only_when_its_host_allows_it() {
     std::fs::write(folder.join("hello-from-home.txt"), "こんにちは").unwrap();
     let ca = relay.ca();
     let shot = work.path().join("shot.png");
+    let share = ["--share", folder.to_str().unwrap(), "--hold", "3"];
     let connect = || {
-        run(
-            "thin-client",
-            &[
-                "connect",
-                "--relay",
-                &relay.addr,
-                "--relay-ca",
-                ca.to_str().unwrap(),
-                "--id",
-                "share-pc",
-                "--rdp-user",
-                USER,
-                "--rdp-password",
-                PASSWORD,
-                "--host-password-file",
-                host_password_file(),
-                "--screenshot",
-                shot.to_str().unwrap(),
-                "--share",
-                folder.to_str().unwrap(),
-                "--hold",
-                "3",
-            ],
+        thin_client_connect(
+            &relay.addr,
+            &ca,
+            "share-pc",
+            (USER, PASSWORD),
+            &shot,
+            &share,
         )
     };
 

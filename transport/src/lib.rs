@@ -7,6 +7,7 @@
 pub mod framed;
 pub mod prefixed;
 pub mod secure;
+pub mod unread;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod dial;
@@ -16,3 +17,4 @@ pub mod tls;
 pub use framed::{FramedIo, ReadFrameError};
 pub use prefixed::Prefixed;
 pub use secure::SecureStream;
+pub use unread::Unread;

@@ -6,19 +6,19 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::Unread;
+
 /// Replays `prefix` before reading from `inner`; writes go straight through.
 /// Used when a framed connection turns into a raw pipe mid-buffer.
 pub struct Prefixed<S> {
-    prefix: Vec<u8>,
-    pos: usize,
+    prefix: Unread,
     inner: S,
 }
 
 impl<S> Prefixed<S> {
     pub fn new(prefix: Vec<u8>, inner: S) -> Self {
         Self {
-            prefix,
-            pos: 0,
+            prefix: Unread::new(prefix),
             inner,
         }
     }
@@ -34,15 +34,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        if self.pos < self.prefix.len() {
-            let rest = &self.prefix[self.pos..];
-            let n = rest.len().min(buf.remaining());
-            buf.put_slice(&rest[..n]);
-            self.pos += n;
-            if self.pos == self.prefix.len() {
-                self.prefix = Vec::new();
-                self.pos = 0;
-            }
+        if self.prefix.read_into(buf) {
             return Poll::Ready(Ok(()));
         }
         Pin::new(&mut self.inner).poll_read(cx, buf)

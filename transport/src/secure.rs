@@ -10,14 +10,15 @@ use proto::channel::{Channel, MAX_PLAINTEXT};
 use proto::{encode_frame, FrameDecoder};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::Unread;
+
 pub struct SecureStream<S> {
     inner: S,
     channel: Channel,
     /// Ciphertext frames received but not yet complete.
     incoming: FrameDecoder,
     /// Opened plaintext not yet read by the caller.
-    plain: Vec<u8>,
-    plain_pos: usize,
+    plain: Unread,
     /// A sealed frame not yet fully written to `inner`.
     outgoing: Vec<u8>,
     out_pos: usize,
@@ -38,8 +39,7 @@ impl<S> SecureStream<S> {
             inner,
             channel,
             incoming,
-            plain: Vec::new(),
-            plain_pos: 0,
+            plain: Unread::default(),
             outgoing: Vec::new(),
             out_pos: 0,
             read_eof: false,
@@ -77,15 +77,11 @@ impl<S: AsyncRead + Unpin> AsyncRead for SecureStream<S> {
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
         loop {
-            if this.plain_pos < this.plain.len() {
-                let n = (this.plain.len() - this.plain_pos).min(buf.remaining());
-                buf.put_slice(&this.plain[this.plain_pos..this.plain_pos + n]);
-                this.plain_pos += n;
+            if this.plain.read_into(buf) {
                 return Poll::Ready(Ok(()));
             }
             if let Some(frame) = this.incoming.next_frame().map_err(invalid)? {
-                this.plain = this.channel.open(&frame).map_err(invalid)?;
-                this.plain_pos = 0;
+                this.plain.set(this.channel.open(&frame).map_err(invalid)?);
                 continue;
             }
             if this.read_eof {

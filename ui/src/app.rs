@@ -694,10 +694,15 @@ impl ThinApp {
     /// Returns true when the screen changed.
     fn ended(&mut self, ui: &mut Ui, conn: &Connection) -> bool {
         ui.heading(self.t(T::SessionEnded));
+        self.retry_or_back(ui, &conn.entry)
+    }
+
+    /// The ways out of an ended connection. True when the screen changed.
+    fn retry_or_back(&mut self, ui: &mut Ui, entry: &Entry) -> bool {
         let mut changed = false;
         ui.horizontal(|ui| {
             if ui.button(self.t(T::Retry)).clicked() {
-                self.reconnect(&conn.entry, ui.ctx());
+                self.connect_entry(entry.clone(), ui.ctx());
                 changed = true;
             }
             if ui.button(self.t(T::Back)).clicked() {
@@ -706,10 +711,6 @@ impl ThinApp {
             }
         });
         changed
-    }
-
-    fn reconnect(&mut self, entry: &Entry, ctx: &egui::Context) {
-        self.connect_entry(entry.clone(), ctx);
     }
 
     /// The failure, what to do next, and the way out. True when the screen changed.
@@ -758,18 +759,7 @@ impl ThinApp {
             .show(ui, |ui| {
                 ui.label(RichText::new(&explained.detail).monospace())
             });
-        let mut changed = false;
-        ui.horizontal(|ui| {
-            if ui.button(self.t(T::Retry)).clicked() {
-                self.reconnect(&conn.entry, ui.ctx());
-                changed = true;
-            }
-            if ui.button(self.t(T::Back)).clicked() {
-                self.screen = Screen::List;
-                changed = true;
-            }
-        });
-        changed
+        self.retry_or_back(ui, &conn.entry)
     }
 }
 

@@ -159,6 +159,13 @@ fn next_command(shared: &Arc<Mutex<Shared>>) -> Command {
         .expect("the app sent a command")
 }
 
+/// Every command the app has sent so far.
+fn drain_commands(shared: &Arc<Mutex<Shared>>) -> Vec<Command> {
+    let mut shared = shared.lock().unwrap();
+    let commands = &mut shared.remote.as_mut().unwrap().commands;
+    std::iter::from_fn(|| commands.try_recv().ok()).collect()
+}
+
 fn answer(shared: &Arc<Mutex<Shared>>) -> Answer {
     loop {
         if let Command::Answer(answer) = next_command(shared) {
@@ -446,15 +453,7 @@ fn the_session_shows_the_picture_and_sends_input() {
     harness.run_steps(4);
     let mut typed = Vec::new();
     let mut keys = Vec::new();
-    while let Ok(command) = shared
-        .lock()
-        .unwrap()
-        .remote
-        .as_mut()
-        .unwrap()
-        .commands
-        .try_recv()
-    {
+    for command in drain_commands(&shared) {
         match command {
             Command::Unicode { ch, down: true } => typed.push(ch),
             Command::Key {
@@ -472,15 +471,7 @@ fn the_session_shows_the_picture_and_sends_input() {
     harness.get_by_label("Henkan").click();
     harness.run_steps(4);
     let mut henkan = false;
-    while let Ok(command) = shared
-        .lock()
-        .unwrap()
-        .remote
-        .as_mut()
-        .unwrap()
-        .commands
-        .try_recv()
-    {
+    for command in drain_commands(&shared) {
         henkan |= matches!(
             command,
             Command::Key {
@@ -495,15 +486,7 @@ fn the_session_shows_the_picture_and_sends_input() {
     harness.get_by_label("Disconnect").click();
     harness.run_steps(4);
     let mut disconnected = false;
-    while let Ok(command) = shared
-        .lock()
-        .unwrap()
-        .remote
-        .as_mut()
-        .unwrap()
-        .commands
-        .try_recv()
-    {
+    for command in drain_commands(&shared) {
         disconnected |= matches!(command, Command::Disconnect);
     }
     assert!(disconnected);

@@ -23,21 +23,27 @@ mod app {
             // the user, as the desktop app's window title does.
             if self.app.title() != self.title {
                 self.title = self.app.title().to_owned();
-                if let Some(document) = web_sys::window().and_then(|w| w.document()) {
+                if let Some(document) = document() {
                     document.set_title(&self.title);
                 }
             }
         }
     }
 
+    fn document() -> Option<web_sys::Document> {
+        web_sys::window().and_then(|w| w.document())
+    }
+
+    fn element(id: &str) -> Option<web_sys::Element> {
+        document().and_then(|d| d.get_element_by_id(id))
+    }
+
     /// Starts the app on the page's `<canvas id="thin">`.
     #[wasm_bindgen(start)]
     pub fn start() {
         wasm_bindgen_futures::spawn_local(async {
-            let canvas = web_sys::window()
-                .and_then(|w| w.document())
-                .and_then(|d| d.get_element_by_id("thin"))
-                .and_then(|e| e.dyn_into::<web_sys::HtmlCanvasElement>().ok());
+            let canvas =
+                element("thin").and_then(|e| e.dyn_into::<web_sys::HtmlCanvasElement>().ok());
             let Some(canvas) = canvas else {
                 web_sys::console::error_1(&"no <canvas id=\"thin\"> on the page".into());
                 return;
@@ -56,10 +62,7 @@ mod app {
                     }),
                 )
                 .await;
-            let loading = web_sys::window()
-                .and_then(|w| w.document())
-                .and_then(|d| d.get_element_by_id("loading"));
-            match (started, loading) {
+            match (started, element("loading")) {
                 (Ok(()), Some(loading)) => loading.remove(),
                 (Err(e), loading) => {
                     web_sys::console::error_1(&e);

@@ -12,6 +12,7 @@ use std::task::{Context, Poll, Waker};
 
 use send_wrapper::SendWrapper;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use transport::Unread;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast as _;
 use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
@@ -37,8 +38,7 @@ struct Inner {
     socket: WebSocket,
     inbox: Rc<RefCell<Inbox>>,
     /// Unread part of the current message.
-    current: Vec<u8>,
-    pos: usize,
+    unread: Unread,
     _callbacks: [Closure<dyn FnMut(JsEvent)>; 4],
 }
 
@@ -121,8 +121,7 @@ impl WsStream {
             inner: SendWrapper::new(Inner {
                 socket,
                 inbox,
-                current: Vec::new(),
-                pos: 0,
+                unread: Unread::default(),
                 _callbacks: [on_open, on_message, on_close, on_error],
             }),
         })
@@ -156,17 +155,13 @@ impl AsyncRead for WsStream {
     ) -> Poll<io::Result<()>> {
         let inner = &mut *self.inner;
         loop {
-            if inner.pos < inner.current.len() {
-                let n = (inner.current.len() - inner.pos).min(buf.remaining());
-                buf.put_slice(&inner.current[inner.pos..inner.pos + n]);
-                inner.pos += n;
+            if inner.unread.read_into(buf) {
                 return Poll::Ready(Ok(()));
             }
             let mut inbox = inner.inbox.borrow_mut();
             if let Some(message) = inbox.messages.pop_front() {
                 drop(inbox);
-                inner.current = message;
-                inner.pos = 0;
+                inner.unread.set(message);
                 continue;
             }
             if inbox.closed.is_some() {

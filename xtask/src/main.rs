@@ -86,16 +86,12 @@ fn font() -> anyhow::Result<()> {
         .map(|c| format!("U+{:04X}", u32::from(*c)))
         .collect();
     let out = root().join(FONT_OUT);
-    let status = Command::new("/usr/bin/python3")
+    run(Command::new("/usr/bin/python3")
         .args(["-m", "fontTools.subset", NOTO_CJK, "--font-number=0"])
         .arg(format!("--unicodes={}", unicodes.join(",")))
         .arg(format!("--output-file={}", out.display()))
-        .args(["--layout-features=*", "--name-IDs=*"])
-        .status()
-        .context("cannot run python3 -m fontTools.subset")?;
-    if !status.success() {
-        bail!("fontTools.subset failed");
-    }
+        .args(["--layout-features=*", "--name-IDs=*"]))
+    .context("python3 -m fontTools.subset failed")?;
     let size = std::fs::metadata(&out)?.len();
     println!(
         "{} characters → {} ({} KiB)",
@@ -149,40 +145,53 @@ fn profile_dir(profile: &str) -> &str {
     }
 }
 
+/// Runs `cmd`; the error names the program when it cannot start or fails.
+fn run(cmd: &mut Command) -> anyhow::Result<()> {
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot run {:?}", cmd.get_program()))?;
+    if !status.success() {
+        bail!("{:?} failed ({status})", cmd.get_program());
+    }
+    Ok(())
+}
+
+/// Cargo with Debian's rustc, which builds std itself for targets rustup may
+/// not have here (RECIPES.md), in its own target dir so the native build's
+/// cache stays valid.
+fn debian_cargo(target_dir: &str) -> Command {
+    let mut cmd = Command::new("/usr/bin/cargo");
+    cmd.current_dir(root())
+        .env("RUSTC", "/usr/bin/rustc")
+        .env("RUSTC_BOOTSTRAP", "1")
+        .env("CARGO_TARGET_DIR", root().join(target_dir));
+    cmd
+}
+
 fn cargo_build(profile: &str, windows: bool) -> anyhow::Result<PathBuf> {
     let mut cmd = if windows {
-        // Debian's rustc builds std for Windows itself (RECIPES.md).
-        let mut cmd = Command::new("/usr/bin/cargo");
-        cmd.env("RUSTC", "/usr/bin/rustc")
-            .env("RUSTC_BOOTSTRAP", "1")
-            .env(
-                "CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER",
-                "x86_64-w64-mingw32-gcc",
-            )
-            .env("CARGO_TARGET_DIR", root().join("target/windows"))
-            .args(["build", "--target", WINDOWS, "-Zbuild-std=std,panic_abort"]);
+        let mut cmd = debian_cargo("target/windows");
+        cmd.env(
+            "CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER",
+            "x86_64-w64-mingw32-gcc",
+        )
+        .args(["build", "--target", WINDOWS, "-Zbuild-std=std,panic_abort"]);
         cmd
     } else {
         let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.arg("build");
+        cmd.current_dir(root()).arg("build");
         cmd
     };
-    let status = cmd
-        .current_dir(root())
-        .args([
-            "--locked",
-            "--profile",
-            profile,
-            "-p",
-            "desktop",
-            "--bin",
-            "thin-desktop",
-        ])
-        .status()
-        .context("cannot run cargo")?;
-    if !status.success() {
-        bail!("building thin-desktop failed");
-    }
+    run(cmd.args([
+        "--locked",
+        "--profile",
+        profile,
+        "-p",
+        "desktop",
+        "--bin",
+        "thin-desktop",
+    ]))
+    .context("building thin-desktop failed")?;
     Ok(if windows {
         root()
             .join("target/windows")
@@ -258,25 +267,19 @@ fn dist(args: &[String]) -> anyhow::Result<()> {
     if options.exe.is_some() && options.linux == options.windows {
         bail!("--exe needs --only linux or --only windows");
     }
-    if options.linux {
+    for (os, wanted, windows) in [
+        ("linux", options.linux, false),
+        ("windows", options.windows, true),
+    ] {
+        if !wanted {
+            continue;
+        }
         let exe = match &options.exe {
             Some(exe) => exe.clone(),
-            None => cargo_build(&options.profile, false)?,
+            None => cargo_build(&options.profile, windows)?,
         };
-        println!(
-            "{}",
-            pack(&exe, "linux", options.profile == "release")?.display()
-        );
-    }
-    if options.windows {
-        let exe = match &options.exe {
-            Some(exe) => exe.clone(),
-            None => cargo_build(&options.profile, true)?,
-        };
-        println!(
-            "{}",
-            pack(&exe, "windows", options.profile == "release")?.display()
-        );
+        let zip = pack(&exe, os, options.profile == "release")?;
+        println!("{}", zip.display());
     }
     Ok(())
 }

@@ -10,11 +10,13 @@ use std::process::Command;
 
 use anyhow::{bail, Context as _};
 
-use crate::root;
+use crate::{debian_cargo, root, run};
 
 const TARGET: &str = "wasm32-unknown-unknown";
 /// The cargo profile of the wasm build (see the workspace Cargo.toml).
 const PROFILE: &str = "web";
+/// Records how `out` was made.
+const STAMP: &str = ".built-with";
 
 pub struct WebOptions {
     pub out: PathBuf,
@@ -41,7 +43,9 @@ pub fn options(args: &[String]) -> anyhow::Result<WebOptions> {
 pub fn build(options: &WebOptions) -> anyhow::Result<()> {
     let wasm = cargo_build()?;
     let out = &options.out;
-    if up_to_date(&wasm, out) {
+    let optimise = !options.no_opt && wasm_opt_works();
+    let stamp = format!("wasm-opt: {optimise}\n");
+    if up_to_date(&wasm, out, &stamp) {
         println!("{}: up to date", out.display());
         return Ok(());
     }
@@ -62,7 +66,7 @@ pub fn build(options: &WebOptions) -> anyhow::Result<()> {
         .arg(out)
         .arg(&wasm))?;
     let module = out.join("web_bg.wasm");
-    if !options.no_opt && wasm_opt_works() {
+    if optimise {
         run(Command::new("wasm-opt")
             .arg("-Oz")
             // The features rustc enables for wasm32 by default.
@@ -80,6 +84,8 @@ pub fn build(options: &WebOptions) -> anyhow::Result<()> {
             .arg(&module))
         .context("wasm-opt comes from Debian's binaryen package")?;
     }
+    // How the module was made (hidden: the relay does not serve it).
+    std::fs::write(out.join(STAMP), stamp)?;
     let module_bytes = std::fs::metadata(&module)?.len();
     copy_static(out, module_bytes)?;
     let mut gzipped = 0;
@@ -98,13 +104,16 @@ pub fn build(options: &WebOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Whether `out` was made from this module and the current page files
-/// (wasm-opt takes a while; tests call this command every run).
-fn up_to_date(wasm: &Path, out: &Path) -> bool {
+/// Whether `out` was made from this module, the current page files and the
+/// same `stamp` (wasm-opt takes a while; tests call this command every run).
+fn up_to_date(wasm: &Path, out: &Path, stamp: &str) -> bool {
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let Some(made) = modified(&out.join("web_bg.wasm.gz")) else {
         return false;
     };
+    if std::fs::read_to_string(out.join(STAMP)).ok().as_deref() != Some(stamp) {
+        return false;
+    }
     let mut inputs = vec![wasm.to_owned()];
     if let Ok(entries) = std::fs::read_dir(root().join("web/static")) {
         inputs.extend(entries.flatten().map(|e| e.path()));
@@ -159,16 +168,6 @@ fn wasm_opt_works() -> bool {
     }
 }
 
-fn run(cmd: &mut Command) -> anyhow::Result<()> {
-    let status = cmd
-        .status()
-        .with_context(|| format!("cannot run {:?}", cmd.get_program()))?;
-    if !status.success() {
-        bail!("{:?} failed ({status})", cmd.get_program());
-    }
-    Ok(())
-}
-
 /// Builds the `web` crate for wasm32 in its own target dir (so the native
 /// build's cache stays valid) and returns the module.
 fn cargo_build() -> anyhow::Result<PathBuf> {
@@ -189,11 +188,8 @@ fn cargo_build() -> anyhow::Result<PathBuf> {
 /// own target dir (so the native build's cache stays valid). Builds and
 /// tests share the profile, so the tests reuse the built dependencies.
 fn wasm_cargo(command: &str) -> Command {
-    let mut cmd = Command::new("/usr/bin/cargo");
-    cmd.current_dir(root())
-        .env("RUSTC", "/usr/bin/rustc")
-        .env("RUSTC_BOOTSTRAP", "1")
-        .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER", "wasm-ld")
+    let mut cmd = debian_cargo("target/wasm");
+    cmd.env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER", "wasm-ld")
         // SIMD (every current browser has it) lets the text renderer's
         // vector code (fearless_simd in vello_cpu) compile to one small
         // variant instead of a large scalar fallback. For a smaller
@@ -204,7 +200,6 @@ fn wasm_cargo(command: &str) -> Command {
             "--cfg getrandom_backend=\"wasm_js\" -Ctarget-feature=+simd128 -Zlocation-detail=none \
              -Zfmt-debug=shallow",
         )
-        .env("CARGO_TARGET_DIR", root().join("target/wasm"))
         .args([
             command,
             "--locked",

@@ -227,6 +227,40 @@ pub fn set_host_password(config: &Path, password: &str) {
 }
 
 /// Runs a command to completion (bounded) and returns (code, stdout+stderr).
+/// `thin-client connect` to `id` through the relay at `relay_addr` (trusting
+/// `ca`), logging on to Windows as `logon` (user, password) and saving the
+/// first frame to `shot`, then `extra` flags. The test host password is
+/// given unless `extra` has its own `--host-password-file`.
+pub fn thin_client_connect(
+    relay_addr: &str,
+    ca: &Path,
+    id: &str,
+    logon: (&str, &str),
+    shot: &Path,
+    extra: &[&str],
+) -> (i32, String) {
+    let mut args = vec![
+        "connect",
+        "--relay",
+        relay_addr,
+        "--relay-ca",
+        ca.to_str().unwrap(),
+        "--id",
+        id,
+        "--rdp-user",
+        logon.0,
+        "--rdp-password",
+        logon.1,
+        "--screenshot",
+        shot.to_str().unwrap(),
+    ];
+    if !extra.contains(&"--host-password-file") {
+        args.extend(["--host-password-file", host_password_file()]);
+    }
+    args.extend_from_slice(extra);
+    run("thin-client", &args)
+}
+
 pub fn run(name: &str, args: &[&str]) -> (i32, String) {
     let mut p = Proc::start(name, args);
     p.wait_exit(Duration::from_secs(60))
@@ -270,6 +304,36 @@ impl RelayProc {
     }
 }
 
+/// `thin-host init` of `config` for `id` at the relay `relay_addr` (trusting
+/// `ca`), forwarding to `target` if given, with `extra` arguments. No host
+/// password is set.
+pub fn init_host(
+    config: &Path,
+    id: &str,
+    relay_addr: &str,
+    ca: &Path,
+    target: Option<&str>,
+    extra: &[&str],
+) {
+    let mut args = vec![
+        "init",
+        "--config",
+        config.to_str().unwrap(),
+        "--id",
+        id,
+        "--relay",
+        relay_addr,
+        "--relay-ca",
+        ca.to_str().unwrap(),
+    ];
+    if let Some(target) = target {
+        args.extend(["--target", target]);
+    }
+    args.extend_from_slice(extra);
+    let (code, out) = run("thin-host", &args);
+    assert_eq!(code, 0, "{out}");
+}
+
 /// A host configured for `id`, forwarding to `target`.
 pub struct HostProc {
     pub config: PathBuf,
@@ -290,26 +354,9 @@ impl HostProc {
         extra: &[&str],
     ) -> Self {
         let config = dir.join(format!("{id}-{}.toml", std::process::id()));
-        let c = config.to_str().unwrap();
-        let ca = relay.ca();
-        let mut args = vec![
-            "init",
-            "--config",
-            c,
-            "--id",
-            id,
-            "--relay",
-            &relay.addr,
-            "--relay-ca",
-            ca.to_str().unwrap(),
-            "--target",
-            target,
-        ];
-        args.extend_from_slice(extra);
-        let (code, out) = run("thin-host", &args);
-        assert_eq!(code, 0, "{out}");
+        init_host(&config, id, &relay.addr, &relay.ca(), Some(target), extra);
         set_host_password(&config, HOST_PASSWORD);
-        let mut proc = Proc::start("thin-host", &["run", "--config", c]);
+        let mut proc = Proc::start("thin-host", &["run", "--config", config.to_str().unwrap()]);
         proc.wait_for("registered; waiting for sessions", Duration::from_secs(20));
         Self { config, proc }
     }
