@@ -5,7 +5,6 @@
 #![cfg(target_arch = "wasm32")]
 
 use client_core::{KnownHosts, PinStore};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use ui::{Entry, Platform, Settings};
 use wasm_bindgen_test::*;
 use web::platform::{BrowserPins, WebPlatform};
@@ -96,19 +95,18 @@ async fn an_unreachable_relay_is_an_error_not_a_hang() {
     );
 }
 
-/// The runner serves the test page over HTTP on loopback; a WebSocket to
-/// it is refused by its server (it speaks no WebSocket), which must read
-/// as a clean end, and writes after that must fail rather than vanish.
+/// The runner serves the test page over HTTP on loopback; its server speaks
+/// no WebSocket, so the upgrade is refused: an error, not a hang or a stream
+/// that looks open.
 #[wasm_bindgen_test]
-async fn a_refused_upgrade_ends_the_stream() {
+async fn a_refused_upgrade_is_an_error() {
     let host = web_sys::window().unwrap().location().host().unwrap();
-    match WsStream::connect(&format!("ws://{host}/ws")).await {
-        Err(e) => assert!(!e.is_empty()),
-        Ok(mut stream) => {
-            let mut buf = [0u8; 16];
-            let n = stream.read(&mut buf).await.unwrap();
-            assert_eq!(n, 0);
-            assert!(stream.write_all(b"hello").await.is_err());
-        }
-    }
+    let err = match WsStream::connect(&format!("ws://{host}/ws")).await {
+        Ok(_) => panic!("a server without WebSocket support was connected to"),
+        Err(e) => e,
+    };
+    assert!(
+        err.contains("cannot be reached") || err.contains("closed"),
+        "{err}"
+    );
 }
