@@ -107,7 +107,7 @@ impl Platform for NativePlatform {
         self.storage.dir.display().to_string()
     }
 
-    fn system_fonts(&self) -> Vec<ui::fonts::SystemFont> {
+    fn fonts(&self) -> Vec<ui::fonts::FontFile> {
         system_cjk_font().into_iter().collect()
     }
 
@@ -146,13 +146,13 @@ const CJK_FONTS: &[(&str, u32)] = &[
     ("/usr/share/fonts/truetype/takao-gothic/TakaoPGothic.ttf", 0),
 ];
 
-fn system_cjk_font() -> Option<ui::fonts::SystemFont> {
+fn system_cjk_font() -> Option<ui::fonts::FontFile> {
     CJK_FONTS.iter().find_map(|(path, index)| {
         let data = std::fs::read(path).ok()?;
         tracing::info!(font = path, "system font for typed Japanese text");
-        Some(ui::fonts::SystemFont {
+        Some(ui::fonts::FontFile {
             name: format!("system:{path}"),
-            data,
+            data: std::sync::Arc::new(data),
             index: *index,
         })
     })

@@ -178,6 +178,7 @@ fn static_file(dir: &Path, path: &str, gzip_ok: bool) -> Option<(PathBuf, &'stat
         Some("svg") => "image/svg+xml",
         Some("ico") => "image/x-icon",
         Some("json") => "application/json",
+        Some("otf") => "font/otf",
         _ => "application/octet-stream",
     };
     if gzip_ok {

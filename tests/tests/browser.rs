@@ -17,15 +17,8 @@ use base64::Engine as _;
 use common::*;
 use sha2::Digest as _;
 
-const PROGRAMS: &[&str] = &[
-    "chromium",
-    "chromedriver",
-    "node",
-    "npm",
-    "oathtool",
-    "wasm-opt",
-];
-const PACKAGES: &str = "chromium chromium-driver nodejs npm oathtool binaryen";
+const PROGRAMS: &[&str] = &["chromium", "chromedriver", "node", "npm", "oathtool"];
+const PACKAGES: &str = "chromium chromium-driver nodejs npm oathtool";
 const USER: &str = "hanako";
 const PASSWORD: &str = "Web-Rdp-58";
 
@@ -48,11 +41,30 @@ fn xtask(args: &[&str]) {
     assert!(status.success(), "cargo xtask {args:?} failed");
 }
 
+/// One cargo at a time on the wasm build (both tests here need it, and
+/// the first one installs wasm-bindgen-cli).
+static WASM_BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// The web client's folder (`cargo xtask web` does nothing when it is up to
 /// date).
 fn web_build() -> PathBuf {
+    let _one = WASM_BUILD.lock().unwrap_or_else(|e| e.into_inner());
     xtask(&["web"]);
     workspace().join("target/web")
+}
+
+/// The pieces that only run in a browser (storage of settings and host
+/// keys, the WebSocket stream), tested inside headless Chromium by
+/// `wasm-bindgen-test` (web/tests/in_browser.rs); they reuse the web
+/// build's compiled crates.
+#[test]
+fn the_browser_only_pieces_pass_their_tests_in_chromium() {
+    if !real_peer_programs(PROGRAMS, PACKAGES) {
+        return;
+    }
+    web_build();
+    let _one = WASM_BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    xtask(&["web-test"]);
 }
 
 /// playwright-core from the lockfile in tests/browser (npm registry).

@@ -51,6 +51,7 @@ fn web_folder(dir: &Path) {
     std::fs::write(dir.join("index.html"), "<!DOCTYPE html><title>thin</title>").unwrap();
     std::fs::write(dir.join("web_bg.wasm"), b"\0asm-plain").unwrap();
     std::fs::write(dir.join("web_bg.wasm.gz"), b"gzipped-wasm").unwrap();
+    std::fs::write(dir.join("NotoSansJP-ui.otf"), b"OTTO-font").unwrap();
 }
 
 #[test]
@@ -84,6 +85,11 @@ fn the_relay_serves_files_and_a_websocket_beside_native_hosts() {
         let (head, body) = http(&relay, b"GET /web_bg.wasm HTTP/1.1\r\n\r\n").await;
         assert!(!head.contains("Content-Encoding"), "{head}");
         assert_eq!(body, b"\0asm-plain");
+
+        // The UI's font, which the loader fetches beside the module.
+        let (head, body) = http(&relay, b"GET /NotoSansJP-ui.otf HTTP/1.1\r\n\r\n").await;
+        assert!(head.contains("Content-Type: font/otf"), "{head}");
+        assert_eq!(body, b"OTTO-font");
 
         // HEAD: the length of the file, no body.
         let (head, body) = http(&relay, b"HEAD / HTTP/1.1\r\n\r\n").await;

@@ -195,7 +195,7 @@ impl ThinApp {
         if !self.fonts_installed {
             // Applies to this pass already: nothing was laid out yet.
             ui.ctx()
-                .set_fonts(crate::fonts::definitions(self.platform.system_fonts()));
+                .set_fonts(crate::fonts::definitions(self.platform.fonts()));
             self.fonts_installed = true;
         }
         if let Some(i) = self.pending_connect.take() {

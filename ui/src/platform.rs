@@ -56,9 +56,10 @@ pub trait Platform {
         None
     }
 
-    /// CJK fonts of the system, for Japanese the user types (the UI's own
-    /// text is covered by the bundled font).
-    fn system_fonts(&self) -> Vec<crate::fonts::SystemFont> {
+    /// Fonts after the bundled one (or instead of it, without feature
+    /// `bundled-font`): the desktop's system CJK font for Japanese the user
+    /// types, the browser's fetched copy of the UI font.
+    fn fonts(&self) -> Vec<crate::fonts::FontFile> {
         Vec::new()
     }
 

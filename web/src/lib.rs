@@ -11,6 +11,8 @@ pub mod socket;
 mod app {
     use wasm_bindgen::prelude::*;
 
+    use crate::platform::WebPlatform;
+
     struct WebApp {
         app: ui::ThinApp,
         title: String,
@@ -38,43 +40,43 @@ mod app {
         document().and_then(|d| d.get_element_by_id(id))
     }
 
-    /// Starts the app on the page's `<canvas id="thin">`.
-    #[wasm_bindgen(start)]
-    pub fn start() {
-        wasm_bindgen_futures::spawn_local(async {
-            let canvas =
-                element("thin").and_then(|e| e.dyn_into::<web_sys::HtmlCanvasElement>().ok());
-            let Some(canvas) = canvas else {
-                web_sys::console::error_1(&"no <canvas id=\"thin\"> on the page".into());
-                return;
-            };
-            let runner = eframe::WebRunner::new();
-            let started = runner
-                .start(
-                    canvas,
-                    eframe::WebOptions::default(),
-                    Box::new(|_cc| {
-                        let app = ui::ThinApp::new(Box::new(crate::platform::WebPlatform));
-                        Ok(Box::new(WebApp {
-                            app,
-                            title: String::new(),
-                        }))
-                    }),
-                )
-                .await;
-            match (started, element("loading")) {
-                (Ok(()), Some(loading)) => loading.remove(),
-                (Err(e), loading) => {
-                    web_sys::console::error_1(&e);
-                    if let Some(loading) = loading {
-                        loading.set_text_content(Some(
-                            "このブラウザーでは画面を表示できませんでした (WebGL が使えません)。 \
-                             / This browser cannot show the client (WebGL is not available).",
-                        ));
-                    }
+    /// Starts the app on the page's `<canvas id="thin">`. `ui_font` is the
+    /// UI's font subset, which the page's loader fetches while the module
+    /// downloads (it is a file of its own so the two arrive at once).
+    #[wasm_bindgen]
+    pub async fn run(ui_font: Vec<u8>) {
+        let canvas = element("thin").and_then(|e| e.dyn_into::<web_sys::HtmlCanvasElement>().ok());
+        let Some(canvas) = canvas else {
+            web_sys::console::error_1(&"no <canvas id=\"thin\"> on the page".into());
+            return;
+        };
+        let platform = WebPlatform::new(ui_font);
+        let runner = eframe::WebRunner::new();
+        let started = runner
+            .start(
+                canvas,
+                eframe::WebOptions::default(),
+                Box::new(move |_cc| {
+                    let app = ui::ThinApp::new(Box::new(platform));
+                    Ok(Box::new(WebApp {
+                        app,
+                        title: String::new(),
+                    }))
+                }),
+            )
+            .await;
+        match (started, element("loading")) {
+            (Ok(()), Some(loading)) => loading.remove(),
+            (Err(e), loading) => {
+                web_sys::console::error_1(&e);
+                if let Some(loading) = loading {
+                    loading.set_text_content(Some(
+                        "このブラウザーでは画面を表示できませんでした (WebGL が使えません)。 \
+                         / This browser cannot show the client (WebGL is not available).",
+                    ));
                 }
-                (Ok(()), None) => {}
             }
-        });
+            (Ok(()), None) => {}
+        }
     }
 }

@@ -12,6 +12,7 @@ use client_core::{
 };
 use proto::ComputerId;
 use transport::{FramedIo, Prefixed, SecureStream};
+use ui::fonts::FontFile;
 use ui::{Availability, Entry, Platform, Settings, T};
 
 use crate::socket::WsStream;
@@ -84,7 +85,26 @@ impl Opener<Channel> for WebOpener {
     }
 }
 
-pub struct WebPlatform;
+/// The browser's platform.
+#[derive(Default)]
+pub struct WebPlatform {
+    /// The UI's font, fetched by the page beside the module (the browser
+    /// itself draws characters it lacks, such as rarer kanji users type).
+    ui_font: Option<FontFile>,
+}
+
+impl WebPlatform {
+    pub fn new(ui_font: Vec<u8>) -> Self {
+        let ui_font = FontFile {
+            name: "noto-sans-jp-ui".to_owned(),
+            data: Arc::new(ui_font),
+            index: 0,
+        };
+        Self {
+            ui_font: Some(ui_font),
+        }
+    }
+}
 
 impl Platform for WebPlatform {
     fn load_settings(&self) -> Result<Settings, String> {
@@ -130,7 +150,15 @@ impl Platform for WebPlatform {
     }
 
     fn storage_location(&self) -> String {
-        format!("this browser ({})", page_host())
+        // The browser's own name for it, the same in either language.
+        let origin = web_sys::window()
+            .and_then(|w| w.location().origin().ok())
+            .unwrap_or_default();
+        format!("localStorage ({origin})")
+    }
+
+    fn fonts(&self) -> Vec<FontFile> {
+        self.ui_font.iter().cloned().collect()
     }
 
     fn locale(&self) -> String {

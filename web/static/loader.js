@@ -1,7 +1,7 @@
 // Loads the web client (web.js + web_bg.wasm from `cargo xtask web`) and
 // shows how much of the .wasm has arrived. Kept out of index.html because the
 // relay's Content-Security-Policy allows no inline scripts.
-import init from "./web.js";
+import init, { run } from "./web.js";
 
 const bar = document.getElementById("progress");
 const text = document.getElementById("progress-text");
@@ -42,9 +42,20 @@ async function fetchWithProgress(url) {
   return new Response(counted, { headers: { "Content-Type": "application/wasm" } });
 }
 
+async function fetchBytes(url) {
+  const response = await fetch(url);
+  if (!response.ok) {
+    throw new Error(url + ": HTTP " + response.status);
+  }
+  return new Uint8Array(await response.arrayBuffer());
+}
+
 if (typeof WebAssembly !== "object") {
   showError("WebAssembly");
 } else {
+  // The UI's font downloads beside the module, not inside it.
+  const uiFont = fetchBytes(new URL("NotoSansJP-ui.otf", import.meta.url));
   init({ module_or_path: fetchWithProgress(new URL("web_bg.wasm", import.meta.url)) })
+    .then(async () => run(await uiFont))
     .catch((e) => showError(String(e)));
 }

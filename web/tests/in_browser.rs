@@ -37,7 +37,7 @@ fn pins_survive_in_browser_storage() {
         client_core::known_hosts::HostKeyCheck::Known
     ));
 
-    WebPlatform.forget_pin(PIN).unwrap();
+    WebPlatform::default().forget_pin(PIN).unwrap();
     assert_eq!(BrowserPins.load().unwrap(), KnownHosts::default());
 }
 
@@ -60,7 +60,10 @@ fn damaged_pins_are_reported_not_dropped() {
 #[wasm_bindgen_test]
 fn settings_survive_in_browser_storage() {
     clear_storage();
-    assert_eq!(WebPlatform.load_settings().unwrap(), Settings::default());
+    assert_eq!(
+        WebPlatform::default().load_settings().unwrap(),
+        Settings::default()
+    );
     let mut settings = Settings::default();
     settings.connections.push(Entry {
         name: "会社のPC".into(),
@@ -68,16 +71,16 @@ fn settings_survive_in_browser_storage() {
         ..Entry::default()
     });
     settings.width = 1280;
-    WebPlatform.save_settings(&settings).unwrap();
-    assert_eq!(WebPlatform.load_settings().unwrap(), settings);
+    WebPlatform::default().save_settings(&settings).unwrap();
+    assert_eq!(WebPlatform::default().load_settings().unwrap(), settings);
 }
 
 #[wasm_bindgen_test]
 fn the_relay_is_the_page_s_own_origin() {
     let host = web_sys::window().unwrap().location().host().unwrap();
-    assert_eq!(WebPlatform.fixed_relay(), Some(host));
+    assert_eq!(WebPlatform::default().fixed_relay(), Some(host));
     assert!(matches!(
-        WebPlatform.drive_sharing(),
+        WebPlatform::default().drive_sharing(),
         ui::Availability::Unavailable(ui::T::ShareInBrowser)
     ));
 }

@@ -7,7 +7,7 @@
 //!   runs with no install and keeps everything beside itself. The Windows
 //!   build needs Debian's `rustc-web cargo-web rust-web-src
 //!   gcc-mingw-w64-x86-64` (see RECIPES.md).
-//! - `web [--out DIR] [--no-opt]`: build the browser client into
+//! - `web [--out DIR]`: build the browser client into
 //!   `target/web` (or DIR), the folder `thin-relay serve --web` serves;
 //!   prints the gzipped size of the module (see `web.rs`).
 //! - `web-test`: the web crate's wasm-bindgen tests in headless Chromium.
@@ -43,7 +43,7 @@ fn main() -> anyhow::Result<()> {
         Some("web-test") => web::test(),
         _ => bail!(
             "usage: cargo xtask font | dist [--profile release|dev] [--only linux|windows] \
-             | web [--out DIR] [--no-opt] | web-test"
+             | web [--out DIR] | web-test"
         ),
     }
 }
