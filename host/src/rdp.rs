@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use ironrdp_rdcleanpath::{RDCleanPath, RDCleanPathPdu};
 use proto::session::SessionReply;
+use proto::x224;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{ring as provider, WebPkiSupportedAlgorithms};
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
@@ -25,8 +26,6 @@ use transport::{FramedIo, Prefixed};
 use crate::service::reply;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// An X.224 Connection Confirm is tiny; anything bigger is not RDP.
-const MAX_X224_LEN: usize = 1024;
 
 async fn connect_target(target: &str) -> Result<TcpStream, String> {
     let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target))
@@ -153,18 +152,13 @@ async fn handshake(
 
 /// Reads one TPKT packet (X.224 Connection Confirm).
 async fn read_tpkt(tcp: &mut TcpStream) -> std::io::Result<Vec<u8>> {
-    let mut header = [0u8; 4];
+    let mut header = [0u8; x224::TPKT_HEADER_LEN];
     tcp.read_exact(&mut header).await?;
-    let len = usize::from(u16::from_be_bytes([header[2], header[3]]));
-    if header[0] != 3 || !(4..=MAX_X224_LEN).contains(&len) {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "not an RDP server",
-        ));
-    }
+    let len = x224::tpkt_len(header)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
     let mut packet = header.to_vec();
     packet.resize(len, 0);
-    tcp.read_exact(&mut packet[4..]).await?;
+    tcp.read_exact(&mut packet[x224::TPKT_HEADER_LEN..]).await?;
     Ok(packet)
 }
 

@@ -11,6 +11,7 @@ pub mod id;
 pub mod pairing;
 pub mod relay;
 pub mod session;
+pub mod x224;
 
 pub use frame::{encode_frame, FrameDecoder, FrameError, MAX_FRAME_LEN};
 pub use id::{ComputerId, IdError};

@@ -61,27 +61,12 @@ where
         Ok(Err(e)) => return bad_request(&mut stream, peer, &e).await,
         Err(_) => return Ok(None),
     };
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut request = httparse::Request::new(&mut headers);
-    match request.parse(&head) {
-        Ok(httparse::Status::Complete(_)) => {}
-        Ok(httparse::Status::Partial) => {
-            return bad_request(&mut stream, peer, &"incomplete").await
-        }
+    let request = match parse_request(&head) {
+        Ok(request) => request,
         Err(e) => return bad_request(&mut stream, peer, &e).await,
-    }
-    let method = request.method.unwrap_or("");
-    let path = request.path.unwrap_or("/");
-    let path = path.split(['?', '#']).next().unwrap_or("/");
-    let header = |name: &str| {
-        request
-            .headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| String::from_utf8_lossy(h.value).into_owned())
     };
-    let upgrade = header("upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    if path == "/ws" && upgrade {
+    let (method, path) = (request.method.as_str(), request.path.as_str());
+    if path == "/ws" && request.websocket {
         // Hand the whole request to the WebSocket handshake.
         let config = WebSocketConfig::default()
             .max_message_size(Some(MAX_WS_MESSAGE))
@@ -109,8 +94,7 @@ where
         respond(&mut stream, 404, "text/plain", body, None, false).await?;
         return Ok(None);
     };
-    let gzip_ok = header("accept-encoding").is_some_and(|v| v.contains("gzip"));
-    match static_file(dir, path, gzip_ok) {
+    match static_file(dir, path, request.gzip_ok) {
         Some((file, content_type, gzipped)) => {
             // Off the runtime's threads: the module is megabytes.
             let body = tokio::fs::read(&file).await?;
@@ -137,6 +121,43 @@ where
     Ok(None)
 }
 
+/// What the relay needs of a browser's request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub method: String,
+    /// Without query or fragment.
+    pub path: String,
+    /// Asks to upgrade to a WebSocket.
+    pub websocket: bool,
+    /// Takes gzip-compressed bodies.
+    pub gzip_ok: bool,
+}
+
+/// Parses a request head (up to and including its blank line).
+pub fn parse_request(head: &[u8]) -> Result<Request, String> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    match request.parse(head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => return Err("incomplete".to_owned()),
+        Err(e) => return Err(e.to_string()),
+    }
+    let header = |name: &str| {
+        request
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| String::from_utf8_lossy(h.value).into_owned())
+    };
+    let path = request.path.unwrap_or("/");
+    Ok(Request {
+        method: request.method.unwrap_or("").to_owned(),
+        path: path.split(['?', '#']).next().unwrap_or("/").to_owned(),
+        websocket: header("upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket")),
+        gzip_ok: header("accept-encoding").is_some_and(|v| v.contains("gzip")),
+    })
+}
+
 /// Reads up to the end of the request head (bounded).
 async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> io::Result<Vec<u8>> {
     let mut head = Vec::with_capacity(1024);
@@ -157,10 +178,9 @@ async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> io::Result<Vec<u8>> 
     Ok(head)
 }
 
-/// The file for a URL path, its content type, and whether it is the
-/// gzip-compressed copy. Only plain names below `dir`: no `..`, no hidden
-/// files, no backslashes.
-fn static_file(dir: &Path, path: &str, gzip_ok: bool) -> Option<(PathBuf, &'static str, bool)> {
+/// The file below `dir` that a URL path names: plain names only (no `..`,
+/// no hidden files, no backslashes, no drive letters).
+pub fn file_for(dir: &Path, path: &str) -> Option<PathBuf> {
     let path = if path == "/" { "/index.html" } else { path };
     let mut file = dir.to_owned();
     for part in path.split('/').filter(|p| !p.is_empty()) {
@@ -169,6 +189,13 @@ fn static_file(dir: &Path, path: &str, gzip_ok: bool) -> Option<(PathBuf, &'stat
         }
         file.push(part);
     }
+    Some(file)
+}
+
+/// The file for a URL path, its content type, and whether it is the
+/// gzip-compressed copy.
+fn static_file(dir: &Path, path: &str, gzip_ok: bool) -> Option<(PathBuf, &'static str, bool)> {
+    let file = file_for(dir, path)?;
     let content_type = match file.extension().and_then(|e| e.to_str()) {
         Some("html") => "text/html; charset=utf-8",
         Some("js") => "text/javascript; charset=utf-8",

@@ -146,16 +146,7 @@ async fn proxy_connect(
         let byte = stream.read_u8().await.map_err(unreachable)?;
         header.push(byte);
     }
-    let status_line = header
-        .split(|b| *b == b'\n')
-        .next()
-        .map(|l| String::from_utf8_lossy(l).trim().to_owned())
-        .ok_or(DialError::ProxyMalformed)?;
-    let code = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse::<u16>().ok())
-        .ok_or(DialError::ProxyMalformed)?;
+    let (code, status_line) = proxy_status(&header)?;
     match code {
         200..=299 => Ok(()),
         // 407 is the standard answer; some proxies (tinyproxy) send 401.
@@ -168,6 +159,22 @@ async fn proxy_connect(
             status: status_line,
         }),
     }
+}
+
+/// The status code and status line of a proxy's answer to CONNECT
+/// (`HTTP/1.1 200 Connection established`).
+pub fn proxy_status(header: &[u8]) -> Result<(u16, String), DialError> {
+    let status_line = header
+        .split(|b| *b == b'\n')
+        .next()
+        .map(|l| String::from_utf8_lossy(l).trim().to_owned())
+        .ok_or(DialError::ProxyMalformed)?;
+    let code = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse::<u16>().ok())
+        .ok_or(DialError::ProxyMalformed)?;
+    Ok((code, status_line))
 }
 
 #[cfg(test)]
@@ -183,5 +190,13 @@ mod tests {
         assert_eq!(Proxy::parse("http://proxy:8080").unwrap().auth, None);
         assert!(Proxy::parse("socks5://proxy:1080").is_err());
         assert!(Proxy::parse("proxy:8080").is_err());
+    }
+
+    #[test]
+    fn proxy_answers() {
+        let (code, line) = proxy_status(b"HTTP/1.1 407 Proxy Auth\r\nX: y\r\n\r\n").unwrap();
+        assert_eq!((code, line.as_str()), (407, "HTTP/1.1 407 Proxy Auth"));
+        assert!(proxy_status(b"HTTP/1.1 abc\r\n\r\n").is_err());
+        assert!(proxy_status(b"\r\n\r\n").is_err());
     }
 }

@@ -22,6 +22,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context as _};
 
+mod fuzz;
 mod web;
 
 const NOTO_CJK: &str = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc";
@@ -41,9 +42,10 @@ fn main() -> anyhow::Result<()> {
         Some("dist") => dist(&args[1..]),
         Some("web") => web::build(&web::options(&args[1..])?),
         Some("web-test") => web::test(),
+        Some("fuzz") => fuzz::run_all(&fuzz::options(&args[1..])?),
         _ => bail!(
             "usage: cargo xtask font | dist [--profile release|dev] [--only linux|windows] \
-             | web [--out DIR] | web-test"
+             | web [--out DIR] | web-test | fuzz [--seconds N] [TARGET...]"
         ),
     }
 }
@@ -146,6 +148,29 @@ fn profile_dir(profile: &str) -> &str {
 }
 
 /// Runs `cmd`; the error names the program when it cannot start or fails.
+/// `bin` of crate `krate` at exactly `version`, installed into
+/// target/tools on first use.
+fn tool(krate: &str, bin: &str, version: &str) -> anyhow::Result<PathBuf> {
+    let tools = root().join("target/tools");
+    let path = tools.join("bin").join(bin);
+    let installed = Command::new(&path)
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8(out.stdout).ok());
+    // "wasm-bindgen 0.2.130", "cargo-fuzz 0.13.2"
+    if installed.is_some_and(|text| text.split_whitespace().nth(1) == Some(version)) {
+        return Ok(path);
+    }
+    println!("installing {krate} {version} into {}", tools.display());
+    run(
+        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["install", krate, "--force", "--version", version, "--root"])
+            .arg(&tools),
+    )?;
+    Ok(path)
+}
+
 fn run(cmd: &mut Command) -> anyhow::Result<()> {
     let status = cmd
         .status()

@@ -207,36 +207,7 @@ fn locked_wasm_bindgen() -> anyhow::Result<String> {
 /// `wasm-bindgen` of the locked version, installed under `target/tools`
 /// the first time (about 3.5 minutes).
 pub fn wasm_bindgen_cli() -> anyhow::Result<PathBuf> {
-    let version = locked_wasm_bindgen()?;
-    let tools = root().join("target/tools");
-    let bin = tools.join("bin/wasm-bindgen");
-    if installed_version(&bin).as_deref() == Some(version.as_str()) {
-        return Ok(bin);
-    }
-    println!(
-        "installing wasm-bindgen-cli {version} into {}",
-        tools.display()
-    );
-    run(
-        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args([
-                "install",
-                "wasm-bindgen-cli",
-                "--force",
-                "--version",
-                &version,
-                "--root",
-            ])
-            .arg(&tools),
-    )?;
-    Ok(bin)
-}
-
-fn installed_version(bin: &Path) -> Option<String> {
-    let out = Command::new(bin).arg("--version").output().ok()?;
-    // "wasm-bindgen 0.2.130"
-    let text = String::from_utf8(out.stdout).ok()?;
-    Some(text.split_whitespace().nth(1)?.to_owned())
+    crate::tool("wasm-bindgen-cli", "wasm-bindgen", &locked_wasm_bindgen()?)
 }
 
 /// The page and its loader, with the module's size for the progress bar.
