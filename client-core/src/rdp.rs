@@ -364,9 +364,11 @@ where
 
     /// Reads and applies the next PDU from the server.
     pub async fn next_events(&mut self) -> Result<Vec<SessionEvent>, ConnectError> {
-        let (action, payload) = self.framed.read_pdu().await.map_err(|e| {
-            ConnectError::ConnectionLost(format!("the remote desktop connection closed ({e})"))
-        })?;
+        let (action, payload) = self
+            .framed
+            .read_pdu()
+            .await
+            .map_err(|e| ConnectError::ConnectionLost(lost(&e)))?;
         let outputs = self
             .stage
             .process(&mut self.image, action, &payload, None)
@@ -495,6 +497,21 @@ where
     pub async fn disconnect(mut self) -> Result<(), ConnectError> {
         let outputs = self.stage.graceful_shutdown().map_err(rdp_err)?;
         self.apply(outputs).await.map(drop)
+    }
+}
+
+/// Why a running session's connection broke, in plain words. A dropped
+/// connection looks the same whether the office PC went away or the relay
+/// restarted, so both are named.
+fn lost(e: &std::io::Error) -> String {
+    use std::io::ErrorKind::*;
+    match e.kind() {
+        UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe => {
+            "the connection to the office PC broke off (the PC may have been switched off \
+             or disconnected, or the relay restarted); connect again"
+                .to_owned()
+        }
+        _ => format!("the connection to the office PC failed ({e})"),
     }
 }
 

@@ -1,0 +1,105 @@
+//! The relay under test, in a process of its own: started by the bench as
+//! `thin-bench relay-child --dir DIR`, it prints its address on stdout and
+//! serves until it is killed.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use relay::{Limits, Relay, RelayConfig};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+pub async fn serve(dir: PathBuf) -> anyhow::Result<()> {
+    let config = RelayConfig {
+        dir,
+        listen: "127.0.0.1:0".parse()?,
+        limits: Limits {
+            // Every simulated peer comes from 127.0.0.1.
+            max_conns_per_ip: usize::MAX,
+            // Idle hosts do not ping while they are counted.
+            heartbeat_timeout: Duration::from_secs(600),
+            ..Limits::default()
+        },
+        web_dir: None,
+        web_cert: None,
+        tap: None,
+    };
+    let relay = Relay::bind(config).await?;
+    println!("{}", relay.local_addr());
+    relay.run().await
+}
+
+/// A running relay child; killed when dropped.
+pub struct RelayProcess {
+    child: Child,
+    pub addr: SocketAddr,
+    pub ca: PathBuf,
+}
+
+impl RelayProcess {
+    /// Starts a relay whose registry already binds `bindings` (computer
+    /// ID, Ed25519 public key): hosts enrolled before, as in steady state.
+    pub async fn start(dir: &Path, bindings: &[(String, Vec<u8>)]) -> anyhow::Result<Self> {
+        relay::init(dir, &["127.0.0.1".to_owned()])?;
+        let hosts: serde_json::Map<String, serde_json::Value> = bindings
+            .iter()
+            .map(|(id, key)| (id.clone(), serde_json::json!(key)))
+            .collect();
+        let registry = serde_json::json!({ "hosts": hosts });
+        std::fs::write(dir.join("hosts.json"), serde_json::to_vec(&registry)?)?;
+
+        let mut child = Command::new(std::env::current_exe()?)
+            .args(["relay-child", "--dir"])
+            .arg(dir)
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .context("cannot start the relay child")?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let mut line = String::new();
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            BufReader::new(stdout).read_line(&mut line),
+        )
+        .await
+        .context("the relay child did not start in 20 s")??;
+        let addr = line
+            .trim()
+            .parse()
+            .with_context(|| format!("the relay child said {line:?}"))?;
+        Ok(Self {
+            child,
+            addr,
+            ca: dir.join(relay::CA_FILE),
+        })
+    }
+
+    /// Resident memory of the relay process, in bytes.
+    pub fn rss(&self) -> anyhow::Result<u64> {
+        let pid = self.child.id().context("the relay child exited")?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .context("no VmRSS in /proc/PID/status")?;
+        Ok(kib * 1024)
+    }
+}
+
+/// Thousands of simulated hosts need as many sockets: take the hard limit.
+pub fn raise_fd_limit() {
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    unsafe {
+        let mut limit = std::mem::zeroed::<libc::rlimit>();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}

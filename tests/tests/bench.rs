@@ -1,0 +1,48 @@
+//! thin-bench produces every figure with its baseline (at its smallest
+//! sizes: this checks that the measurements run, not how fast anything is;
+//! the figures themselves are in docs/performance.md).
+
+mod common;
+
+use std::process::Command;
+
+use common::bin;
+
+const FIGURES: &[&str] = &[
+    "relay_throughput_mbps_1",
+    "direct_tls_throughput_mbps_1",
+    "relay_throughput_ratio_1",
+    "relay_throughput_mbps_16",
+    "direct_tls_throughput_mbps_16",
+    "relay_throughput_ratio_16",
+    "relay_rtt_us_p50",
+    "relay_rtt_us_p99",
+    "direct_rtt_us_p50",
+    "direct_rtt_us_p99",
+    "pairings_per_s",
+    "direct_tls_connects_per_s",
+    "relay_rss_bytes_no_hosts",
+    "relay_rss_bytes_idle_hosts",
+    "idle_host_bytes",
+];
+
+#[test]
+fn the_bench_prints_every_figure_beside_its_baseline() {
+    let out = Command::new(bin("thin-bench"))
+        .arg("--quick")
+        .output()
+        .expect("thin-bench runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for name in FIGURES {
+        let value = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("no {name} in:\n{stdout}"));
+        let value: f64 = value.parse().unwrap_or_else(|_| panic!("{name}={value}"));
+        assert!(value > 0.0, "{name}={value}");
+    }
+    let lines = stdout.lines().count();
+    assert_eq!(lines, FIGURES.len(), "one line per figure:\n{stdout}");
+}

@@ -1,0 +1,174 @@
+//! Faults under way: the office PC's host dies in the middle of a session,
+//! the relay restarts while a session runs, and a thousand idle or
+//! half-open connections sit on the relay while a person connects.
+
+mod common;
+
+use std::io::Write as _;
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use common::*;
+
+const USER: &str = "dai";
+const PASSWORD: &str = "Fault-T0lerant";
+
+/// A `thin-client connect` that stays in the session for a minute after
+/// its first frame.
+fn session(relay: &RelayProc, id: &str, shot: &std::path::Path) -> Proc {
+    let ca = relay.ca();
+    let mut proc = Proc::start(
+        "thin-client",
+        &[
+            "connect",
+            "--relay",
+            &relay.addr,
+            "--relay-ca",
+            ca.to_str().unwrap(),
+            "--id",
+            id,
+            "--rdp-user",
+            USER,
+            "--rdp-password",
+            PASSWORD,
+            "--screenshot",
+            shot.to_str().unwrap(),
+            "--host-password-file",
+            host_password_file(),
+            "--hold",
+            "60",
+        ],
+    );
+    proc.wait_for("first_frame_ms=", Duration::from_secs(60));
+    proc
+}
+
+/// The last line a failed client printed (its one-line error).
+fn last_line(out: &str) -> &str {
+    out.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("")
+}
+
+#[test]
+fn a_host_killed_mid_session_is_reported_to_the_client() {
+    let work = tempfile::tempdir().unwrap();
+    let relay = RelayProc::start(&[]);
+    let (_desktop, desktop_addr) = test_desktop(USER, PASSWORD);
+    let mut host = HostProc::start(work.path(), &relay, "fragile-pc", &desktop_addr);
+    let mut client = session(&relay, "fragile-pc", &work.path().join("shot.png"));
+
+    host.proc.kill();
+    let (code, out) = client.wait_exit(Duration::from_secs(30));
+    assert_ne!(code, 0, "the client took a dead host for a normal end:\n{out}");
+    let line = last_line(&out);
+    eprintln!("the client said: {line}");
+    assert!(line.contains("thin-client: "), "{out}");
+    assert!(line.contains("broke off"), "{line}");
+}
+
+#[test]
+fn the_relay_restarting_under_a_session_is_reported_and_both_ends_come_back() {
+    let work = tempfile::tempdir().unwrap();
+    let mut relay = RelayProc::start(&[]);
+    let (_desktop, desktop_addr) = test_desktop(USER, PASSWORD);
+    let mut host = HostProc::start(work.path(), &relay, "steady-pc", &desktop_addr);
+    let shot = work.path().join("shot.png");
+    let mut client = session(&relay, "steady-pc", &shot);
+
+    relay.restart();
+    let (code, out) = client.wait_exit(Duration::from_secs(30));
+    assert_ne!(code, 0, "the client took a relay restart for a normal end:\n{out}");
+    eprintln!("the client said: {}", last_line(&out));
+    assert!(last_line(&out).contains("thin-client: "), "{out}");
+
+    // The host registers again by itself; the person connects again.
+    host.proc
+        .wait_for("registered; waiting for sessions", Duration::from_secs(30));
+    let mut last = String::new();
+    for _ in 0..40 {
+        let (code, out) = thin_client_connect(
+            &relay.addr,
+            &relay.ca(),
+            "steady-pc",
+            (USER, PASSWORD),
+            &shot,
+            &[],
+        );
+        if code == 0 {
+            assert!(find_picture(&shot).is_some(), "no picture after reconnecting");
+            return;
+        }
+        last = out;
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    panic!("could not connect again after the relay restarted: {last}");
+}
+
+/// A thousand sockets held open on the relay from 20 loopback addresses
+/// (under the relay's 64-per-address limit): half never speak, half send
+/// the first bytes of a TLS ClientHello and stall.
+fn idle_connections(relay: &str) -> Vec<TcpStream> {
+    let relay: SocketAddr = relay.parse().unwrap();
+    let mut held = Vec::new();
+    for i in 0..1000u32 {
+        let source: SocketAddr = format!("127.0.{}.{}:0", 1 + i % 20 / 10, 2 + i % 10)
+            .parse()
+            .unwrap();
+        let socket = match source {
+            SocketAddr::V4(_) => socket2::Socket::new(
+                socket2::Domain::IPV4,
+                socket2::Type::STREAM,
+                None,
+            )
+            .unwrap(),
+            SocketAddr::V6(_) => unreachable!(),
+        };
+        socket.bind(&source.into()).unwrap();
+        socket
+            .connect_timeout(&relay.into(), Duration::from_secs(5))
+            .unwrap();
+        let mut stream: TcpStream = socket.into();
+        if i % 2 == 1 {
+            // A TLS record header and the start of a ClientHello.
+            stream.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]).unwrap();
+        }
+        held.push(stream);
+    }
+    held
+}
+
+#[test]
+fn a_thousand_idle_connections_do_not_stop_a_session() {
+    raise_fd_limit();
+    let work = tempfile::tempdir().unwrap();
+    let relay = RelayProc::start(&[]);
+    let (_desktop, desktop_addr) = test_desktop(USER, PASSWORD);
+    let _host = HostProc::start(work.path(), &relay, "busy-pc", &desktop_addr);
+    let held = idle_connections(&relay.addr);
+
+    let shot = work.path().join("shot.png");
+    let (code, out) = thin_client_connect(
+        &relay.addr,
+        &relay.ca(),
+        "busy-pc",
+        (USER, PASSWORD),
+        &shot,
+        &[],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(find_picture(&shot).is_some(), "no picture");
+    assert_eq!(held.len(), 1000);
+}
+
+/// This test holds a thousand sockets, the relay as many: take the hard
+/// limit on open files (children inherit it).
+fn raise_fd_limit() {
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    unsafe {
+        let mut limit = std::mem::zeroed::<libc::rlimit>();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
