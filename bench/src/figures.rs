@@ -91,14 +91,18 @@ pub async fn run_all(sizes: &Sizes) -> anyhow::Result<()> {
         controls = back;
         let direct_mbps = direct_throughput(&direct, &relay, sessions, bytes).await?;
         figure(&format!("relay_throughput_mbps_{sessions}"), through_relay);
-        figure(&format!("direct_tls_throughput_mbps_{sessions}"), direct_mbps);
+        figure(
+            &format!("direct_tls_throughput_mbps_{sessions}"),
+            direct_mbps,
+        );
         println!(
             "relay_throughput_ratio_{sessions}={:.3}",
             through_relay / direct_mbps
         );
     }
 
-    let (relay_rtt, spare) = relay_round_trips(&relay, &hosts[SESSION_COUNTS[1]], spare, sizes).await?;
+    let (relay_rtt, spare) =
+        relay_round_trips(&relay, &hosts[SESSION_COUNTS[1]], spare, sizes).await?;
     let direct_rtt = direct_round_trips(&direct, &relay, sizes).await?;
     for (name, mut samples) in [("relay", relay_rtt), ("direct", direct_rtt)] {
         samples.sort_unstable();

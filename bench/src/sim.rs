@@ -65,8 +65,8 @@ impl Host {
     pub fn new(n: usize) -> anyhow::Result<Self> {
         let rng = ring::rand::SystemRandom::new();
         let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| anyhow::anyhow!("keygen"))?;
-        let key = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
-            .map_err(|_| anyhow::anyhow!("bad key"))?;
+        let key =
+            Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|_| anyhow::anyhow!("bad key"))?;
         Ok(Self {
             id: ComputerId::parse(&format!("bench-pc-{n}"))?,
             key,

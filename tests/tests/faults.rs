@@ -45,7 +45,10 @@ fn session(relay: &RelayProc, id: &str, shot: &std::path::Path) -> Proc {
 
 /// The last line a failed client printed (its one-line error).
 fn last_line(out: &str) -> &str {
-    out.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("")
+    out.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
 }
 
 #[test]
@@ -58,7 +61,10 @@ fn a_host_killed_mid_session_is_reported_to_the_client() {
 
     host.proc.kill();
     let (code, out) = client.wait_exit(Duration::from_secs(30));
-    assert_ne!(code, 0, "the client took a dead host for a normal end:\n{out}");
+    assert_ne!(
+        code, 0,
+        "the client took a dead host for a normal end:\n{out}"
+    );
     let line = last_line(&out);
     eprintln!("the client said: {line}");
     assert!(line.contains("thin-client: "), "{out}");
@@ -76,7 +82,10 @@ fn the_relay_restarting_under_a_session_is_reported_and_both_ends_come_back() {
 
     relay.restart();
     let (code, out) = client.wait_exit(Duration::from_secs(30));
-    assert_ne!(code, 0, "the client took a relay restart for a normal end:\n{out}");
+    assert_ne!(
+        code, 0,
+        "the client took a relay restart for a normal end:\n{out}"
+    );
     eprintln!("the client said: {}", last_line(&out));
     assert!(last_line(&out).contains("thin-client: "), "{out}");
 
@@ -94,7 +103,10 @@ fn the_relay_restarting_under_a_session_is_reported_and_both_ends_come_back() {
             &[],
         );
         if code == 0 {
-            assert!(find_picture(&shot).is_some(), "no picture after reconnecting");
+            assert!(
+                find_picture(&shot).is_some(),
+                "no picture after reconnecting"
+            );
             return;
         }
         last = out;
@@ -114,12 +126,9 @@ fn idle_connections(relay: &str) -> Vec<TcpStream> {
             .parse()
             .unwrap();
         let socket = match source {
-            SocketAddr::V4(_) => socket2::Socket::new(
-                socket2::Domain::IPV4,
-                socket2::Type::STREAM,
-                None,
-            )
-            .unwrap(),
+            SocketAddr::V4(_) => {
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap()
+            }
             SocketAddr::V6(_) => unreachable!(),
         };
         socket.bind(&source.into()).unwrap();
@@ -129,7 +138,9 @@ fn idle_connections(relay: &str) -> Vec<TcpStream> {
         let mut stream: TcpStream = socket.into();
         if i % 2 == 1 {
             // A TLS record header and the start of a ClientHello.
-            stream.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]).unwrap();
+            stream
+                .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+                .unwrap();
         }
         held.push(stream);
     }
