@@ -45,22 +45,39 @@ fn shadow_server(xvfb: &Xvfb, dir: &Path) -> (Proc, String) {
     assert!(hash.status.success(), "winpr-hash failed");
     std::fs::write(&sam, hash.stdout).unwrap();
 
-    let port = free_port();
-    let proc = Proc::start_cmd(
-        "freerdp-shadow-cli",
-        Command::new("freerdp-shadow-cli")
-            .args([
-                "/bind-address:127.0.0.1",
-                &format!("/port:{port}"),
-                "-auth",
-                "/sec:nla",
-                &format!("/sam-file:{}", sam.display()),
-            ])
-            .env("DISPLAY", &xvfb.display)
-            .env("HOME", dir),
-    );
-    let addr = format!("127.0.0.1:{port}");
-    wait_listening(&addr, Duration::from_secs(20));
+    // Seen here once in many runs: the shadow server fails to open a display
+    // that answers xset; it is started again (at most three times).
+    let mut attempts = 0;
+    let (proc, addr) = loop {
+        attempts += 1;
+        let port = free_port();
+        let mut proc = Proc::start_cmd(
+            "freerdp-shadow-cli",
+            Command::new("freerdp-shadow-cli")
+                .args([
+                    "/bind-address:127.0.0.1",
+                    &format!("/port:{port}"),
+                    "-auth",
+                    "/sec:nla",
+                    &format!("/sam-file:{}", sam.display()),
+                ])
+                .env("DISPLAY", &xvfb.display)
+                .env("HOME", dir),
+        );
+        let addr = format!("127.0.0.1:{port}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(&addr).is_err() && !proc.exited() {
+            assert!(std::time::Instant::now() < deadline, "nothing listens on {addr}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if !proc.exited() {
+            break (proc, addr);
+        }
+        let (_, out) = proc.wait_exit(Duration::from_secs(5));
+        assert!(attempts < 3, "freerdp-shadow-cli did not start:\n{out}");
+        eprintln!("freerdp-shadow-cli ended at start (attempt {attempts}); again:\n{out}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
     // Painted once the server watches the display, so that it sees the change.
     let [r, g, b] = ROOT_COLOUR;
     let status = Command::new("xsetroot")

@@ -144,6 +144,11 @@ impl Proc {
         }
     }
 
+    /// Whether the process has ended (without waiting).
+    pub fn exited(&mut self) -> bool {
+        !matches!(self.child.try_wait(), Ok(None))
+    }
+
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -495,8 +500,22 @@ impl Xvfb {
                 break n;
             }
         };
+        let display = format!(":{number}");
+        // Ready by its own account; make sure clients really get in (a
+        // shadow server that cannot open the display does not retry).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !Command::new("xset")
+            .args(["-display", &display, "q"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+        {
+            assert!(Instant::now() < deadline, "Xvfb {display} takes no clients");
+            std::thread::sleep(Duration::from_millis(100));
+        }
         Self {
-            display: format!(":{number}"),
+            display,
             _proc: proc,
         }
     }
