@@ -22,6 +22,8 @@ pub struct Sizes {
     pub pairing_time: Duration,
     /// Idle hosts registered for the memory figure.
     pub idle_hosts: usize,
+    /// Throughput runs of each kind; the median is reported.
+    pub rounds: usize,
 }
 
 impl Sizes {
@@ -32,6 +34,7 @@ impl Sizes {
             round_trips: 5_000,
             pairing_time: Duration::from_secs(3),
             idle_hosts: 10_000,
+            rounds: 3,
         }
     }
 
@@ -42,6 +45,7 @@ impl Sizes {
             round_trips: 100,
             pairing_time: Duration::from_millis(300),
             idle_hosts: 100,
+            rounds: 1,
         }
     }
 }
@@ -86,10 +90,15 @@ pub async fn run_all(sizes: &Sizes) -> anyhow::Result<()> {
         } else {
             sizes.per_session_of_16_bytes
         };
-        let (through_relay, back) =
-            relay_throughput(&relay, &hosts, controls, sessions, bytes).await?;
-        controls = back;
-        let direct_mbps = direct_throughput(&direct, &relay, sessions, bytes).await?;
+        // Alternating, so both see the same machine; medians of the runs.
+        let (mut relayed, mut direct_runs) = (Vec::new(), Vec::new());
+        for _ in 0..sizes.rounds.max(1) {
+            let (mbps, back) = relay_throughput(&relay, &hosts, controls, sessions, bytes).await?;
+            controls = back;
+            relayed.push(mbps);
+            direct_runs.push(direct_throughput(&direct, &relay, sessions, bytes).await?);
+        }
+        let (through_relay, direct_mbps) = (median(relayed), median(direct_runs));
         figure(&format!("relay_throughput_mbps_{sessions}"), through_relay);
         figure(
             &format!("direct_tls_throughput_mbps_{sessions}"),
@@ -122,6 +131,11 @@ pub async fn run_all(sizes: &Sizes) -> anyhow::Result<()> {
     let per_host = full.saturating_sub(empty) / sizes.idle_hosts.max(1) as u64;
     bytes_figure("idle_host_bytes", per_host);
     Ok(())
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_unstable_by(f64::total_cmp);
+    values[values.len() / 2]
 }
 
 fn percentile(sorted_us: &[u64], p: usize) -> f64 {

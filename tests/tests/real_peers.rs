@@ -67,7 +67,10 @@ fn shadow_server(xvfb: &Xvfb, dir: &Path) -> (Proc, String) {
         let addr = format!("127.0.0.1:{port}");
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(&addr).is_err() && !proc.exited() {
-            assert!(std::time::Instant::now() < deadline, "nothing listens on {addr}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nothing listens on {addr}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         if !proc.exited() {
