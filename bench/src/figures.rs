@@ -172,6 +172,20 @@ async fn send(mut pipe: BoxPipe, bytes: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Sends `bytes` down every pipe at once; returns how long until the last
+/// transfer was acknowledged.
+async fn send_all(pipes: Vec<BoxPipe>, bytes: u64) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let mut senders = JoinSet::new();
+    for pipe in pipes {
+        senders.spawn(send(pipe, bytes));
+    }
+    while let Some(sent) = senders.join_next().await {
+        sent??;
+    }
+    Ok(started.elapsed())
+}
+
 fn mbps(bytes: u64, took: Duration) -> f64 {
     bytes as f64 * 8.0 / took.as_secs_f64() / 1e6
 }
@@ -203,15 +217,7 @@ async fn relay_throughput(
     for host in &hosts[..sessions] {
         pipes.push(sim::pair(relay, &host.id).await?);
     }
-    let started = Instant::now();
-    let mut senders = JoinSet::new();
-    for pipe in pipes {
-        senders.spawn(send(pipe, bytes));
-    }
-    while let Some(sent) = senders.join_next().await {
-        sent??;
-    }
-    let took = started.elapsed();
+    let took = send_all(pipes, bytes).await?;
     let mut controls = Vec::new();
     while let Some(control) = receivers.join_next().await {
         controls.push(control??);
@@ -242,15 +248,7 @@ async fn direct_throughput(
         let tls = sim::tls_connect(direct.addr, &relay.tls).await?;
         pipes.push(Box::new(tls) as BoxPipe);
     }
-    let started = Instant::now();
-    let mut senders = JoinSet::new();
-    for pipe in pipes {
-        senders.spawn(send(pipe, bytes));
-    }
-    while let Some(sent) = senders.join_next().await {
-        sent??;
-    }
-    let took = started.elapsed();
+    let took = send_all(pipes, bytes).await?;
     receivers.await??;
     Ok(mbps(bytes * sessions as u64, took))
 }

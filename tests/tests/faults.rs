@@ -16,29 +16,11 @@ const PASSWORD: &str = "Fault-T0lerant";
 /// A `thin-client connect` that stays in the session for a minute after
 /// its first frame.
 fn session(relay: &RelayProc, id: &str, shot: &std::path::Path) -> Proc {
-    let ca = relay.ca();
-    let mut proc = Proc::start(
-        "thin-client",
-        &[
-            "connect",
-            "--relay",
-            &relay.addr,
-            "--relay-ca",
-            ca.to_str().unwrap(),
-            "--id",
-            id,
-            "--rdp-user",
-            USER,
-            "--rdp-password",
-            PASSWORD,
-            "--screenshot",
-            shot.to_str().unwrap(),
-            "--host-password-file",
-            host_password_file(),
-            "--hold",
-            "60",
-        ],
-    );
+    let logon = (USER, PASSWORD);
+    let hold = ["--hold", "60"];
+    let args = thin_client_connect_args(&relay.addr, &relay.ca(), id, logon, shot, &hold);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut proc = Proc::start("thin-client", &args);
     proc.wait_for("first_frame_ms=", Duration::from_secs(60));
     proc
 }

@@ -244,6 +244,20 @@ pub fn thin_client_connect(
     shot: &Path,
     extra: &[&str],
 ) -> (i32, String) {
+    let args = thin_client_connect_args(relay_addr, ca, id, logon, shot, extra);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run("thin-client", &args)
+}
+
+/// The arguments of [`thin_client_connect`], for starting it as a [`Proc`].
+pub fn thin_client_connect_args(
+    relay_addr: &str,
+    ca: &Path,
+    id: &str,
+    logon: (&str, &str),
+    shot: &Path,
+    extra: &[&str],
+) -> Vec<String> {
     let mut args = vec![
         "connect",
         "--relay",
@@ -263,7 +277,7 @@ pub fn thin_client_connect(
         args.extend(["--host-password-file", host_password_file()]);
     }
     args.extend_from_slice(extra);
-    run("thin-client", &args)
+    args.into_iter().map(str::to_owned).collect()
 }
 
 pub fn run(name: &str, args: &[&str]) -> (i32, String) {
