@@ -107,6 +107,14 @@ impl Platform for NativePlatform {
         self.storage.dir.display().to_string()
     }
 
+    fn portable(&self) -> ui::Portable {
+        if self.storage.portable {
+            ui::Portable::On
+        } else {
+            ui::Portable::Off
+        }
+    }
+
     fn fonts(&self) -> Vec<ui::fonts::FontFile> {
         system_cjk_font().into_iter().collect()
     }

@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 
 use crate::errors::explain;
 use crate::i18n::{fill, Lang, T};
-use crate::platform::{Availability, Platform};
+use crate::platform::{Availability, Platform, Portable};
 use crate::session::SessionView;
 use crate::settings::{Entry, Settings};
 
@@ -571,6 +571,12 @@ impl ThinApp {
             ))
             .small(),
         );
+        let portable = match self.platform.portable() {
+            Portable::On => T::PortableOn,
+            Portable::Off => T::PortableOff,
+            Portable::Unavailable(why) => why,
+        };
+        ui.label(RichText::new(self.t(portable)).small());
         if let Some(status) = &status {
             ui.label(status.as_str());
         }

@@ -187,6 +187,12 @@ texts! {
     Saved => "Settings saved.", "設定を保存しました。";
     SaveFailed => "Could not save: {}", "保存できませんでした: {}";
     StorageAt => "Settings are kept in {}", "設定の保存先: {}";
+    PortableOn => "Portable mode is on: settings and host keys are kept beside the app.",
+        "ポータブルモード: オン — 設定とホスト鍵はアプリと同じフォルダーに保存されます。";
+    PortableOff => "Portable mode is off. To keep settings beside the app (on a USB stick, say), put a file named thin-portable.txt next to it.",
+        "ポータブルモード: オフ — 設定をアプリと同じフォルダー (USBメモリーなど) に保存するには、アプリの隣に thin-portable.txt という名前のファイルを置いてください。";
+    PortableInBrowser => "Portable mode is not available in the browser: nothing is installed, and settings stay in this browser for this site.",
+        "ブラウザーではポータブルモードを利用できません。インストールは不要で、設定はこのサイト用にこのブラウザーに保存されます。";
     Demo => "Demo", "デモ";
     DemoCodes => "One-time password: {}    Host password: {}    Windows user: {} / password: {}",
         "ワンタイムパスワード: {}    ホストパスワード: {}    Windowsユーザー: {} / パスワード: {}";

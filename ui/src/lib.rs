@@ -14,5 +14,5 @@ pub mod settings;
 
 pub use app::ThinApp;
 pub use i18n::{Lang, T};
-pub use platform::{Availability, DemoCodes, Platform};
+pub use platform::{Availability, DemoCodes, Platform, Portable};
 pub use settings::{Entry, ProxySettings, Settings};

@@ -16,6 +16,16 @@ pub enum Availability {
     Unavailable(T),
 }
 
+/// Portable mode: the app keeps its settings and host keys beside itself
+/// (a USB stick, an unpacked zip), turned on by a marker file next to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Portable {
+    On,
+    Off,
+    /// Cannot be had here, and why (shown to the user).
+    Unavailable(T),
+}
+
 /// The demo's codes, shown in the app so a newcomer can type them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DemoCodes {
@@ -46,6 +56,11 @@ pub trait Platform {
 
     /// Where settings are kept, for the settings screen.
     fn storage_location(&self) -> String;
+
+    /// Whether portable mode is on (shown in the settings screen).
+    fn portable(&self) -> Portable {
+        Portable::Off
+    }
 
     /// The system's locale, e.g. `ja_JP.UTF-8` (picks the default language).
     fn locale(&self) -> String;

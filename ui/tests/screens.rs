@@ -13,7 +13,7 @@ use egui::accesskit::Role;
 use egui_kittest::kittest::{NodeT as _, Queryable as _};
 use egui_kittest::Harness;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
-use ui::{Availability, Entry, Lang, Platform, Settings, ThinApp, T};
+use ui::{Availability, Entry, Lang, Platform, Portable, Settings, ThinApp, T};
 
 /// The test's end of a connection the app started.
 struct Remote {
@@ -34,6 +34,7 @@ struct FakePlatform {
     initial: Settings,
     locale: &'static str,
     shared: Arc<Mutex<Shared>>,
+    portable: Portable,
 }
 
 impl Platform for FakePlatform {
@@ -83,6 +84,10 @@ impl Platform for FakePlatform {
         "/tmp/thin-test".into()
     }
 
+    fn portable(&self) -> Portable {
+        self.portable
+    }
+
     fn locale(&self) -> String {
         self.locale.into()
     }
@@ -108,6 +113,7 @@ fn app(initial: Settings, locale: &'static str) -> (Harness<'static, ThinApp>, A
         initial,
         locale,
         shared: shared.clone(),
+        portable: Portable::Off,
     };
     let harness = Harness::builder()
         .with_size(egui::vec2(1000.0, 700.0))
@@ -416,6 +422,7 @@ fn settings_are_checked_saved_and_reloaded() {
         initial: Settings::default(),
         locale: "en_US",
         shared: shared.clone(),
+        portable: Portable::Off,
     };
     let reloaded = ThinApp::new(Box::new(platform));
     assert_eq!(reloaded.lang(), Lang::Ja);
@@ -568,6 +575,7 @@ fn drive_sharing_is_off_by_default_and_explained_when_unavailable() {
         initial: Settings::default(),
         locale: "en",
         shared,
+        portable: Portable::Off,
     });
     let mut harness = Harness::builder().build_ui_state(
         |ui, app: &mut ThinApp| app.show(ui),
@@ -579,6 +587,33 @@ fn drive_sharing_is_off_by_default_and_explained_when_unavailable() {
     let toggle = harness.get_by_role_and_label(Role::CheckBox, T::ShareDrive.get(Lang::En));
     assert!(toggle.accesskit_node().is_disabled());
     harness.get_by_label(T::ShareForbidden.get(Lang::En));
+}
+
+#[test]
+fn the_settings_say_whether_portable_mode_is_on_or_why_it_cannot_be() {
+    for (portable, text) in [
+        (Portable::On, T::PortableOn),
+        (Portable::Off, T::PortableOff),
+        (
+            Portable::Unavailable(T::PortableInBrowser),
+            T::PortableInBrowser,
+        ),
+    ] {
+        let platform = FakePlatform {
+            initial: Settings::default(),
+            locale: "ja_JP",
+            shared: Arc::new(Mutex::new(Shared::default())),
+            portable,
+        };
+        let mut harness = Harness::builder().build_ui_state(
+            |ui, app: &mut ThinApp| app.show(ui),
+            ThinApp::new(Box::new(platform)),
+        );
+        harness.run_steps(4);
+        harness.get_by_label("設定").click();
+        harness.run_steps(4);
+        harness.get_by_label(text.get(Lang::Ja));
+    }
 }
 
 #[test]

@@ -13,7 +13,7 @@ use client_core::{
 use proto::ComputerId;
 use transport::{FramedIo, Prefixed, SecureStream};
 use ui::fonts::FontFile;
-use ui::{Availability, Entry, Platform, Settings, T};
+use ui::{Availability, Entry, Platform, Portable, Settings, T};
 
 use crate::socket::WsStream;
 
@@ -155,6 +155,10 @@ impl Platform for WebPlatform {
             .and_then(|w| w.location().origin().ok())
             .unwrap_or_default();
         format!("localStorage ({origin})")
+    }
+
+    fn portable(&self) -> Portable {
+        Portable::Unavailable(T::PortableInBrowser)
     }
 
     fn fonts(&self) -> Vec<FontFile> {
