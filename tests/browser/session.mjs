@@ -1,7 +1,7 @@
 // Plays a person at a browser: opens the relay's page in Debian's Chromium,
 // types the computer ID, trusts the new host key, types the TOTP code (from
 // oathtool, with the test's secret), the host password and the Windows logon,
-// all with the keyboard, then screenshots the session and presses keys.
+// all with the keyboard, then screenshots the session, presses keys and clicks.
 // Driven by tests/tests/browser.rs, which checks the screenshot and the keys
 // the test desktop received. Every wait is bounded.
 //
@@ -156,10 +156,12 @@ async function connectAndType(page, titleHas, waitTitle, type) {
     console.log(`screenshot ${i}`);
   }
 
-  // Keys for the remote PC: a character and a key without one.
+  // Keys for the remote PC: a character and a key without one; then a
+  // click on the remote picture.
   await page.keyboard.type("a");
   await page.keyboard.press("ArrowLeft");
-  console.log("keys sent");
+  await page.mouse.click(300, 200);
+  console.log("keys and click sent");
 
   const done = env("THIN_DONE");
   for (let i = 0; i < 600 && !existsSync(done); i++) {

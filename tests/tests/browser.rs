@@ -3,7 +3,7 @@
 //! Debian's Chromium, driven by playwright-core (tests/browser/session.mjs),
 //! connects like a person: computer ID, host key, TOTP code from oathtool,
 //! host password, Windows logon, all typed. The screenshots must show the
-//! test desktop's picture and the keys must reach it, while a native client
+//! test desktop's picture and the keys and a click must reach it, while a native client
 //! and the hosts use the same relay port. Screenshots are kept in
 //! target/screenshots/.
 
@@ -198,11 +198,12 @@ fn a_person_at_chromium_reaches_the_desktop_through_the_relay_s_one_port() {
     );
     assert_eq!(code, 0, "native client next to the browser: {out}");
 
-    // Keys typed in the browser reach the remote desktop: a character as
-    // Unicode, an arrow key as its scancode.
-    browser.wait_for("keys sent", Duration::from_secs(30));
+    // Keys typed in the browser reach the remote desktop (a character as
+    // Unicode, an arrow key as its scancode), and so does a mouse click.
+    browser.wait_for("keys and click sent", Duration::from_secs(30));
     desktop.wait_for("input: unicode U+0061 down", Duration::from_secs(20));
     desktop.wait_for("input: key 0x4b extended down", Duration::from_secs(20));
+    desktop.wait_for("input: click left ", Duration::from_secs(20));
     std::fs::write(&done, "").unwrap();
     let (code, out) = browser.wait_exit(Duration::from_secs(60));
     assert_eq!(code, 0, "{out}");

@@ -45,7 +45,7 @@ pub fn options(args: &[String]) -> anyhow::Result<FuzzOptions> {
 }
 
 pub fn run_all(options: &FuzzOptions) -> anyhow::Result<()> {
-    let cargo_fuzz = crate::tool("cargo-fuzz", "cargo-fuzz", CARGO_FUZZ)?;
+    let cargo_fuzz = crate::tool("cargo-fuzz", "cargo-fuzz", CARGO_FUZZ, true)?;
     let fuzz = |args: &[&str]| {
         let mut cmd = Command::new(&cargo_fuzz);
         cmd.arg("fuzz")

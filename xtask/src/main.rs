@@ -149,8 +149,8 @@ fn profile_dir(profile: &str) -> &str {
 
 /// Runs `cmd`; the error names the program when it cannot start or fails.
 /// `bin` of crate `krate` at exactly `version`, installed into
-/// target/tools on first use.
-fn tool(krate: &str, bin: &str, version: &str) -> anyhow::Result<PathBuf> {
+/// target/tools on first use (`locked`: with the crate's own lockfile).
+fn tool(krate: &str, bin: &str, version: &str, locked: bool) -> anyhow::Result<PathBuf> {
     let tools = root().join("target/tools");
     let path = tools.join("bin").join(bin);
     let installed = Command::new(&path)
@@ -163,11 +163,14 @@ fn tool(krate: &str, bin: &str, version: &str) -> anyhow::Result<PathBuf> {
         return Ok(path);
     }
     println!("installing {krate} {version} into {}", tools.display());
-    run(
-        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["install", krate, "--force", "--version", version, "--root"])
-            .arg(&tools),
-    )?;
+    let mut install = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    install
+        .args(["install", krate, "--force", "--version", version, "--root"])
+        .arg(&tools);
+    if locked {
+        install.arg("--locked");
+    }
+    run(&mut install)?;
     Ok(path)
 }
 

@@ -207,7 +207,13 @@ fn locked_wasm_bindgen() -> anyhow::Result<String> {
 /// `wasm-bindgen` of the locked version, installed under `target/tools`
 /// the first time (about 3.5 minutes).
 pub fn wasm_bindgen_cli() -> anyhow::Result<PathBuf> {
-    crate::tool("wasm-bindgen-cli", "wasm-bindgen", &locked_wasm_bindgen()?)
+    // Its own lockfile does not build here (RECIPES.md).
+    crate::tool(
+        "wasm-bindgen-cli",
+        "wasm-bindgen",
+        &locked_wasm_bindgen()?,
+        false,
+    )
 }
 
 /// The page and its loader, with the module's size for the progress bar.
