@@ -66,17 +66,8 @@ const PAIRING_CLIENTS: usize = 4;
 pub async fn run_all(sizes: &Sizes) -> anyhow::Result<()> {
     let work = tempfile::tempdir()?;
     let dir = work.path().join("relay");
-    std::fs::create_dir(&dir)?;
     // Hosts for the throughput sessions, plus one for latency and pairing.
-    let hosts = (0..=SESSION_COUNTS[1])
-        .map(Host::new)
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let bindings: Vec<_> = hosts
-        .iter()
-        .map(|h| (h.id.to_string(), h.public_key()))
-        .collect();
-    let process = RelayProcess::start(&dir, &bindings).await?;
-    let relay = Relay::new(process.addr, &process.ca)?;
+    let (hosts, process, relay) = relay_with_hosts(&dir, SESSION_COUNTS[1] + 1).await?;
     let direct = Arc::new(DirectServer::bind(&dir).await?);
     let mut controls = Vec::new();
     for host in &hosts {
@@ -131,6 +122,25 @@ pub async fn run_all(sizes: &Sizes) -> anyhow::Result<()> {
     let per_host = full.saturating_sub(empty) / sizes.idle_hosts.max(1) as u64;
     bytes_figure("idle_host_bytes", per_host);
     Ok(())
+}
+
+/// `count` simulated hosts and a relay child in `dir` that already has
+/// their keys bound to their IDs (enrolled earlier, as in steady state).
+async fn relay_with_hosts(
+    dir: &std::path::Path,
+    count: usize,
+) -> anyhow::Result<(Vec<Host>, RelayProcess, Relay)> {
+    std::fs::create_dir(dir)?;
+    let hosts = (0..count)
+        .map(Host::new)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let bindings: Vec<_> = hosts
+        .iter()
+        .map(|h| (h.id.to_string(), h.public_key()))
+        .collect();
+    let process = RelayProcess::start(dir, &bindings).await?;
+    let relay = Relay::new(process.addr, &process.ca)?;
+    Ok((hosts, process, relay))
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -398,17 +408,7 @@ where
 /// The relay's resident memory with no hosts, and with `count` registered
 /// idle hosts (connected, TLS up, registered, silent).
 async fn idle_hosts(work: &std::path::Path, count: usize) -> anyhow::Result<(u64, u64)> {
-    let dir = work.join("idle-relay");
-    std::fs::create_dir(&dir)?;
-    let hosts = (0..count)
-        .map(Host::new)
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let bindings: Vec<_> = hosts
-        .iter()
-        .map(|h| (h.id.to_string(), h.public_key()))
-        .collect();
-    let process = RelayProcess::start(&dir, &bindings).await?;
-    let relay = Relay::new(process.addr, &process.ca)?;
+    let (hosts, process, relay) = relay_with_hosts(&work.join("idle-relay"), count).await?;
     // Warm the relay up (runtime threads, TLS) before the first reading.
     for host in hosts.iter().take(8) {
         drop(host.register(&relay).await?);
