@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::task::JoinSet;
 
+use crate::client;
 use crate::relay_child::RelayProcess;
 use crate::sim::{self, BoxPipe, Control, DirectServer, Host, Relay};
 
@@ -24,6 +25,12 @@ pub struct Sizes {
     pub idle_hosts: usize,
     /// Throughput runs of each kind; the median is reported.
     pub rounds: usize,
+    /// Connections (of each kind) timed to their first picture.
+    pub first_frames: usize,
+    /// The test desktop's size for the client's figures.
+    pub desktop: (u16, u16),
+    /// Frames counted for the frame rates.
+    pub frames: usize,
 }
 
 impl Sizes {
@@ -35,6 +42,9 @@ impl Sizes {
             pairing_time: Duration::from_secs(3),
             idle_hosts: 10_000,
             rounds: 3,
+            first_frames: 5,
+            desktop: FULL_HD,
+            frames: 300,
         }
     }
 
@@ -46,9 +56,15 @@ impl Sizes {
             pairing_time: Duration::from_millis(300),
             idle_hosts: 100,
             rounds: 1,
+            first_frames: 1,
+            desktop: FULL_HD,
+            frames: 4,
         }
     }
 }
+
+/// 1920×1080, the screen the client's frame rate is measured on.
+const FULL_HD: (u16, u16) = (1920, 1080);
 
 fn figure(name: &str, value: f64) {
     println!("{name}={value:.1}");
@@ -121,6 +137,15 @@ pub async fn run_all(sizes: &Sizes) -> anyhow::Result<()> {
     bytes_figure("relay_rss_bytes_idle_hosts", full);
     let per_host = full.saturating_sub(empty) / sizes.idle_hosts.max(1) as u64;
     bytes_figure("idle_host_bytes", per_host);
+
+    let (relayed, direct) = client::first_frame_ms(sizes.desktop, sizes.first_frames).await?;
+    figure("first_frame_ms", relayed);
+    figure("direct_first_frame_ms", direct);
+    let (relayed, direct) = client::frame_rates(sizes.desktop, sizes.frames).await?;
+    figure("client_fps_1080p", relayed.fps);
+    figure("client_cpu_ms_per_frame", relayed.cpu_ms_per_frame);
+    figure("direct_fps_1080p", direct.fps);
+    figure("direct_cpu_ms_per_frame", direct.cpu_ms_per_frame);
     Ok(())
 }
 
@@ -143,7 +168,7 @@ async fn relay_with_hosts(
     Ok((hosts, process, relay))
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
+pub fn median(mut values: Vec<f64>) -> f64 {
     values.sort_unstable_by(f64::total_cmp);
     values[values.len() / 2]
 }

@@ -7,6 +7,7 @@
 //! relay would. Hosts and clients are simulated here with the real protocol
 //! (`sim`): TLS 1.3 on both legs, Ed25519 registration, pairing by ID.
 
+mod client;
 mod figures;
 mod relay_child;
 mod sim;

@@ -8,6 +8,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use proto::ComputerId;
 use relay::{Limits, Relay, RelayConfig};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -44,12 +45,11 @@ impl RelayProcess {
     /// ID, Ed25519 public key): hosts enrolled before, as in steady state.
     pub async fn start(dir: &Path, bindings: &[(String, Vec<u8>)]) -> anyhow::Result<Self> {
         relay::init(dir, &["127.0.0.1".to_owned()])?;
-        let hosts: serde_json::Map<String, serde_json::Value> = bindings
+        let registry = bindings
             .iter()
-            .map(|(id, key)| (id.clone(), serde_json::json!(key)))
-            .collect();
-        let registry = serde_json::json!({ "hosts": hosts });
-        std::fs::write(dir.join("hosts.json"), serde_json::to_vec(&registry)?)?;
+            .map(|(id, key)| Ok(relay::Binding::new(ComputerId::parse(id)?, key).line()))
+            .collect::<anyhow::Result<String>>()?;
+        std::fs::write(dir.join(relay::REGISTRY_FILE), registry)?;
 
         let mut child = Command::new(std::env::current_exe()?)
             .args(["relay-child", "--dir"])

@@ -22,10 +22,13 @@ pub struct Demo {
     pub id: String,
     pub rdp: RdpCredentials,
     pub desktop: test_desktop::TestDesktopHandle,
+    /// Where the test desktop listens (the host's RDP target).
+    pub desktop_addr: SocketAddr,
     /// Host keys pinned by this demo's connections (kept in memory only).
     pub pins: MemoryPins,
     /// The demo host's password (random per run).
     pub host_password: String,
+    /// Empty when the host asks for no code.
     totp_secret: Vec<u8>,
     last_otp_step: std::sync::Mutex<u64>,
     host_config: std::path::PathBuf,
@@ -41,10 +44,38 @@ impl Drop for Demo {
     }
 }
 
+/// How a demo is set up; the default is what `thin-client demo` runs.
+#[derive(Debug, Clone, Copy)]
+pub struct DemoOptions {
+    /// The test desktop's size in pixels.
+    pub desktop_size: (u16, u16),
+    /// The test desktop repaints its whole screen continuously
+    /// ([`test_desktop::TestDesktop::with_motion`]).
+    pub motion: bool,
+    /// The host asks for an authenticator code. Each code works once, so
+    /// measurements that connect many times in a row turn it off.
+    pub otp: bool,
+}
+
+impl Default for DemoOptions {
+    fn default() -> Self {
+        Self {
+            desktop_size: (test_desktop::DEFAULT_WIDTH, test_desktop::DEFAULT_HEIGHT),
+            motion: false,
+            otp: true,
+        }
+    }
+}
+
 impl Demo {
     /// Starts relay, test desktop and host on loopback ports chosen by the OS
     /// and waits until the host is online.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(DemoOptions::default()).await
+    }
+
+    /// [`start`](Self::start) with other options.
+    pub async fn start_with(options: DemoOptions) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
         relay::init(dir.path(), &["localhost".into(), "127.0.0.1".into()])?;
@@ -65,14 +96,12 @@ impl Demo {
         // A fresh random password each run: the demo desktop is reachable
         // only by this process.
         let password = format!("Demo-{:016x}", rand_u64());
-        let desktop = test_desktop::TestDesktop::bind(
-            loopback,
-            DEMO_USER,
-            &password,
-            test_desktop::DEFAULT_WIDTH,
-            test_desktop::DEFAULT_HEIGHT,
-        )
-        .await?;
+        let (width, height) = options.desktop_size;
+        let mut desktop =
+            test_desktop::TestDesktop::bind(loopback, DEMO_USER, &password, width, height).await?;
+        if options.motion {
+            desktop = desktop.with_motion();
+        }
         let handle = desktop.handle();
         let desktop_addr = desktop.local_addr();
         tasks.push(tokio::spawn(async move {
@@ -94,10 +123,16 @@ impl Demo {
         // The owner's set-up, as `thin-host set-password` and `otp totp` do it.
         let host_password = format!("Host-{:012x}", rand_u64() >> 16);
         host::admin::set_password(&config, &host_password)?;
-        host::admin::enrol_totp(&config)?;
-        let totp = host::secrets::Secrets::load(&host::HostConfig::secrets_path(&config))?
-            .totp
-            .context("TOTP enrolment left no secret")?;
+        let totp_secret = if options.otp {
+            host::admin::enrol_totp(&config)?;
+            host::secrets::Secrets::load(&host::HostConfig::secrets_path(&config))?
+                .totp
+                .context("TOTP enrolment left no secret")?
+                .secret
+        } else {
+            host::admin::otp_off(&config)?;
+            Vec::new()
+        };
         let host_config = config.clone();
         let (online_tx, mut online) = tokio::sync::watch::channel(false);
         tasks.push(tokio::spawn(async move {
@@ -125,9 +160,10 @@ impl Demo {
                 domain: None,
             },
             desktop: handle,
+            desktop_addr,
             pins: MemoryPins::default(),
             host_password,
-            totp_secret: totp.secret,
+            totp_secret,
             last_otp_step: std::sync::Mutex::new(0),
             host_config,
             tasks,
@@ -177,7 +213,7 @@ impl Demo {
     /// Answers the demo host's questions like its owner would.
     pub fn scripted(&self) -> crate::Scripted {
         crate::Scripted {
-            otp: Some(self.next_otp()),
+            otp: (!self.totp_secret.is_empty()).then(|| self.next_otp()),
             host_password: Some(self.host_password.clone()),
         }
     }

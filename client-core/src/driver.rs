@@ -77,7 +77,7 @@ pub struct Framebuffer {
 pub type Rect = (u16, u16, u16, u16);
 
 impl Framebuffer {
-    fn resize(&mut self, width: u16, height: u16) {
+    pub fn resize(&mut self, width: u16, height: u16) {
         self.width = width;
         self.height = height;
         self.rgba = vec![0; usize::from(width) * usize::from(height) * 4];
@@ -85,7 +85,7 @@ impl Framebuffer {
     }
 
     /// Copies `rect` of `image` (same size as this buffer) in and marks it.
-    fn update(&mut self, image: &[u8], (left, top, right, bottom): Rect) {
+    pub fn update(&mut self, image: &[u8], (left, top, right, bottom): Rect) {
         let width = usize::from(self.width);
         let (right, bottom) = (right.min(self.width - 1), bottom.min(self.height - 1));
         if left > right || top > bottom {

@@ -187,14 +187,7 @@ where
     .await
     .map_err(lost)?;
 
-    let client_addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
-    let mut connector = ClientConnector::new(connector_config(creds, width, height), client_addr);
-    if let Some(setup) = setup {
-        setup(&mut connector);
-    }
-    let mut buf = WriteBuf::new();
-    let written = connector.step_no_input(&mut buf).map_err(rdp_err)?;
-    let x224_request = buf.filled()[..written.size().unwrap_or(0)].to_vec();
+    let (connector, x224_request) = begin(creds, (width, height), setup)?;
     let request =
         RDCleanPathPdu::new_request(x224_request, "rdp-server".into(), String::new(), None)
             .and_then(|pdu| pdu.to_der())
@@ -225,20 +218,58 @@ where
         RDCleanPath::GeneralErr(e) => return Err(ConnectError::HostRefused(e.to_string())),
         other => return Err(rdp_err(format!("unexpected RDCleanPath answer {other:?}"))),
     };
-    buf.clear();
+    let chain: Vec<&[u8]> = chain.iter().map(|cert| cert.as_bytes()).collect();
+    let (stream, rest) = pipe.into_parts();
+    let framed = TokioFramed::new(Prefixed::new(rest, stream));
+    after_tls(connector, x224_response.as_bytes(), &chain, framed, ui).await
+}
+
+/// The first step of a connection: a connector asking for this desktop
+/// size and logon, with `setup` (such as drive sharing) applied, and the
+/// X.224 request to send to the RDP server.
+pub fn begin(
+    creds: &RdpCredentials,
+    (width, height): (u16, u16),
+    setup: Option<ConnectorSetup>,
+) -> Result<(ClientConnector, Vec<u8>), ConnectError> {
+    let client_addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
+    let mut connector = ClientConnector::new(connector_config(creds, width, height), client_addr);
+    if let Some(setup) = setup {
+        setup(&mut connector);
+    }
+    let mut buf = WriteBuf::new();
+    let written = connector.step_no_input(&mut buf).map_err(rdp_err)?;
+    let x224_request = buf.filled()[..written.size().unwrap_or(0)].to_vec();
+    Ok((connector, x224_request))
+}
+
+/// The rest of a connection once the RDP server's X.224 answer came back
+/// and TLS with it is up (`framed`, its certificate `chain`): the logon
+/// (CredSSP bound to the server's key), the connection finalization, the
+/// session. [`connect`] gets here through the host, which does X.224 and
+/// TLS on the client's behalf (RDCleanPath); a client that reaches the
+/// server itself would too.
+pub async fn after_tls<S>(
+    mut connector: ClientConnector,
+    x224_response: &[u8],
+    chain: &[&[u8]],
+    mut framed: TokioFramed<S>,
+    ui: &mut dyn Interaction,
+) -> Result<RdpSession<S>, ConnectError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + Sync,
+{
+    let mut buf = WriteBuf::new();
     connector
-        .step(x224_response.as_bytes(), None, &mut buf)
+        .step(x224_response, None, &mut buf)
         .map_err(rdp_err)?;
     if !connector.should_perform_security_upgrade() {
         return Err(rdp_err("the RDP server did not agree to TLS"));
     }
     let server_key = chain
         .first()
-        .and_then(|cert| proto::session::server_public_key(cert.as_bytes()))
+        .and_then(|cert| proto::session::server_public_key(cert))
         .ok_or_else(|| rdp_err("the RDP server's certificate is unreadable"))?;
-
-    let (stream, rest) = pipe.into_parts();
-    let mut framed = TokioFramed::new(Prefixed::new(rest, stream));
     let upgraded = ironrdp_tokio::mark_as_upgraded(
         ironrdp_tokio::skip_connect_begin(&mut connector),
         &mut connector,

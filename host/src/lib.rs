@@ -11,7 +11,7 @@ mod gate;
 pub mod lockout;
 pub mod mail;
 pub mod otp;
-mod rdp;
+pub mod rdp;
 pub mod secrets;
 mod service;
 

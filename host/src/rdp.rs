@@ -103,9 +103,12 @@ where
     pump(&mut client, &mut server).await
 }
 
-type ServerTls = tokio_rustls::client::TlsStream<TcpStream>;
+pub type ServerTls = tokio_rustls::client::TlsStream<TcpStream>;
 
-async fn handshake(
+/// X.224 and TLS with the RDP server at `target` for a client: sends the
+/// client's X.224 request, returns TLS to the server, the server's X.224
+/// answer and its certificate chain (the client checks the key in CredSSP).
+pub async fn handshake(
     target: &str,
     x224_request: &[u8],
 ) -> Result<(ServerTls, Vec<u8>, Vec<Vec<u8>>), String> {

@@ -12,4 +12,5 @@ pub mod tap;
 pub mod web;
 
 pub use certs::{init, InitError, CA_FILE, CERT_FILE, KEY_FILE};
+pub use registry::{Binding, FILE as REGISTRY_FILE};
 pub use server::{Limits, Relay, RelayConfig};

@@ -116,7 +116,7 @@ impl Relay {
                 config.dir.display()
             )
         })?;
-        let registry = Registry::load(config.dir.join("hosts.json"))?;
+        let registry = Registry::load(&config.dir)?;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -19,6 +19,10 @@ struct Cli {
     width: u16,
     #[arg(long, default_value_t = test_desktop::DEFAULT_HEIGHT)]
     height: u16,
+    /// Repaint the whole screen continuously (the picture slides left), to
+    /// see how many frames a client keeps up with.
+    #[arg(long)]
+    motion: bool,
 }
 
 fn main() -> ExitCode {
@@ -33,9 +37,12 @@ fn main() -> ExitCode {
         .map_err(anyhow::Error::from)
         .and_then(|rt| {
             rt.block_on(async {
-                let desktop =
+                let mut desktop =
                     TestDesktop::bind(cli.listen, &cli.user, &cli.password, cli.width, cli.height)
                         .await?;
+                if cli.motion {
+                    desktop = desktop.with_motion();
+                }
                 let mut echo = desktop.subscribe();
                 println!("thin-test-desktop listening on {}", desktop.local_addr());
                 tokio::spawn(async move {

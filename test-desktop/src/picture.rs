@@ -37,8 +37,13 @@ pub(crate) type Rect = (u16, u16, u16, u16);
 
 impl Canvas {
     pub fn new(width: u16, height: u16) -> Self {
+        Self::shifted(width, height, 0)
+    }
+
+    /// The picture moved `dx` pixels to the left (a frame of motion mode).
+    pub fn shifted(width: u16, height: u16, dx: u16) -> Self {
         let pixels = (0..height)
-            .flat_map(|y| (0..width).map(move |x| picture_pixel(x, y)))
+            .flat_map(|y| (0..width).map(move |x| picture_pixel(x.wrapping_add(dx), y)))
             .collect();
         Self {
             width,

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use ironrdp_acceptor::{Acceptor, BeginResult};
@@ -42,6 +43,10 @@ use ironrdp_svc::StaticChannelSet;
 /// Tile edge for bitmap updates: a 64×64 planar tile always fits one
 /// fast-path update, so no fragmentation is needed.
 const TILE: u16 = 64;
+
+/// Motion mode: distinct frames, each the picture moved this much further.
+const MOTION_FRAMES: u16 = 4;
+const MOTION_STEP: u16 = 16;
 
 /// An input event as the test desktop understood it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,6 +122,7 @@ pub struct TestDesktop {
     password: String,
     size: DesktopSize,
     echo: broadcast::Sender<InputEcho>,
+    motion: bool,
 }
 
 impl TestDesktop {
@@ -153,7 +159,17 @@ impl TestDesktop {
             password: password.to_owned(),
             size: DesktopSize { width, height },
             echo: broadcast::channel(256).0,
+            motion: false,
         })
+    }
+
+    /// Motion mode: after the first picture, the whole screen is repainted
+    /// again and again (the picture sliding left) as fast as the client
+    /// takes it, like a full-screen video. Input is still echoed, but marks
+    /// are not drawn. For measuring how many frames a client keeps up with.
+    pub fn with_motion(mut self) -> Self {
+        self.motion = true;
+        self
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -297,7 +313,11 @@ impl TestDesktop {
         for event in result.input_events {
             session.handle_fast_path_input(&event).await?;
         }
-        session.run().await
+        if self.motion {
+            session.run_in_motion().await
+        } else {
+            session.run().await
+        }
     }
 }
 
@@ -330,19 +350,62 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + Sync> Session<S> {
         let full = (0, 0, self.canvas.width, self.canvas.height);
         self.send_rect(full).await?;
         loop {
-            let (action, frame) = match self.framed.read_pdu().await {
+            let pdu = match self.framed.read_pdu().await {
                 Ok(pdu) => pdu,
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
                 Err(e) => return Err(e.into()),
             };
-            match action {
-                Action::FastPath => self.handle_fast_path_input(&frame).await?,
-                Action::X224 => {
-                    if self.handle_x224(&frame).await? {
-                        return Ok(());
-                    }
+            if self.handle_pdu(pdu).await? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Like [`run`](Self::run), but repaints the whole screen without pause,
+    /// reading input between frames. The frames are encoded once, so the
+    /// client, not this server's encoder, sets the pace.
+    async fn run_in_motion(&mut self) -> anyhow::Result<()> {
+        let full = (0, 0, self.canvas.width, self.canvas.height);
+        self.send_rect(full).await?;
+        let (width, height) = (self.canvas.width, self.canvas.height);
+        let frames = (1..=MOTION_FRAMES)
+            .map(|k| encode_rect(&Canvas::shifted(width, height, k * MOTION_STEP), full))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        for frame in frames.iter().cycle() {
+            match self.framed.write_all(frame).await {
+                Ok(()) => {}
+                Err(e) if gone(&e) => return Ok(()),
+                Err(e) => return Err(e.into()),
+            }
+            // Input waiting now, without blocking the next frame (reading a
+            // PDU is cancel-safe: partial input stays buffered).
+            while let Ok(read) = tokio::time::timeout(Duration::ZERO, self.framed.read_pdu()).await
+            {
+                let pdu = match read {
+                    Ok(pdu) => pdu,
+                    Err(e) if gone(&e) => return Ok(()),
+                    Err(e) => return Err(e.into()),
+                };
+                if self.handle_pdu(pdu).await? {
+                    return Ok(());
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Returns true when the client asked to disconnect.
+    async fn handle_pdu(
+        &mut self,
+        (action, frame): (Action, impl AsRef<[u8]>),
+    ) -> anyhow::Result<bool> {
+        let frame = frame.as_ref();
+        match action {
+            Action::FastPath => {
+                self.handle_fast_path_input(frame).await?;
+                Ok(false)
+            }
+            Action::X224 => self.handle_x224(frame).await,
         }
     }
 
@@ -496,26 +559,41 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + Sync> Session<S> {
     }
 
     /// Sends `rect` of the canvas as planar-coded tiles.
-    async fn send_rect(&mut self, (left, top, width, height): Rect) -> anyhow::Result<()> {
-        // Bitmap widths must be multiples of 4: widen the rectangle to fit.
-        let right = (left + width).next_multiple_of(4).min(self.canvas.width);
-        let left = left - left % 4;
-        let width = right - left;
-        let mut out = Vec::new();
-        let mut ty = top;
-        while ty < top + height {
-            let th = TILE.min(top + height - ty);
-            let mut tx = left;
-            while tx < left + width {
-                let tw = TILE.min(left + width - tx);
-                encode_tile(&self.canvas, (tx, ty, tw, th), &mut out)?;
-                tx += tw;
-            }
-            ty += th;
-        }
+    async fn send_rect(&mut self, rect: Rect) -> anyhow::Result<()> {
+        let out = encode_rect(&self.canvas, rect)?;
         self.framed.write_all(&out).await?;
         Ok(())
     }
+}
+
+/// The client went away (its end of the connection closed).
+fn gone(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe
+    )
+}
+
+/// `rect` of the canvas as planar-coded tiles, one fast-path update each.
+fn encode_rect(canvas: &Canvas, (left, top, width, height): Rect) -> anyhow::Result<Vec<u8>> {
+    // Bitmap widths must be multiples of 4: widen the rectangle to fit.
+    let right = (left + width).next_multiple_of(4).min(canvas.width);
+    let left = left - left % 4;
+    let width = right - left;
+    let mut out = Vec::new();
+    let mut ty = top;
+    while ty < top + height {
+        let th = TILE.min(top + height - ty);
+        let mut tx = left;
+        while tx < left + width {
+            let tw = TILE.min(left + width - tx);
+            encode_tile(canvas, (tx, ty, tw, th), &mut out)?;
+            tx += tw;
+        }
+        ty += th;
+    }
+    Ok(out)
 }
 
 fn mouse_echo(flags: PointerFlags, wheel: i16, x: u16, y: u16) -> Option<InputEcho> {

@@ -24,6 +24,12 @@ const FIGURES: &[&str] = &[
     "relay_rss_bytes_no_hosts",
     "relay_rss_bytes_idle_hosts",
     "idle_host_bytes",
+    "first_frame_ms",
+    "direct_first_frame_ms",
+    "client_fps_1080p",
+    "client_cpu_ms_per_frame",
+    "direct_fps_1080p",
+    "direct_cpu_ms_per_frame",
 ];
 
 #[test]

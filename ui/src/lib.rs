@@ -15,4 +15,5 @@ pub mod settings;
 pub use app::ThinApp;
 pub use i18n::{Lang, T};
 pub use platform::{Availability, DemoCodes, Platform, Portable};
+pub use session::take_changes;
 pub use settings::{Entry, ProxySettings, Settings};

@@ -2,7 +2,7 @@
 //! uploaded to the texture), the session bar, and keyboard and mouse input
 //! sent to the remote PC.
 
-use client_core::driver::{Command, Handle, SharedFrame};
+use client_core::driver::{Command, Framebuffer, Handle, SharedFrame};
 use client_core::rdp::MouseButton;
 use client_core::Admission;
 use egui::{
@@ -49,28 +49,14 @@ impl SessionView {
     /// Uploads what changed in the framebuffer (all of it the first time).
     pub fn upload(&mut self, ctx: &egui::Context, frame: &SharedFrame) {
         let mut fb = frame.lock().expect("not poisoned");
-        let Some((left, top, right, bottom)) = fb.take_dirty() else {
+        let full_size = [usize::from(fb.width), usize::from(fb.height)];
+        let fits = self.texture.as_ref().is_some_and(|t| t.size() == full_size);
+        let Some((at, image)) = take_changes(&mut fb, !fits) else {
             return;
         };
-        let width = usize::from(fb.width);
-        let sub = |l: usize, t: usize, r: usize, b: usize| {
-            let mut rgb = Vec::with_capacity((r - l + 1) * (b - t + 1) * 3);
-            for row in t..=b {
-                for px in fb.rgba[(row * width + l) * 4..(row * width + r + 1) * 4].chunks_exact(4)
-                {
-                    rgb.extend_from_slice(&px[..3]);
-                }
-            }
-            ColorImage::from_rgb([r - l + 1, b - t + 1], &rgb)
-        };
-        let full_size = [width, usize::from(fb.height)];
         match &mut self.texture {
-            Some(texture) if texture.size() == full_size => {
-                let image = sub(left.into(), top.into(), right.into(), bottom.into());
-                texture.set_partial([left.into(), top.into()], image, TextureOptions::LINEAR);
-            }
+            Some(texture) if fits => texture.set_partial(at, image, TextureOptions::LINEAR),
             _ => {
-                let image = sub(0, 0, full_size[0] - 1, full_size[1] - 1);
                 self.texture =
                     Some(ctx.load_texture("remote-desktop", image, TextureOptions::LINEAR));
                 self.width = fb.width;
@@ -340,4 +326,34 @@ fn tap_with_held(send: &impl Fn(Command), key: Option<Scancode>) {
     if let Some(key) = key {
         tap(send, &[key]);
     }
+}
+
+/// What changed in the framebuffer since the last call (all of it if
+/// `whole`), as an image to upload at its top-left corner: the part of
+/// presenting a frame done on the CPU, before the GPU copies the texture.
+/// None when nothing changed.
+pub fn take_changes(fb: &mut Framebuffer, whole: bool) -> Option<([usize; 2], ColorImage)> {
+    let dirty = fb.take_dirty()?;
+    if fb.width == 0 || fb.height == 0 {
+        return None;
+    }
+    let (left, top, right, bottom) = if whole {
+        (0, 0, fb.width - 1, fb.height - 1)
+    } else {
+        dirty
+    };
+    let (l, t, r, b) = (
+        usize::from(left),
+        usize::from(top),
+        usize::from(right),
+        usize::from(bottom),
+    );
+    let width = usize::from(fb.width);
+    let mut rgb = Vec::with_capacity((r - l + 1) * (b - t + 1) * 3);
+    for row in t..=b {
+        for px in fb.rgba[(row * width + l) * 4..(row * width + r + 1) * 4].chunks_exact(4) {
+            rgb.extend_from_slice(&px[..3]);
+        }
+    }
+    Some(([l, t], ColorImage::from_rgb([r - l + 1, b - t + 1], &rgb)))
 }
