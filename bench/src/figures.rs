@@ -79,7 +79,28 @@ const SESSION_COUNTS: [usize; 2] = [1, 16];
 /// Clients pairing at once while pairings are counted.
 const PAIRING_CLIENTS: usize = 4;
 
-pub async fn run_all(sizes: &Sizes) -> anyhow::Result<()> {
+/// The two groups of figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Group {
+    /// The relay against direct TLS: throughput, round trips, pairings,
+    /// memory per idle host.
+    Relay,
+    /// The client through relay + host against straight to the desktop:
+    /// first picture, frames per second, CPU per frame.
+    Client,
+}
+
+pub async fn run(sizes: &Sizes, only: Option<Group>) -> anyhow::Result<()> {
+    if only != Some(Group::Client) {
+        relay_figures(sizes).await?;
+    }
+    if only != Some(Group::Relay) {
+        client_figures(sizes).await?;
+    }
+    Ok(())
+}
+
+async fn relay_figures(sizes: &Sizes) -> anyhow::Result<()> {
     let work = tempfile::tempdir()?;
     let dir = work.path().join("relay");
     // Hosts for the throughput sessions, plus one for latency and pairing.
@@ -137,7 +158,10 @@ pub async fn run_all(sizes: &Sizes) -> anyhow::Result<()> {
     bytes_figure("relay_rss_bytes_idle_hosts", full);
     let per_host = full.saturating_sub(empty) / sizes.idle_hosts.max(1) as u64;
     bytes_figure("idle_host_bytes", per_host);
+    Ok(())
+}
 
+async fn client_figures(sizes: &Sizes) -> anyhow::Result<()> {
     let (relayed, direct) = client::first_frame_ms(sizes.desktop, sizes.first_frames).await?;
     figure("first_frame_ms", relayed);
     figure("direct_first_frame_ms", direct);

@@ -24,6 +24,9 @@ struct Cli {
     /// Idle hosts registered for `idle_host_bytes`.
     #[arg(long)]
     hosts: Option<usize>,
+    /// Only this group of figures.
+    #[arg(long, value_enum)]
+    only: Option<figures::Group>,
     #[command(subcommand)]
     child: Option<Child>,
 }
@@ -54,7 +57,7 @@ fn main() -> anyhow::Result<()> {
                 ..sizes
             };
             relay_child::raise_fd_limit();
-            runtime.block_on(figures::run_all(&sizes))
+            runtime.block_on(figures::run(&sizes, cli.only))
         }
     }
 }

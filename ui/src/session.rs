@@ -349,11 +349,41 @@ pub fn take_changes(fb: &mut Framebuffer, whole: bool) -> Option<([usize; 2], Co
         usize::from(bottom),
     );
     let width = usize::from(fb.width);
-    let mut rgb = Vec::with_capacity((r - l + 1) * (b - t + 1) * 3);
+    // One pass straight into the texture's pixel type; the remote desktop
+    // is opaque whatever alpha the decoder left.
+    let mut pixels = Vec::with_capacity((r - l + 1) * (b - t + 1));
     for row in t..=b {
-        for px in fb.rgba[(row * width + l) * 4..(row * width + r + 1) * 4].chunks_exact(4) {
-            rgb.extend_from_slice(&px[..3]);
-        }
+        let line = &fb.rgba[(row * width + l) * 4..(row * width + r + 1) * 4];
+        pixels.extend(
+            line.chunks_exact(4)
+                .map(|px| Color32::from_rgb(px[0], px[1], px[2])),
+        );
     }
-    Some(([l, t], ColorImage::from_rgb([r - l + 1, b - t + 1], &rgb)))
+    Some(([l, t], ColorImage::new([r - l + 1, b - t + 1], pixels)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_come_out_as_opaque_pixels_of_the_changed_region_only() {
+        let mut fb = Framebuffer::default();
+        fb.resize(4, 3);
+        let image: Vec<u8> = (0..4 * 3).flat_map(|i| [i, 100 + i, 200, 0]).collect();
+        assert!(take_changes(&mut fb, false).is_some(), "all of it at first");
+        fb.update(&image, (1, 1, 2, 2));
+        let (at, changed) = take_changes(&mut fb, false).expect("changed");
+        assert_eq!(at, [1, 1]);
+        assert_eq!(changed.size, [2, 2]);
+        // Pixel (2, 1) of the framebuffer: index 6.
+        assert_eq!(changed.pixels[1], Color32::from_rgb(6, 106, 200));
+        assert!(take_changes(&mut fb, false).is_none(), "nothing new");
+
+        fb.update(&image, (3, 0, 3, 0));
+        let (at, whole) = take_changes(&mut fb, true).expect("changed");
+        assert_eq!((at, whole.size), ([0, 0], [4, 3]));
+        assert_eq!(whole.pixels[3], Color32::from_rgb(3, 103, 200));
+        assert_eq!(whole.pixels[0], Color32::from_rgb(0, 0, 0), "never drawn");
+    }
 }
