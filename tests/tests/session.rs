@@ -133,6 +133,92 @@ fn demo_runs_with_no_setup() {
     assert_eq!(&rgb[i..i + 3], &picture_pixel(700, 400));
 }
 
+/// Motion mode (what thin-bench's frame rate uses): the desktop keeps
+/// repainting the whole screen with the picture moved on, and a click made
+/// meanwhile still reaches it.
+#[test]
+fn a_desktop_in_motion_keeps_repainting_and_still_hears_input() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (width, height) = (256u16, 192u16);
+        let demo = client_core::demo::Demo::start_with(client_core::demo::DemoOptions {
+            desktop_size: (width, height),
+            motion: true,
+            otp: false,
+        })
+        .await
+        .unwrap();
+        let mut echo = demo.desktop.subscribe();
+        let options = RdpOptions {
+            creds: demo.rdp.clone(),
+            size: (width, height),
+            frame_timeout: Duration::from_secs(30),
+            share: None,
+        };
+        let mut answers = Scripted {
+            otp: None,
+            host_password: Some(demo.host_password.clone()),
+        };
+        let (mut session, _) = native::connect_and_wait_frame(
+            &demo.relay,
+            &demo.id,
+            &options,
+            &MemoryPins::default(),
+            &mut answers,
+        )
+        .await
+        .unwrap();
+
+        // Three more whole screens, and the picture has moved.
+        let screen = u64::from(width) * u64::from(height);
+        let mut area = 0;
+        while area < 3 * screen {
+            let events = tokio::time::timeout(Duration::from_secs(10), session.next_events())
+                .await
+                .expect("the desktop keeps repainting")
+                .unwrap();
+            for event in events {
+                if let SessionEvent::Updated(l, t, r, b) = event {
+                    area += u64::from(r - l + 1) * u64::from(b - t + 1);
+                }
+            }
+        }
+        let at = |x: u16, y: u16| {
+            let i = (usize::from(y) * usize::from(width) + usize::from(x)) * 4;
+            [
+                session.image()[i],
+                session.image()[i + 1],
+                session.image()[i + 2],
+            ]
+        };
+        let (x, y) = (100, 50);
+        let moved = (1..=4).any(|k| at(x, y) == picture_pixel(x + 16 * k, y));
+        assert!(moved, "{:?} is not the picture moved on", at(x, y));
+
+        // The client keeps reading frames while the click travels: the
+        // desktop only reads input between frames it could write.
+        session.click(30, 40).await.unwrap();
+        let heard = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                tokio::select! {
+                    input = echo.recv() => {
+                        if input.unwrap().to_string() == "click left 30,40" {
+                            return;
+                        }
+                    }
+                    events = session.next_events() => { events.unwrap(); }
+                }
+            }
+        })
+        .await;
+        assert!(
+            heard.is_ok(),
+            "the click did not reach the desktop in motion"
+        );
+        session.disconnect().await.unwrap();
+    });
+}
+
 #[test]
 fn a_shared_folder_reaches_the_remote_pc_only_when_its_host_allows_it() {
     let relay = RelayProc::start(&[]);
