@@ -82,19 +82,24 @@ const PAIRING_CLIENTS: usize = 4;
 /// The two groups of figures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Group {
-    /// The relay against direct TLS: throughput, round trips, pairings,
-    /// memory per idle host.
+    /// The relay against direct TLS: throughput, round trips, pairings.
     Relay,
+    /// The relay's memory with and without idle hosts.
+    Memory,
     /// The client through relay + host against straight to the desktop:
     /// first picture, frames per second, CPU per frame.
     Client,
 }
 
 pub async fn run(sizes: &Sizes, only: Option<Group>) -> anyhow::Result<()> {
-    if only != Some(Group::Client) {
+    let wanted = |group| only.is_none_or(|only| only == group);
+    if wanted(Group::Relay) {
         relay_figures(sizes).await?;
     }
-    if only != Some(Group::Relay) {
+    if wanted(Group::Memory) {
+        memory_figures(sizes).await?;
+    }
+    if wanted(Group::Client) {
         client_figures(sizes).await?;
     }
     Ok(())
@@ -104,7 +109,7 @@ async fn relay_figures(sizes: &Sizes) -> anyhow::Result<()> {
     let work = tempfile::tempdir()?;
     let dir = work.path().join("relay");
     // Hosts for the throughput sessions, plus one for latency and pairing.
-    let (hosts, process, relay) = relay_with_hosts(&dir, SESSION_COUNTS[1] + 1).await?;
+    let (hosts, _process, relay) = relay_with_hosts(&dir, SESSION_COUNTS[1] + 1).await?;
     let direct = Arc::new(DirectServer::bind(&dir).await?);
     let mut controls = Vec::new();
     for host in &hosts {
@@ -151,8 +156,11 @@ async fn relay_figures(sizes: &Sizes) -> anyhow::Result<()> {
     let connects = direct_connects_per_s(&direct, &relay, sizes).await?;
     figure("pairings_per_s", pairings);
     figure("direct_tls_connects_per_s", connects);
-    drop(process);
+    Ok(())
+}
 
+async fn memory_figures(sizes: &Sizes) -> anyhow::Result<()> {
+    let work = tempfile::tempdir()?;
     let (empty, full) = idle_hosts(work.path(), sizes.idle_hosts).await?;
     bytes_figure("relay_rss_bytes_no_hosts", empty);
     bytes_figure("relay_rss_bytes_idle_hosts", full);

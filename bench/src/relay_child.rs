@@ -29,8 +29,14 @@ pub async fn serve(dir: PathBuf) -> anyhow::Result<()> {
         tap: None,
     };
     let relay = Relay::bind(config).await?;
+    let mut stop = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     println!("{}", relay.local_addr());
-    relay.run().await
+    tokio::select! {
+        served = relay.run() => served,
+        // A normal exit, so that a profiler around the child (valgrind
+        // --trace-children) writes its report.
+        _ = stop.recv() => Ok(()),
+    }
 }
 
 /// A running relay child; killed when dropped.
@@ -88,6 +94,24 @@ impl RelayProcess {
             .and_then(|n| n.parse().ok())
             .context("no VmRSS in /proc/PID/status")?;
         Ok(kib * 1024)
+    }
+}
+
+impl Drop for RelayProcess {
+    /// Asks the child to stop and gives it up to 5 s; `kill_on_drop` ends
+    /// it after that.
+    fn drop(&mut self) {
+        let Some(pid) = self.child.id().and_then(|pid| i32::try_from(pid).ok()) else {
+            return;
+        };
+        // SAFETY: kill only sends a signal to our own child.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        for _ in 0..100 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 

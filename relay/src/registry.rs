@@ -31,7 +31,9 @@ pub struct Notice {
 
 pub struct OnlineHost {
     pub conn: u64,
-    pub notices: mpsc::Sender<Notice>,
+    /// Boxed: the channel allocates room for 32 at once, for every online
+    /// host, and a pointer is a sixth of a notice.
+    pub notices: mpsc::Sender<Box<Notice>>,
 }
 
 /// One line of the file.

@@ -265,10 +265,14 @@ async fn handle(
     let stream = Prefixed::new(start.bytes, tls);
     if start.http {
         let web = shared.web_dir.clone();
-        if let Some(ws) = crate::web::serve_http(stream, web.as_deref(), peer, limit).await? {
-            serve_peer(shared, Box::new(ws), peer).await;
-        }
-        return Ok(());
+        // Browsers' path, allocated only when taken (see `serve_peer`).
+        return Box::pin(async move {
+            if let Some(ws) = crate::web::serve_http(stream, web.as_deref(), peer, limit).await? {
+                serve_peer(shared, Box::new(ws), peer).await;
+            }
+            Ok(())
+        })
+        .await;
     }
     serve_peer(shared, Box::new(stream), peer).await;
     Ok(())
@@ -294,14 +298,17 @@ async fn serve_peer(shared: Arc<Shared>, stream: Stream, peer: SocketAddr) {
             return;
         }
     }
+    // A task is as big as its largest state: the paths a host's control
+    // connection does not take are allocated only when taken, so that
+    // thousands of idle hosts do not each carry room for a client's splice.
     match msg {
         Some(ToRelay::HostHello { id, public_key, .. }) => {
             host_control(shared, conn, peer, id, public_key).await
         }
         Some(ToRelay::HostAccept { id, session }) => {
-            host_data(shared, conn, peer, id, session).await
+            Box::pin(host_data(shared, conn, peer, id, session)).await
         }
-        Some(ToRelay::ClientHello { id, .. }) => client(shared, conn, peer, id).await,
+        Some(ToRelay::ClientHello { id, .. }) => Box::pin(client(shared, conn, peer, id)).await,
         Some(other) => {
             send_error(
                 &mut conn,
@@ -452,7 +459,8 @@ async fn host_control(
                 Err(_) => break "heartbeat timeout",
             },
             notice = notices.recv() => match notice {
-                Some(Notice { session, client_addr }) => {
+                Some(notice) => {
+                    let Notice { session, client_addr } = *notice;
                     let msg = FromRelay::Incoming { session, client_addr };
                     if conn.write_all(&relay::encode(&msg)).await.is_err() {
                         break "write failed";
@@ -548,10 +556,10 @@ async fn client(shared: Arc<Shared>, mut conn: FramedIo<Stream>, peer: SocketAdd
     let forget = || {
         shared.pending.lock().unwrap().remove(&session);
     };
-    let notice = Notice {
+    let notice = Box::new(Notice {
         session: session.clone(),
         client_addr: peer.to_string(),
-    };
+    });
     if notices.try_send(notice).is_err() {
         forget();
         send_error(

@@ -29,7 +29,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> FramedIo<S> {
 
     /// Reads one whole frame's payload.
     pub async fn read_frame(&mut self) -> Result<Vec<u8>, ReadFrameError> {
-        let mut buf = [0u8; 4096];
+        // Frames read here are small (control, pairing, handshake); the
+        // buffer lives in every waiting reader's future, such as each idle
+        // host's at the relay, so it stays small too.
+        let mut buf = [0u8; 1024];
         loop {
             if let Some(frame) = self.decoder.next_frame()? {
                 return Ok(frame);
