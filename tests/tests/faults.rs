@@ -53,27 +53,46 @@ fn a_host_killed_mid_session_is_reported_to_the_client() {
     assert!(line.contains("broke off"), "{line}");
 }
 
+/// The relay restarted while it carries two sessions and five hosts.
 #[test]
-fn the_relay_restarting_under_a_session_is_reported_and_both_ends_come_back() {
+fn the_relay_restarting_under_load_is_reported_and_everyone_comes_back() {
     let work = tempfile::tempdir().unwrap();
     let mut relay = RelayProc::start(&[]);
     let (_desktop, desktop_addr) = test_desktop(USER, PASSWORD);
-    let mut host = HostProc::start(work.path(), &relay, "steady-pc", &desktop_addr);
+    let ids = [
+        "steady-pc",
+        "busy-pc-1",
+        "busy-pc-2",
+        "busy-pc-3",
+        "busy-pc-4",
+    ];
+    let mut hosts: Vec<HostProc> = ids
+        .iter()
+        .map(|id| HostProc::start(work.path(), &relay, id, &desktop_addr))
+        .collect();
     let shot = work.path().join("shot.png");
-    let mut client = session(&relay, "steady-pc", &shot);
+    let mut clients = [
+        session(&relay, "steady-pc", &shot),
+        session(&relay, "busy-pc-1", &work.path().join("busy.png")),
+    ];
 
     relay.restart();
-    let (code, out) = client.wait_exit(Duration::from_secs(30));
-    assert_ne!(
-        code, 0,
-        "the client took a relay restart for a normal end:\n{out}"
-    );
-    eprintln!("the client said: {}", last_line(&out));
-    assert!(last_line(&out).contains("thin-client: "), "{out}");
+    for client in &mut clients {
+        let (code, out) = client.wait_exit(Duration::from_secs(30));
+        assert_ne!(
+            code, 0,
+            "the client took a relay restart for a normal end:\n{out}"
+        );
+        eprintln!("the client said: {}", last_line(&out));
+        assert!(last_line(&out).contains("thin-client: "), "{out}");
+        assert!(last_line(&out).contains("broke off"), "{out}");
+    }
 
-    // The host registers again by itself; the person connects again.
-    host.proc
-        .wait_for("registered; waiting for sessions", Duration::from_secs(30));
+    // Every host registers again by itself; the person connects again.
+    for host in &mut hosts {
+        host.proc
+            .wait_for("registered; waiting for sessions", Duration::from_secs(30));
+    }
     let mut last = String::new();
     for _ in 0..40 {
         let (code, out) = thin_client_connect(
