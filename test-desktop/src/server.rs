@@ -165,8 +165,9 @@ impl TestDesktop {
 
     /// Motion mode: after the first picture, the whole screen is repainted
     /// again and again (the picture sliding left) as fast as the client
-    /// takes it, like a full-screen video. Input is still echoed, but marks
-    /// are not drawn. For measuring how many frames a client keeps up with.
+    /// takes it, like a full-screen video. Input is still echoed; the marks
+    /// it draws last until the next frame. For measuring how many frames a
+    /// client keeps up with.
     pub fn with_motion(mut self) -> Self {
         self.motion = true;
         self
