@@ -131,8 +131,16 @@ impl Registry {
             Some(_) => Ok(Claim::Taken),
             None => {
                 let line = Binding::new(id.clone(), key).line();
-                self.log.write_all(line.as_bytes())?;
-                self.log.sync_data()?;
+                let before = self.log.metadata()?.len();
+                let written = self
+                    .log
+                    .write_all(line.as_bytes())
+                    .and_then(|()| self.log.sync_data());
+                if let Err(e) = written {
+                    // A part-written line would run into the next one.
+                    let _ = self.log.set_len(before);
+                    return Err(e);
+                }
                 self.bindings.insert(id.clone(), key.to_vec());
                 Ok(Claim::New)
             }
@@ -186,7 +194,7 @@ fn import_old(old: &Path, new: &Path) -> anyhow::Result<()> {
 }
 
 /// Where the registry of the relay folder `dir` is kept.
-pub fn path_in(dir: &Path) -> PathBuf {
+fn path_in(dir: &Path) -> PathBuf {
     dir.join(FILE)
 }
 
