@@ -147,7 +147,6 @@ fn profile_dir(profile: &str) -> &str {
     }
 }
 
-/// Runs `cmd`; the error names the program when it cannot start or fails.
 /// `bin` of crate `krate` at exactly `version`, installed into
 /// target/tools on first use (`locked`: with the crate's own lockfile).
 fn tool(krate: &str, bin: &str, version: &str, locked: bool) -> anyhow::Result<PathBuf> {
@@ -174,6 +173,7 @@ fn tool(krate: &str, bin: &str, version: &str, locked: bool) -> anyhow::Result<P
     Ok(path)
 }
 
+/// Runs `cmd`; the error names the program when it cannot start or fails.
 fn run(cmd: &mut Command) -> anyhow::Result<()> {
     let status = cmd
         .status()
