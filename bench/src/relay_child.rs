@@ -15,18 +15,20 @@ use tokio::process::{Child, Command};
 
 pub async fn serve(dir: PathBuf) -> anyhow::Result<()> {
     let config = RelayConfig {
-        dir,
-        listen: "127.0.0.1:0".parse()?,
         limits: Limits {
-            // Every simulated peer comes from 127.0.0.1.
+            // Every simulated peer comes from 127.0.0.1, and the figures
+            // are how many pairings the relay can do, not how many it lets
+            // one address do.
             max_conns_per_ip: usize::MAX,
+            max_proven_conns_per_ip: usize::MAX,
+            pairing_per_ip: None,
+            pairing_per_id: None,
+            new_ids_per_ip: None,
             // Idle hosts do not ping while they are counted.
             heartbeat_timeout: Duration::from_secs(600),
             ..Limits::default()
         },
-        web_dir: None,
-        web_cert: None,
-        tap: None,
+        ..RelayConfig::new(dir, "127.0.0.1:0".parse()?)
     };
     let relay = Relay::bind(config).await?;
     let mut stop = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

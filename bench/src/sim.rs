@@ -84,6 +84,7 @@ impl Host {
             version: PROTOCOL_VERSION,
             id: self.id.clone(),
             public_key: self.public_key(),
+            enrolment_token: None,
         };
         conn.write_all(&relay::encode(&hello)).await?;
         let FromRelay::Challenge { nonce } = read_msg(&mut conn).await? else {

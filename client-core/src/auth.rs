@@ -50,6 +50,7 @@ fn refused(reason: Refusal, message: String) -> ConnectError {
             retry_after_secs,
         },
         Refusal::NoPassword | Refusal::Unavailable => ConnectError::HostNotReady(message),
+        Refusal::Busy => ConnectError::HostBusy(message),
         Refusal::Otp => ConnectError::OtpRefused(message),
         Refusal::Password => ConnectError::HostPasswordRefused(message),
         Refusal::Protocol => ConnectError::HostRefused(message),

@@ -79,15 +79,8 @@ impl Demo {
         let dir = tempfile::tempdir()?;
         let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
         relay::init(dir.path(), &["localhost".into(), "127.0.0.1".into()])?;
-        let relay = relay::Relay::bind(relay::RelayConfig {
-            dir: dir.path().to_owned(),
-            listen: loopback,
-            limits: relay::Limits::default(),
-            tap: None,
-            web_dir: None,
-            web_cert: None,
-        })
-        .await?;
+        let relay =
+            relay::Relay::bind(relay::RelayConfig::new(dir.path().to_owned(), loopback)).await?;
         let relay_addr = relay.local_addr();
         let mut tasks = vec![tokio::spawn(async move {
             let _ = relay.run().await;
@@ -118,6 +111,7 @@ impl Demo {
                 relay_ca: ca.clone(),
                 target: Some(desktop_addr.to_string()),
                 proxy: None,
+                enrolment_token: None,
             },
         )?;
         // The owner's set-up, as `thin-host set-password` and `otp totp` do it.

@@ -24,6 +24,10 @@ pub enum ConnectError {
     HostTimeout(String),
     #[error("too many attempts: {0}")]
     RateLimited(String),
+    #[error("the office PC is busy: {0}")]
+    HostBusy(String),
+    #[error("the relay is full: {0}")]
+    RelayFull(String),
     #[error("the relay refused the connection: {0}")]
     RelayRefused(String),
     #[error("the office PC could not start the session: {0}")]
@@ -78,6 +82,8 @@ impl ConnectError {
             ErrorCode::HostOffline => Self::HostOffline(message),
             ErrorCode::Timeout => Self::HostTimeout(message),
             ErrorCode::RateLimited => Self::RateLimited(message),
+            ErrorCode::HostBusy => Self::HostBusy(message),
+            ErrorCode::RelayFull => Self::RelayFull(message),
             _ => Self::RelayRefused(message),
         }
     }

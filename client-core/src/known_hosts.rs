@@ -2,8 +2,12 @@
 //! computer is recorded; a different key later is refused until the user
 //! removes the old pin on purpose.
 //!
-//! A pin is named `computer-id@relay`: IDs are only unique per relay.
-//! The text form is one `name base64-key` per line; `#` starts a comment.
+//! A pin is named `computer-id@relay-identity`: IDs are only unique per
+//! relay. A native client knows a relay by the CA it pins, so the identity
+//! is that CA's fingerprint, however the relay's address is spelled
+//! (`localhost:4433`, `127.0.0.1:4433`, a second DNS name); the browser
+//! knows it by the page's origin. The text form is one `name base64-key`
+//! per line; `#` starts a comment.
 
 use std::collections::BTreeMap;
 
@@ -32,9 +36,18 @@ pub struct KnownHosts {
     pins: BTreeMap<String, Vec<u8>>,
 }
 
-/// The name a computer's pin is kept under.
-pub fn pin_name(relay: &str, id: &ComputerId) -> String {
-    format!("{id}@{}", relay.trim().to_ascii_lowercase())
+/// The name a computer's pin is kept under: its ID at the relay's identity.
+pub fn pin_name(relay_identity: &str, id: &ComputerId) -> String {
+    format!("{id}@{}", relay_identity.trim().to_ascii_lowercase())
+}
+
+/// The identity of a relay trusted through the CA certificate `ca_der`:
+/// `ca-` and the first 128 bits of its SHA-256, in hex.
+pub fn ca_identity(ca_der: &[u8]) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(ca_der);
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("ca-{hex}")
 }
 
 impl KnownHosts {
@@ -88,6 +101,37 @@ impl KnownHosts {
         self.pins.remove(name).is_some()
     }
 
+    /// Removes every pin of computer `id`, at any relay; returns their names.
+    pub fn forget_id(&mut self, id: &ComputerId) -> Vec<String> {
+        let prefix = format!("{id}@");
+        let names: Vec<String> = self
+            .pins
+            .keys()
+            .filter(|name| name.starts_with(&prefix))
+            .cloned()
+            .collect();
+        for name in &names {
+            self.pins.remove(name);
+        }
+        names
+    }
+
+    /// Moves a pin kept under an older name (`id@relay-address`) to `name`
+    /// if `name` has none yet; returns whether it did. An upgrade must not
+    /// forget a key the user already trusts.
+    pub fn adopt(&mut self, name: &str, older: &str) -> bool {
+        if self.pins.contains_key(name) {
+            return false;
+        }
+        match self.pins.remove(older) {
+            Some(key) => {
+                self.pins.insert(name.to_owned(), key);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Pinned names with their fingerprints.
     pub fn list(&self) -> impl Iterator<Item = (&str, String)> {
         self.pins.iter().map(|(n, k)| (n.as_str(), fingerprint(k)))
@@ -118,6 +162,26 @@ impl PinStore for MemoryPins {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn older_pins_are_adopted_and_an_id_can_be_forgotten_everywhere() {
+        let id = ComputerId::parse("pc-1").unwrap();
+        let name = pin_name(&ca_identity(b"ca"), &id);
+        let older = pin_name("relay.example:443", &id);
+        let mut hosts = KnownHosts::default();
+        hosts.pin(&older, &[7; 32]);
+        hosts.pin("pc-10@elsewhere", &[8; 32]);
+        assert!(hosts.adopt(&name, &older));
+        assert_eq!(hosts.check(&name, &[7; 32]), HostKeyCheck::Known);
+        assert!(!hosts.adopt(&name, &older));
+        hosts.pin("pc-1@other-relay", &[9; 32]);
+        let mut gone = hosts.forget_id(&id);
+        let mut expected = vec!["pc-1@other-relay".to_owned(), name];
+        gone.sort();
+        expected.sort();
+        assert_eq!(gone, expected);
+        assert_eq!(hosts.list().count(), 1, "pc-10 stays");
+    }
 
     #[test]
     fn first_use_then_known_then_changed() {

@@ -12,6 +12,7 @@ use client_core::{
     screenshot, Answer, ConnectError, Interaction, OtpKind, PinStore, Progress, Prompt,
     RdpCredentials,
 };
+use proto::ComputerId;
 use transport::dial::Proxy;
 use zeroize::Zeroizing;
 
@@ -30,7 +31,8 @@ enum Command {
     Connect(Box<ConnectArgs>),
     /// Remove a pinned host key (after its owner re-installed thin-host).
     ForgetHost {
-        /// The pin's name, computer-id@relay, as the warning printed it.
+        /// The pin's name (computer-id@relay-identity) as the warning printed it, or a
+        /// computer ID to forget its pins at every relay.
         pin: String,
         #[arg(long)]
         known_hosts: Option<PathBuf>,
@@ -353,14 +355,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ForgetHost { pin, known_hosts } => {
             let pins = pins_at(known_hosts);
             let mut hosts = pins.load().map_err(anyhow::Error::msg)?;
-            if !hosts.forget(&pin) {
+            // A bare computer ID forgets its pins at every relay.
+            let removed = match ComputerId::parse(&pin) {
+                Ok(id) if !pin.contains('@') => hosts.forget_id(&id),
+                _ if hosts.forget(&pin) => vec![pin.clone()],
+                _ => Vec::new(),
+            };
+            if removed.is_empty() {
                 anyhow::bail!(
                     "no pin named '{pin}' in {} (see `thin-client known-hosts`)",
                     pins.path.display()
                 );
             }
             pins.save(&hosts).map_err(anyhow::Error::msg)?;
-            println!("removed the pin for {pin}; the next connection pins the new key");
+            for name in removed {
+                println!("removed the pin for {name}; the next connection pins the new key");
+            }
             Ok(())
         }
         Command::KnownHosts { known_hosts } => {

@@ -16,7 +16,7 @@ use transport::tls::TlsConnectError;
 use transport::{FramedIo, Prefixed, SecureStream};
 
 use crate::interaction::BoxFuture;
-use crate::known_hosts::pin_name;
+use crate::known_hosts::{ca_identity, pin_name};
 use crate::rdp::{self, RdpCredentials, RdpSession};
 use crate::{Admission, Answer, ConnectError, Interaction, KnownHosts, PinStore, Progress, Prompt};
 
@@ -92,13 +92,15 @@ impl PinStore for FilePins {
     }
 
     fn save(&self, hosts: &KnownHosts) -> Result<(), String> {
-        files::write_atomic(&self.path, hosts.to_text().as_bytes(), files::Mode::Public)
+        // Which computers someone reaches, and through which relays, is
+        // nobody else's business.
+        files::write_atomic(&self.path, hosts.to_text().as_bytes(), files::Mode::Secret)
             .map_err(|e| format!("cannot write {}: {e}", self.path.display()))
     }
 }
 
 /// The MAC addresses of this machine's network interfaces, for hosts that
-/// allow only registered devices.
+/// allow only registered devices (at most as many as a host reads).
 pub fn local_macs() -> Vec<String> {
     let Ok(all) = mac_address::MacAddressIterator::new() else {
         return Vec::new();
@@ -109,6 +111,7 @@ pub fn local_macs() -> Vec<String> {
         .collect();
     macs.sort();
     macs.dedup();
+    macs.truncate(proto::auth::MAX_MACS);
     macs
 }
 
@@ -124,11 +127,32 @@ pub async fn open_channel(
     let stream = dial_relay(relay).await?;
     ui.progress(Progress::RelayConnected);
     let pipe = crate::pairing::pair(stream, &id, ui).await?;
-    let pin = pin_name(&relay.addr, &id);
+    let pin = pin_for(relay, &id, pins)?;
     let channel = crate::secure::secure(pipe, id.as_str(), &pin, pins, ui).await?;
     let mut conn = FramedIo::new(channel);
     let admission = crate::auth::authenticate(&mut conn, local_macs(), ui).await?;
     Ok((conn, admission))
+}
+
+/// The name of computer `id`'s pin at `relay`: keyed by the relay's CA, so
+/// any spelling of the relay's address finds it. A pin an older version
+/// kept under the address is carried over first.
+pub fn pin_for(
+    relay: &RelayTarget,
+    id: &ComputerId,
+    pins: &dyn PinStore,
+) -> Result<String, ConnectError> {
+    let ca =
+        transport::tls::load_certs(&relay.ca).map_err(|e| ConnectError::RelayCa(e.to_string()))?;
+    let first = ca.first().ok_or_else(|| {
+        ConnectError::RelayCa(format!("{} holds no certificate", relay.ca.display()))
+    })?;
+    let pin = pin_name(&ca_identity(first.as_ref()), id);
+    let mut known = pins.load().map_err(ConnectError::Pins)?;
+    if known.adopt(&pin, &pin_name(&relay.addr, id)) {
+        pins.save(&known).map_err(ConnectError::Pins)?;
+    }
+    Ok(pin)
 }
 
 /// How long the steps of a connection took.

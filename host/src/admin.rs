@@ -14,12 +14,51 @@ use crate::mail::EmailSettings;
 use crate::otp;
 use crate::secrets::Secrets;
 
+/// The least zxcvbn score a host password needs: "safely unguessable",
+/// about 10^8 guesses or more.
+const MIN_STRENGTH: zxcvbn::Score = zxcvbn::Score::Three;
+
+/// Checks a proposed host password: Shin-Telework's complexity rule, then a
+/// strength estimate (zxcvbn) that refuses common words, names, dates,
+/// keyboard walks and repeats however many character kinds they use. The
+/// computer ID and the product's own words count as guessable too. The
+/// error says why, in words the owner can act on.
+pub fn check_new_password(password: &str, computer_id: &str) -> Result<(), String> {
+    if !password_is_strong(password) {
+        return Err(format!("that password is too weak: {PASSWORD_RULE}"));
+    }
+    let known = [computer_id, "thin", "thin-host", "host", "office", "remote"];
+    let estimate = zxcvbn::zxcvbn(password, &known);
+    if estimate.score() >= MIN_STRENGTH {
+        return Ok(());
+    }
+    let why = estimate
+        .feedback()
+        .and_then(|f| f.warning())
+        .map(|w| w.to_string())
+        .unwrap_or_else(|| "it follows a pattern that is guessed early".to_owned());
+    let how = estimate
+        .feedback()
+        .map(|f| {
+            f.suggestions()
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "Use a few unrelated words, or a longer mix.".to_owned());
+    Err(format!(
+        "that password is too easy to guess: {why} (an attacker would find it within about \
+         10^{:.0} guesses). {how}",
+        estimate.guesses_log10()
+    ))
+}
+
 /// Sets the host password: only its OPAQUE record is stored.
 pub fn set_password(config_path: &Path, password: &str) -> anyhow::Result<()> {
-    HostConfig::load(config_path)?;
-    if !password_is_strong(password) {
-        bail!("that password is too weak: {PASSWORD_RULE}");
-    }
+    let config = HostConfig::load(config_path)?;
+    check_new_password(password, config.id.as_str()).map_err(anyhow::Error::msg)?;
     let path = HostConfig::secrets_path(config_path);
     let mut secrets = Secrets::load(&path)?;
     let setup = secrets
@@ -251,6 +290,7 @@ mod tests {
                 relay_ca: ca,
                 target: None,
                 proxy: None,
+                enrolment_token: None,
             },
         )
         .unwrap();
@@ -266,6 +306,30 @@ mod tests {
         set_password(&config, "Str0ng-enough").unwrap();
         let stored = std::fs::read(HostConfig::secrets_path(&config)).unwrap();
         assert!(!stored.windows(13).any(|w| w == b"Str0ng-enough"));
+    }
+
+    #[test]
+    fn common_and_patterned_passwords_are_refused_with_why() {
+        for weak in [
+            "Passw0rd",
+            "Password1",
+            "Summer2024!",
+            "P@ssw0rd123",
+            "Qwerty123!",
+            "Office-pc-1!",
+            &"a".repeat(24),
+            &"Ab1!".repeat(6),
+        ] {
+            let err = check_new_password(weak, "office-pc-1").unwrap_err();
+            assert!(err.contains("too easy to guess"), "{weak}: {err}");
+            assert!(err.contains("guesses"), "{weak}: {err}");
+        }
+        // The complexity rule comes first and is named as such.
+        let err = check_new_password("password", "pc").unwrap_err();
+        assert!(err.contains("at least 8 characters using 3 of"), "{err}");
+        for strong in ["Str0ng-enough", "Office-Pass-42", "Tofu-Kettle-Orbit-93"] {
+            check_new_password(strong, "office-pc-1").unwrap_or_else(|e| panic!("{strong}: {e}"));
+        }
     }
 
     #[test]

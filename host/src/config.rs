@@ -54,6 +54,10 @@ pub struct HostConfig {
     /// Ordered access list by client source address; no match allows.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub acl: Vec<AclRule>,
+    /// The relay operator's enrolment token (`thin-relay token new`), for
+    /// relays that bind new computer IDs only with one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enrolment_token: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,6 +85,7 @@ pub struct InitOptions {
     pub relay_ca: PathBuf,
     pub target: Option<String>,
     pub proxy: Option<String>,
+    pub enrolment_token: Option<String>,
 }
 
 impl HostConfig {
@@ -113,6 +118,7 @@ impl HostConfig {
             mac_allow: Vec::new(),
             otp: OtpSetting::Off,
             acl: Vec::new(),
+            enrolment_token: opts.enrolment_token,
         };
         let key_path = config.beside(path, &config.key_file);
         let e2e_path = config.beside(path, &config.e2e_key_file);

@@ -1,26 +1,35 @@
 //! The host's checks for one session, inside the end-to-end channel: access
 //! list, MAC allowlist, lockout, one-time password, host password (OPAQUE).
-//! Every attempt is audited; failures count toward the lockout.
+//!
+//! Every question about a secret is an *attempt* that counts from the
+//! moment the host asks ([`Attempt`]): it is taken from the lockout's
+//! budgets before the question goes out and given back only when the answer
+//! proves the secret. Whatever else the client does — a wrong answer, a new
+//! start, an out-of-order message, silence, a closed connection — leaves it
+//! counted and audited. (An OPAQUE challenge alone lets a client test one
+//! password guess offline, so the challenge is what must be paid for.)
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use proto::auth::{opaque, ClientMsg, HostMsg, OtpKind, Refusal};
+use proto::auth::{opaque, ClientMsg, HostMsg, OtpKind, Refusal, MAX_MACS, MAX_MAC_LEN};
 use tokio::io::{AsyncRead, AsyncWrite};
 use transport::FramedIo;
 
 use crate::access;
 use crate::audit::{Audit, Outcome, Step};
 use crate::config::{HostConfig, OtpSetting};
-use crate::lockout::{AfterFailure, Clock, Lockout};
+use crate::lockout::{self, Charge, Clock, Locked, Lockout, Scope, Standing};
 use crate::mail;
 use crate::otp::{self, MailCheck, MailedCode, TotpCheck};
 use crate::secrets::Secrets;
 
-/// How long the client may take for each answer (a person typing a code).
+/// How long a person may take for each answer (typing a code or password).
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+/// How long the client's program may take for a step no person is part of.
+const MACHINE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the client may do once admitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +64,57 @@ impl Session {
     }
 }
 
+/// One question about a secret, counted from the moment it was taken.
+/// [`proven`](Self::proven) gives it back; anything else —
+/// [`failed`](Self::failed), or being dropped because the session ended —
+/// leaves it counted and audited as a failure.
+struct Attempt<'a> {
+    gate: &'a Gate,
+    session: &'a Session,
+    step: Step,
+    charge: Option<Charge>,
+}
+
+impl Attempt<'_> {
+    fn proven(mut self, detail: &str) {
+        if let Some(charge) = self.charge.take() {
+            self.gate.lockout().proven(charge);
+        }
+        self.session.record(self.step, Outcome::Ok, detail);
+    }
+
+    fn failed(mut self, detail: &str) {
+        self.charge = None;
+        self.session.record(self.step, Outcome::Fail, detail);
+    }
+
+    /// Attempts left before a lockout, this one included.
+    fn tries_left(&self) -> u32 {
+        self.charge.as_ref().map_or(0, |charge| {
+            self.gate
+                .lockout()
+                .tries_left(charge, self.gate.clock.now())
+        })
+    }
+
+    /// The host could not ask after all (its own fault, e.g. mail down):
+    /// the attempt is given back; the caller audits why.
+    fn withdrawn(mut self) {
+        if let Some(charge) = self.charge.take() {
+            self.gate.lockout().proven(charge);
+        }
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if self.charge.take().is_some() {
+            self.session
+                .record(self.step, Outcome::Fail, "abandoned: the session ended");
+        }
+    }
+}
+
 /// What became of one OTP answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum OtpVerdict {
@@ -82,6 +142,10 @@ impl Gate {
             lockout: Mutex::new(Lockout::default()),
             secrets_lock: tokio::sync::Mutex::new(()),
         }
+    }
+
+    fn lockout(&self) -> std::sync::MutexGuard<'_, Lockout> {
+        self.lockout.lock().expect("not poisoned")
     }
 
     fn session(&self, source: IpAddr) -> anyhow::Result<Session> {
@@ -112,16 +176,10 @@ impl Gate {
         let source = access::canonical(source);
         let session = match self.session(source) {
             Ok(session) => session,
-            Err(e) => {
-                let message = "this PC cannot check connections because its settings are \
-                               damaged; ask its owner to look at its log"
-                    .to_owned();
-                let _ = refuse::<S, ()>(conn, Refusal::Unavailable, message).await;
-                return Err(format!("{e:#}"));
-            }
+            Err(e) => return refuse_unavailable(conn, e).await,
         };
         let s = &session;
-        let ClientMsg::Hello { macs } = recv(conn).await? else {
+        let ClientMsg::Hello { macs } = recv(conn, MACHINE_TIMEOUT, "its hello").await? else {
             return refuse(conn, Refusal::Protocol, "expected hello".into()).await;
         };
 
@@ -139,19 +197,33 @@ impl Gate {
             };
             return refuse(conn, reason, message).await;
         }
-        if !access::mac_allowed(&s.config.mac_allow, &macs) {
-            s.record(Step::Mac, Outcome::Refused, "no allowed MAC address");
+        let mut standing = self.lockout().standing(source, self.clock.now());
+        let checked = self.lockout().check(source, standing, self.clock.now());
+        if let Err(locked) = checked {
+            return self.refuse_locked(conn, s, locked).await;
+        }
+        let too_many = macs.len() > MAX_MACS || macs.iter().any(|m| m.len() > MAX_MAC_LEN);
+        if too_many || !access::mac_allowed(&s.config.mac_allow, &macs) {
+            // A device list is something to guess too: a refusal counts.
+            let attempt = self.begin(conn, s, Step::Mac, standing).await?;
+            if too_many {
+                attempt.failed("too many or too long MAC addresses");
+                let message = format!(
+                    "the client reported more than {MAX_MACS} MAC addresses or a malformed one"
+                );
+                return refuse(conn, Refusal::Protocol, message).await;
+            }
+            attempt.failed("no allowed MAC address");
             let message =
                 "this PC accepts only registered devices and this one is not registered; \
                            ask its owner to add this device's MAC address"
                     .to_owned();
             return refuse(conn, Refusal::MacNotAllowed, message).await;
         }
-        if let Some(wait) = self.locked(source) {
-            s.record(Step::Lockout, Outcome::Refused, "locked out");
-            return self.refuse_locked(conn, source, wait).await;
-        }
-        let secrets = Secrets::load(&self.secrets_path).map_err(|e| format!("{e:#}"))?;
+        let secrets = match Secrets::load(&self.secrets_path) {
+            Ok(secrets) => secrets,
+            Err(e) => return refuse_unavailable(conn, e).await,
+        };
         let (Some(setup), Some(password_file)) = (&secrets.opaque_setup, &secrets.password_file)
         else {
             s.record(Step::Password, Outcome::Refused, "no host password set");
@@ -161,11 +233,15 @@ impl Gate {
             return refuse(conn, Refusal::NoPassword, message).await;
         };
 
-        self.one_time_password(conn, s, &secrets).await?;
-        self.host_password(conn, s, setup, password_file, context)
+        if self.one_time_password(conn, s, &secrets, standing).await? {
+            // A session that proved the code no longer competes with
+            // strangers for attempts at the password.
+            standing = Standing::Verified;
+        }
+        self.host_password(conn, s, setup, password_file, context, standing)
             .await?;
 
-        self.lockout.lock().expect("not poisoned").success(source);
+        self.lockout().admitted(source, self.clock.now());
         s.record(Step::Session, Outcome::Ok, "admitted");
         let admitted = Admitted {
             share_allowed: s.config.share,
@@ -180,177 +256,142 @@ impl Gate {
         Ok(admitted)
     }
 
-    fn locked(&self, source: IpAddr) -> Option<Duration> {
-        let now = self.clock.now();
-        self.lockout
-            .lock()
-            .expect("not poisoned")
-            .locked(source, now)
+    /// Takes an attempt before asking for a secret; a locked source or
+    /// budget refuses the session instead.
+    async fn begin<'a, S>(
+        &'a self,
+        conn: &mut FramedIo<S>,
+        s: &'a Session,
+        step: Step,
+        standing: Standing,
+    ) -> Result<Attempt<'a>, Denied>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let charge = self.lockout().begin(s.source, standing, self.clock.now());
+        match charge {
+            Ok(charge) => Ok(Attempt {
+                gate: self,
+                session: s,
+                step,
+                charge: Some(charge),
+            }),
+            Err(locked) => self.refuse_locked(conn, s, locked).await,
+        }
     }
 
     async fn refuse_locked<S, T>(
         &self,
         conn: &mut FramedIo<S>,
-        source: IpAddr,
-        wait: Duration,
+        s: &Session,
+        locked: Locked,
     ) -> Result<T, Denied>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
         let now = self.clock.now();
-        let secs = wait.as_secs().max(1);
+        let secs = locked.wait.as_secs().max(1);
         let until = crate::audit::rfc3339(now + Duration::from_secs(secs));
         let minutes = secs.div_ceil(60);
-        let whole_host = !self
-            .lockout
-            .lock()
-            .expect("not poisoned")
-            .source_locked(source, now);
-        let message = if whole_host {
-            format!(
-                "too many failed attempts from many places: this PC refuses all connections \
-                 for {minutes} more minute(s) (until {until}); try again then"
-            )
-        } else {
-            format!(
-                "too many failed attempts: this PC refuses connections from {source} for \
-                 {minutes} more minute(s) (until {until}); try again then"
-            )
-        };
-        refuse(
-            conn,
-            Refusal::LockedOut {
-                retry_after_secs: secs,
-            },
-            message,
-        )
-        .await
-    }
-
-    /// Counts a failure; refuses the session if it triggered a lockout.
-    async fn failed<S>(
-        &self,
-        conn: &mut FramedIo<S>,
-        s: &Session,
-        step: Step,
-        detail: &str,
-    ) -> Result<u32, Denied>
-    where
-        S: AsyncRead + AsyncWrite + Unpin,
-    {
-        s.record(step, Outcome::Fail, detail);
-        let after = {
-            let now = self.clock.now();
-            self.lockout
-                .lock()
-                .expect("not poisoned")
-                .failure(s.source, now)
-        };
-        match after {
-            AfterFailure::TriesLeft(n) => Ok(n),
-            AfterFailure::Locked(wait) => {
-                s.record(
-                    Step::Lockout,
-                    Outcome::Refused,
-                    "locked out after repeated failures",
-                );
-                self.refuse_locked(conn, s.source, wait).await
+        let (detail, message) = match locked.scope {
+            Scope::Source => {
+                let source = lockout::describe_source(lockout::source_key(s.source));
+                (
+                    "locked out: too many failed attempts from this source",
+                    format!(
+                        "too many failed attempts: this PC refuses connections from {source} for \
+                         {minutes} more minute(s) (until {until}); try again then"
+                    ),
+                )
             }
-        }
+            Scope::Host(Standing::Stranger) => (
+                "locked out: too many failed attempts from unfamiliar places",
+                format!(
+                    "too many failed attempts from many places: this PC refuses attempts from \
+                     places it does not know for {minutes} more minute(s) (until {until}); try \
+                     again then, or from a place you connected from before"
+                ),
+            ),
+            Scope::Host(_) => (
+                "locked out: too many failed attempts",
+                format!(
+                    "too many failed attempts: this PC refuses attempts for {minutes} more \
+                     minute(s) (until {until}); try again then"
+                ),
+            ),
+        };
+        s.record(Step::Lockout, Outcome::Refused, detail);
+        let reason = Refusal::LockedOut {
+            retry_after_secs: secs,
+        };
+        refuse(conn, reason, message).await
     }
 
+    /// Asks for the one-time password if the owner turned it on; returns
+    /// whether one was proven.
     async fn one_time_password<S>(
         &self,
         conn: &mut FramedIo<S>,
         s: &Session,
         secrets: &Secrets,
-    ) -> Result<(), Denied>
+        standing: Standing,
+    ) -> Result<bool, Denied>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        let source = s.source;
-        let (kind, mut mailed) = match &s.config.otp {
-            OtpSetting::Off => return Ok(()),
-            OtpSetting::Totp => {
-                if secrets.totp.is_none() {
-                    s.record(Step::Otp, Outcome::Refused, "TOTP on but not enrolled");
-                    let message =
-                        "this PC asks for an authenticator code but has none enrolled; its \
-                                   owner must run `thin-host otp totp` again"
-                            .to_owned();
-                    return refuse(conn, Refusal::Otp, message).await;
-                }
-                (OtpKind::Totp, None)
+        let kind = match &s.config.otp {
+            OtpSetting::Off => return Ok(false),
+            OtpSetting::Totp if secrets.totp.is_none() => {
+                s.record(Step::Otp, Outcome::Refused, "TOTP on but not enrolled");
+                let message = "this PC asks for an authenticator code but has none enrolled; its \
+                               owner must run `thin-host otp totp` again"
+                    .to_owned();
+                return refuse(conn, Refusal::Otp, message).await;
             }
-            OtpSetting::Email(settings) => {
-                let now = self.clock.now();
-                let code = MailedCode::new(now);
-                let (subject, body) = mail::compose(
-                    s.config.id.as_str(),
-                    code.code(),
-                    source,
-                    now,
-                    code.expires(),
-                );
-                let password = match &settings.smtp_password_file {
-                    Some(file) => Some(read_secret_file(&self.config_dir_file(file))?),
-                    None => None,
-                };
-                if let Err(e) = mail::send(
-                    settings,
-                    password.as_deref().map(|p| p.as_str()),
-                    subject,
-                    body,
-                )
-                .await
-                {
-                    s.record(
-                        Step::Otp,
-                        Outcome::Refused,
-                        &format!("cannot mail the code: {e}"),
-                    );
-                    let message =
-                        "this PC could not mail the one-time code; ask its owner to check \
-                                   its mail settings (thin-host otp status)"
-                            .to_owned();
-                    return refuse(conn, Refusal::Otp, message).await;
-                }
-                let masked_to = proto::auth::mask_email(&settings.to);
-                (OtpKind::Email { masked_to }, Some(code))
-            }
-        };
-        send(
-            conn,
-            &HostMsg::OtpRequired {
-                kind,
-                emergency_codes: !secrets.emergency.is_empty(),
+            OtpSetting::Totp => OtpKind::Totp,
+            OtpSetting::Email(settings) => OtpKind::Email {
+                masked_to: proto::auth::mask_email(&settings.to),
             },
-        )
-        .await?;
+        };
+        // Taken before a code is mailed, so unanswered prompts cannot fill
+        // the owner's mailbox either.
+        let mut attempt = self.begin(conn, s, Step::Otp, standing).await?;
+        let mut mailed = match &s.config.otp {
+            OtpSetting::Email(settings) => match self.mail_code(s, settings).await {
+                Ok(code) => Some(code),
+                Err(message) => {
+                    attempt.withdrawn();
+                    return refuse(conn, Refusal::Otp, message).await;
+                }
+            },
+            _ => None,
+        };
+        let prompt = HostMsg::OtpRequired {
+            kind,
+            emergency_codes: !secrets.emergency.is_empty(),
+        };
+        send(conn, &prompt).await?;
 
         loop {
-            let msg = match recv(conn).await {
+            let msg = match recv(conn, ANSWER_TIMEOUT, "the one-time password prompt").await {
                 Ok(msg) => msg,
                 Err(e) => {
-                    // An attempt abandoned half-way counts as a failed one.
-                    self.failed(conn, s, Step::Otp, "abandoned").await?;
+                    attempt.failed(&format!("abandoned: {e}"));
                     return Err(e);
                 }
             };
             let ClientMsg::Otp { code, emergency } = msg else {
-                return refuse(
-                    conn,
-                    Refusal::Protocol,
-                    "expected a one-time password".into(),
-                )
-                .await;
+                attempt.failed("out-of-order message instead of a one-time password");
+                let message = "expected a one-time password".into();
+                return refuse(conn, Refusal::Protocol, message).await;
             };
             let six_digits =
                 code.trim().len() == otp::DIGITS && code.trim().bytes().all(|b| b.is_ascii_digit());
             let verdict = if emergency || !six_digits {
                 if self.take_emergency_code(&code).await? {
-                    s.record(Step::Emergency, Outcome::Ok, "emergency code used");
-                    return Ok(());
+                    attempt.step = Step::Emergency;
+                    attempt.proven("emergency code used");
+                    return Ok(true);
                 }
                 OtpVerdict::WrongEmergency
             } else {
@@ -366,19 +407,22 @@ impl Gate {
                     },
                 }
             };
-            let (step, detail) = match verdict {
+            let detail = match verdict {
                 OtpVerdict::Accepted => {
-                    s.record(Step::Otp, Outcome::Ok, "");
-                    return Ok(());
+                    attempt.proven("");
+                    return Ok(true);
                 }
-                OtpVerdict::WrongEmergency => (Step::Emergency, "wrong emergency code"),
-                OtpVerdict::Wrong { .. } => (Step::Otp, "wrong code"),
-                OtpVerdict::Reused => (Step::Otp, "code already used"),
-                OtpVerdict::Expired => (Step::Otp, "expired code"),
-                OtpVerdict::Exhausted => (Step::Otp, "wrong code, no tries left"),
+                OtpVerdict::WrongEmergency => {
+                    attempt.step = Step::Emergency;
+                    "wrong emergency code"
+                }
+                OtpVerdict::Wrong { .. } => "wrong code",
+                OtpVerdict::Reused => "code already used",
+                OtpVerdict::Expired => "expired code",
+                OtpVerdict::Exhausted => "wrong code, no tries left",
             };
-            let left = self.failed(conn, s, step, detail).await?;
-            let tries_left = match verdict {
+            attempt.failed(detail);
+            match verdict {
                 OtpVerdict::Expired => {
                     let message = "the mailed code has expired; connect again to get a new one";
                     return refuse(conn, Refusal::Otp, message.into()).await;
@@ -387,6 +431,13 @@ impl Gate {
                     let message = "too many wrong codes; connect again to get a new one";
                     return refuse(conn, Refusal::Otp, message.into()).await;
                 }
+                _ => {}
+            }
+            // The next try is a new attempt, taken before the client is
+            // told it may try again.
+            attempt = self.begin(conn, s, Step::Otp, standing).await?;
+            let left = attempt.tries_left();
+            let tries_left = match verdict {
                 OtpVerdict::Wrong {
                     code_tries: Some(n),
                 } => left.min(n),
@@ -395,6 +446,45 @@ impl Gate {
             let reused = verdict == OtpVerdict::Reused;
             send(conn, &HostMsg::OtpWrong { tries_left, reused }).await?;
         }
+    }
+
+    /// Mails a fresh code; on failure, audits it and returns what to tell
+    /// the client.
+    async fn mail_code(
+        &self,
+        s: &Session,
+        settings: &mail::EmailSettings,
+    ) -> Result<MailedCode, String> {
+        let now = self.clock.now();
+        let code = MailedCode::new(now);
+        let (subject, body) = mail::compose(
+            s.config.id.as_str(),
+            code.code(),
+            s.source,
+            now,
+            code.expires(),
+        );
+        let sent = async {
+            let password = match &settings.smtp_password_file {
+                Some(file) => Some(read_secret_file(&self.config_dir_file(file))?),
+                None => None,
+            };
+            let password = password.as_deref().map(|p| p.as_str());
+            mail::send(settings, password, subject, body).await
+        };
+        if let Err(e) = sent.await {
+            s.record(
+                Step::Otp,
+                Outcome::Refused,
+                &format!("cannot mail the code: {e}"),
+            );
+            return Err(
+                "this PC could not mail the one-time code; ask its owner to check its mail \
+                 settings (thin-host otp status)"
+                    .to_owned(),
+            );
+        }
+        Ok(code)
     }
 
     fn config_dir_file(&self, file: &std::path::Path) -> PathBuf {
@@ -436,6 +526,8 @@ impl Gate {
         Ok(true)
     }
 
+    /// The OPAQUE exchange. Each challenge belongs to one attempt, taken
+    /// before the host asks; only a valid finish gives it back.
     async fn host_password<S>(
         &self,
         conn: &mut FramedIo<S>,
@@ -443,73 +535,97 @@ impl Gate {
         setup: &[u8],
         password_file: &[u8],
         context: &[u8],
+        standing: Standing,
     ) -> Result<(), Denied>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
+        let mut attempt = self.begin(conn, s, Step::Password, standing).await?;
         send(conn, &HostMsg::PasswordRequired).await?;
-        let mut pending = None;
+        let mut challenged = None;
         loop {
-            let msg = match recv(conn).await {
+            let msg = match recv(conn, ANSWER_TIMEOUT, "the host password prompt").await {
                 Ok(msg) => msg,
                 Err(e) => {
-                    if pending.is_some() {
-                        self.failed(conn, s, Step::Password, "abandoned after a wrong password")
-                            .await?;
-                    }
+                    attempt.failed(&format!("abandoned: {e}"));
                     return Err(e);
                 }
             };
             match msg {
                 ClientMsg::PasswordStart { request } => {
-                    // A new start after a challenge: the client found its
-                    // password wrong and tries again.
-                    if pending.take().is_some() {
-                        self.failed(conn, s, Step::Password, "wrong password")
-                            .await?;
+                    if challenged.take().is_some() {
+                        // The client found its guess wrong and tries again:
+                        // a new attempt, or a lockout.
+                        attempt.failed("wrong password");
+                        attempt = self.begin(conn, s, Step::Password, standing).await?;
                     }
                     let Ok((state, response)) =
                         opaque::server_start(setup, password_file, &request, context)
                     else {
-                        return refuse(
-                            conn,
-                            Refusal::Protocol,
-                            "malformed password exchange".into(),
-                        )
-                        .await;
+                        attempt.failed("malformed password exchange");
+                        let message = "malformed password exchange".into();
+                        return refuse(conn, Refusal::Protocol, message).await;
                     };
-                    pending = Some(state);
+                    challenged = Some(state);
                     send(conn, &HostMsg::PasswordChallenge { response }).await?;
                 }
                 ClientMsg::PasswordFinish { finalization } => {
-                    let Some(state) = pending.take() else {
-                        return refuse(
-                            conn,
-                            Refusal::Protocol,
-                            "password exchange out of order".into(),
-                        )
-                        .await;
+                    let Some(state) = challenged.take() else {
+                        attempt.failed("password exchange out of order");
+                        let message = "password exchange out of order".into();
+                        return refuse(conn, Refusal::Protocol, message).await;
                     };
                     if opaque::server_finish(state, &finalization).is_ok() {
-                        s.record(Step::Password, Outcome::Ok, "");
+                        attempt.proven("");
                         return Ok(());
                     }
-                    self.failed(conn, s, Step::Password, "password proof invalid")
-                        .await?;
+                    attempt.failed("password proof invalid");
                     let message = "the host password could not be verified".to_owned();
                     return refuse(conn, Refusal::Password, message).await;
                 }
                 _ => {
-                    return refuse(
-                        conn,
-                        Refusal::Protocol,
-                        "expected the password exchange".into(),
-                    )
-                    .await;
+                    attempt.failed("out-of-order message during the password exchange");
+                    let message = "expected the password exchange".into();
+                    return refuse(conn, Refusal::Protocol, message).await;
                 }
             }
         }
     }
+}
+
+/// Refuses a session whose settings or secrets cannot be loaded: running
+/// out of file descriptors is a busy host, not damaged settings.
+async fn refuse_unavailable<S, T>(conn: &mut FramedIo<S>, error: anyhow::Error) -> Result<T, Denied>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let exhausted = error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(is_resource_exhaustion)
+    });
+    let (reason, message) = if exhausted {
+        (
+            Refusal::Busy,
+            "this PC is out of resources for new connections right now; try again in a minute",
+        )
+    } else {
+        (
+            Refusal::Unavailable,
+            "this PC cannot check connections because its settings are damaged; ask its owner \
+             to look at its log",
+        )
+    };
+    let _ = refuse::<S, ()>(conn, reason, message.into()).await;
+    Err(format!("{error:#}"))
+}
+
+/// Too many open files (for the process or the whole system), or no memory.
+pub(crate) fn is_resource_exhaustion(error: &std::io::Error) -> bool {
+    const ENFILE: i32 = 23;
+    const EMFILE: i32 = 24;
+    error.kind() == std::io::ErrorKind::OutOfMemory
+        || (cfg!(unix) && matches!(error.raw_os_error(), Some(ENFILE | EMFILE)))
 }
 
 fn read_secret_file(path: &std::path::Path) -> Result<zeroize::Zeroizing<String>, Denied> {
@@ -528,13 +644,24 @@ where
         .map_err(|e| format!("client connection lost: {e}"))
 }
 
-async fn recv<S>(conn: &mut FramedIo<S>) -> Result<ClientMsg, Denied>
+/// Reads the client's next message within `limit`; `waiting_for` names the
+/// step for the log when it does not come.
+async fn recv<S>(
+    conn: &mut FramedIo<S>,
+    limit: Duration,
+    waiting_for: &str,
+) -> Result<ClientMsg, Denied>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let frame = tokio::time::timeout(ANSWER_TIMEOUT, conn.read_frame())
+    let frame = tokio::time::timeout(limit, conn.read_frame())
         .await
-        .map_err(|_| "the client did not answer in time".to_owned())?
+        .map_err(|_| {
+            format!(
+                "the client did not answer {waiting_for} within {} s",
+                limit.as_secs()
+            )
+        })?
         .map_err(|e| format!("client connection lost: {e}"))?;
     match serde_json::from_slice(&frame) {
         Ok(msg) => Ok(msg),

@@ -17,4 +17,4 @@ mod service;
 
 pub use config::{HostConfig, InitOptions, OtpSetting};
 pub use lockout::{Clock, SystemClock};
-pub use service::{run, run_with, RunError, RunOptions};
+pub use service::{run, run_with, RunError, RunOptions, MAX_UNADMITTED, MAX_UNADMITTED_PER_SOURCE};

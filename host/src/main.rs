@@ -39,6 +39,10 @@ enum Command {
         /// HTTP proxy: http://[user:password@]host:port
         #[arg(long)]
         proxy: Option<String>,
+        /// The enrolment token from the relay's operator, if the relay binds
+        /// new computer IDs only with one.
+        #[arg(long)]
+        enrol_token: Option<String>,
     },
     /// Show this host's key fingerprint, which clients pin on first connection.
     Fingerprint {
@@ -292,6 +296,7 @@ fn main() -> ExitCode {
             relay_ca,
             target,
             proxy,
+            enrol_token,
         } => HostConfig::init(
             &config,
             InitOptions {
@@ -300,6 +305,7 @@ fn main() -> ExitCode {
                 relay_ca,
                 target,
                 proxy,
+                enrolment_token: enrol_token,
             },
         )
         .map(|c| println!("host '{}' configured in {}", c.id, config.display())),
@@ -311,7 +317,8 @@ fn main() -> ExitCode {
         | Command::Acl(_)
         | Command::Mac(_)
         | Command::Policy { .. }) => admin(other),
-        Command::Run { config } => tokio::runtime::Runtime::new()
+        Command::Run { config } => raise_fd_limit()
+            .and_then(|()| tokio::runtime::Runtime::new())
             .map_err(anyhow::Error::from)
             .and_then(|rt| {
                 rt.block_on(async {
@@ -329,4 +336,14 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Sessions and their connections are file descriptors: use what the system
+/// allows, so that a busy PC runs out later (and says so when it does).
+fn raise_fd_limit() -> std::io::Result<()> {
+    #[cfg(unix)]
+    if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
+        tracing::warn!(error = %e, "cannot raise the file-descriptor limit");
+    }
+    Ok(())
 }

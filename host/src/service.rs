@@ -1,9 +1,10 @@
 //! The host's life: register with the relay, answer session notices, and
 //! reconnect with back-off after any drop, forever.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use proto::channel::{Responder, StaticKey};
@@ -12,10 +13,10 @@ use proto::session::{SessionMode, SessionReply, SessionRequest};
 use ring::signature::Ed25519KeyPair;
 use rustls::ClientConfig;
 use tokio::net::TcpStream;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio_rustls::client::TlsStream;
 use tracing::{info, warn};
-use transport::dial::Proxy;
+use transport::dial::{DialError, Proxy};
 use transport::{FramedIo, SecureStream};
 
 use crate::config::{public_key, HostConfig};
@@ -26,8 +27,17 @@ use crate::secrets::Secrets;
 
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// The relay must confirm a session's data connection within this.
+const PAIRING_TIMEOUT: Duration = Duration::from_secs(10);
 /// A client must complete the end-to-end handshake within this.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
+/// Sessions served at once before their client is admitted, all together
+/// and from one source (an IPv4 address, an IPv6 /64). Each holds a data
+/// connection and a task; beyond these the host declines at once. Steps
+/// that wait for a person are paid for by lockout attempts, the others end
+/// within seconds, so an attacker cannot keep them full for long.
+pub const MAX_UNADMITTED: usize = 64;
+pub const MAX_UNADMITTED_PER_SOURCE: usize = 8;
 
 /// Errors that retrying cannot fix; `run` returns them.
 #[derive(Debug, thiserror::Error)]
@@ -45,7 +55,54 @@ struct Ctx {
     gate: Gate,
     tls: Arc<ClientConfig>,
     proxy: Option<Proxy>,
+    unadmitted: Arc<Mutex<Unadmitted>>,
 }
+
+/// Sessions not yet admitted, by source.
+#[derive(Default)]
+struct Unadmitted {
+    total: usize,
+    per_source: HashMap<IpAddr, usize>,
+}
+
+/// Room for one session until its client is admitted (or it ends).
+struct UnadmittedSlot {
+    counts: Arc<Mutex<Unadmitted>>,
+    source: IpAddr,
+}
+
+impl UnadmittedSlot {
+    fn take(counts: &Arc<Mutex<Unadmitted>>, source: IpAddr) -> Option<Self> {
+        let source = proto::rate::source_key(source);
+        let mut all = counts.lock().expect("not poisoned");
+        let mine = all.per_source.get(&source).copied().unwrap_or(0);
+        if all.total >= MAX_UNADMITTED || mine >= MAX_UNADMITTED_PER_SOURCE {
+            return None;
+        }
+        all.total += 1;
+        all.per_source.insert(source, mine + 1);
+        Some(Self {
+            counts: counts.clone(),
+            source,
+        })
+    }
+}
+
+impl Drop for UnadmittedSlot {
+    fn drop(&mut self) {
+        let mut all = self.counts.lock().expect("not poisoned");
+        all.total -= 1;
+        if let Some(n) = all.per_source.get_mut(&self.source) {
+            *n -= 1;
+            if *n == 0 {
+                all.per_source.remove(&self.source);
+            }
+        }
+    }
+}
+
+/// A session the host will not serve, and what its client is told.
+type Decline = (Vec<u8>, String);
 
 /// How a host runs besides its config (tests and the demo adjust these).
 pub struct RunOptions {
@@ -99,6 +156,7 @@ pub async fn run_with(config_path: &Path, options: RunOptions) -> Result<(), Run
         gate,
         tls,
         proxy,
+        unadmitted: Arc::default(),
     });
 
     let mut backoff = Duration::from_secs(1);
@@ -123,13 +181,27 @@ enum ControlError {
     Retry(String),
 }
 
-async fn dial_relay(ctx: &Ctx) -> Result<FramedIo<TlsStream<TcpStream>>, String> {
+/// Why the relay could not be dialled.
+struct DialFailure {
+    message: String,
+    /// The host ran out of file descriptors or memory.
+    exhausted: bool,
+}
+
+async fn dial_relay(ctx: &Ctx) -> Result<FramedIo<TlsStream<TcpStream>>, DialFailure> {
     let tcp = transport::dial::dial(&ctx.config.relay, ctx.proxy.as_ref(), DIAL_TIMEOUT)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| DialFailure {
+            exhausted: matches!(&e, DialError::Unreachable { source, .. }
+                if crate::gate::is_resource_exhaustion(source)),
+            message: e.to_string(),
+        })?;
     let tls = transport::tls::connect(tcp, ctx.tls.clone(), &ctx.config.relay)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| DialFailure {
+            message: e.to_string(),
+            exhausted: false,
+        })?;
     Ok(FramedIo::new(tls))
 }
 
@@ -141,11 +213,14 @@ async fn read_from_relay(conn: &mut FramedIo<TlsStream<TcpStream>>) -> Result<Fr
 /// One control connection: register, then serve until it drops. Returns
 /// Ok after a registered connection ends (so back-off restarts small).
 async fn control(ctx: &Arc<Ctx>, online: Option<&watch::Sender<bool>>) -> Result<(), ControlError> {
-    let mut conn = dial_relay(ctx).await.map_err(ControlError::Retry)?;
+    let mut conn = dial_relay(ctx)
+        .await
+        .map_err(|e| ControlError::Retry(e.message))?;
     let hello = ToRelay::HostHello {
         version: PROTOCOL_VERSION,
         id: ctx.config.id.clone(),
         public_key: public_key(&ctx.key),
+        enrolment_token: ctx.config.enrolment_token.clone(),
     };
     let io = |e: std::io::Error| ControlError::Retry(e.to_string());
     conn.write_all(&relay::encode(&hello)).await.map_err(io)?;
@@ -176,6 +251,8 @@ async fn control(ctx: &Arc<Ctx>, online: Option<&watch::Sender<bool>>) -> Result
     let beat = Duration::from_secs(ctx.config.heartbeat_secs.max(1));
     let mut ticker = tokio::time::interval(beat);
     let mut missed = 0u32;
+    // Sessions that cannot be served say so on this connection.
+    let (decline_tx, mut declines) = mpsc::channel::<Decline>(MAX_UNADMITTED);
     loop {
         tokio::select! {
             _ = ticker.tick() => {
@@ -189,13 +266,35 @@ async fn control(ctx: &Arc<Ctx>, online: Option<&watch::Sender<bool>>) -> Result
                     return Ok(());
                 }
             }
+            Some((session, message)) = declines.recv() => {
+                let decline = ToRelay::HostDecline { session, message };
+                if conn.write_all(&relay::encode(&decline)).await.is_err() {
+                    return Ok(());
+                }
+            }
             msg = read_from_relay(&mut conn) => match msg {
                 Ok(FromRelay::Pong) => missed = 0,
                 Ok(FromRelay::Incoming { session, client_addr }) => {
                     info!(%client_addr, "session requested");
+                    let Ok(source) = client_addr.parse::<SocketAddr>().map(|a| a.ip()) else {
+                        warn!(%client_addr, "the relay sent a bad client address");
+                        continue;
+                    };
+                    let Some(slot) = UnadmittedSlot::take(&ctx.unadmitted, source) else {
+                        warn!(%client_addr, "declined: too many connection attempts waiting");
+                        let message = "the office PC is already answering too many connection \
+                                       attempts; try again in a minute";
+                        let decline = ToRelay::HostDecline { session, message: message.into() };
+                        if conn.write_all(&relay::encode(&decline)).await.is_err() {
+                            return Ok(());
+                        }
+                        continue;
+                    };
                     let ctx = ctx.clone();
+                    let decline_tx = decline_tx.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = serve_session(&ctx, session, &client_addr).await {
+                        let result = serve_session(&ctx, session, source, slot, &decline_tx).await;
+                        if let Err(e) = result {
                             warn!(%client_addr, error = %e, "session failed");
                         }
                     });
@@ -216,20 +315,41 @@ async fn control(ctx: &Arc<Ctx>, online: Option<&watch::Sender<bool>>) -> Result
 fn refusal(msg: FromRelay) -> ControlError {
     match msg {
         FromRelay::Error {
-            code: code @ (ErrorCode::IdTaken | ErrorCode::BadProof | ErrorCode::UnsupportedVersion),
+            code:
+                ErrorCode::IdTaken
+                | ErrorCode::BadProof
+                | ErrorCode::UnsupportedVersion
+                | ErrorCode::EnrolmentRequired,
             message,
-        } => {
-            let _ = code;
-            ControlError::Fatal(format!("the relay refused this host: {message}"))
-        }
+        } => ControlError::Fatal(format!("the relay refused this host: {message}")),
         FromRelay::Error { message, .. } => ControlError::Retry(format!("relay: {message}")),
         other => ControlError::Retry(format!("unexpected message from the relay: {other:?}")),
     }
 }
 
-/// Opens the data connection for one session and serves it.
-async fn serve_session(ctx: &Ctx, session: Vec<u8>, client_addr: &str) -> Result<(), String> {
-    let mut conn = dial_relay(ctx).await?;
+/// Opens the data connection for one session and serves it; `slot` is held
+/// until the client is admitted.
+async fn serve_session(
+    ctx: &Ctx,
+    session: Vec<u8>,
+    source: IpAddr,
+    slot: UnadmittedSlot,
+    declines: &mpsc::Sender<Decline>,
+) -> Result<(), String> {
+    let mut conn = match dial_relay(ctx).await {
+        Ok(conn) => conn,
+        Err(e) => {
+            // Tell the waiting client now rather than let it time out.
+            let message = if e.exhausted {
+                "the office PC is out of resources for new connections right now; try again in \
+                 a minute"
+            } else {
+                "the office PC could not open a connection for this session; try again"
+            };
+            let _ = declines.try_send((session, message.into()));
+            return Err(e.message);
+        }
+    };
     let accept = ToRelay::HostAccept {
         id: ctx.config.id.clone(),
         session,
@@ -237,7 +357,10 @@ async fn serve_session(ctx: &Ctx, session: Vec<u8>, client_addr: &str) -> Result
     conn.write_all(&relay::encode(&accept))
         .await
         .map_err(|e| e.to_string())?;
-    match read_from_relay(&mut conn).await? {
+    let paired = tokio::time::timeout(PAIRING_TIMEOUT, read_from_relay(&mut conn))
+        .await
+        .map_err(|_| "the relay did not confirm the session in time".to_owned())?;
+    match paired? {
         FromRelay::Paired => {}
         FromRelay::Error { message, .. } => return Err(message),
         other => return Err(format!("unexpected {other:?}")),
@@ -248,12 +371,10 @@ async fn serve_session(ctx: &Ctx, session: Vec<u8>, client_addr: &str) -> Result
     let mut conn = tokio::time::timeout(HANDSHAKE_TIMEOUT, secure(conn, &ctx.e2e_key))
         .await
         .map_err(|_| "the client did not finish the end-to-end handshake in time".to_owned())??;
-    let source = client_addr
-        .parse::<SocketAddr>()
-        .map(|a| a.ip())
-        .map_err(|_| format!("the relay sent a bad client address {client_addr:?}"))?;
     let context = conn.get_ref().handshake_hash().to_vec();
     let admitted = ctx.gate.admit(&mut conn, source, &context).await?;
+    drop(slot);
+    let client_addr = source;
     info!(%client_addr, share = admitted.share_allowed, "client admitted");
     let frame = conn.read_frame().await.map_err(|e| e.to_string())?;
     let request: SessionRequest = relay::decode(&frame).map_err(|e| e.to_string())?;

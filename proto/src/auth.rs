@@ -107,7 +107,16 @@ pub enum Refusal {
     Protocol,
     /// The host cannot check connections right now (e.g. damaged settings).
     Unavailable,
+    /// The host is out of room for more connection attempts (too many at
+    /// once, or out of resources such as file descriptors): try again soon.
+    Busy,
 }
+
+/// MAC addresses a client may report in its hello (a PC with more network
+/// interfaces reports its first ones); the host refuses longer lists.
+pub const MAX_MACS: usize = 32;
+/// Longest MAC address text accepted (`aa:bb:cc:dd:ee:ff` is 17).
+pub const MAX_MAC_LEN: usize = 32;
 
 /// Why a proposed host password is too weak, stated as the rule.
 pub const PASSWORD_RULE: &str = "a host password needs at least 8 characters using 3 of: \

@@ -9,6 +9,7 @@ pub mod channel;
 pub mod frame;
 pub mod id;
 pub mod pairing;
+pub mod rate;
 pub mod relay;
 pub mod session;
 pub mod x224;

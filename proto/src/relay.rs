@@ -22,6 +22,10 @@ pub enum ToRelay {
         version: u32,
         id: ComputerId,
         public_key: Vec<u8>,
+        /// The operator's enrolment token, for a relay that binds new IDs
+        /// only with one (`thin-relay token new`); unused once bound.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        enrolment_token: Option<String>,
     },
     /// Signature over [`registration_transcript`] answering `Challenge`.
     HostProof { signature: Vec<u8> },
@@ -31,6 +35,10 @@ pub enum ToRelay {
     HostAccept { id: ComputerId, session: Vec<u8> },
     /// First frame of a client connection: which computer to reach.
     ClientHello { version: u32, id: ComputerId },
+    /// On a host's control connection: the host will not serve this
+    /// session (too many attempts waiting, out of resources); `message`
+    /// tells the waiting client why.
+    HostDecline { session: Vec<u8>, message: String },
 }
 
 /// Messages the relay sends.
@@ -73,7 +81,16 @@ pub enum ErrorCode {
     Timeout,
     UnknownSession,
     Internal,
+    /// The host declined: it has too many connection attempts waiting.
+    HostBusy,
+    /// The relay has no room for another connection right now.
+    RelayFull,
+    /// This relay binds new computer IDs only with an enrolment token.
+    EnrolmentRequired,
 }
+
+/// Longest decline message the relay passes on from a host.
+pub const MAX_DECLINE_MESSAGE: usize = 300;
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 #[error("malformed message: {0}")]

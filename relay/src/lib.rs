@@ -5,12 +5,16 @@
 //! Browsers use the same port: the relay serves the web client's files and
 //! carries the same protocol over a WebSocket.
 
+pub mod admin;
 mod certs;
+pub mod limits;
+pub mod oplog;
 mod registry;
 mod server;
 pub mod tap;
+pub mod tokens;
 pub mod web;
 
-pub use certs::{init, InitError, CA_FILE, CERT_FILE, KEY_FILE};
-pub use registry::{Binding, FILE as REGISTRY_FILE};
-pub use server::{Limits, Relay, RelayConfig};
+pub use certs::{init, renew, InitError, CA_FILE, CERT_FILE, KEY_FILE};
+pub use registry::{Binding, Registry, FILE as REGISTRY_FILE};
+pub use server::{unbind, Limits, Operator, Relay, RelayConfig};

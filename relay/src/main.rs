@@ -1,9 +1,11 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use clap::{Parser, Subcommand};
+use proto::rate::Rate;
+use proto::ComputerId;
 use relay::{Limits, Relay, RelayConfig};
 
 /// thin-relay: the meeting point for office PCs (hosts) and people at home (clients).
@@ -36,9 +38,19 @@ enum Command {
         /// Seconds a client waits for its host to answer.
         #[arg(long, default_value_t = 15)]
         pairing_timeout: u64,
-        /// Simultaneous connections allowed from one source address.
+        /// Simultaneous not-yet-proven connections from one source address
+        /// (registered hosts and paired sessions have their own, higher allowance).
         #[arg(long, default_value_t = 64)]
         max_conns_per_ip: usize,
+        /// Connections at once in all (default: what the file-descriptor limit allows).
+        #[arg(long)]
+        max_connections: Option<usize>,
+        /// New computer IDs one source address may register per hour without an enrolment token.
+        #[arg(long, default_value_t = 20)]
+        new_ids_per_hour: u32,
+        /// Bind new computer IDs only for hosts with an enrolment token (`thin-relay token new`).
+        #[arg(long)]
+        closed: bool,
         /// Serve the web client from this folder (`cargo xtask web` builds it).
         #[arg(long)]
         web: Option<PathBuf>,
@@ -49,6 +61,43 @@ enum Command {
         /// The key of --web-cert (PEM).
         #[arg(long, requires = "web_cert")]
         web_key: Option<PathBuf>,
+    },
+    /// Issue a new relay certificate from the same CA (hosts and clients keep their ca.pem);
+    /// a running relay picks it up within a minute.
+    Renew {
+        #[arg(long)]
+        dir: PathBuf,
+        /// DNS names or IP addresses to cover (default: those of the current certificate).
+        #[arg(long = "name")]
+        names: Vec<String>,
+    },
+    /// Release a computer ID from the host key it is bound to (audited); that key cannot claim
+    /// it again. Works on a running relay.
+    Unbind {
+        #[arg(long)]
+        dir: PathBuf,
+        id: String,
+    },
+    /// Enrolment tokens for hosts (required for new IDs with `serve --closed`).
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Issue a token; give it to `thin-host init --enrol-token`.
+    New {
+        #[arg(long)]
+        dir: PathBuf,
+        /// The only computer ID it may bind.
+        #[arg(long)]
+        id: Option<String>,
+        /// How many new IDs it may bind.
+        #[arg(long, default_value_t = 1)]
+        uses: u32,
+        /// Days it is valid.
+        #[arg(long, default_value_t = 7)]
+        days: u64,
     },
 }
 
@@ -68,6 +117,10 @@ fn main() -> ExitCode {
     }
 }
 
+fn date(at: SystemTime) -> String {
+    time::OffsetDateTime::from(at).date().to_string()
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Init { dir, mut names } => {
@@ -81,12 +134,68 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Renew { dir, names } => {
+            let until = relay::renew(&dir, &names)?;
+            relay::oplog::record(
+                &dir,
+                "renew",
+                serde_json::json!({ "by": relay::admin::operator_name(), "until": date(until) }),
+            );
+            println!(
+                "new relay certificate valid until {}; hosts and clients keep their ca.pem",
+                date(until)
+            );
+            Ok(())
+        }
+        Command::Unbind { dir, id } => {
+            let id = ComputerId::parse(&id)?;
+            println!("{}", relay::admin::unbind(&dir, &id)?);
+            Ok(())
+        }
+        Command::Token(TokenCommand::New {
+            dir,
+            id,
+            uses,
+            days,
+        }) => {
+            if !dir.join(relay::CA_FILE).exists() {
+                anyhow::bail!(
+                    "{} is not a relay folder (run `thin-relay init --dir {}` first)",
+                    dir.display(),
+                    dir.display()
+                );
+            }
+            let id = id.map(|id| ComputerId::parse(&id)).transpose()?;
+            let validity = Duration::from_secs(days.max(1) * 24 * 3600);
+            let issued = relay::tokens::issue(&dir, id.clone(), uses, validity, SystemTime::now())?;
+            relay::oplog::record(
+                &dir,
+                "token_new",
+                serde_json::json!({
+                    "by": relay::admin::operator_name(),
+                    "id": id,
+                    "uses": uses.max(1),
+                    "until": date(issued.expires),
+                }),
+            );
+            println!("{}", issued.token);
+            eprintln!(
+                "valid until {} for {} new computer ID(s){}; give it to `thin-host init --enrol-token`",
+                date(issued.expires),
+                uses.max(1),
+                id.map(|id| format!(" (only '{id}')")).unwrap_or_default()
+            );
+            Ok(())
+        }
         Command::Serve {
             dir,
             listen,
             heartbeat_timeout,
             pairing_timeout,
             max_conns_per_ip,
+            max_connections,
+            new_ids_per_hour,
+            closed,
             web,
             web_cert,
             web_key,
@@ -99,29 +208,58 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     );
                 }
             }
+            raise_fd_limit();
+            let new_ids_per_ip = (new_ids_per_hour > 0).then(|| Rate {
+                burst: new_ids_per_hour,
+                interval: Duration::from_secs_f64(3600.0 / f64::from(new_ids_per_hour)),
+            });
             let limits = Limits {
                 heartbeat_timeout: Duration::from_secs(heartbeat_timeout),
                 pairing_timeout: Duration::from_secs(pairing_timeout),
                 max_conns_per_ip,
+                max_connections,
+                new_ids_per_ip,
                 ..Limits::default()
             };
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async {
                 let relay = Relay::bind(RelayConfig {
-                    dir,
-                    listen,
                     limits,
-                    tap: None,
+                    closed,
                     web_dir: web,
                     web_cert: web_cert.zip(web_key),
+                    ..RelayConfig::new(dir.clone(), listen)
                 })
                 .await?;
                 println!("thin-relay listening on {}", relay.local_addr());
+                let operator = relay.operator();
+                let control = async move {
+                    #[cfg(unix)]
+                    if let Err(e) = relay::admin::serve(&dir, operator).await {
+                        tracing::warn!(
+                            error = %format!("{e:#}"),
+                            "no control socket: `thin-relay unbind` needs the relay stopped"
+                        );
+                    }
+                    #[cfg(not(unix))]
+                    drop((dir, operator));
+                    std::future::pending::<()>().await
+                };
                 tokio::select! {
                     r = relay.run() => r,
+                    () = control => Ok(()),
                     _ = tokio::signal::ctrl_c() => Ok(()),
                 }
             })
         }
+    }
+}
+
+/// Every connection is a file descriptor: use all the system allows.
+fn raise_fd_limit() {
+    #[cfg(unix)]
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::info!(limit, "file-descriptor limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the file-descriptor limit"),
     }
 }

@@ -1,12 +1,14 @@
 //! Which host key owns which computer ID (persisted), and which hosts are
 //! online right now (in memory).
 //!
-//! Bindings are never changed once made, so the file is a log: one JSON line
-//! per binding, appended and synced before the host is told it is
-//! registered. Enrolling a host costs the same with ten hosts or ten
-//! thousand (rewriting a whole file per enrolment would cost the square).
+//! The file is a log: one JSON line per binding, appended and synced before
+//! the host is told it is registered, and one line per binding the operator
+//! released (`thin-relay unbind`). Enrolling a host costs the same with ten
+//! hosts or ten thousand (rewriting a whole file per enrolment would cost
+//! the square). A released ID can be claimed again, but not by the key that
+//! held it: a squatter's host that reconnects does not get it back.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
@@ -15,6 +17,7 @@ use base64::Engine as _;
 use proto::ComputerId;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
+use tracing::error;
 
 /// The registry's file in the relay's folder.
 pub const FILE: &str = "hosts.jsonl";
@@ -60,6 +63,22 @@ impl Binding {
     }
 }
 
+/// A line releasing a binding: the ID is free again, except for `key`.
+#[derive(Serialize, Deserialize)]
+struct Release {
+    unbind: ComputerId,
+    /// The key that held the ID, base64.
+    key: String,
+}
+
+/// Any line of the file.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Line {
+    Binding(Binding),
+    Release(Release),
+}
+
 /// The old file's shape.
 #[derive(Deserialize)]
 struct OldBindings {
@@ -73,13 +92,26 @@ pub enum Claim {
     Known,
     /// Another key owns the ID.
     Taken,
+    /// The operator released this ID from this very key.
+    Released,
 }
 
 pub struct Registry {
     log: File,
     /// Computer ID → Ed25519 public key of the host that first claimed it.
     bindings: HashMap<ComputerId, Vec<u8>>,
+    /// Keys the operator released an ID from; they may not claim it again.
+    released: HashMap<ComputerId, HashSet<Vec<u8>>>,
+    /// The file's last line has no newline yet (a hand edit): the next
+    /// line starts with one.
+    needs_newline: bool,
     pub online: HashMap<ComputerId, OnlineHost>,
+}
+
+/// What was in the file when it loaded.
+struct Loaded {
+    bindings: HashMap<ComputerId, Vec<u8>>,
+    released: HashMap<ComputerId, HashSet<Vec<u8>>>,
 }
 
 impl Registry {
@@ -95,26 +127,42 @@ impl Registry {
             Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
             Err(e) => anyhow::bail!("cannot read {}: {e}", path.display()),
         };
-        let complete = complete_lines(&text);
-        let bindings = parse(complete).map_err(|e| {
+        let (keep, dropped) = usable_lines(&text);
+        let loaded = parse(keep).map_err(|e| {
             anyhow::anyhow!(
                 "{} is not a valid host registry ({e}); restore it from a backup",
                 path.display()
             )
         })?;
+        if !dropped.is_empty() {
+            // Never lose a binding silently: the text goes to a side file
+            // before the registry is cut back to its last complete line.
+            let side = side_file(&path);
+            files::write_atomic(&side, text.as_bytes(), files::Mode::Public).map_err(|e| {
+                anyhow::anyhow!("cannot save {} before repairing it: {e}", side.display())
+            })?;
+            error!(
+                file = %path.display(),
+                saved = %side.display(),
+                dropped = %dropped.escape_debug(),
+                "the host registry ended in an unfinished line, which was dropped; the \
+                 whole file was saved first"
+            );
+        }
         let log = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
             .map_err(|e| anyhow::anyhow!("cannot open {} for writing: {e}", path.display()))?;
-        if complete.len() < text.len() {
-            // So that the next binding starts a line of its own.
-            log.set_len(complete.len() as u64)
+        if keep.len() < text.len() {
+            log.set_len(keep.len() as u64)
                 .map_err(|e| anyhow::anyhow!("cannot repair {}: {e}", path.display()))?;
         }
         Ok(Self {
             log,
-            bindings,
+            bindings: loaded.bindings,
+            released: loaded.released,
+            needs_newline: !keep.is_empty() && !keep.ends_with('\n'),
             online: HashMap::new(),
         })
     }
@@ -123,54 +171,131 @@ impl Registry {
         self.bindings.contains_key(id)
     }
 
+    /// The key bound to `id`, if any.
+    pub fn key(&self, id: &ComputerId) -> Option<&[u8]> {
+        self.bindings.get(id).map(Vec::as_slice)
+    }
+
+    /// Whether `id` is free for `key` to claim as a new binding.
+    pub fn claimable(&self, id: &ComputerId, key: &[u8]) -> bool {
+        !self.bindings.contains_key(id)
+            && !self.released.get(id).is_some_and(|keys| keys.contains(key))
+    }
+
     /// Binds `id` to `key` on first claim (saved before this returns);
     /// refuses any other key afterwards.
     pub fn claim(&mut self, id: &ComputerId, key: &[u8]) -> io::Result<Claim> {
         match self.bindings.get(id) {
             Some(bound) if bound == key => Ok(Claim::Known),
             Some(_) => Ok(Claim::Taken),
+            None if !self.claimable(id, key) => Ok(Claim::Released),
             None => {
-                let line = Binding::new(id.clone(), key).line();
-                let before = self.log.metadata()?.len();
-                let written = self
-                    .log
-                    .write_all(line.as_bytes())
-                    .and_then(|()| self.log.sync_data());
-                if let Err(e) = written {
-                    // A part-written line would run into the next one.
-                    let _ = self.log.set_len(before);
-                    return Err(e);
-                }
+                self.append(&Binding::new(id.clone(), key).line())?;
                 self.bindings.insert(id.clone(), key.to_vec());
                 Ok(Claim::New)
             }
         }
     }
+
+    /// Releases `id` (saved before this returns); its host goes offline and
+    /// its key may not claim the ID again. Returns the key it was bound to.
+    pub fn unbind(&mut self, id: &ComputerId) -> io::Result<Option<Vec<u8>>> {
+        let Some(key) = self.bindings.get(id).cloned() else {
+            return Ok(None);
+        };
+        let release = Release {
+            unbind: id.clone(),
+            key: base64::engine::general_purpose::STANDARD.encode(&key),
+        };
+        let mut line = serde_json::to_string(&release).expect("serialisable");
+        line.push('\n');
+        self.append(&line)?;
+        self.bindings.remove(id);
+        self.released
+            .entry(id.clone())
+            .or_default()
+            .insert(key.clone());
+        // Dropping its notice channel ends the host's control connection.
+        self.online.remove(id);
+        Ok(Some(key))
+    }
+
+    /// Appends and syncs one line; on failure the file is cut back so that
+    /// a part-written line cannot run into the next one.
+    fn append(&mut self, line: &str) -> io::Result<()> {
+        let before = self.log.metadata()?.len();
+        let separator = if self.needs_newline { "\n" } else { "" };
+        let written = self
+            .log
+            .write_all(format!("{separator}{line}").as_bytes())
+            .and_then(|()| self.log.sync_data());
+        if let Err(e) = written {
+            let _ = self.log.set_len(before);
+            return Err(e);
+        }
+        self.needs_newline = false;
+        Ok(())
+    }
 }
 
-/// The text up to its last newline. A last line without its newline is a
-/// write the relay did not finish (it stopped before syncing, so the host
-/// was never told it was registered): it does not count.
-fn complete_lines(text: &str) -> &str {
-    text.rfind('\n').map_or("", |end| &text[..=end])
+/// Splits the text into what loads and an unfinished last line to drop. A
+/// last line without its newline still counts when it is complete (a hand
+/// edit that lost the final newline); one that does not parse is a write
+/// the relay did not finish (it stopped before syncing, so the host was
+/// never told it was registered).
+fn usable_lines(text: &str) -> (&str, &str) {
+    let complete = text.rfind('\n').map_or(0, |end| end + 1);
+    let last = &text[complete..];
+    if last.trim().is_empty() || serde_json::from_str::<Line>(last).is_ok() {
+        (text, "")
+    } else {
+        (&text[..complete], last)
+    }
 }
 
-/// Reads the lines; any unreadable line is an error.
-fn parse(text: &str) -> Result<HashMap<ComputerId, Vec<u8>>, String> {
-    let mut bindings = HashMap::new();
+/// Where a registry's text is saved before a repair.
+fn side_file(path: &Path) -> PathBuf {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    path.with_extension(format!("jsonl.damaged-{stamp}"))
+}
+
+/// Reads the lines in order; any unreadable line is an error.
+fn parse(text: &str) -> Result<Loaded, String> {
+    let mut loaded = Loaded {
+        bindings: HashMap::new(),
+        released: HashMap::new(),
+    };
+    let decode = |n: usize, key: &str| {
+        base64::engine::general_purpose::STANDARD
+            .decode(key)
+            .map_err(|e| format!("line {}: bad key: {e}", n + 1))
+    };
     for (n, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let binding: Binding =
-            serde_json::from_str(line).map_err(|e| format!("line {}: {e}", n + 1))?;
-        let key = base64::engine::general_purpose::STANDARD
-            .decode(&binding.key)
-            .map_err(|e| format!("line {}: bad key: {e}", n + 1))?;
-        // The first binding of an ID is the one that counts.
-        bindings.entry(binding.id).or_insert(key);
+        match serde_json::from_str(line).map_err(|e| format!("line {}: {e}", n + 1))? {
+            Line::Binding(binding) => {
+                let key = decode(n, &binding.key)?;
+                // The first binding of an ID is the one that counts.
+                loaded.bindings.entry(binding.id).or_insert(key);
+            }
+            Line::Release(release) => {
+                let key = decode(n, &release.key)?;
+                if loaded.bindings.get(&release.unbind) == Some(&key) {
+                    loaded.bindings.remove(&release.unbind);
+                }
+                loaded
+                    .released
+                    .entry(release.unbind)
+                    .or_default()
+                    .insert(key);
+            }
+        }
     }
-    Ok(bindings)
+    Ok(loaded)
 }
 
 /// Writes the bindings of an earlier version's file (if there is one) as
@@ -234,14 +359,27 @@ mod tests {
         assert_eq!(text.lines().count(), 2, "{text}");
     }
 
+    /// Files saved beside the registry before a repair.
+    fn side_files(dir: &Path) -> Vec<PathBuf> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_str().unwrap().contains(".damaged-"))
+            .collect()
+    }
+
     #[test]
-    fn an_unfinished_last_line_is_dropped_and_the_next_binding_follows_it() {
+    fn an_unfinished_last_line_is_dropped_saved_aside_and_the_next_binding_follows_it() {
         let dir = tempfile::tempdir().unwrap();
         let good = Binding::new(id("pc-1"), b"key-a").line();
-        std::fs::write(path_in(dir.path()), format!("{good}{{\"id\":\"pc-2\",\"ke")).unwrap();
+        let torn = format!("{good}{{\"id\":\"pc-2\",\"ke");
+        std::fs::write(path_in(dir.path()), &torn).unwrap();
         let mut registry = Registry::load(dir.path()).unwrap();
         assert!(registry.is_known(&id("pc-1")));
         assert!(!registry.is_known(&id("pc-2")));
+        let saved = side_files(dir.path());
+        assert_eq!(saved.len(), 1, "{saved:?}");
+        assert_eq!(std::fs::read_to_string(&saved[0]).unwrap(), torn);
         assert!(matches!(
             registry.claim(&id("pc-3"), b"key-c"),
             Ok(Claim::New)
@@ -249,6 +387,64 @@ mod tests {
         drop(registry);
         let registry = Registry::load(dir.path()).unwrap();
         assert!(registry.is_known(&id("pc-1")) && registry.is_known(&id("pc-3")));
+    }
+
+    #[test]
+    fn a_complete_last_line_without_its_newline_is_a_binding() {
+        let dir = tempfile::tempdir().unwrap();
+        let one = Binding::new(id("pc-1"), b"key-a").line();
+        let two = Binding::new(id("pc-2"), b"key-b").line();
+        // A hand edit dropped the final newline.
+        std::fs::write(path_in(dir.path()), format!("{one}{}", two.trim_end())).unwrap();
+        let mut registry = Registry::load(dir.path()).unwrap();
+        assert!(registry.is_known(&id("pc-2")));
+        assert!(side_files(dir.path()).is_empty());
+        // A squatter cannot take it, and the next binding gets a line of its own.
+        assert!(matches!(
+            registry.claim(&id("pc-2"), b"squatter"),
+            Ok(Claim::Taken)
+        ));
+        assert!(matches!(
+            registry.claim(&id("pc-3"), b"key-c"),
+            Ok(Claim::New)
+        ));
+        drop(registry);
+        let text = std::fs::read_to_string(path_in(dir.path())).unwrap();
+        assert_eq!(text.lines().count(), 3, "{text}");
+        let registry = Registry::load(dir.path()).unwrap();
+        assert!(["pc-1", "pc-2", "pc-3"]
+            .iter()
+            .all(|n| registry.is_known(&id(n))));
+    }
+
+    #[test]
+    fn an_unbound_id_is_free_again_but_not_for_the_key_that_held_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut registry = Registry::load(dir.path()).unwrap();
+        registry.claim(&id("pc-1"), b"squatter").unwrap();
+        assert_eq!(
+            registry.unbind(&id("pc-1")).unwrap().as_deref(),
+            Some(&b"squatter"[..])
+        );
+        assert!(registry.unbind(&id("pc-1")).unwrap().is_none());
+        assert!(matches!(
+            registry.claim(&id("pc-1"), b"squatter"),
+            Ok(Claim::Released)
+        ));
+        drop(registry);
+        let mut registry = Registry::load(dir.path()).unwrap();
+        assert!(!registry.is_known(&id("pc-1")));
+        assert!(matches!(
+            registry.claim(&id("pc-1"), b"squatter"),
+            Ok(Claim::Released)
+        ));
+        assert!(matches!(
+            registry.claim(&id("pc-1"), b"owner"),
+            Ok(Claim::New)
+        ));
+        drop(registry);
+        let registry = Registry::load(dir.path()).unwrap();
+        assert_eq!(registry.key(&id("pc-1")), Some(&b"owner"[..]));
     }
 
     #[test]

@@ -2,26 +2,30 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
-use proto::relay::{self, ErrorCode, FromRelay, ToRelay, PROTOCOL_VERSION, TOKEN_LEN};
+use proto::rate::Rate;
+use proto::relay::{
+    self, ErrorCode, FromRelay, ToRelay, MAX_DECLINE_MESSAGE, PROTOCOL_VERSION, TOKEN_LEN,
+};
 use proto::{ComputerId, FrameError};
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{UnparsedPublicKey, ED25519};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 use transport::{FramedIo, Prefixed, ReadFrameError};
 
+use crate::limits::{self, Connections, Evict, Keyed, Slot};
 use crate::registry::{Claim, Notice, OnlineHost, Registry};
 use crate::tap::{Direction, Tap, Tapped};
-use crate::{CERT_FILE, KEY_FILE};
+use crate::{certs, oplog, tokens, CERT_FILE, KEY_FILE};
 
 /// Bounds that keep one misbehaving peer from costing the relay much.
 #[derive(Debug, Clone)]
@@ -32,12 +36,29 @@ pub struct Limits {
     pub heartbeat_timeout: Duration,
     /// How long a client waits for its host to open the data connection.
     pub pairing_timeout: Duration,
-    /// Simultaneous connections from one source address.
+    /// Connections at once, all together; `None`: as many as the
+    /// file-descriptor limit allows (`thin-relay serve` raises it to the
+    /// hard limit at start).
+    pub max_connections: Option<usize>,
+    /// Simultaneous connections from one source address that have not
+    /// proven anything yet (clients before pairing, hosts before their key
+    /// proof).
     pub max_conns_per_ip: usize,
+    /// Simultaneous proven connections from one source address: registered
+    /// hosts, their data connections, paired clients (an office behind one
+    /// NAT address, a carrier-grade NAT).
+    pub max_proven_conns_per_ip: usize,
     /// Bytes buffered per direction while splicing.
     pub splice_buffer: usize,
     /// Session notices queued for one host before clients are told to retry.
     pub pending_per_host: usize,
+    /// Pairing requests from one source address (`None`: unlimited).
+    pub pairing_per_ip: Option<Rate>,
+    /// Pairing requests for one computer ID, from anywhere.
+    pub pairing_per_id: Option<Rate>,
+    /// New computer IDs bound for hosts from one source address without an
+    /// enrolment token.
+    pub new_ids_per_ip: Option<Rate>,
 }
 
 impl Default for Limits {
@@ -46,18 +67,42 @@ impl Default for Limits {
             handshake_timeout: Duration::from_secs(10),
             heartbeat_timeout: Duration::from_secs(45),
             pairing_timeout: Duration::from_secs(15),
+            max_connections: None,
             max_conns_per_ip: 64,
+            max_proven_conns_per_ip: 4096,
             splice_buffer: 64 * 1024,
             pending_per_host: 8,
+            pairing_per_ip: Some(Rate {
+                burst: 10,
+                interval: Duration::from_secs(2),
+            }),
+            pairing_per_id: Some(Rate {
+                burst: 30,
+                interval: Duration::from_secs(1),
+            }),
+            new_ids_per_ip: Some(Rate {
+                burst: 20,
+                interval: Duration::from_secs(180),
+            }),
         }
     }
 }
+
+/// Connections refused at once with a message; more are just closed.
+const MAX_REFUSING: usize = 32;
+/// How long a refused connection gets to hear why.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(3);
+/// Connections waiting to be accepted by the kernel (a relay restart with
+/// thousands of hosts reconnecting at once must not overflow it).
+const LISTEN_BACKLOG: u32 = 4096;
 
 #[derive(Clone)]
 pub struct RelayConfig {
     pub dir: PathBuf,
     pub listen: SocketAddr,
     pub limits: Limits,
+    /// New computer IDs are bound only with an enrolment token.
+    pub closed: bool,
     /// The web client's files, served to browsers on the same port.
     pub web_dir: Option<PathBuf>,
     /// A publicly trusted certificate and key for browsers (native peers
@@ -67,71 +112,167 @@ pub struct RelayConfig {
     pub tap: Option<Tap>,
 }
 
+impl RelayConfig {
+    /// The relay of folder `dir` on `listen`: default limits, open
+    /// enrolment, no web client.
+    pub fn new(dir: PathBuf, listen: SocketAddr) -> Self {
+        Self {
+            dir,
+            listen,
+            limits: Limits::default(),
+            closed: false,
+            web_dir: None,
+            web_cert: None,
+            tap: None,
+        }
+    }
+}
+
 /// Any byte stream to a peer: TLS directly, or a WebSocket inside TLS.
 pub(crate) trait PeerStream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> PeerStream for T {}
 type Stream = Box<dyn PeerStream>;
 
-/// A data connection handed from the host's task to the waiting client's.
-type DataConn = (Stream, Vec<u8>);
+/// A host's data connection handed to the waiting client's task, with the
+/// place it holds at the relay.
+type DataConn = (Stream, Vec<u8>, Held);
+
+/// What a waiting client gets: its host's data connection, or why not.
+type Delivery = Result<DataConn, (ErrorCode, String)>;
+
+/// A handed-over connection's place at the relay, kept by the task that
+/// splices it.
+struct Held {
+    _slot: Slot,
+}
 
 struct Shared {
+    dir: PathBuf,
     limits: Limits,
+    closed: bool,
     tap: Option<Tap>,
     web_dir: Option<PathBuf>,
+    web_cert: Option<(PathBuf, PathBuf)>,
+    /// Replaced when the certificate is renewed.
+    acceptor: RwLock<TlsAcceptor>,
     registry: Mutex<Registry>,
     pending: Mutex<HashMap<Vec<u8>, PendingSession>>,
-    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    conns: Arc<Connections>,
+    refusing: AtomicUsize,
+    pairing_per_ip: Keyed<IpAddr>,
+    pairing_per_id: Keyed<ComputerId>,
+    new_ids_per_ip: Keyed<IpAddr>,
     next_conn: AtomicU64,
     rng: SystemRandom,
 }
 
 struct PendingSession {
     id: ComputerId,
-    deliver: oneshot::Sender<DataConn>,
+    deliver: oneshot::Sender<Delivery>,
 }
 
 /// A bound relay, ready to [`run`](Relay::run).
 pub struct Relay {
     listener: TcpListener,
-    acceptor: TlsAcceptor,
     shared: Arc<Shared>,
+}
+
+fn load_tls(
+    dir: &Path,
+    web_cert: Option<&(PathBuf, PathBuf)>,
+) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    transport::tls::relay_server_config(
+        &dir.join(CERT_FILE),
+        &dir.join(KEY_FILE),
+        web_cert.map(|(c, k)| (c.as_path(), k.as_path())),
+    )
+    .with_context(|| {
+        format!(
+            "cannot load the relay certificate from {} (run `thin-relay init --dir {}` first)",
+            dir.display(),
+            dir.display()
+        )
+    })
+}
+
+/// A listener with a backlog deep enough for reconnect storms.
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
+/// The soft limit on open files, where the platform has one.
+fn fd_limit() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        rlimit::getrlimit(rlimit::Resource::NOFILE)
+            .ok()
+            .map(|(soft, _)| soft)
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
 }
 
 impl Relay {
     /// Loads the relay's certificate and registry and binds the listen address.
     pub async fn bind(config: RelayConfig) -> anyhow::Result<Self> {
-        let tls = transport::tls::relay_server_config(
-            &config.dir.join(CERT_FILE),
-            &config.dir.join(KEY_FILE),
-            config
-                .web_cert
-                .as_ref()
-                .map(|(c, k)| (c.as_path(), k.as_path())),
-        )
-        .with_context(|| {
-            format!(
-                "cannot load the relay certificate from {} (run `thin-relay init --dir {}` first)",
-                config.dir.display(),
-                config.dir.display()
-            )
-        })?;
+        let tls = load_tls(&config.dir, config.web_cert.as_ref())?;
+        certs::warn_if_expiring(&config.dir);
         let registry = Registry::load(&config.dir)?;
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let listener =
+            listen(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
+        let limits = config.limits;
+        let by_fds = fd_limit().map(limits::connections_for_fd_limit);
+        let max_connections = match (limits.max_connections, by_fds) {
+            (Some(wanted), Some(possible)) if wanted > possible => {
+                warn!(
+                    wanted,
+                    possible, "the file-descriptor limit allows fewer connections than asked for"
+                );
+                possible
+            }
+            (Some(wanted), _) => wanted,
+            (None, Some(possible)) => possible,
+            (None, None) => 100_000,
+        };
+        info!(
+            max_connections,
+            fd_limit = fd_limit().unwrap_or(0),
+            "connection limit"
+        );
+        let conns = Arc::new(Connections::new(
+            max_connections,
+            limits.max_conns_per_ip,
+            limits.max_proven_conns_per_ip,
+        ));
         Ok(Self {
             listener,
-            acceptor: TlsAcceptor::from(tls),
             shared: Arc::new(Shared {
-                limits: config.limits,
+                dir: config.dir,
+                closed: config.closed,
                 tap: config.tap,
                 web_dir: config.web_dir,
+                web_cert: config.web_cert,
+                acceptor: RwLock::new(TlsAcceptor::from(tls)),
                 registry: Mutex::new(registry),
                 pending: Mutex::new(HashMap::new()),
-                per_ip: Mutex::new(HashMap::new()),
+                conns,
+                refusing: AtomicUsize::new(0),
+                pairing_per_ip: Keyed::new(limits.pairing_per_ip),
+                pairing_per_id: Keyed::new(limits.pairing_per_id),
+                new_ids_per_ip: Keyed::new(limits.new_ids_per_ip),
                 next_conn: AtomicU64::new(1),
                 rng: SystemRandom::new(),
+                limits,
             }),
         })
     }
@@ -142,67 +283,179 @@ impl Relay {
             .expect("bound listener has an address")
     }
 
+    /// The operator's handle on this relay (its control socket uses it).
+    pub fn operator(&self) -> Operator {
+        Operator {
+            shared: self.shared.clone(),
+        }
+    }
+
     /// Accepts connections until the task is dropped.
     pub async fn run(self) -> anyhow::Result<()> {
         info!(addr = %self.local_addr(), "relay listening");
+        tokio::spawn(watch_certificate(Arc::downgrade(&self.shared)));
         loop {
             let (tcp, peer) = match self.listener.accept().await {
                 Ok(conn) => conn,
                 Err(e) => {
-                    // Out of file descriptors and the like: back off briefly.
+                    // The limits keep descriptors in reserve; if the system
+                    // as a whole runs out, back off briefly.
                     warn!(error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             };
-            let Some(slot) = IpSlot::take(&self.shared, peer.ip()) else {
-                warn!(%peer, "too many connections from this address; dropped");
-                continue;
-            };
-            let shared = self.shared.clone();
-            let acceptor = self.acceptor.clone();
-            tokio::spawn(async move {
-                let _slot = slot;
-                tcp.set_nodelay(true).ok();
-                if let Err(e) = handle(shared, acceptor, tcp, peer).await {
-                    debug!(%peer, error = %e, "connection ended with error");
+            let conn_id = self.shared.next_conn.fetch_add(1, Ordering::Relaxed);
+            let acceptor = self.shared.acceptor.read().expect("not poisoned").clone();
+            match self.shared.conns.admit(peer.ip(), conn_id) {
+                Ok((slot, evict)) => {
+                    let shared = self.shared.clone();
+                    tokio::spawn(async move {
+                        tcp.set_nodelay(true).ok();
+                        if let Err(e) = handle(shared, acceptor, tcp, peer, slot, evict).await {
+                            debug!(%peer, error = %e, "connection ended with error");
+                        }
+                    });
                 }
-            });
-        }
-    }
-}
-
-/// Counts a connection against its source address; released on drop.
-struct IpSlot {
-    shared: Arc<Shared>,
-    ip: IpAddr,
-}
-
-impl IpSlot {
-    fn take(shared: &Arc<Shared>, ip: IpAddr) -> Option<Self> {
-        let mut per_ip = shared.per_ip.lock().unwrap();
-        let count = per_ip.entry(ip).or_insert(0);
-        if *count >= shared.limits.max_conns_per_ip {
-            return None;
-        }
-        *count += 1;
-        Some(Self {
-            shared: shared.clone(),
-            ip,
-        })
-    }
-}
-
-impl Drop for IpSlot {
-    fn drop(&mut self) {
-        let mut per_ip = self.shared.per_ip.lock().unwrap();
-        if let Some(count) = per_ip.get_mut(&self.ip) {
-            *count -= 1;
-            if *count == 0 {
-                per_ip.remove(&self.ip);
+                Err(refusal) => refuse_connection(&self.shared, acceptor, tcp, peer, refusal),
             }
         }
     }
+}
+
+/// What the operator may do to a running relay.
+#[derive(Clone)]
+pub struct Operator {
+    shared: Arc<Shared>,
+}
+
+impl Operator {
+    /// Releases `id` from its host key; see [`unbind`].
+    pub fn unbind(&self, id: &ComputerId, by: &str) -> anyhow::Result<String> {
+        let mut registry = self.shared.registry.lock().expect("not poisoned");
+        unbind(&self.shared.dir, &mut registry, id, by)
+    }
+}
+
+/// Releases `id` in `registry` (of the relay folder `dir`): its host goes
+/// offline and its key may not claim the ID again. Audited.
+pub fn unbind(
+    dir: &Path,
+    registry: &mut Registry,
+    id: &ComputerId,
+    by: &str,
+) -> anyhow::Result<String> {
+    let key = registry
+        .unbind(id)
+        .with_context(|| format!("cannot save the registry in {}", dir.display()))?;
+    let Some(key) = key else {
+        anyhow::bail!("computer ID '{id}' is not bound at this relay");
+    };
+    let fingerprint = proto::channel::fingerprint(&key);
+    oplog::record(
+        dir,
+        "unbind",
+        serde_json::json!({ "id": id, "key": fingerprint, "by": by }),
+    );
+    warn!(%id, key = %fingerprint, by, "computer ID released by the operator");
+    Ok(format!(
+        "computer ID '{id}' released (it was bound to host key {fingerprint}); that key cannot \
+         claim it again"
+    ))
+}
+
+/// Reloads the certificate when `thin-relay renew` replaced it (checked
+/// every minute, or at once on SIGHUP), and warns (at start and daily) when
+/// it is about to expire.
+async fn watch_certificate(shared: std::sync::Weak<Shared>) {
+    let modified = |dir: &Path| {
+        std::fs::metadata(dir.join(CERT_FILE))
+            .and_then(|m| m.modified())
+            .ok()
+    };
+    let Some(dir) = shared.upgrade().map(|s| s.dir.clone()) else {
+        return;
+    };
+    let mut seen = modified(&dir);
+    let mut last_warning = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    #[cfg(unix)]
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        let asked = async {
+            #[cfg(unix)]
+            if let Some(hangup) = &mut hangup {
+                hangup.recv().await;
+                return;
+            }
+            std::future::pending::<()>().await
+        };
+        let forced = tokio::select! {
+            _ = tick.tick() => false,
+            () = asked => true,
+        };
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let now = modified(&dir);
+        if forced || now != seen {
+            match load_tls(&dir, shared.web_cert.as_ref()) {
+                Ok(tls) => {
+                    *shared.acceptor.write().expect("not poisoned") = TlsAcceptor::from(tls);
+                    info!("relay certificate reloaded");
+                    certs::warn_if_expiring(&dir);
+                    seen = now;
+                }
+                Err(e) => warn!(error = %format!("{e:#}"), "cannot reload the relay certificate"),
+            }
+        }
+        if last_warning.elapsed() >= Duration::from_secs(24 * 3600) {
+            certs::warn_if_expiring(&dir);
+            last_warning = Instant::now();
+        }
+    }
+}
+
+/// Tells a connection the relay will not take it, in its own protocol, if
+/// not too many are being refused already; else just closes it.
+fn refuse_connection(
+    shared: &Arc<Shared>,
+    acceptor: TlsAcceptor,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    refusal: limits::Refusal,
+) {
+    let (code, message) = match refusal {
+        limits::Refusal::PerAddress => (
+            ErrorCode::RateLimited,
+            "too many connections from your address at once; close some and try again",
+        ),
+        limits::Refusal::Full => (
+            ErrorCode::RelayFull,
+            "the relay is full right now; try again in a minute",
+        ),
+    };
+    debug!(%peer, ?code, "connection refused");
+    if shared.refusing.fetch_add(1, Ordering::Relaxed) >= MAX_REFUSING {
+        shared.refusing.fetch_sub(1, Ordering::Relaxed);
+        return;
+    }
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(REFUSAL_TIMEOUT, async {
+            let mut tls = acceptor.accept(tcp).await?;
+            let start = crate::web::sniff(&mut tls).await?;
+            if start.http {
+                crate::web::unavailable(&mut tls, message).await?;
+            } else {
+                let mut conn: FramedIo<Stream> = FramedIo::new(Box::new(tls));
+                send_error(&mut conn, code, message).await;
+            }
+            anyhow::Ok(())
+        })
+        .await;
+        shared.refusing.fetch_sub(1, Ordering::Relaxed);
+    });
 }
 
 async fn send_error(conn: &mut FramedIo<Stream>, code: ErrorCode, message: impl Into<String>) {
@@ -235,19 +488,27 @@ async fn read_msg(conn: &mut FramedIo<Stream>) -> Option<ToRelay> {
     }
 }
 
+/// Until a connection's first message it may be evicted to make room.
 async fn handle(
     shared: Arc<Shared>,
     acceptor: TlsAcceptor,
     tcp: TcpStream,
     peer: SocketAddr,
+    slot: Slot,
+    mut evict: Evict,
 ) -> anyhow::Result<()> {
     let limit = shared.limits.handshake_timeout;
-    let first = tokio::time::timeout(limit, async {
-        let mut tls = acceptor.accept(tcp).await?;
-        let start = crate::web::sniff(&mut tls).await?;
-        anyhow::Ok((tls, start))
-    })
-    .await;
+    let first = tokio::select! {
+        first = tokio::time::timeout(limit, async {
+            let mut tls = acceptor.accept(tcp).await?;
+            let start = crate::web::sniff(&mut tls).await?;
+            anyhow::Ok((tls, start))
+        }) => first,
+        _ = &mut evict => {
+            debug!(%peer, "evicted before its first message: the relay is full");
+            return Ok(());
+        }
+    };
     let (tls, start) = match first {
         Ok(Ok(pair)) => pair,
         Ok(Err(e)) => {
@@ -267,25 +528,42 @@ async fn handle(
         let web = shared.web_dir.clone();
         // Browsers' path, allocated only when taken (see `serve_peer`).
         return Box::pin(async move {
-            if let Some(ws) = crate::web::serve_http(stream, web.as_deref(), peer, limit).await? {
-                serve_peer(shared, Box::new(ws), peer).await;
+            let ws = tokio::select! {
+                ws = crate::web::serve_http(stream, web.as_deref(), peer, limit) => ws?,
+                _ = &mut evict => return Ok(()),
+            };
+            if let Some(ws) = ws {
+                serve_peer(shared, Box::new(ws), peer, slot, evict).await;
             }
             Ok(())
         })
         .await;
     }
-    serve_peer(shared, Box::new(stream), peer).await;
+    serve_peer(shared, Box::new(stream), peer, slot, evict).await;
     Ok(())
 }
 
 /// Runs the relay protocol with a host or a client on any byte stream.
-async fn serve_peer(shared: Arc<Shared>, stream: Stream, peer: SocketAddr) {
+async fn serve_peer(
+    shared: Arc<Shared>,
+    stream: Stream,
+    peer: SocketAddr,
+    slot: Slot,
+    mut evict: Evict,
+) {
     let mut conn = FramedIo::new(stream);
-    let Ok(msg) = tokio::time::timeout(shared.limits.handshake_timeout, read_msg(&mut conn)).await
-    else {
+    let first = tokio::select! {
+        first = tokio::time::timeout(shared.limits.handshake_timeout, read_msg(&mut conn)) => first,
+        _ = &mut evict => {
+            debug!(%peer, "evicted before its first message: the relay is full");
+            return;
+        }
+    };
+    let Ok(msg) = first else {
         debug!(%peer, "no hello within the handshake timeout");
         return;
     };
+    slot.settle();
     // Hellos carry the protocol version; anything else is refused first.
     let version = match &msg {
         Some(ToRelay::HostHello { version, .. } | ToRelay::ClientHello { version, .. }) => {
@@ -302,13 +580,25 @@ async fn serve_peer(shared: Arc<Shared>, stream: Stream, peer: SocketAddr) {
     // connection does not take are allocated only when taken, so that
     // thousands of idle hosts do not each carry room for a client's splice.
     match msg {
-        Some(ToRelay::HostHello { id, public_key, .. }) => {
-            host_control(shared, conn, peer, id, public_key).await
+        Some(ToRelay::HostHello {
+            id,
+            public_key,
+            enrolment_token,
+            ..
+        }) => {
+            let hello = HostClaim {
+                id,
+                public_key,
+                token: enrolment_token,
+            };
+            host_control(shared, conn, peer, slot, hello).await
         }
         Some(ToRelay::HostAccept { id, session }) => {
-            Box::pin(host_data(shared, conn, peer, id, session)).await
+            Box::pin(host_data(shared, conn, peer, slot, id, session)).await
         }
-        Some(ToRelay::ClientHello { id, .. }) => Box::pin(client(shared, conn, peer, id)).await,
+        Some(ToRelay::ClientHello { id, .. }) => {
+            Box::pin(client(shared, conn, peer, slot, id)).await
+        }
         Some(other) => {
             send_error(
                 &mut conn,
@@ -328,6 +618,7 @@ fn kind(msg: &ToRelay) -> &'static str {
         ToRelay::Ping => "ping",
         ToRelay::HostAccept { .. } => "host_accept",
         ToRelay::ClientHello { .. } => "client_hello",
+        ToRelay::HostDecline { .. } => "host_decline",
     }
 }
 
@@ -350,15 +641,27 @@ fn random_token(rng: &SystemRandom) -> Vec<u8> {
     token
 }
 
+/// What a host's hello claims.
+struct HostClaim {
+    id: ComputerId,
+    public_key: Vec<u8>,
+    token: Option<String>,
+}
+
 /// A host's control connection: prove key ownership, claim the ID, then
 /// relay session notices and answer heartbeats until it goes quiet.
 async fn host_control(
     shared: Arc<Shared>,
     mut conn: FramedIo<Stream>,
     peer: SocketAddr,
-    id: ComputerId,
-    public_key: Vec<u8>,
+    mut slot: Slot,
+    claim: HostClaim,
 ) {
+    let HostClaim {
+        id,
+        public_key,
+        token,
+    } = claim;
     let nonce = random_token(&shared.rng);
     if conn
         .write_all(&relay::encode(&FromRelay::Challenge {
@@ -388,6 +691,19 @@ async fn host_control(
         .await;
         return;
     }
+    if !slot.prove() {
+        let message = "too many hosts are connected from your address; ask the relay's operator";
+        send_error(&mut conn, ErrorCode::RateLimited, message).await;
+        return;
+    }
+    let new_id = shared.registry.lock().unwrap().claimable(&id, &public_key);
+    if new_id {
+        if let Err((code, message)) = may_bind(&shared, peer, &id, token.as_deref()) {
+            warn!(%peer, %id, %message, "new computer ID refused");
+            send_error(&mut conn, code, message).await;
+            return;
+        }
+    }
 
     let conn_id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
     let (notice_tx, mut notices) = mpsc::channel(shared.limits.pending_per_host);
@@ -406,31 +722,42 @@ async fn host_control(
         }
         claim
     };
-    match claim {
-        Ok(Claim::New) => info!(%peer, %id, "new computer ID bound to its host key"),
-        Ok(Claim::Known) => {}
+    let refused = match claim {
+        Ok(Claim::New) => {
+            info!(%peer, %id, "new computer ID bound to its host key");
+            None
+        }
+        Ok(Claim::Known) => None,
         Ok(Claim::Taken) => {
             warn!(%peer, %id, "claim of a computer ID bound to another key refused");
-            send_error(
-                &mut conn,
+            Some((
                 ErrorCode::IdTaken,
                 format!(
                     "computer ID '{id}' is already registered to another host; choose another ID"
                 ),
-            )
-            .await;
-            return;
+            ))
+        }
+        Ok(Claim::Released) => {
+            warn!(%peer, %id, "claim of a released computer ID by its old key refused");
+            Some((
+                ErrorCode::IdTaken,
+                format!(
+                    "the relay's operator released computer ID '{id}' from this host; ask them, \
+                     or choose another ID"
+                ),
+            ))
         }
         Err(e) => {
             warn!(error = %e, "cannot save the host registry");
-            send_error(
-                &mut conn,
+            Some((
                 ErrorCode::Internal,
-                "the relay cannot save its registry",
-            )
-            .await;
-            return;
+                "the relay cannot save its registry".to_owned(),
+            ))
         }
+    };
+    if let Some((code, message)) = refused {
+        send_error(&mut conn, code, message).await;
+        return;
     }
     if conn
         .write_all(&relay::encode(&FromRelay::Registered))
@@ -451,6 +778,9 @@ async fn host_control(
                         break "write failed";
                     }
                 }
+                Ok(Some(ToRelay::HostDecline { session, message })) => {
+                    decline(&shared, &id, &session, message);
+                }
                 Ok(Some(other)) => {
                     send_error(&mut conn, ErrorCode::BadRequest, format!("unexpected {}", kind(&other))).await;
                     break "protocol error";
@@ -466,13 +796,78 @@ async fn host_control(
                         break "write failed";
                     }
                 }
-                // Replaced by a newer connection of the same host.
-                None => break "replaced by a new connection",
+                // Replaced by a newer connection of the same host, or
+                // released by the operator.
+                None => break "replaced or released",
             },
         }
     };
     mark_offline(&shared, &id, conn_id);
     info!(%peer, %id, reason, "host offline");
+}
+
+/// Whether a host at `peer` may bind the new ID `id`: with a valid token
+/// always; without one only on an open relay, and only so many per address.
+fn may_bind(
+    shared: &Shared,
+    peer: SocketAddr,
+    id: &ComputerId,
+    token: Option<&str>,
+) -> Result<(), (ErrorCode, String)> {
+    if token.is_some() || shared.closed {
+        return match tokens::redeem(&shared.dir, token, id, SystemTime::now()) {
+            Ok(()) => {
+                oplog::record(
+                    &shared.dir,
+                    "token_used",
+                    serde_json::json!({ "id": id, "source": peer.ip() }),
+                );
+                Ok(())
+            }
+            Err(e) => Err((
+                ErrorCode::EnrolmentRequired,
+                format!(
+                    "{e}; ask the relay's operator for one (thin-relay token new) and give it to \
+                     thin-host init --enrol-token"
+                ),
+            )),
+        };
+    }
+    limits::take_for_source(&shared.new_ids_per_ip, peer.ip()).map_err(|wait| {
+        (
+            ErrorCode::RateLimited,
+            format!(
+                "too many new computer IDs were registered from your address; try again in {} s, \
+                 or ask the relay's operator for an enrolment token",
+                wait.as_secs().max(1)
+            ),
+        )
+    })
+}
+
+/// The host will not serve `session`: tell its waiting client why.
+fn decline(shared: &Shared, id: &ComputerId, session: &[u8], mut message: String) {
+    let Some(pending) = take_pending(shared, id, session) else {
+        return;
+    };
+    if message.len() > MAX_DECLINE_MESSAGE {
+        let mut end = MAX_DECLINE_MESSAGE;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+    }
+    info!(%id, %message, "host declined a session");
+    let _ = pending.deliver.send(Err((ErrorCode::HostBusy, message)));
+}
+
+/// The waiting client of `session`, if it asked for `id`.
+fn take_pending(shared: &Shared, id: &ComputerId, session: &[u8]) -> Option<PendingSession> {
+    let mut pending = shared.pending.lock().unwrap();
+    match pending.get(session) {
+        Some(p) if p.id == *id => pending.remove(session),
+        _ => None,
+    }
 }
 
 fn mark_offline(shared: &Shared, id: &ComputerId, conn_id: u64) {
@@ -487,17 +882,11 @@ async fn host_data(
     shared: Arc<Shared>,
     mut conn: FramedIo<Stream>,
     peer: SocketAddr,
+    mut slot: Slot,
     id: ComputerId,
     session: Vec<u8>,
 ) {
-    let pending = {
-        let mut pending = shared.pending.lock().unwrap();
-        match pending.get(&session) {
-            Some(p) if p.id == id => pending.remove(&session),
-            _ => None,
-        }
-    };
-    let Some(pending) = pending else {
+    let Some(pending) = take_pending(&shared, &id, &session) else {
         send_error(
             &mut conn,
             ErrorCode::UnknownSession,
@@ -506,6 +895,14 @@ async fn host_data(
         .await;
         return;
     };
+    if !slot.prove() {
+        let message = "too many connections from the office PC's address";
+        let _ = pending
+            .deliver
+            .send(Err((ErrorCode::HostBusy, message.into())));
+        send_error(&mut conn, ErrorCode::RateLimited, message).await;
+        return;
+    }
     if conn
         .write_all(&relay::encode(&FromRelay::Paired))
         .await
@@ -514,11 +911,38 @@ async fn host_data(
         return;
     }
     debug!(%peer, %id, "host data connection joined");
-    let _ = pending.deliver.send(conn.into_parts());
+    let (stream, rest) = conn.into_parts();
+    let _ = pending
+        .deliver
+        .send(Ok((stream, rest, Held { _slot: slot })));
 }
 
 /// A client asking for a computer: find its host, wait for it, splice.
-async fn client(shared: Arc<Shared>, mut conn: FramedIo<Stream>, peer: SocketAddr, id: ComputerId) {
+async fn client(
+    shared: Arc<Shared>,
+    mut conn: FramedIo<Stream>,
+    peer: SocketAddr,
+    mut slot: Slot,
+    id: ComputerId,
+) {
+    if let Err(wait) = limits::take_for_source(&shared.pairing_per_ip, peer.ip()) {
+        info!(%peer, %id, "pairing refused: too many from this address");
+        let message = format!(
+            "too many connection attempts from your address; try again in {} s",
+            wait.as_secs().max(1)
+        );
+        send_error(&mut conn, ErrorCode::RateLimited, message).await;
+        return;
+    }
+    if let Err(wait) = shared.pairing_per_id.take(&id) {
+        info!(%peer, %id, "pairing refused: too many for this computer");
+        let message = format!(
+            "computer '{id}' is receiving too many connection attempts; try again in {} s",
+            wait.as_secs().max(1)
+        );
+        send_error(&mut conn, ErrorCode::RateLimited, message).await;
+        return;
+    }
     let host = {
         let registry = shared.registry.lock().unwrap();
         if !registry.is_known(&id) {
@@ -580,7 +1004,12 @@ async fn client(shared: Arc<Shared>, mut conn: FramedIo<Stream>, peer: SocketAdd
     }
 
     let host_conn = match tokio::time::timeout(shared.limits.pairing_timeout, delivered).await {
-        Ok(Ok(host_conn)) => host_conn,
+        Ok(Ok(Ok(host_conn))) => host_conn,
+        Ok(Ok(Err((code, message)))) => {
+            info!(%peer, %id, ?code, "host declined the session");
+            send_error(&mut conn, code, message).await;
+            return;
+        }
         _ => {
             forget();
             info!(%peer, %id, "host did not answer in time");
@@ -594,6 +1023,12 @@ async fn client(shared: Arc<Shared>, mut conn: FramedIo<Stream>, peer: SocketAdd
             return;
         }
     };
+    let (host_stream, host_rest, _host_held) = host_conn;
+    if !slot.prove() {
+        let message = "too many sessions from your address at once";
+        send_error(&mut conn, ErrorCode::RateLimited, message).await;
+        return;
+    }
     if conn
         .write_all(&relay::encode(&FromRelay::Paired))
         .await
@@ -603,7 +1038,6 @@ async fn client(shared: Arc<Shared>, mut conn: FramedIo<Stream>, peer: SocketAdd
     }
     info!(%peer, %id, "paired");
     let (client_stream, client_rest) = conn.into_parts();
-    let (host_stream, host_rest) = host_conn;
     splice(
         &shared,
         peer,
@@ -620,8 +1054,8 @@ async fn splice(
     shared: &Shared,
     peer: SocketAddr,
     id: &ComputerId,
-    client: DataConn,
-    host: DataConn,
+    client: (Stream, Vec<u8>),
+    host: (Stream, Vec<u8>),
 ) {
     let started = Instant::now();
     let client = Prefixed::new(client.1, client.0);

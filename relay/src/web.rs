@@ -107,6 +107,20 @@ where
     Ok(None)
 }
 
+/// Tells a browser the relay cannot take it now (503), in words.
+pub async fn unavailable<S: AsyncWrite + Unpin>(stream: &mut S, message: &str) -> io::Result<()> {
+    let body = format!("{message}\n");
+    respond(
+        stream,
+        503,
+        "text/plain; charset=utf-8",
+        body.as_bytes(),
+        None,
+        false,
+    )
+    .await
+}
+
 /// Answers 400 to a request that cannot be read or parsed.
 async fn bad_request<S, T>(
     stream: &mut S,
@@ -231,6 +245,7 @@ async fn respond<S: AsyncWrite + Unpin>(
         200 => "OK",
         400 => "Bad Request",
         404 => "Not Found",
+        503 => "Service Unavailable",
         _ => "Method Not Allowed",
     };
     let encoding = encoding

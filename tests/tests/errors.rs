@@ -194,6 +194,7 @@ fn a_silent_host_is_marked_offline_after_the_heartbeat_timeout() {
             version: relay::PROTOCOL_VERSION,
             id: id.clone(),
             public_key: public.clone(),
+            enrolment_token: None,
         }))
         .await
         .unwrap();

@@ -155,10 +155,7 @@ fn the_unpacked_zip_runs_and_writes_only_inside_its_folder() {
         "written to TMPDIR"
     );
     let pins = std::fs::read_to_string(data.join("known_hosts")).unwrap();
-    assert!(
-        pins.contains(&format!("portable-pc@{}", relay.addr)),
-        "{pins}"
-    );
+    assert!(pins.contains("portable-pc@ca-"), "{pins}");
     assert!(std::fs::read_to_string(data.join("thin-desktop.log"))
         .unwrap()
         .contains("portable=true"));

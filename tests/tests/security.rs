@@ -42,10 +42,31 @@ fn a_changed_host_key_is_refused_until_the_pin_is_removed() {
         "the new key's fingerprint was not shown: {out}"
     );
     let pins = std::fs::read_to_string(&known_hosts).unwrap();
-    assert!(
-        pins.contains(&format!("pinned-pc@{}", relay.addr)),
-        "{pins}"
+    // Pinned under the relay's identity (its CA), not its address as typed.
+    assert!(pins.contains("pinned-pc@ca-"), "{pins}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&known_hosts)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "known_hosts is readable by others");
+    }
+    // The same relay spelled another way finds the same pin.
+    let port = relay.addr.rsplit(':').next().unwrap();
+    let extra = ["--known-hosts", known_hosts.to_str().unwrap()];
+    let (code, out) = thin_client_connect(
+        &format!("localhost:{port}"),
+        &relay.ca(),
+        "pinned-pc",
+        (USER, PASSWORD),
+        &shot,
+        &extra,
     );
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("first connection to"), "pinned again: {out}");
+    assert_eq!(std::fs::read_to_string(&known_hosts).unwrap(), pins);
 
     // The host comes back with another end-to-end key (same relay identity,
     // as after a re-install that kept only the relay key, or an impostor).
@@ -80,13 +101,18 @@ fn a_changed_host_key_is_refused_until_the_pin_is_removed() {
     // The pin is untouched by the refusal.
     assert_eq!(std::fs::read_to_string(&known_hosts).unwrap(), pins);
 
-    // Removing the pin on purpose lets the new key in.
-    let pin = format!("pinned-pc@{}", relay.addr);
+    // Removing the pin on purpose, by the name the warning gave, lets the
+    // new key in.
+    let pin = warning
+        .split("thin-client forget-host ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .expect("the warning names the pin");
     let (code, out) = run(
         "thin-client",
         &[
             "forget-host",
-            &pin,
+            pin,
             "--known-hosts",
             known_hosts.to_str().unwrap(),
         ],
@@ -436,6 +462,135 @@ fn access_list_and_mac_allowlist_refuse_with_their_messages() {
     assert_eq!(code, 0, "{out}");
     let (code, out) = world.connect(&[]);
     assert_eq!(code, 0, "registered device refused: {out}");
+}
+
+#[test]
+fn pins_kept_by_an_older_version_under_the_relay_address_still_count() {
+    let world = World::start("old-pin-pc");
+    // An older client pinned another key under the address it typed: the
+    // key now shown must be refused as a change, not pinned anew.
+    let known = world.work.path().join("known_hosts");
+    std::fs::write(
+        &known,
+        format!(
+            "old-pin-pc@{} AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",
+            world.relay.addr
+        ),
+    )
+    .unwrap();
+    let (code, out) = world.connect(&[]);
+    assert_ne!(code, 0);
+    assert!(
+        error_line(&out).contains("WARNING: the key of computer 'old-pin-pc' has changed"),
+        "{out}"
+    );
+    let pins = std::fs::read_to_string(&known).unwrap();
+    assert!(pins.contains("old-pin-pc@ca-"), "carried over: {pins}");
+}
+
+#[test]
+fn a_hello_with_thousands_of_macs_is_refused_and_wrong_devices_count_toward_the_lockout() {
+    use common::hostile::{self, Target};
+    use proto::auth::{ClientMsg, HostMsg, Refusal};
+    let world = World::start("mac-pc");
+    let (code, out) = world.host_cmd(&["mac", "allow", "02:00:5e:10:00:01"]);
+    assert_eq!(code, 0, "{out}");
+    let target = Target::new(&world.relay.addr, &world.relay.ca(), "mac-pc");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let hello = |macs: Vec<String>| {
+        rt.block_on(async {
+            let pipe = hostile::pair_from(&target, "127.0.0.1".parse().unwrap())
+                .await
+                .unwrap();
+            let (mut conn, _) = hostile::secure(pipe).await.unwrap();
+            hostile::send(&mut conn, &ClientMsg::Hello { macs })
+                .await
+                .unwrap();
+            hostile::recv(&mut conn).await
+        })
+    };
+    // As many as fit in one message (64 KiB).
+    let many: Vec<String> = (0..3000u32)
+        .map(|n| format!("02:00:{:02x}:{:02x}:00:01", n >> 8, n & 0xff))
+        .collect();
+    let answer = hello(many);
+    let Some(HostMsg::Refused {
+        reason: Refusal::Protocol,
+        message,
+    }) = answer
+    else {
+        panic!("{answer:?}")
+    };
+    assert!(message.contains("more than 32 MAC addresses"), "{message}");
+    // Four more unregistered devices: the fifth refusal locks the source.
+    for _ in 0..4 {
+        let answer = hello(vec!["02:00:5e:10:00:99".into()]);
+        assert!(
+            matches!(
+                answer,
+                Some(HostMsg::Refused {
+                    reason: Refusal::MacNotAllowed,
+                    ..
+                })
+            ),
+            "{answer:?}"
+        );
+    }
+    let answer = hello(vec!["02:00:5e:10:00:01".into()]);
+    assert!(
+        matches!(
+            answer,
+            Some(HostMsg::Refused {
+                reason: Refusal::LockedOut { .. },
+                ..
+            })
+        ),
+        "even the right device waits: {answer:?}"
+    );
+    let log = world.audit_log();
+    let mac_fails = log
+        .iter()
+        .filter(|e| e["step"] == "mac" && e["result"] == "fail")
+        .count();
+    assert_eq!(mac_fails, 5, "{log:?}");
+}
+
+#[test]
+fn proxy_passwords_never_appear_in_errors() {
+    let work = tempfile::tempdir().unwrap();
+    let relay = RelayProc::start(&[]);
+    let config = work.path().join("p.toml");
+    let bad = "http://office:Pr0xy-S3cret@proxy.example:notaport";
+    let (code, out) = run(
+        "thin-host",
+        &[
+            "init",
+            "--config",
+            config.to_str().unwrap(),
+            "--id",
+            "proxied",
+            "--relay",
+            &relay.addr,
+            "--relay-ca",
+            relay.ca().to_str().unwrap(),
+            "--proxy",
+            bad,
+        ],
+    );
+    assert_ne!(code, 0);
+    assert!(out.contains("office:***@"), "{out}");
+    assert!(!out.contains("Pr0xy-S3cret"), "{out}");
+    let (code, out) = thin_client_connect(
+        &relay.addr,
+        &relay.ca(),
+        "proxied",
+        (USER, PASSWORD),
+        &work.path().join("s.png"),
+        &["--proxy", bad],
+    );
+    assert_ne!(code, 0);
+    assert!(!out.contains("Pr0xy-S3cret"), "{out}");
+    assert!(error_line(&out).contains("office:***@"), "{out}");
 }
 
 #[test]

@@ -51,7 +51,7 @@ impl std::fmt::Debug for Proxy {
 impl Proxy {
     /// Parses `http://[user:password@]host:port`.
     pub fn parse(raw: &str) -> Result<Self, DialError> {
-        let bad = || DialError::BadProxyUrl(raw.to_owned());
+        let bad = || DialError::BadProxyUrl(redact_credentials(raw));
         let url = url::Url::parse(raw).map_err(|_| bad())?;
         if url.scheme() != "http" {
             return Err(bad());
@@ -71,6 +71,25 @@ impl Proxy {
             addr: format!("{host}:{port}"),
             auth,
         })
+    }
+}
+
+/// `raw` with the password of its user information hidden
+/// (`http://alice:***@proxy:3128`), for messages and logs. Text that is not
+/// a valid URL is redacted too: everything between `://` (or the start)
+/// and the last `@` after the user name's colon.
+pub fn redact_credentials(raw: &str) -> String {
+    let (scheme, rest) = match raw.find("://") {
+        Some(i) => raw.split_at(i + 3),
+        None => ("", raw),
+    };
+    let Some(at) = rest.rfind('@') else {
+        return raw.to_owned();
+    };
+    let (userinfo, host) = rest.split_at(at);
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}{user}:***{host}"),
+        None => raw.to_owned(),
     }
 }
 
@@ -190,6 +209,26 @@ mod tests {
         assert_eq!(Proxy::parse("http://proxy:8080").unwrap().auth, None);
         assert!(Proxy::parse("socks5://proxy:1080").is_err());
         assert!(Proxy::parse("proxy:8080").is_err());
+    }
+
+    #[test]
+    fn errors_never_show_a_proxy_password() {
+        for raw in [
+            "http://alice:S3cret@proxy:port",
+            "htp://alice:S3cret@proxy:3128",
+            "http://alice:S3cret/x@y@proxy:3128",
+            "alice:S3cret@proxy:3128",
+            "http://alice:S3cret@proxy with space:3128",
+        ] {
+            let err = Proxy::parse(raw).unwrap_err().to_string();
+            assert!(!err.contains("S3cret"), "{err}");
+            assert!(err.contains("alice:***@"), "{err}");
+        }
+        assert_eq!(redact_credentials("http://proxy:3128"), "http://proxy:3128");
+        assert_eq!(
+            redact_credentials("http://bob@proxy:3128"),
+            "http://bob@proxy:3128"
+        );
     }
 
     #[test]

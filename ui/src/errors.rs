@@ -25,6 +25,8 @@ pub fn explain(error: &ConnectError, lang: Lang) -> Explained {
         E::HostOffline(_) => (T::ErrOffline, T::HintOffline),
         E::HostTimeout(_) => (T::ErrNoAnswer, T::HintTryLater),
         E::RateLimited(_) => (T::ErrBusy, T::HintTryLater),
+        E::HostBusy(_) => (T::ErrHostBusy, T::HintTryLater),
+        E::RelayFull(_) => (T::ErrRelayFull, T::HintTryLater),
         E::HostKeyChanged { .. } => (T::ErrKeyChanged, T::HintKeyChanged),
         E::NotAllowed(_) => (T::ErrNotAllowed, T::HintAskOwner),
         E::LockedOut {

@@ -126,6 +126,8 @@ texts! {
     ErrNoAnswer => "The office PC did not answer.", "会社のPCが応答しません。";
     HintTryLater => "Try again in a moment.", "しばらくしてから再試行してください。";
     ErrBusy => "Too many connection attempts are waiting.", "接続の要求が混み合っています。";
+    ErrHostBusy => "The office PC is busy answering too many connection attempts.", "会社のPCへの接続の要求が混み合っています。";
+    ErrRelayFull => "The relay is full right now.", "中継サーバーが混み合っています。";
     ErrKeyChanged => "WARNING: the office PC's key has changed.", "警告: 会社のPCの鍵が変わりました。";
     HintKeyChanged => "Someone may be impersonating it, so the connection was refused. Connect only if its owner re-installed thin-host: then remove the old key below.",
         "なりすましの可能性があるため、接続を中止しました。PCの管理者が thin-host を再インストールした場合に限り、下のボタンで古い鍵を削除してから接続してください。";

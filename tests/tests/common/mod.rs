@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod hostile;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -22,8 +24,28 @@ pub fn bin(name: &str) -> PathBuf {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         // `--workspace --all-targets` resolves features exactly as
         // `cargo test --workspace` does, so this reuses its build instead of
-        // recompiling the libraries with another feature set.
-        let status = Command::new(cargo)
+        // recompiling the libraries with another feature set. The variables
+        // cargo sets for this test crate go: build scripts that read them
+        // (ring's reads CARGO_MANIFEST_DIR) would otherwise run again and
+        // rebuild half the workspace, once here and once in the next
+        // `cargo test`.
+        let mut build = Command::new(cargo);
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            let per_crate = [
+                "CARGO_MANIFEST_",
+                "CARGO_PKG_",
+                "CARGO_CRATE_",
+                "CARGO_BIN_",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+                "CARGO_RUSTC_CURRENT_DIR",
+            ];
+            if per_crate.iter().any(|prefix| name.starts_with(prefix)) {
+                build.env_remove(name.as_ref());
+            }
+        }
+        let status = build
             .args(["build", "--quiet", "--workspace", "--all-targets"])
             .status()
             .expect("cargo runs");
@@ -50,6 +72,15 @@ pub struct Proc {
 impl Proc {
     pub fn start(name: &str, args: &[&str]) -> Self {
         Self::start_cmd(name, Command::new(bin(name)).args(args))
+    }
+
+    /// Like [`start`](Self::start), with the process's file-descriptor
+    /// limit (soft and hard) set to `fd_limit`, as `ulimit -n` does.
+    pub fn start_with_fd_limit(name: &str, fd_limit: u32, args: &[&str]) -> Self {
+        let script = format!("ulimit -n {fd_limit} && exec \"$0\" \"$@\"");
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", &script]).arg(bin(name)).args(args);
+        Self::start_cmd(name, &mut cmd)
     }
 
     pub fn start_cmd(name: &str, cmd: &mut Command) -> Self {
@@ -147,6 +178,17 @@ impl Proc {
     /// Whether the process has ended (without waiting).
     pub fn exited(&mut self) -> bool {
         !matches!(self.child.try_wait(), Ok(None))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` (e.g. `libc::SIGHUP`) to the process.
+    pub fn signal(&self, signal: i32) {
+        let pid = i32::try_from(self.child.id()).unwrap();
+        // SAFETY: kill(2) with a pid this test started.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
     }
 
     pub fn kill(&mut self) {
@@ -301,6 +343,21 @@ impl RelayProc {
         let mut args = vec!["serve", "--dir", &d, "--listen", "127.0.0.1:0"];
         args.extend_from_slice(extra);
         let mut proc = Proc::start("thin-relay", &args);
+        let line = proc.wait_for("thin-relay listening on ", Duration::from_secs(20));
+        let addr = addr_after(&line, "listening on ");
+        Self { dir, addr, proc }
+    }
+
+    /// Like [`start`](Self::start), with the relay's file-descriptor limit
+    /// (soft and hard) set to `limit`, as `ulimit -n` does.
+    pub fn start_with_fd_limit(limit: u32, extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap().to_owned();
+        let (code, out) = run("thin-relay", &["init", "--dir", &d]);
+        assert_eq!(code, 0, "{out}");
+        let mut args = vec!["serve", "--dir", &d, "--listen", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        let mut proc = Proc::start_with_fd_limit("thin-relay", limit, &args);
         let line = proc.wait_for("thin-relay listening on ", Duration::from_secs(20));
         let addr = addr_after(&line, "listening on ");
         Self { dir, addr, proc }

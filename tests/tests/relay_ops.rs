@@ -1,0 +1,345 @@
+//! The relay as its operator runs it: connection limits at a low
+//! file-descriptor limit, who may bind new computer IDs (rates, enrolment
+//! tokens, releasing a squatted ID), and certificate renewal. The relay is
+//! a real process; hosts are `thin-host` or common::hostile's.
+
+mod common;
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use common::hostile::{self, Stopped, Target};
+use common::*;
+use proto::relay::ErrorCode;
+
+const USER: &str = "ops";
+const PASSWORD: &str = "Rdp-pass-ops";
+
+fn loopback(n: u32) -> IpAddr {
+    IpAddr::from((0x7f00_0000u32 + n).to_be_bytes())
+}
+
+/// Whether the relay closed a connection (reading gives end-of-file or an
+/// error rather than "nothing yet").
+fn closed_by_peer(stream: &std::net::TcpStream) -> bool {
+    use std::io::Read as _;
+    stream.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 1];
+    match (&*stream).read(&mut buf) {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
+        Ok(0) | Err(_) => true,
+        Ok(_) => panic!("the relay sent something to a connection that said nothing"),
+    }
+}
+
+/// The token `thin-relay token new` printed.
+fn token_in(out: &str) -> String {
+    out.lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("thin-enrol-"))
+        .unwrap_or_else(|| panic!("no token in {out}"))
+        .to_owned()
+}
+
+/// This test process holds a thousand connections itself.
+fn raise_own_fd_limit() {
+    // SAFETY: getrlimit/setrlimit on a local struct.
+    unsafe {
+        let mut limit = std::mem::zeroed::<libc::rlimit>();
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        limit.rlim_cur = limit.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+    }
+}
+
+#[test]
+fn at_a_low_fd_limit_five_hundred_hosts_from_one_address_register_and_idle_connections_cannot_keep_people_out(
+) {
+    raise_own_fd_limit();
+    let work = tempfile::tempdir().unwrap();
+    // 1024 descriptors: room for about 928 connections.
+    let relay = RelayProc::start_with_fd_limit(1024, &["--new-ids-per-hour", "1000"]);
+    relay
+        .proc
+        .seen
+        .iter()
+        .for_each(|l| assert!(!l.contains("cannot raise"), "{l}"));
+    let target = Target::new(&relay.addr, &relay.ca(), "unused");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+
+    // An office of 500 PCs behind one address (far above the 64
+    // unproven connections one address may hold), 25 registering at once.
+    let mut controls = rt.block_on(async {
+        let mut controls = Vec::new();
+        for batch in 0..20 {
+            let mut tasks = Vec::new();
+            for n in batch * 25..(batch + 1) * 25 {
+                let target = target.clone();
+                tasks.push(tokio::spawn(async move {
+                    let key = hostile::host_key();
+                    let id = format!("office-{n}");
+                    hostile::register_from(&target, loopback(1), &id, &key, None).await
+                }));
+            }
+            for task in tasks {
+                controls.push(task.await.unwrap().expect("every office PC registers"));
+            }
+        }
+        controls
+    });
+    let (_desktop, desktop_addr) = test_desktop(USER, PASSWORD);
+    let _host = HostProc::start(work.path(), &relay, "busy-relay-pc", &desktop_addr);
+
+    // Idle connections from eight addresses fill the rest and more.
+    let mut idle = Vec::new();
+    for source in 2..10u32 {
+        for _ in 0..55 {
+            let socket =
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            socket
+                .bind(&std::net::SocketAddr::new(loopback(source), 0).into())
+                .unwrap();
+            let addr: std::net::SocketAddr = relay.addr.parse().unwrap();
+            socket.connect(&addr.into()).unwrap();
+            idle.push(std::net::TcpStream::from(socket));
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+
+    // A person connects at once, and sees the office desktop.
+    let shot = work.path().join("shot.png");
+    let started = Instant::now();
+    let (code, out) = thin_client_connect(
+        &relay.addr,
+        &relay.ca(),
+        "busy-relay-pc",
+        (USER, PASSWORD),
+        &shot,
+        &[],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(find_picture(&shot).is_some());
+    // Faster than the relay's 10 s handshake timeout, which would have
+    // freed room by itself.
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // Room was made by closing the oldest idle connections, not all.
+    let evicted = idle.iter().filter(|s| closed_by_peer(s)).count();
+    assert!(evicted > 0, "no idle connection was evicted");
+    assert!(evicted < idle.len(), "every idle connection was closed");
+    // The office PCs are still online.
+    rt.block_on(async {
+        for control in controls.iter_mut().step_by(50) {
+            assert!(hostile::ping(control).await, "an office PC lost its relay");
+        }
+    });
+}
+
+#[test]
+fn new_ids_from_one_address_are_rate_limited_unless_the_operator_issued_a_token() {
+    let relay = RelayProc::start(&["--new-ids-per-hour", "3"]);
+    let target = Target::new(&relay.addr, &relay.ca(), "unused");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let keys: Vec<_> = (0..5).map(|_| hostile::host_key()).collect();
+    let register = |n: usize, token: Option<&str>| {
+        rt.block_on(hostile::register_from(
+            &target,
+            loopback(2),
+            &format!("squat-{n}"),
+            &keys[n],
+            token,
+        ))
+    };
+    for n in 0..3 {
+        register(n, None).expect("within the rate");
+    }
+    let Err(Stopped::Relay(ErrorCode::RateLimited, message)) = register(3, None) else {
+        panic!("a fourth new ID from one address must be refused")
+    };
+    assert!(
+        message.contains("too many new computer IDs were registered from your address"),
+        "{message}"
+    );
+    // A known ID re-registers freely; another address has its own budget.
+    register(0, None).expect("a known ID reconnects");
+    rt.block_on(hostile::register_from(
+        &target,
+        loopback(3),
+        "other-office",
+        &keys[4],
+        None,
+    ))
+    .expect("another address");
+    // The operator vouches for a host with a token.
+    let d = relay.dir.path().to_str().unwrap();
+    let (code, token) = run("thin-relay", &["token", "new", "--dir", d]);
+    assert_eq!(code, 0, "{token}");
+    let token = token_in(&token);
+    register(3, Some(&token)).expect("the token binds a new ID");
+}
+
+#[test]
+fn a_closed_relay_binds_new_ids_only_with_a_token_used_once() {
+    let work = tempfile::tempdir().unwrap();
+    let relay = RelayProc::start(&["--closed"]);
+    let (_desktop, desktop_addr) = test_desktop(USER, PASSWORD);
+    let ca = relay.ca();
+    let config = work.path().join("closed.toml");
+    let c = config.to_str().unwrap();
+    init_host(
+        &config,
+        "closed-pc",
+        &relay.addr,
+        &ca,
+        Some(&desktop_addr),
+        &[],
+    );
+    set_host_password(&config, HOST_PASSWORD);
+    let (code, out) = run("thin-host", &["run", "--config", c]);
+    assert_ne!(code, 0);
+    assert!(
+        out.contains("binds new computer IDs only with an enrolment token")
+            && out.contains("thin-host init --enrol-token"),
+        "{out}"
+    );
+
+    let d = relay.dir.path().to_str().unwrap();
+    let (code, issued) = run(
+        "thin-relay",
+        &["token", "new", "--dir", d, "--id", "closed-pc"],
+    );
+    assert_eq!(code, 0, "{issued}");
+    assert!(issued.contains("only 'closed-pc'"), "{issued}");
+    let token = token_in(&issued);
+    std::fs::remove_file(&config).unwrap();
+    for key in ["key", "e2e.key"] {
+        let _ = std::fs::remove_file(config.with_extension(key));
+    }
+    init_host(
+        &config,
+        "closed-pc",
+        &relay.addr,
+        &ca,
+        Some(&desktop_addr),
+        &["--enrol-token", &token],
+    );
+    set_host_password(&config, HOST_PASSWORD);
+    let mut host = Proc::start("thin-host", &["run", "--config", c]);
+    host.wait_for("registered; waiting for sessions", Duration::from_secs(20));
+    let (code, out) = thin_client_connect(
+        &relay.addr,
+        &ca,
+        "closed-pc",
+        (USER, PASSWORD),
+        &work.path().join("s.png"),
+        &[],
+    );
+    assert_eq!(code, 0, "{out}");
+
+    // Used up: another host cannot bind with it; the use is audited.
+    let target = Target::new(&relay.addr, &ca, "unused");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let again = rt.block_on(hostile::register_from(
+        &target,
+        loopback(1),
+        "closed-pc-2",
+        &hostile::host_key(),
+        Some(&token),
+    ));
+    let Err(Stopped::Relay(ErrorCode::EnrolmentRequired, message)) = again else {
+        panic!("a used token must not bind again: {:?}", again.err());
+    };
+    assert!(
+        message.contains("used up") || message.contains("only"),
+        "{message}"
+    );
+    let audit = std::fs::read_to_string(relay.dir.path().join("audit.log")).unwrap();
+    assert!(
+        audit.contains("\"token_new\"") && audit.contains("\"token_used\""),
+        "{audit}"
+    );
+    let tokens = std::fs::read_to_string(relay.dir.path().join("tokens.jsonl")).unwrap();
+    assert!(!tokens.contains(&token), "the token itself is stored");
+}
+
+#[test]
+fn the_operator_releases_a_squatted_id_and_the_squatter_cannot_take_it_back() {
+    let work = tempfile::tempdir().unwrap();
+    let mut relay = RelayProc::start(&[]);
+    let (_desktop, desktop_addr) = test_desktop(USER, PASSWORD);
+    let squatter = HostProc::start(work.path(), &relay, "town-hall", &desktop_addr);
+    let mut squatter_proc = squatter.proc;
+
+    let d = relay.dir.path().to_str().unwrap().to_owned();
+    let (code, out) = run("thin-relay", &["unbind", "--dir", &d, "town-hall"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("computer ID 'town-hall' released"), "{out}");
+    // The squatter's host is cut off, comes back, and is refused for good.
+    let (code, out) = squatter_proc.wait_exit(Duration::from_secs(60));
+    assert_ne!(code, 0);
+    assert!(
+        out.contains("released computer ID 'town-hall' from this host"),
+        "{out}"
+    );
+
+    // The rightful owner's new install takes it.
+    let owner_dir = work.path().join("owner");
+    std::fs::create_dir(&owner_dir).unwrap();
+    let _owner = HostProc::start(&owner_dir, &relay, "town-hall", &desktop_addr);
+    let audit = std::fs::read_to_string(relay.dir.path().join("audit.log")).unwrap();
+    let line: serde_json::Value = serde_json::from_str(audit.lines().next().unwrap()).unwrap();
+    assert_eq!(line["action"], "unbind");
+    assert_eq!(line["id"], "town-hall");
+    assert!(line["key"].as_str().unwrap().starts_with("SHA256:"));
+
+    // With the relay stopped, unbind edits the registry itself.
+    relay.proc.kill();
+    let (code, out) = run("thin-relay", &["unbind", "--dir", &d, "town-hall"]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = run("thin-relay", &["unbind", "--dir", &d, "town-hall"]);
+    assert_ne!(code, 0);
+    assert!(out.contains("is not bound at this relay"), "{out}");
+}
+
+#[test]
+fn a_renewed_certificate_is_served_without_a_restart_and_old_pins_still_work() {
+    let work = tempfile::tempdir().unwrap();
+    let mut relay = RelayProc::start(&[]);
+    let (_desktop, desktop_addr) = test_desktop(USER, PASSWORD);
+    let _host = HostProc::start(work.path(), &relay, "renewed-pc", &desktop_addr);
+    let d = relay.dir.path().to_str().unwrap().to_owned();
+    let before = std::fs::read(relay.dir.path().join("relay.pem")).unwrap();
+    let (code, out) = run("thin-relay", &["renew", "--dir", &d]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("new relay certificate valid until"), "{out}");
+    assert_ne!(
+        std::fs::read(relay.dir.path().join("relay.pem")).unwrap(),
+        before
+    );
+    relay.proc.signal(libc::SIGHUP);
+    relay
+        .proc
+        .wait_for("relay certificate reloaded", Duration::from_secs(10));
+
+    // A client with the ca.pem it always had is served the new certificate.
+    let served = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let target = Target::new(&relay.addr, &relay.ca(), "renewed-pc");
+        let tls = hostile::dial_from(&target, loopback(1)).await.unwrap();
+        tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+    });
+    let pem = std::fs::read_to_string(relay.dir.path().join("relay.pem")).unwrap();
+    let renewed = rustls_pki_types::pem::PemObject::from_pem_slice(pem.as_bytes())
+        .map(|c: rustls_pki_types::CertificateDer<'static>| c.to_vec())
+        .unwrap();
+    assert_eq!(served, renewed);
+    let (code, out) = thin_client_connect(
+        &relay.addr,
+        &relay.ca(),
+        "renewed-pc",
+        (USER, PASSWORD),
+        &work.path().join("s.png"),
+        &[],
+    );
+    assert_eq!(code, 0, "{out}");
+    let audit = std::fs::read_to_string(relay.dir.path().join("audit.log")).unwrap();
+    assert!(audit.contains("\"renew\""), "{audit}");
+}
