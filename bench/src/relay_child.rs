@@ -20,10 +20,12 @@ pub async fn serve(dir: PathBuf) -> anyhow::Result<()> {
             // are how many pairings the relay can do, not how many it lets
             // one address do.
             max_conns_per_ip: usize::MAX,
-            max_proven_conns_per_ip: usize::MAX,
+            max_host_conns_per_ip: usize::MAX,
+            max_sessions_per_ip: usize::MAX,
             pairing_per_ip: None,
             pairing_per_id: None,
             new_ids_per_ip: None,
+            new_ids_total: None,
             // Idle hosts do not ping while they are counted.
             heartbeat_timeout: Duration::from_secs(600),
             ..Limits::default()

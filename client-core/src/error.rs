@@ -24,9 +24,9 @@ pub enum ConnectError {
     HostTimeout(String),
     #[error("too many attempts: {0}")]
     RateLimited(String),
-    #[error("the office PC is busy: {0}")]
+    #[error("busy: {0}")]
     HostBusy(String),
-    #[error("the relay is full: {0}")]
+    #[error("relay busy: {0}")]
     RelayFull(String),
     #[error("the relay refused the connection: {0}")]
     RelayRefused(String),

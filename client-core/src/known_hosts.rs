@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
-use proto::channel::fingerprint;
+use proto::channel::{fingerprint, StaticKey};
 use proto::ComputerId;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -138,24 +138,41 @@ impl KnownHosts {
     }
 }
 
-/// Where pins are kept: a file natively, browser storage on the web.
+/// What a client keeps between connections: the pins (a file natively,
+/// browser storage on the web) and its device key.
 pub trait PinStore: Send + Sync {
     fn load(&self) -> Result<KnownHosts, String>;
     fn save(&self, hosts: &KnownHosts) -> Result<(), String>;
+    /// This device's own lasting key for the end-to-end channel, made on
+    /// first use. An office PC that admitted this device before recognises
+    /// it wherever it connects from, so strangers failing elsewhere do not
+    /// lock it out. Only the PCs it connects to see it (inside the channel).
+    fn device_key(&self) -> Result<StaticKey, String>;
 }
 
-/// Pins held in memory only (tests, the demo).
+/// Pins and a device key held in memory only (tests, the demo).
 #[derive(Default)]
-pub struct MemoryPins(std::sync::Mutex<KnownHosts>);
+pub struct MemoryPins {
+    pins: std::sync::Mutex<KnownHosts>,
+    device: std::sync::OnceLock<StaticKey>,
+}
 
 impl PinStore for MemoryPins {
     fn load(&self) -> Result<KnownHosts, String> {
-        Ok(self.0.lock().expect("not poisoned").clone())
+        Ok(self.pins.lock().expect("not poisoned").clone())
     }
 
     fn save(&self, hosts: &KnownHosts) -> Result<(), String> {
-        *self.0.lock().expect("not poisoned") = hosts.clone();
+        *self.pins.lock().expect("not poisoned") = hosts.clone();
         Ok(())
+    }
+
+    fn device_key(&self) -> Result<StaticKey, String> {
+        if let Some(key) = self.device.get() {
+            return Ok(key.clone());
+        }
+        let key = StaticKey::generate().map_err(|e| e.to_string())?;
+        Ok(self.device.get_or_init(|| key).clone())
     }
 }
 

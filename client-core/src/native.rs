@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use proto::channel::StaticKey;
 use proto::relay;
 use proto::session::{SessionMode, SessionReply, SessionRequest};
 use proto::ComputerId;
@@ -82,6 +83,7 @@ pub fn config_dir() -> PathBuf {
 
 impl PinStore for FilePins {
     fn load(&self) -> Result<KnownHosts, String> {
+        keep_private(&self.path);
         match std::fs::read_to_string(&self.path) {
             Ok(text) => {
                 KnownHosts::parse(&text).map_err(|e| format!("{}: {e}", self.path.display()))
@@ -97,6 +99,41 @@ impl PinStore for FilePins {
         files::write_atomic(&self.path, hosts.to_text().as_bytes(), files::Mode::Secret)
             .map_err(|e| format!("cannot write {}: {e}", self.path.display()))
     }
+
+    /// `device.key` beside the pins (mode 0600).
+    fn device_key(&self) -> Result<StaticKey, String> {
+        let path = self.path.with_file_name("device.key");
+        match std::fs::read(&path) {
+            Ok(bytes) => StaticKey::from_bytes(&bytes).map_err(|_| {
+                format!(
+                    "{} is damaged; delete it and this device is new to the office PCs",
+                    path.display()
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key = StaticKey::generate().map_err(|e| e.to_string())?;
+                files::write_atomic(&path, &key.to_bytes(), files::Mode::Secret)
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                Ok(key)
+            }
+            Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+        }
+    }
+}
+
+/// Makes a pins file an earlier version wrote readable by others private.
+fn keep_private(path: &std::path::Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        if let Ok(meta) = std::fs::metadata(path) {
+            if meta.permissions().mode() & 0o077 != 0 {
+                let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
 }
 
 /// The MAC addresses of this machine's network interfaces, for hosts that

@@ -173,6 +173,12 @@ impl HostConfig {
         config_path.with_extension("audit.log")
     }
 
+    /// What the lockout keeps across restarts (budgets, known devices and
+    /// places).
+    pub fn lockout_path(config_path: &Path) -> PathBuf {
+        config_path.with_extension("lockout.json")
+    }
+
     pub fn load_key(&self, config_path: &Path) -> anyhow::Result<Ed25519KeyPair> {
         let path = self.beside(config_path, &self.key_file);
         let bytes = std::fs::read(&path)

@@ -21,7 +21,7 @@ use transport::FramedIo;
 use crate::access;
 use crate::audit::{Audit, Outcome, Step};
 use crate::config::{HostConfig, OtpSetting};
-use crate::lockout::{self, Charge, Clock, Locked, Lockout, Scope, Standing};
+use crate::lockout::{self, Caller, Charge, Clock, Locked, Lockout, Scope, Standing};
 use crate::mail;
 use crate::otp::{self, MailCheck, MailedCode, TotpCheck};
 use crate::secrets::Secrets;
@@ -43,6 +43,8 @@ pub struct Gate {
     secrets_path: PathBuf,
     clock: Arc<dyn Clock>,
     lockout: Mutex<Lockout>,
+    /// Where the lockout keeps what must outlive a restart.
+    lockout_path: PathBuf,
     /// Serialises read-modify-write of the secrets file (TOTP replay state,
     /// used emergency codes).
     secrets_lock: tokio::sync::Mutex<()>,
@@ -53,7 +55,9 @@ pub struct Gate {
 struct Session {
     config: HostConfig,
     audit: Audit,
+    /// The client's address as the relay reported it.
     source: IpAddr,
+    caller: Caller,
     clock: Arc<dyn Clock>,
 }
 
@@ -77,15 +81,26 @@ struct Attempt<'a> {
 
 impl Attempt<'_> {
     fn proven(mut self, detail: &str) {
-        if let Some(charge) = self.charge.take() {
-            self.gate.lockout().proven(charge);
-        }
+        self.give_back();
         self.session.record(self.step, Outcome::Ok, detail);
     }
 
     fn failed(mut self, detail: &str) {
         self.charge = None;
         self.session.record(self.step, Outcome::Fail, detail);
+    }
+
+    /// The host could not go on for a fault of its own (its secrets file,
+    /// its mail server): the attempt is given back and `why` audited.
+    fn withdrawn(mut self, why: &str) {
+        self.give_back();
+        self.session.record(self.step, Outcome::Refused, why);
+    }
+
+    fn give_back(&mut self) {
+        if let Some(charge) = self.charge.take() {
+            self.gate.update_lockout(|lockout| lockout.proven(charge));
+        }
     }
 
     /// Attempts left before a lockout, this one included.
@@ -95,14 +110,6 @@ impl Attempt<'_> {
                 .lockout()
                 .tries_left(charge, self.gate.clock.now())
         })
-    }
-
-    /// The host could not ask after all (its own fault, e.g. mail down):
-    /// the attempt is given back; the caller audits why.
-    fn withdrawn(mut self) {
-        if let Some(charge) = self.charge.take() {
-            self.gate.lockout().proven(charge);
-        }
     }
 }
 
@@ -119,6 +126,7 @@ impl Drop for Attempt<'_> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum OtpVerdict {
     Accepted,
+    EmergencyAccepted,
     /// `code_tries`: tries left on a mailed code.
     Wrong {
         code_tries: Option<u32>,
@@ -134,21 +142,46 @@ enum OtpVerdict {
 type Denied = String;
 
 impl Gate {
-    pub fn new(config_path: &std::path::Path, clock: Arc<dyn Clock>) -> Self {
-        Self {
+    /// The host's checks for the config at `config_path`, with the lockout
+    /// state it kept before.
+    pub fn new(config_path: &std::path::Path, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let lockout_path = HostConfig::lockout_path(config_path);
+        Ok(Self {
             config_path: config_path.to_owned(),
             secrets_path: HostConfig::secrets_path(config_path),
             clock,
-            lockout: Mutex::new(Lockout::default()),
+            lockout: Mutex::new(Lockout::load(&lockout_path)?),
+            lockout_path,
             secrets_lock: tokio::sync::Mutex::new(()),
-        }
+        })
+    }
+
+    /// Whether the host admitted a session from `addr` lately.
+    pub fn knows_address(&self, addr: IpAddr) -> bool {
+        let caller = Caller::new(access::canonical(addr), &[]);
+        self.lockout().standing(&caller, self.clock.now()) == Standing::Known
     }
 
     fn lockout(&self) -> std::sync::MutexGuard<'_, Lockout> {
         self.lockout.lock().expect("not poisoned")
     }
 
-    fn session(&self, source: IpAddr) -> anyhow::Result<Session> {
+    /// Changes the lockout and keeps the change (failing to keep it is
+    /// logged: the limits still hold until the host restarts).
+    fn update_lockout<T>(&self, change: impl FnOnce(&mut Lockout) -> T) -> T {
+        let mut lockout = self.lockout();
+        let result = change(&mut lockout);
+        if let Err(e) = lockout.save(&self.lockout_path) {
+            tracing::warn!(
+                file = %self.lockout_path.display(),
+                error = %e,
+                "cannot keep the lockout state"
+            );
+        }
+        result
+    }
+
+    fn session(&self, source: IpAddr, device: &[u8]) -> anyhow::Result<Session> {
         let config = HostConfig::load(&self.config_path)?;
         let audit = Audit::new(
             HostConfig::audit_path(&self.config_path),
@@ -159,22 +192,25 @@ impl Gate {
             config,
             audit,
             source,
+            caller: Caller::new(source, device),
             clock: self.clock.clone(),
         })
     }
 
-    /// Runs the checks; `context` is the channel's handshake hash.
+    /// Runs the checks for a client at `source` whose device proved the key
+    /// `device` in the channel; `context` is the channel's handshake hash.
     pub async fn admit<S>(
         &self,
         conn: &mut FramedIo<S>,
         source: IpAddr,
+        device: &[u8],
         context: &[u8],
     ) -> Result<Admitted, Denied>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
         let source = access::canonical(source);
-        let session = match self.session(source) {
+        let session = match self.session(source, device) {
             Ok(session) => session,
             Err(e) => return refuse_unavailable(conn, e).await,
         };
@@ -197,8 +233,8 @@ impl Gate {
             };
             return refuse(conn, reason, message).await;
         }
-        let mut standing = self.lockout().standing(source, self.clock.now());
-        let checked = self.lockout().check(source, standing, self.clock.now());
+        let mut standing = self.lockout().standing(&s.caller, self.clock.now());
+        let checked = self.lockout().check(&s.caller, standing, self.clock.now());
         if let Err(locked) = checked {
             return self.refuse_locked(conn, s, locked).await;
         }
@@ -241,7 +277,7 @@ impl Gate {
         self.host_password(conn, s, setup, password_file, context, standing)
             .await?;
 
-        self.lockout().admitted(source, self.clock.now());
+        self.update_lockout(|lockout| lockout.admitted(&s.caller, self.clock.now()));
         s.record(Step::Session, Outcome::Ok, "admitted");
         let admitted = Admitted {
             share_allowed: s.config.share,
@@ -268,7 +304,8 @@ impl Gate {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        let charge = self.lockout().begin(s.source, standing, self.clock.now());
+        let now = self.clock.now();
+        let charge = self.update_lockout(|lockout| lockout.begin(&s.caller, standing, now));
         match charge {
             Ok(charge) => Ok(Attempt {
                 gate: self,
@@ -294,22 +331,29 @@ impl Gate {
         let until = crate::audit::rfc3339(now + Duration::from_secs(secs));
         let minutes = secs.div_ceil(60);
         let (detail, message) = match locked.scope {
-            Scope::Source => {
-                let source = lockout::describe_source(lockout::source_key(s.source));
+            Scope::Address(addr) => {
+                let source = lockout::describe_source(addr);
                 (
-                    "locked out: too many failed attempts from this source",
+                    "locked out: too many failed attempts from this address",
                     format!(
                         "too many failed attempts: this PC refuses connections from {source} for \
                          {minutes} more minute(s) (until {until}); try again then"
                     ),
                 )
             }
+            Scope::Device => (
+                "locked out: too many failed attempts from this device",
+                format!(
+                    "too many failed attempts: this PC refuses this device for {minutes} more \
+                     minute(s) (until {until}); try again then"
+                ),
+            ),
             Scope::Host(Standing::Stranger) => (
-                "locked out: too many failed attempts from unfamiliar places",
+                "locked out: too many failed attempts from unfamiliar devices and places",
                 format!(
                     "too many failed attempts from many places: this PC refuses attempts from \
-                     places it does not know for {minutes} more minute(s) (until {until}); try \
-                     again then, or from a place you connected from before"
+                     devices and places it does not know for {minutes} more minute(s) (until \
+                     {until}); try again then, or from a device that connected before"
                 ),
             ),
             Scope::Host(_) => (
@@ -359,9 +403,11 @@ impl Gate {
         let mut mailed = match &s.config.otp {
             OtpSetting::Email(settings) => match self.mail_code(s, settings).await {
                 Ok(code) => Some(code),
-                Err(message) => {
-                    attempt.withdrawn();
-                    return refuse(conn, Refusal::Otp, message).await;
+                Err(e) => {
+                    attempt.withdrawn(&format!("cannot mail the code: {e}"));
+                    let message = "this PC could not mail the one-time code; ask its owner to \
+                                   check its mail settings (thin-host otp status)";
+                    return refuse(conn, Refusal::Otp, message.into()).await;
                 }
             },
             _ => None,
@@ -385,31 +431,23 @@ impl Gate {
                 let message = "expected a one-time password".into();
                 return refuse(conn, Refusal::Protocol, message).await;
             };
-            let six_digits =
-                code.trim().len() == otp::DIGITS && code.trim().bytes().all(|b| b.is_ascii_digit());
-            let verdict = if emergency || !six_digits {
-                if self.take_emergency_code(&code).await? {
-                    attempt.step = Step::Emergency;
-                    attempt.proven("emergency code used");
-                    return Ok(true);
-                }
-                OtpVerdict::WrongEmergency
-            } else {
-                match &mut mailed {
-                    None => self.check_totp(&code).await?,
-                    Some(mailed) => match mailed.check(&code, self.clock.now()) {
-                        MailCheck::Accepted => OtpVerdict::Accepted,
-                        MailCheck::Wrong { tries_left } => OtpVerdict::Wrong {
-                            code_tries: Some(tries_left),
-                        },
-                        MailCheck::Expired => OtpVerdict::Expired,
-                        MailCheck::Exhausted => OtpVerdict::Exhausted,
-                    },
+            let verdict = match self.check_code(&code, emergency, mailed.as_mut()).await {
+                Ok(verdict) => verdict,
+                Err(e) => {
+                    attempt.withdrawn(&format!("cannot check the code: {e}"));
+                    let message = "this PC cannot check one-time passwords right now; ask its \
+                                   owner to look at its log";
+                    return refuse(conn, Refusal::Unavailable, message.into()).await;
                 }
             };
             let detail = match verdict {
                 OtpVerdict::Accepted => {
                     attempt.proven("");
+                    return Ok(true);
+                }
+                OtpVerdict::EmergencyAccepted => {
+                    attempt.step = Step::Emergency;
+                    attempt.proven("emergency code used");
                     return Ok(true);
                 }
                 OtpVerdict::WrongEmergency => {
@@ -448,8 +486,37 @@ impl Gate {
         }
     }
 
-    /// Mails a fresh code; on failure, audits it and returns what to tell
-    /// the client.
+    /// What one answer to the OTP prompt is worth: an emergency code (or
+    /// anything not six digits), else the authenticator's or the mailed code.
+    async fn check_code(
+        &self,
+        code: &str,
+        emergency: bool,
+        mailed: Option<&mut MailedCode>,
+    ) -> Result<OtpVerdict, Denied> {
+        let six_digits =
+            code.trim().len() == otp::DIGITS && code.trim().bytes().all(|b| b.is_ascii_digit());
+        if emergency || !six_digits {
+            return Ok(if self.take_emergency_code(code).await? {
+                OtpVerdict::EmergencyAccepted
+            } else {
+                OtpVerdict::WrongEmergency
+            });
+        }
+        let Some(mailed) = mailed else {
+            return self.check_totp(code).await;
+        };
+        Ok(match mailed.check(code, self.clock.now()) {
+            MailCheck::Accepted => OtpVerdict::Accepted,
+            MailCheck::Wrong { tries_left } => OtpVerdict::Wrong {
+                code_tries: Some(tries_left),
+            },
+            MailCheck::Expired => OtpVerdict::Expired,
+            MailCheck::Exhausted => OtpVerdict::Exhausted,
+        })
+    }
+
+    /// Mails a fresh code; the error says why it could not (for the audit).
     async fn mail_code(
         &self,
         s: &Session,
@@ -472,18 +539,7 @@ impl Gate {
             let password = password.as_deref().map(|p| p.as_str());
             mail::send(settings, password, subject, body).await
         };
-        if let Err(e) = sent.await {
-            s.record(
-                Step::Otp,
-                Outcome::Refused,
-                &format!("cannot mail the code: {e}"),
-            );
-            return Err(
-                "this PC could not mail the one-time code; ask its owner to check its mail \
-                 settings (thin-host otp status)"
-                    .to_owned(),
-            );
-        }
+        sent.await?;
         Ok(code)
     }
 

@@ -17,4 +17,6 @@ mod service;
 
 pub use config::{HostConfig, InitOptions, OtpSetting};
 pub use lockout::{Clock, SystemClock};
-pub use service::{run, run_with, RunError, RunOptions, MAX_UNADMITTED, MAX_UNADMITTED_PER_SOURCE};
+pub use service::{
+    run, run_with, RunError, RunOptions, KEPT_FOR_KNOWN, MAX_UNADMITTED, MAX_UNADMITTED_PER_SOURCE,
+};

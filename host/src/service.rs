@@ -1,13 +1,13 @@
 //! The host's life: register with the relay, answer session notices, and
 //! reconnect with back-off after any drop, forever.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use proto::channel::{Responder, StaticKey};
+use proto::rate::Tally;
 use proto::relay::{self, ErrorCode, FromRelay, ToRelay, PROTOCOL_VERSION};
 use proto::session::{SessionMode, SessionReply, SessionRequest};
 use ring::signature::Ed25519KeyPair;
@@ -35,9 +35,12 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 /// and from one source (an IPv4 address, an IPv6 /64). Each holds a data
 /// connection and a task; beyond these the host declines at once. Steps
 /// that wait for a person are paid for by lockout attempts, the others end
-/// within seconds, so an attacker cannot keep them full for long.
+/// within seconds, so an attacker cannot keep them full for long; and the
+/// last [`KEPT_FOR_KNOWN`] are only for addresses the host admitted before,
+/// so that a flood from elsewhere does not keep the owner at home out.
 pub const MAX_UNADMITTED: usize = 64;
 pub const MAX_UNADMITTED_PER_SOURCE: usize = 8;
+pub const KEPT_FOR_KNOWN: usize = 16;
 
 /// Errors that retrying cannot fix; `run` returns them.
 #[derive(Debug, thiserror::Error)]
@@ -59,11 +62,7 @@ struct Ctx {
 }
 
 /// Sessions not yet admitted, by source.
-#[derive(Default)]
-struct Unadmitted {
-    total: usize,
-    per_source: HashMap<IpAddr, usize>,
-}
+type Unadmitted = Tally<IpAddr>;
 
 /// Room for one session until its client is admitted (or it ends).
 struct UnadmittedSlot {
@@ -72,15 +71,19 @@ struct UnadmittedSlot {
 }
 
 impl UnadmittedSlot {
-    fn take(counts: &Arc<Mutex<Unadmitted>>, source: IpAddr) -> Option<Self> {
+    /// A place for a session from `source`, if there is one; `known`: the
+    /// host admitted this address before.
+    fn take(counts: &Arc<Mutex<Unadmitted>>, source: IpAddr, known: bool) -> Option<Self> {
         let source = proto::rate::source_key(source);
         let mut all = counts.lock().expect("not poisoned");
-        let mine = all.per_source.get(&source).copied().unwrap_or(0);
-        if all.total >= MAX_UNADMITTED || mine >= MAX_UNADMITTED_PER_SOURCE {
+        let room = if known {
+            MAX_UNADMITTED
+        } else {
+            MAX_UNADMITTED - KEPT_FOR_KNOWN
+        };
+        if all.total() >= room || !all.take(&source, MAX_UNADMITTED_PER_SOURCE) {
             return None;
         }
-        all.total += 1;
-        all.per_source.insert(source, mine + 1);
         Some(Self {
             counts: counts.clone(),
             source,
@@ -90,14 +93,10 @@ impl UnadmittedSlot {
 
 impl Drop for UnadmittedSlot {
     fn drop(&mut self) {
-        let mut all = self.counts.lock().expect("not poisoned");
-        all.total -= 1;
-        if let Some(n) = all.per_source.get_mut(&self.source) {
-            *n -= 1;
-            if *n == 0 {
-                all.per_source.remove(&self.source);
-            }
-        }
+        self.counts
+            .lock()
+            .expect("not poisoned")
+            .release(&self.source);
     }
 }
 
@@ -130,7 +129,7 @@ pub async fn run(config_path: &Path) -> Result<(), RunError> {
 pub async fn run_with(config_path: &Path, options: RunOptions) -> Result<(), RunError> {
     let online = options.online;
     let config = HostConfig::load(config_path)?;
-    let gate = Gate::new(config_path, options.clock);
+    let gate = Gate::new(config_path, options.clock)?;
     let secrets = Secrets::load(&HostConfig::secrets_path(config_path))?;
     if secrets.password_file.is_none() {
         warn!(
@@ -280,7 +279,8 @@ async fn control(ctx: &Arc<Ctx>, online: Option<&watch::Sender<bool>>) -> Result
                         warn!(%client_addr, "the relay sent a bad client address");
                         continue;
                     };
-                    let Some(slot) = UnadmittedSlot::take(&ctx.unadmitted, source) else {
+                    let known = ctx.gate.knows_address(source);
+                    let Some(slot) = UnadmittedSlot::take(&ctx.unadmitted, source, known) else {
                         warn!(%client_addr, "declined: too many connection attempts waiting");
                         let message = "the office PC is already answering too many connection \
                                        attempts; try again in a minute";
@@ -372,7 +372,8 @@ async fn serve_session(
         .await
         .map_err(|_| "the client did not finish the end-to-end handshake in time".to_owned())??;
     let context = conn.get_ref().handshake_hash().to_vec();
-    let admitted = ctx.gate.admit(&mut conn, source, &context).await?;
+    let device = conn.get_ref().peer_key().to_vec();
+    let admitted = ctx.gate.admit(&mut conn, source, &device, &context).await?;
     drop(slot);
     let client_addr = source;
     info!(%client_addr, share = admitted.share_allowed, "client admitted");

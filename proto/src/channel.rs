@@ -105,9 +105,15 @@ pub struct Initiator {
 }
 
 impl Initiator {
-    /// Starts the handshake with a fresh client key; returns the first message.
+    /// Starts the handshake with a fresh, throw-away client key; returns the
+    /// first message.
     pub fn start() -> Result<(Self, Vec<u8>), ChannelError> {
-        let key = StaticKey::generate()?;
+        Self::start_with(&StaticKey::generate()?)
+    }
+
+    /// Starts the handshake as the device `key` (a client's own lasting key,
+    /// which lets a host recognise the device it admitted before).
+    pub fn start_with(key: &StaticKey) -> Result<(Self, Vec<u8>), ChannelError> {
         let mut hs = builder()
             .local_private_key(&key.private)
             .map_err(snow_err)?
@@ -176,6 +182,7 @@ impl Responder {
 pub struct Channel {
     transport: TransportState,
     handshake_hash: Vec<u8>,
+    peer_key: Vec<u8>,
 }
 
 impl std::fmt::Debug for Channel {
@@ -187,11 +194,22 @@ impl std::fmt::Debug for Channel {
 impl Channel {
     fn from_handshake(hs: HandshakeState) -> Result<Self, ChannelError> {
         let handshake_hash = hs.get_handshake_hash().to_vec();
+        let peer_key = hs
+            .get_remote_static()
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| ChannelError::Handshake("the peer sent no static key".into()))?;
         let transport = hs.into_transport_mode().map_err(snow_err)?;
         Ok(Self {
             transport,
             handshake_hash,
+            peer_key,
         })
+    }
+
+    /// The other end's static public key, proven by the handshake: the
+    /// host's key for a client, the client device's key for a host.
+    pub fn peer_key(&self) -> &[u8] {
+        &self.peer_key
     }
 
     /// Unique to this channel: what the password exchange binds itself to.
@@ -234,12 +252,16 @@ mod tests {
 
     fn pair() -> (Channel, Channel, Vec<u8>) {
         let host_key = StaticKey::generate().unwrap();
-        let (mut client, m1) = Initiator::start().unwrap();
+        let device = StaticKey::generate().unwrap();
+        let (mut client, m1) = Initiator::start_with(&device).unwrap();
         let (host, m2) = Responder::answer(&host_key, &m1).unwrap();
         let seen = client.read_answer(&m2).unwrap();
         assert_eq!(seen, host_key.public());
         let (m3, client) = client.finish().unwrap();
         let host = host.finish(&m3).unwrap();
+        // Each end knows the other's lasting key.
+        assert_eq!(host.peer_key(), device.public());
+        assert_eq!(client.peer_key(), host_key.public());
         (client, host, seen)
     }
 

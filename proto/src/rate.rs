@@ -38,14 +38,7 @@ pub struct Rate {
     pub interval: Duration,
 }
 
-impl Rate {
-    /// Tokens regained per hour (for messages and documentation).
-    pub fn per_hour(self) -> u64 {
-        3600 / self.interval.as_secs().max(1)
-    }
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Bucket {
     /// When the bucket will be full again if nothing more is taken.
     full_at: Duration,
@@ -81,6 +74,57 @@ impl Bucket {
     /// Whether the bucket is full at `now` (and so need not be kept).
     pub fn is_full(&self, now: Duration) -> bool {
         self.full_at <= now
+    }
+}
+
+/// How many of something each key holds (connections per address,
+/// sessions per source), with a limit per key; keys holding none are
+/// forgotten.
+#[derive(Debug)]
+pub struct Tally<K> {
+    counts: std::collections::HashMap<K, usize>,
+    total: usize,
+}
+
+impl<K> Default for Tally<K> {
+    fn default() -> Self {
+        Self {
+            counts: std::collections::HashMap::new(),
+            total: 0,
+        }
+    }
+}
+
+impl<K: Eq + std::hash::Hash + Clone> Tally<K> {
+    /// Counts one more for `key` if it holds fewer than `limit`.
+    pub fn take(&mut self, key: &K, limit: usize) -> bool {
+        let held = self.counts.get(key).copied().unwrap_or(0);
+        if held >= limit {
+            return false;
+        }
+        self.counts.insert(key.clone(), held + 1);
+        self.total += 1;
+        true
+    }
+
+    /// Counts one less for `key` (one it took).
+    pub fn release(&mut self, key: &K) {
+        if let Some(held) = self.counts.get_mut(key) {
+            *held -= 1;
+            self.total -= 1;
+            if *held == 0 {
+                self.counts.remove(key);
+            }
+        }
+    }
+
+    pub fn held(&self, key: &K) -> usize {
+        self.counts.get(key).copied().unwrap_or(0)
+    }
+
+    /// All keys together.
+    pub fn total(&self) -> usize {
+        self.total
     }
 }
 
@@ -138,6 +182,21 @@ mod tests {
     }
 
     #[test]
+    fn a_tally_keeps_each_key_under_its_limit_and_forgets_empty_keys() {
+        let mut tally = Tally::default();
+        assert!(tally.take(&"a", 2));
+        assert!(tally.take(&"a", 2));
+        assert!(!tally.take(&"a", 2));
+        assert!(tally.take(&"b", 2));
+        assert_eq!((tally.held(&"a"), tally.total()), (2, 3));
+        tally.release(&"a");
+        tally.release(&"a");
+        tally.release(&"a");
+        assert_eq!((tally.held(&"a"), tally.total()), (0, 1));
+        assert!(tally.counts.len() == 1);
+    }
+
+    #[test]
     fn ipv6_sources_count_by_their_64() {
         let key = |s: &str| source_key(s.parse().unwrap());
         assert_eq!(key("2001:db8:1:2::1"), key("2001:db8:1:2:ffff::9"));
@@ -154,6 +213,5 @@ mod tests {
             bucket.take(RATE, Duration::ZERO).unwrap();
         }
         assert_eq!(bucket.take(RATE, Duration::ZERO), Err(secs(60)));
-        assert_eq!(RATE.per_hour(), 60);
     }
 }

@@ -7,7 +7,7 @@ use thiserror::Error;
 use crate::{encode_frame, ComputerId};
 
 /// Bumped when a message changes shape; the relay refuses other versions.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Random nonce and session tokens are this many bytes.
 pub const TOKEN_LEN: usize = 16;

@@ -1,10 +1,13 @@
-//! The operator's local channel to a running relay: a Unix socket in the
-//! relay folder (mode 0600, so only the relay's own user can use it; never
-//! a network port). `thin-relay unbind` goes through it when the relay runs
-//! and edits the registry file itself when it does not.
+//! The operator's local channel to a running relay: a Unix socket in a
+//! folder of its own inside the relay folder (both private to the relay's
+//! user; never a network port). `thin-relay unbind` goes through it when
+//! the relay runs, and edits the registry file itself only when no relay
+//! holds the file (see `Registry::load`).
 //!
 //! One request per connection, a JSON line each way:
-//! `{"unbind":"pc-42","by":"uid 1000"}` → `{"ok":true,"message":"…"}`.
+//! `{"unbind":"pc-42","by":"taro"}` → `{"ok":true,"message":"…"}`; the
+//! audit log names the caller by the user ID the socket reports, the name
+//! it gave only beside it.
 
 use std::path::{Path, PathBuf};
 
@@ -14,6 +17,8 @@ use serde::{Deserialize, Serialize};
 #[cfg(unix)]
 use crate::server::Operator;
 
+/// The socket's folder (mode 0700) and name in the relay folder.
+pub const SOCKET_DIR: &str = "control";
 pub const SOCKET: &str = "relay.sock";
 /// Longest request line read.
 const MAX_REQUEST: usize = 1024;
@@ -31,26 +36,21 @@ struct Reply {
 }
 
 pub fn socket_path(dir: &Path) -> PathBuf {
-    dir.join(SOCKET)
+    dir.join(SOCKET_DIR).join(SOCKET)
 }
 
-/// Who runs this command, for the audit log.
+/// Who runs this command, for the audit log of commands that change the
+/// relay folder themselves.
 pub fn operator_name() -> String {
+    let user = std::env::var(if cfg!(unix) { "USER" } else { "USERNAME" }).unwrap_or_default();
     #[cfg(unix)]
     {
-        let uid = std::fs::metadata("/proc/self")
-            .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
-            .ok();
-        let user = std::env::var("USER").unwrap_or_default();
-        match uid {
-            Some(uid) => format!("{user} (uid {uid})").trim().to_owned(),
-            None => user,
+        let uid = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m));
+        if let Ok(uid) = uid {
+            return format!("uid {uid} ({user})");
         }
     }
-    #[cfg(not(unix))]
-    {
-        std::env::var("USERNAME").unwrap_or_default()
-    }
+    user
 }
 
 /// Serves the control socket of the relay in `dir` until the task is dropped.
@@ -60,13 +60,27 @@ pub async fn serve(dir: &Path, operator: Operator) -> anyhow::Result<()> {
     use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
 
     let path = socket_path(dir);
-    // A socket left by a relay that did not stop cleanly.
+    let folder = dir.join(SOCKET_DIR);
+    std::fs::create_dir_all(&folder)?;
+    // Private before the socket exists in it.
+    std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o700))?;
+    // A socket left by a relay that did not stop cleanly (this relay holds
+    // the registry, so no other relay serves this folder).
     let _ = std::fs::remove_file(&path);
     let listener = tokio::net::UnixListener::bind(&path)
         .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
     loop {
-        let (stream, _) = listener.accept().await?;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of descriptors and the like: keep the socket.
+                tracing::warn!(error = %e, "control socket: accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let uid = stream.peer_cred().map(|cred| cred.uid()).ok();
         let operator = operator.clone();
         tokio::spawn(async move {
             let (read, mut write) = stream.into_split();
@@ -74,7 +88,7 @@ pub async fn serve(dir: &Path, operator: Operator) -> anyhow::Result<()> {
             let mut limited = tokio::io::BufReader::new(read.take(MAX_REQUEST as u64));
             let reply = match limited.read_line(&mut line).await {
                 Ok(_) => match serde_json::from_str::<Request>(&line) {
-                    Ok(request) => match operator.unbind(&request.unbind, &request.by) {
+                    Ok(request) => match operator.unbind(&request.unbind, &by(uid, &request.by)) {
                         Ok(message) => Reply { ok: true, message },
                         Err(e) => Reply {
                             ok: false,
@@ -98,6 +112,13 @@ pub async fn serve(dir: &Path, operator: Operator) -> anyhow::Result<()> {
     }
 }
 
+/// Who asked, for the audit log: the socket's user ID, then the name given.
+#[cfg(unix)]
+fn by(uid: Option<u32>, claimed: &str) -> String {
+    let uid = uid.map_or_else(|| "unknown uid".to_owned(), |uid| format!("uid {uid}"));
+    format!("{uid} (says {claimed:?})")
+}
+
 /// Releases `id` at the relay of `dir`: through the running relay's socket,
 /// or in the registry file when no relay runs.
 pub fn unbind(dir: &Path, id: &ComputerId) -> anyhow::Result<String> {
@@ -109,7 +130,7 @@ pub fn unbind(dir: &Path, id: &ComputerId) -> anyhow::Result<String> {
             Ok(mut stream) => {
                 let request = Request {
                     unbind: id.clone(),
-                    by,
+                    by: std::env::var("USER").unwrap_or_default(),
                 };
                 let mut text = serde_json::to_string(&request).expect("serialisable");
                 text.push('\n');

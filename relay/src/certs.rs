@@ -27,8 +27,11 @@ pub const KEY_FILE: &str = "relay-key.pem";
 const DAY: Duration = Duration::from_secs(24 * 3600);
 /// How long the CA is valid.
 pub const CA_VALIDITY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
-/// How long a relay certificate is valid.
+/// How long a relay certificate is valid unless renewed for less.
 pub const CERT_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
+/// The longest validity `renew` issues (what browsers accept for public
+/// certificates, a sensible ceiling for a private one too).
+pub const MAX_CERT_VALIDITY: Duration = Duration::from_secs(398 * 24 * 3600);
 /// The log warns this long before the relay certificate expires.
 pub const WARN_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Certificates start a day early, for clocks that are a little behind.
@@ -88,13 +91,14 @@ fn relay_cert(
     ca: &Certificate,
     ca_key: &KeyPair,
     now: SystemTime,
+    validity: Duration,
 ) -> Result<(Certificate, KeyPair), rcgen::Error> {
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::new(names.to_vec())?;
     params
         .distinguished_name
         .push(DnType::CommonName, "thin-relay");
-    valid_for(&mut params, now, CERT_VALIDITY);
+    valid_for(&mut params, now, validity);
     Ok((params.signed_by(&key, ca, ca_key)?, key))
 }
 
@@ -107,7 +111,7 @@ pub fn init(dir: &Path, names: &[String]) -> Result<(), InitError> {
     let now = SystemTime::now();
     let ca_key = KeyPair::generate()?;
     let ca_cert = ca_params(now)?.self_signed(&ca_key)?;
-    let (cert, key) = relay_cert(names, &ca_cert, &ca_key, now)?;
+    let (cert, key) = relay_cert(names, &ca_cert, &ca_key, now, CERT_VALIDITY)?;
     write(dir, CA_KEY_FILE, ca_key.serialize_pem(), Mode::Secret)?;
     write(dir, KEY_FILE, key.serialize_pem(), Mode::Secret)?;
     write(dir, CERT_FILE, cert.pem(), Mode::Public)?;
@@ -117,9 +121,11 @@ pub fn init(dir: &Path, names: &[String]) -> Result<(), InitError> {
 }
 
 /// Issues a new relay certificate (and key) from the CA in `dir`, for
-/// `names`, or for the names of the current certificate if none are given.
-/// Returns when the new certificate expires.
-pub fn renew(dir: &Path, names: &[String]) -> Result<SystemTime, InitError> {
+/// `names`, or for the names of the current certificate if none are given,
+/// valid for `validity` (at most [`MAX_CERT_VALIDITY`]). Returns when the
+/// new certificate expires.
+pub fn renew(dir: &Path, names: &[String], validity: Duration) -> Result<SystemTime, InitError> {
+    let validity = validity.min(MAX_CERT_VALIDITY);
     let ca_key = KeyPair::from_pem(&read(dir, CA_KEY_FILE)?)?;
     let names = if names.is_empty() {
         current_names(&read(dir, CERT_FILE)?).map_err(|why| InitError::Read {
@@ -133,10 +139,10 @@ pub fn renew(dir: &Path, names: &[String]) -> Result<SystemTime, InitError> {
     // The CA re-signed with its own key and subject: what it issues chains
     // to the ca.pem that hosts and clients pinned.
     let ca_cert = ca_params(now)?.self_signed(&ca_key)?;
-    let (cert, key) = relay_cert(&names, &ca_cert, &ca_key, now)?;
+    let (cert, key) = relay_cert(&names, &ca_cert, &ca_key, now, validity)?;
     write(dir, KEY_FILE, key.serialize_pem(), Mode::Secret)?;
     write(dir, CERT_FILE, cert.pem(), Mode::Public)?;
-    Ok(now + CERT_VALIDITY)
+    Ok(now + validity)
 }
 
 fn first_certificate(pem: &str) -> Result<x509_cert::Certificate, String> {
@@ -235,7 +241,7 @@ mod tests {
         init(dir.path(), &["localhost".into(), "127.0.0.1".into()]).unwrap();
         let ca_before = read(dir.path(), CA_FILE).unwrap();
         let cert_before = read(dir.path(), CERT_FILE).unwrap();
-        let until = renew(dir.path(), &[]).unwrap();
+        let until = renew(dir.path(), &[], CERT_VALIDITY).unwrap();
         assert_eq!(read(dir.path(), CA_FILE).unwrap(), ca_before);
         let cert_after = read(dir.path(), CERT_FILE).unwrap();
         assert_ne!(cert_after, cert_before);

@@ -1,14 +1,14 @@
 //! What one peer, one address or one computer ID may cost the relay:
-//! connection counts (all together, and per source address by how far a
-//! connection got) and request rates (pairings, new computer IDs).
+//! connection counts (all together, and per source address by what a
+//! connection turned out to be) and request rates (pairings, new IDs).
 //!
-//! Connections that have proven something — a host's control connection
-//! after its key proof, a host's data connection that matched a waiting
-//! client, a client that was paired — count against a much higher
-//! per-address allowance than connections that have not, so that an office
-//! of five hundred PCs behind one NAT address can register while a single
-//! address still cannot hold many unauthenticated connections. Connections
-//! that have not sent their first message yet can be evicted, oldest first,
+//! A connection that has proven nothing counts against a small allowance
+//! per address. Once it proves what it is, it moves to the allowance of its
+//! kind: a host's control connection after its key proof and claim, or a
+//! host's data connection that matched a waiting client (an office of five
+//! hundred PCs behind one NAT address must fit), or a client that was
+//! paired (many people behind one carrier-grade NAT address). Connections
+//! that have not sent their first message can be evicted, oldest first,
 //! when the relay is full: idle connections cannot keep people out.
 
 use std::collections::{BTreeMap, HashMap};
@@ -17,7 +17,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use proto::rate::{source_key, Bucket, Rate};
+use proto::rate::{source_key, Bucket, Rate, Tally};
 use tokio::sync::oneshot;
 
 /// Tells an evictable connection to give up its place.
@@ -32,22 +32,58 @@ pub fn connections_for_fd_limit(fd_limit: u64) -> usize {
     usize::try_from(fd_limit.saturating_sub(FD_RESERVE).max(16)).unwrap_or(usize::MAX)
 }
 
-/// How far a connection got, which decides the per-address allowance.
+/// What a connection turned out to be, which decides the allowance per
+/// address it counts against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Standing {
+pub enum Kind {
     /// Nothing proven yet.
     Open,
-    /// A registered host, a host's matched data connection, a paired client.
-    Proven,
+    /// A registered host's control connection, or a host's data connection
+    /// matched to a waiting client.
+    Host,
+    /// A client paired with its host.
+    Client,
+}
+
+/// How many connections of each kind one address may hold.
+#[derive(Debug, Clone, Copy)]
+pub struct PerAddress {
+    pub open: usize,
+    pub host: usize,
+    pub client: usize,
+}
+
+impl PerAddress {
+    fn of(self, kind: Kind) -> usize {
+        match kind {
+            Kind::Open => self.open,
+            Kind::Host => self.host,
+            Kind::Client => self.client,
+        }
+    }
 }
 
 #[derive(Default)]
 struct Counts {
-    total: usize,
-    open: HashMap<IpAddr, usize>,
-    proven: HashMap<IpAddr, usize>,
+    open: Tally<IpAddr>,
+    host: Tally<IpAddr>,
+    client: Tally<IpAddr>,
     /// Connections still before their first message, oldest first.
     evictable: BTreeMap<u64, oneshot::Sender<()>>,
+}
+
+impl Counts {
+    fn tally(&mut self, kind: Kind) -> &mut Tally<IpAddr> {
+        match kind {
+            Kind::Open => &mut self.open,
+            Kind::Host => &mut self.host,
+            Kind::Client => &mut self.client,
+        }
+    }
+
+    fn total(&self) -> usize {
+        self.open.total() + self.host.total() + self.client.total()
+    }
 }
 
 /// Why a new connection is not taken.
@@ -62,23 +98,17 @@ pub enum Refusal {
 /// Connection accounting for one relay.
 pub struct Connections {
     max_total: usize,
-    max_open_per_ip: usize,
-    max_proven_per_ip: usize,
+    per_address: PerAddress,
     counts: Mutex<Counts>,
 }
 
 impl Connections {
-    pub fn new(max_total: usize, max_open_per_ip: usize, max_proven_per_ip: usize) -> Self {
+    pub fn new(max_total: usize, per_address: PerAddress) -> Self {
         Self {
             max_total,
-            max_open_per_ip,
-            max_proven_per_ip,
+            per_address,
             counts: Mutex::default(),
         }
-    }
-
-    pub fn max_total(&self) -> usize {
-        self.max_total
     }
 
     /// Takes a place for a new connection from `ip`. When the relay is full,
@@ -87,11 +117,10 @@ impl Connections {
     pub fn admit(self: &Arc<Self>, ip: IpAddr, conn: u64) -> Result<(Slot, Evict), Refusal> {
         let key = source_key(ip);
         let mut counts = self.counts.lock().expect("not poisoned");
-        let open = counts.open.get(&key).copied().unwrap_or(0);
-        if open >= self.max_open_per_ip {
+        if counts.open.held(&key) >= self.per_address.open {
             return Err(Refusal::PerAddress);
         }
-        if counts.total >= self.max_total {
+        if counts.total() >= self.max_total {
             let Some((_, evict)) = counts.evictable.pop_first() else {
                 return Err(Refusal::Full);
             };
@@ -99,8 +128,7 @@ impl Connections {
             // relay is one over, which the descriptor reserve covers.
             let _ = evict.send(());
         }
-        counts.total += 1;
-        *counts.open.entry(key).or_insert(0) += 1;
+        counts.open.take(&key, usize::MAX);
         let (evict_tx, evict) = oneshot::channel();
         counts.evictable.insert(conn, evict_tx);
         Ok((
@@ -108,15 +136,15 @@ impl Connections {
                 connections: self.clone(),
                 ip: key,
                 conn,
-                standing: Standing::Open,
+                kind: Kind::Open,
             },
             evict,
         ))
     }
 
-    /// Connections open now (for tests and logs).
+    /// Connections open now.
     pub fn total(&self) -> usize {
-        self.counts.lock().expect("not poisoned").total
+        self.counts.lock().expect("not poisoned").total()
     }
 }
 
@@ -125,7 +153,7 @@ pub struct Slot {
     connections: Arc<Connections>,
     ip: IpAddr,
     conn: u64,
-    standing: Standing,
+    kind: Kind,
 }
 
 impl Slot {
@@ -135,22 +163,20 @@ impl Slot {
         counts.evictable.remove(&self.conn);
     }
 
-    /// The connection proved itself: it moves to the higher allowance.
+    /// The connection proved to be `kind`: it moves to that allowance.
     /// Returns false when its address already holds as many as it may.
-    pub fn prove(&mut self) -> bool {
-        if self.standing == Standing::Proven {
+    pub fn prove(&mut self, kind: Kind) -> bool {
+        if self.kind == kind {
             return true;
         }
-        let max = self.connections.max_proven_per_ip;
+        let limit = self.connections.per_address.of(kind);
         let mut counts = self.connections.counts.lock().expect("not poisoned");
-        let proven = counts.proven.get(&self.ip).copied().unwrap_or(0);
-        if proven >= max {
+        if !counts.tally(kind).take(&self.ip, limit) {
             return false;
         }
         counts.evictable.remove(&self.conn);
-        decrement(&mut counts.open, self.ip);
-        *counts.proven.entry(self.ip).or_insert(0) += 1;
-        self.standing = Standing::Proven;
+        counts.tally(self.kind).release(&self.ip);
+        self.kind = kind;
         true
     }
 }
@@ -158,21 +184,8 @@ impl Slot {
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut counts = self.connections.counts.lock().expect("not poisoned");
-        counts.total -= 1;
         counts.evictable.remove(&self.conn);
-        match self.standing {
-            Standing::Open => decrement(&mut counts.open, self.ip),
-            Standing::Proven => decrement(&mut counts.proven, self.ip),
-        }
-    }
-}
-
-fn decrement(map: &mut HashMap<IpAddr, usize>, ip: IpAddr) {
-    if let Some(n) = map.get_mut(&ip) {
-        *n -= 1;
-        if *n == 0 {
-            map.remove(&ip);
-        }
+        counts.tally(self.kind).release(&self.ip);
     }
 }
 
@@ -195,10 +208,6 @@ impl<K: Eq + Hash + Clone> Keyed<K> {
         }
     }
 
-    pub fn rate(&self) -> Option<Rate> {
-        self.rate
-    }
-
     /// Takes one for `key`, or says how long until it may.
     pub fn take(&self, key: &K) -> Result<(), Duration> {
         let Some(rate) = self.rate else {
@@ -213,11 +222,35 @@ impl<K: Eq + Hash + Clone> Keyed<K> {
         }
         buckets.entry(key.clone()).or_default().take(rate, now)
     }
+
+    /// Whether `key` has taken nothing lately (its bucket is full).
+    pub fn idle(&self, key: &K) -> bool {
+        let now = self.started.elapsed();
+        let guard = self.buckets.lock().expect("not poisoned");
+        guard.0.get(key).is_none_or(|bucket| bucket.is_full(now))
+    }
+
+    /// Whether `key` could take one now, without taking it.
+    pub fn has_room(&self, key: &K) -> bool {
+        let Some(rate) = self.rate else {
+            return true;
+        };
+        let now = self.started.elapsed();
+        let guard = self.buckets.lock().expect("not poisoned");
+        guard
+            .0
+            .get(key)
+            .is_none_or(|bucket| bucket.available(rate, now) > 0)
+    }
 }
 
-/// Limits for one source address: keyed by [`source_key`].
-pub fn take_for_source(limit: &Keyed<IpAddr>, ip: IpAddr) -> Result<(), Duration> {
-    limit.take(&source_key(ip))
+/// The unit new computer IDs are limited by: an IPv4 address, or an IPv6
+/// /48 (what one site is usually given; a /64 is too cheap to come by).
+pub fn enrolment_key(ip: IpAddr) -> IpAddr {
+    match source_key(ip) {
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !((1u128 << 80) - 1)).into()),
+        v4 => v4,
+    }
 }
 
 #[cfg(test)]
@@ -228,9 +261,15 @@ mod tests {
         IpAddr::from([192, 0, 2, last])
     }
 
+    const PER_ADDRESS: PerAddress = PerAddress {
+        open: 10,
+        host: 10,
+        client: 10,
+    };
+
     #[test]
     fn when_full_the_oldest_unsettled_connection_is_evicted() {
-        let conns = Arc::new(Connections::new(3, 10, 10));
+        let conns = Arc::new(Connections::new(3, PER_ADDRESS));
         let (a, mut evict_a) = conns.admit(ip(1), 1).unwrap();
         let (b, mut evict_b) = conns.admit(ip(1), 2).unwrap();
         let (c, _evict_c) = conns.admit(ip(2), 3).unwrap();
@@ -249,22 +288,41 @@ mod tests {
     }
 
     #[test]
-    fn proven_connections_have_their_own_allowance_per_address() {
-        let conns = Arc::new(Connections::new(1000, 2, 500));
+    fn each_kind_has_its_own_allowance_per_address() {
+        let per_address = PerAddress {
+            open: 2,
+            host: 500,
+            client: 3,
+        };
+        let conns = Arc::new(Connections::new(1000, per_address));
         let mut held = Vec::new();
         for n in 0..500 {
             let (mut slot, _) = conns.admit(ip(1), n).unwrap();
-            assert!(slot.prove(), "host {n}");
+            assert!(slot.prove(Kind::Host), "host {n}");
             held.push(slot);
         }
         // Unproven connections from the same address: two at most.
         let (_x, _) = conns.admit(ip(1), 600).unwrap();
         let (mut y, _) = conns.admit(ip(1), 601).unwrap();
         assert_eq!(conns.admit(ip(1), 602).err(), Some(Refusal::PerAddress));
-        assert!(!y.prove(), "the proven allowance is used up");
+        assert!(!y.prove(Kind::Host), "the hosts' allowance is used up");
+        assert!(y.prove(Kind::Client), "clients have their own");
         held.pop();
-        assert!(y.prove());
-        let (_z, _) = conns.admit(ip(1), 603).unwrap();
+        let (mut z, _) = conns.admit(ip(1), 603).unwrap();
+        assert!(z.prove(Kind::Host));
+        let mut clients: Vec<Slot> = (0..2)
+            .map(|n| {
+                let (mut slot, _) = conns.admit(ip(1), 700 + n).unwrap();
+                assert!(slot.prove(Kind::Client));
+                slot
+            })
+            .collect();
+        let (mut w, _) = conns.admit(ip(1), 710).unwrap();
+        assert!(!w.prove(Kind::Client), "three paired sessions at most");
+        clients.pop();
+        assert!(w.prove(Kind::Client));
+        drop((held, clients, y, z, w, _x));
+        assert_eq!(conns.total(), 0);
     }
 
     #[test]
@@ -274,17 +332,30 @@ mod tests {
             interval: Duration::from_secs(3600),
         };
         let limit = Keyed::new(Some(rate));
-        assert!(take_for_source(&limit, ip(1)).is_ok());
-        assert!(take_for_source(&limit, ip(1)).is_ok());
-        assert!(take_for_source(&limit, ip(1)).is_err());
-        assert!(take_for_source(&limit, ip(2)).is_ok());
-        let v6 = |s: &str| s.parse::<IpAddr>().unwrap();
-        assert!(take_for_source(&limit, v6("2001:db8::1")).is_ok());
-        assert!(take_for_source(&limit, v6("2001:db8::2")).is_ok());
-        assert!(take_for_source(&limit, v6("2001:db8::3")).is_err());
+        let key = source_key;
+        assert!(limit.idle(&key(ip(1))));
+        assert!(limit.take(&key(ip(1))).is_ok());
+        assert!(!limit.idle(&key(ip(1))));
+        assert!(limit.has_room(&key(ip(1))));
+        assert!(limit.take(&key(ip(1))).is_ok());
+        assert!(!limit.has_room(&key(ip(1))));
+        assert!(limit.take(&key(ip(1))).is_err());
+        assert!(limit.take(&key(ip(2))).is_ok());
+        let v6 = |s: &str| source_key(s.parse::<IpAddr>().unwrap());
+        assert!(limit.take(&v6("2001:db8::1")).is_ok());
+        assert!(limit.take(&v6("2001:db8::2")).is_ok());
+        assert!(limit.take(&v6("2001:db8::3")).is_err());
         let unlimited = Keyed::<IpAddr>::new(None);
         for _ in 0..1000 {
             assert!(unlimited.take(&ip(1)).is_ok());
         }
+    }
+
+    #[test]
+    fn new_ids_are_limited_per_ipv6_48() {
+        let key = |s: &str| enrolment_key(s.parse().unwrap());
+        assert_eq!(key("2001:db8:1:2::1"), key("2001:db8:1:ffff::1"));
+        assert_ne!(key("2001:db8:1::1"), key("2001:db8:2::1"));
+        assert_eq!(key("192.0.2.7"), "192.0.2.7".parse::<IpAddr>().unwrap());
     }
 }

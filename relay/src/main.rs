@@ -45,9 +45,14 @@ enum Command {
         /// Connections at once in all (default: what the file-descriptor limit allows).
         #[arg(long)]
         max_connections: Option<usize>,
-        /// New computer IDs one source address may register per hour without an enrolment token.
+        /// New computer IDs one address (IPv4, or IPv6 /48) may register without an enrolment
+        /// token: this many at once, and this many an hour after that (0: no limit).
         #[arg(long, default_value_t = 20)]
         new_ids_per_hour: u32,
+        /// New computer IDs registered without an enrolment token from anywhere, in the same
+        /// way (0: no limit).
+        #[arg(long, default_value_t = 1000)]
+        new_ids_total_per_hour: u32,
         /// Bind new computer IDs only for hosts with an enrolment token (`thin-relay token new`).
         #[arg(long)]
         closed: bool,
@@ -70,6 +75,9 @@ enum Command {
         /// DNS names or IP addresses to cover (default: those of the current certificate).
         #[arg(long = "name")]
         names: Vec<String>,
+        /// Days the new certificate is valid (at most 398).
+        #[arg(long, default_value_t = 365)]
+        days: u64,
     },
     /// Release a computer ID from the host key it is bound to (audited); that key cannot claim
     /// it again. Works on a running relay.
@@ -134,8 +142,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Renew { dir, names } => {
-            let until = relay::renew(&dir, &names)?;
+        Command::Renew { dir, names, days } => {
+            let until = relay::renew(&dir, &names, Duration::from_secs(days * 24 * 3600))?;
             relay::oplog::record(
                 &dir,
                 "renew",
@@ -195,6 +203,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             max_conns_per_ip,
             max_connections,
             new_ids_per_hour,
+            new_ids_total_per_hour,
             closed,
             web,
             web_cert,
@@ -209,16 +218,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
             raise_fd_limit();
-            let new_ids_per_ip = (new_ids_per_hour > 0).then(|| Rate {
-                burst: new_ids_per_hour,
-                interval: Duration::from_secs_f64(3600.0 / f64::from(new_ids_per_hour)),
-            });
             let limits = Limits {
                 heartbeat_timeout: Duration::from_secs(heartbeat_timeout),
                 pairing_timeout: Duration::from_secs(pairing_timeout),
                 max_conns_per_ip,
                 max_connections,
-                new_ids_per_ip,
+                new_ids_per_ip: per_hour(new_ids_per_hour),
+                new_ids_total: per_hour(new_ids_total_per_hour),
                 ..Limits::default()
             };
             let runtime = tokio::runtime::Runtime::new()?;
@@ -253,6 +259,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             })
         }
     }
+}
+
+/// `n` at once and `n` an hour after that; none for 0.
+fn per_hour(n: u32) -> Option<Rate> {
+    (n > 0).then(|| Rate {
+        burst: n,
+        interval: Duration::from_secs_f64(3600.0 / f64::from(n)),
+    })
 }
 
 /// Every connection is a file descriptor: use all the system allows.

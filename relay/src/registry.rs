@@ -57,10 +57,15 @@ impl Binding {
 
     /// The line written for this binding, newline included.
     pub fn line(&self) -> String {
-        let mut line = serde_json::to_string(self).expect("serialisable");
-        line.push('\n');
-        line
+        line_of(self)
     }
+}
+
+/// One line of the file, newline included.
+fn line_of(entry: &impl Serialize) -> String {
+    let mut line = serde_json::to_string(entry).expect("serialisable");
+    line.push('\n');
+    line
 }
 
 /// A line releasing a binding: the ID is free again, except for `key`.
@@ -116,17 +121,32 @@ struct Loaded {
 
 impl Registry {
     /// Loads the bindings from the relay folder `dir` (none yet if there is
-    /// no file) and opens the file for new ones.
+    /// no file) and opens the file for new ones. The file stays locked while
+    /// the registry lives: one relay (or one offline `unbind`) per folder.
     pub fn load(dir: &Path) -> anyhow::Result<Self> {
         let path = path_in(dir);
         if !path.exists() {
             import_old(&dir.join(OLD_FILE), &path)?;
         }
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
-            Err(e) => anyhow::bail!("cannot read {}: {e}", path.display()),
-        };
+        let mut log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(&path)
+            .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
+        match log.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+                "{} is in use by a running thin-relay (stop it, or use its control socket)",
+                path.display()
+            ),
+            Err(std::fs::TryLockError::Error(e)) => {
+                anyhow::bail!("cannot lock {}: {e}", path.display())
+            }
+        }
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut log, &mut text)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
         let (keep, dropped) = usable_lines(&text);
         let loaded = parse(keep).map_err(|e| {
             anyhow::anyhow!(
@@ -149,11 +169,6 @@ impl Registry {
                  whole file was saved first"
             );
         }
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| anyhow::anyhow!("cannot open {} for writing: {e}", path.display()))?;
         if keep.len() < text.len() {
             log.set_len(keep.len() as u64)
                 .map_err(|e| anyhow::anyhow!("cannot repair {}: {e}", path.display()))?;
@@ -172,7 +187,8 @@ impl Registry {
     }
 
     /// The key bound to `id`, if any.
-    pub fn key(&self, id: &ComputerId) -> Option<&[u8]> {
+    #[cfg(test)]
+    fn key(&self, id: &ComputerId) -> Option<&[u8]> {
         self.bindings.get(id).map(Vec::as_slice)
     }
 
@@ -207,9 +223,7 @@ impl Registry {
             unbind: id.clone(),
             key: base64::engine::general_purpose::STANDARD.encode(&key),
         };
-        let mut line = serde_json::to_string(&release).expect("serialisable");
-        line.push('\n');
-        self.append(&line)?;
+        self.append(&line_of(&release))?;
         self.bindings.remove(id);
         self.released
             .entry(id.clone())
@@ -445,6 +459,19 @@ mod tests {
         drop(registry);
         let registry = Registry::load(dir.path()).unwrap();
         assert_eq!(registry.key(&id("pc-1")), Some(&b"owner"[..]));
+    }
+
+    #[test]
+    fn one_registry_per_folder_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Registry::load(dir.path()).unwrap();
+        let err = Registry::load(dir.path())
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(err.contains("in use by a running thin-relay"), "{err}");
+        drop(first);
+        Registry::load(dir.path()).unwrap();
     }
 
     #[test]

@@ -22,7 +22,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 use transport::{FramedIo, Prefixed, ReadFrameError};
 
-use crate::limits::{self, Connections, Evict, Keyed, Slot};
+use crate::limits::{self, Connections, Evict, Keyed, Kind, PerAddress, Slot};
 use crate::registry::{Claim, Notice, OnlineHost, Registry};
 use crate::tap::{Direction, Tap, Tapped};
 use crate::{certs, oplog, tokens, CERT_FILE, KEY_FILE};
@@ -44,21 +44,28 @@ pub struct Limits {
     /// proven anything yet (clients before pairing, hosts before their key
     /// proof).
     pub max_conns_per_ip: usize,
-    /// Simultaneous proven connections from one source address: registered
-    /// hosts, their data connections, paired clients (an office behind one
-    /// NAT address, a carrier-grade NAT).
-    pub max_proven_conns_per_ip: usize,
+    /// Simultaneous host connections from one source address: registered
+    /// hosts and their data connections (an office behind one NAT address).
+    pub max_host_conns_per_ip: usize,
+    /// Simultaneous paired sessions of clients at one source address (a
+    /// carrier-grade NAT puts many homes behind one).
+    pub max_sessions_per_ip: usize,
     /// Bytes buffered per direction while splicing.
     pub splice_buffer: usize,
     /// Session notices queued for one host before clients are told to retry.
     pub pending_per_host: usize,
     /// Pairing requests from one source address (`None`: unlimited).
     pub pairing_per_ip: Option<Rate>,
-    /// Pairing requests for one computer ID, from anywhere.
+    /// Pairing requests for one computer ID from addresses that asked for
+    /// it in the last minute already. An address's first request in a
+    /// minute is not held to it, so that requests from elsewhere cannot
+    /// keep the owner out.
     pub pairing_per_id: Option<Rate>,
-    /// New computer IDs bound for hosts from one source address without an
-    /// enrolment token.
+    /// New computer IDs bound for hosts from one address (an IPv4 address,
+    /// an IPv6 /48) without an enrolment token.
     pub new_ids_per_ip: Option<Rate>,
+    /// New computer IDs bound without an enrolment token, from anywhere.
+    pub new_ids_total: Option<Rate>,
 }
 
 impl Default for Limits {
@@ -69,7 +76,8 @@ impl Default for Limits {
             pairing_timeout: Duration::from_secs(15),
             max_connections: None,
             max_conns_per_ip: 64,
-            max_proven_conns_per_ip: 4096,
+            max_host_conns_per_ip: 4096,
+            max_sessions_per_ip: 256,
             splice_buffer: 64 * 1024,
             pending_per_host: 8,
             pairing_per_ip: Some(Rate {
@@ -84,9 +92,25 @@ impl Default for Limits {
                 burst: 20,
                 interval: Duration::from_secs(180),
             }),
+            new_ids_total: Some(Rate {
+                burst: 1000,
+                interval: Duration::from_millis(3600),
+            }),
         }
     }
 }
+
+/// Wrong enrolment tokens from one address (an IPv4 address, an IPv6 /48).
+const TOKEN_FAILURES: Rate = Rate {
+    burst: 5,
+    interval: Duration::from_secs(60),
+};
+
+/// How long an address counts as having asked for an ID already.
+const RECENT_PAIRING: Rate = Rate {
+    burst: 1,
+    interval: Duration::from_secs(60),
+};
 
 /// Connections refused at once with a message; more are just closed.
 const MAX_REFUSING: usize = 32;
@@ -161,7 +185,14 @@ struct Shared {
     refusing: AtomicUsize,
     pairing_per_ip: Keyed<IpAddr>,
     pairing_per_id: Keyed<ComputerId>,
+    /// Which addresses asked for which IDs lately.
+    recent_pairings: Keyed<(ComputerId, IpAddr)>,
     new_ids_per_ip: Keyed<IpAddr>,
+    new_ids_total: Keyed<()>,
+    /// Enrolment tokens that did not work, per address.
+    token_failures: Keyed<IpAddr>,
+    /// New IDs are bound one at a time (tokens are redeemed once).
+    enrolment: tokio::sync::Mutex<()>,
     next_conn: AtomicU64,
     rng: SystemRandom,
 }
@@ -251,8 +282,11 @@ impl Relay {
         );
         let conns = Arc::new(Connections::new(
             max_connections,
-            limits.max_conns_per_ip,
-            limits.max_proven_conns_per_ip,
+            PerAddress {
+                open: limits.max_conns_per_ip,
+                host: limits.max_host_conns_per_ip,
+                client: limits.max_sessions_per_ip,
+            },
         ));
         Ok(Self {
             listener,
@@ -269,7 +303,11 @@ impl Relay {
                 refusing: AtomicUsize::new(0),
                 pairing_per_ip: Keyed::new(limits.pairing_per_ip),
                 pairing_per_id: Keyed::new(limits.pairing_per_id),
+                recent_pairings: Keyed::new(Some(RECENT_PAIRING)),
                 new_ids_per_ip: Keyed::new(limits.new_ids_per_ip),
+                new_ids_total: Keyed::new(limits.new_ids_total),
+                token_failures: Keyed::new(Some(TOKEN_FAILURES)),
+                enrolment: tokio::sync::Mutex::new(()),
                 next_conn: AtomicU64::new(1),
                 rng: SystemRandom::new(),
                 limits,
@@ -691,19 +729,22 @@ async fn host_control(
         .await;
         return;
     }
-    if !slot.prove() {
-        let message = "too many hosts are connected from your address; ask the relay's operator";
-        send_error(&mut conn, ErrorCode::RateLimited, message).await;
-        return;
-    }
-    let new_id = shared.registry.lock().unwrap().claimable(&id, &public_key);
-    if new_id {
-        if let Err((code, message)) = may_bind(&shared, peer, &id, token.as_deref()) {
-            warn!(%peer, %id, %message, "new computer ID refused");
-            send_error(&mut conn, code, message).await;
-            return;
+    // New IDs are bound one at a time: the check, the token and the claim
+    // belong together (a token is used once; a used token binds its ID).
+    let claimable = |shared: &Shared| shared.registry.lock().unwrap().claimable(&id, &public_key);
+    let enrolling = if claimable(&shared) {
+        let enrolling = shared.enrolment.lock().await;
+        if claimable(&shared) {
+            if let Err((code, message)) = may_bind(&shared, peer, &id, token.as_deref()).await {
+                warn!(%peer, %id, %message, "new computer ID refused");
+                send_error(&mut conn, code, message).await;
+                return;
+            }
         }
-    }
+        Some(enrolling)
+    } else {
+        None
+    };
 
     let conn_id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
     let (notice_tx, mut notices) = mpsc::channel(shared.limits.pending_per_host);
@@ -722,6 +763,7 @@ async fn host_control(
         }
         claim
     };
+    drop(enrolling);
     let refused = match claim {
         Ok(Claim::New) => {
             info!(%peer, %id, "new computer ID bound to its host key");
@@ -757,6 +799,13 @@ async fn host_control(
     };
     if let Some((code, message)) = refused {
         send_error(&mut conn, code, message).await;
+        return;
+    }
+    // Only a host that holds its ID counts as one.
+    if !slot.prove(Kind::Host) {
+        mark_offline(&shared, &id, conn_id);
+        let message = "too many hosts are connected from your address; ask the relay's operator";
+        send_error(&mut conn, ErrorCode::RateLimited, message).await;
         return;
     }
     if conn
@@ -807,42 +856,73 @@ async fn host_control(
 }
 
 /// Whether a host at `peer` may bind the new ID `id`: with a valid token
-/// always; without one only on an open relay, and only so many per address.
-fn may_bind(
+/// always; without one only on an open relay, and only so many per address
+/// and in all. Wrong tokens are limited per address.
+async fn may_bind(
     shared: &Shared,
     peer: SocketAddr,
     id: &ComputerId,
     token: Option<&str>,
 ) -> Result<(), (ErrorCode, String)> {
-    if token.is_some() || shared.closed {
-        return match tokens::redeem(&shared.dir, token, id, SystemTime::now()) {
-            Ok(()) => {
-                oplog::record(
-                    &shared.dir,
-                    "token_used",
-                    serde_json::json!({ "id": id, "source": peer.ip() }),
-                );
-                Ok(())
-            }
-            Err(e) => Err((
-                ErrorCode::EnrolmentRequired,
-                format!(
-                    "{e}; ask the relay's operator for one (thin-relay token new) and give it to \
-                     thin-host init --enrol-token"
-                ),
-            )),
-        };
-    }
-    limits::take_for_source(&shared.new_ids_per_ip, peer.ip()).map_err(|wait| {
+    let enrolment_key = limits::enrolment_key(peer.ip());
+    let too_many = |wait: Duration| {
         (
             ErrorCode::RateLimited,
             format!(
-                "too many new computer IDs were registered from your address; try again in {} s, \
-                 or ask the relay's operator for an enrolment token",
+                "too many new computer IDs were registered lately; try again in {} s, or ask \
+                 the relay's operator for an enrolment token",
                 wait.as_secs().max(1)
             ),
         )
+    };
+    let take_new_id = || {
+        shared.new_ids_per_ip.take(&enrolment_key)?;
+        shared.new_ids_total.take(&())
+    };
+    let refused = |e: tokens::TokenError| {
+        (
+            ErrorCode::EnrolmentRequired,
+            format!(
+                "{e}; ask the relay's operator for one (thin-relay token new) and give it to \
+                 thin-host init --enrol-token"
+            ),
+        )
+    };
+    match (token, shared.closed) {
+        (None, false) => return take_new_id().map_err(too_many),
+        (None, true) => return Err(refused(tokens::TokenError::Missing)),
+        (Some(_), _) => {}
+    }
+    // Guessing tokens costs the guesser: after a few wrong ones, an address
+    // is refused before any token it sends is even looked up.
+    if !shared.token_failures.has_room(&enrolment_key) {
+        return Err((
+            ErrorCode::RateLimited,
+            "too many wrong enrolment tokens came from your address; try again in a few \
+             minutes"
+                .to_owned(),
+        ));
+    }
+    let (dir, token_text, claimed) = (shared.dir.clone(), token.map(str::to_owned), id.clone());
+    let redeemed = tokio::task::spawn_blocking(move || {
+        tokens::redeem(&dir, token_text.as_deref(), &claimed, SystemTime::now())
     })
+    .await
+    .unwrap_or(Err(tokens::TokenError::Unknown));
+    match redeemed {
+        Ok(()) => {
+            oplog::record(
+                &shared.dir,
+                "token_used",
+                serde_json::json!({ "id": id, "source": peer.ip() }),
+            );
+            Ok(())
+        }
+        Err(e) => {
+            let _ = shared.token_failures.take(&enrolment_key);
+            Err(refused(e))
+        }
+    }
 }
 
 /// The host will not serve `session`: tell its waiting client why.
@@ -895,7 +975,7 @@ async fn host_data(
         .await;
         return;
     };
-    if !slot.prove() {
+    if !slot.prove(Kind::Host) {
         let message = "too many connections from the office PC's address";
         let _ = pending
             .deliver
@@ -925,7 +1005,8 @@ async fn client(
     mut slot: Slot,
     id: ComputerId,
 ) {
-    if let Err(wait) = limits::take_for_source(&shared.pairing_per_ip, peer.ip()) {
+    let source = proto::rate::source_key(peer.ip());
+    if let Err(wait) = shared.pairing_per_ip.take(&source) {
         info!(%peer, %id, "pairing refused: too many from this address");
         let message = format!(
             "too many connection attempts from your address; try again in {} s",
@@ -934,7 +1015,18 @@ async fn client(
         send_error(&mut conn, ErrorCode::RateLimited, message).await;
         return;
     }
-    if let Err(wait) = shared.pairing_per_id.take(&id) {
+    // Only an address that asked for this ID within the last minute
+    // competes for the ID's budget: requests from elsewhere cannot use up
+    // a newcomer's first try.
+    let pair = (id.clone(), source);
+    let asked_before = !shared.recent_pairings.idle(&pair);
+    let _ = shared.recent_pairings.take(&pair);
+    let per_id = if asked_before {
+        shared.pairing_per_id.take(&id)
+    } else {
+        Ok(())
+    };
+    if let Err(wait) = per_id {
         info!(%peer, %id, "pairing refused: too many for this computer");
         let message = format!(
             "computer '{id}' is receiving too many connection attempts; try again in {} s",
@@ -1024,7 +1116,7 @@ async fn client(
         }
     };
     let (host_stream, host_rest, _host_held) = host_conn;
-    if !slot.prove() {
+    if !slot.prove(Kind::Client) {
         let message = "too many sessions from your address at once";
         send_error(&mut conn, ErrorCode::RateLimited, message).await;
         return;

@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use common::hostile::{self, Target};
 use proto::auth::{ClientMsg, HostMsg, Refusal};
+use proto::channel::StaticKey;
 
 const PASSWORD: &str = "Kettle-Orbit-Tofu-93";
 
@@ -43,35 +44,16 @@ struct World {
 
 impl World {
     fn start(id: &str, otp: bool) -> Self {
-        let rt = tokio::runtime::Runtime::new().unwrap();
         let dir = tempfile::tempdir().unwrap();
         relay::init(dir.path(), &["127.0.0.1".into()]).unwrap();
-        // The relay's own limits are not what this test is about (see
-        // flood.rs): here every attempt must reach the host.
-        let limits = relay::Limits {
-            pairing_per_ip: None,
-            pairing_per_id: None,
-            ..relay::Limits::default()
-        };
-        let relay_addr = rt.block_on(async {
-            let relay = relay::Relay::bind(relay::RelayConfig {
-                limits,
-                ..relay::RelayConfig::new(dir.path().to_owned(), "127.0.0.1:0".parse().unwrap())
-            })
-            .await
-            .unwrap();
-            let addr = relay.local_addr();
-            tokio::spawn(relay.run());
-            addr
-        });
         let ca = dir.path().join(relay::CA_FILE);
         let config = dir.path().join("host.toml");
         host::HostConfig::init(
             &config,
             host::InitOptions {
                 id: id.into(),
-                relay: relay_addr.to_string(),
-                relay_ca: ca.clone(),
+                relay: "127.0.0.1:9".into(),
+                relay_ca: ca,
                 // Nobody gets this far without the password; no RDP here.
                 target: Some("127.0.0.1:9".into()),
                 proxy: None,
@@ -91,27 +73,79 @@ impl World {
             Vec::new()
         };
         let clock = Arc::new(TestClock(Mutex::new(SystemTime::now())));
+        Self::launch(dir, config, clock, totp_secret)
+    }
+
+    /// Starts the relay and the host of `dir` in a runtime of their own.
+    fn launch(
+        dir: tempfile::TempDir,
+        config: PathBuf,
+        clock: Arc<TestClock>,
+        totp_secret: Vec<u8>,
+    ) -> Self {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        // The relay's own limits are not what this test is about (see
+        // flood.rs): here every attempt must reach the host.
+        let limits = relay::Limits {
+            pairing_per_ip: None,
+            pairing_per_id: None,
+            ..relay::Limits::default()
+        };
+        let relay_addr = rt.block_on(async {
+            let relay = relay::Relay::bind(relay::RelayConfig {
+                limits,
+                ..relay::RelayConfig::new(dir.path().to_owned(), "127.0.0.1:0".parse().unwrap())
+            })
+            .await
+            .unwrap();
+            let addr = relay.local_addr();
+            tokio::spawn(relay.run());
+            addr
+        });
+        let mut host_config = host::HostConfig::load(&config).unwrap();
+        host_config.relay = relay_addr.to_string();
+        host_config.save(&config).unwrap();
         let (online_tx, mut online) = tokio::sync::watch::channel(false);
         let options = host::RunOptions {
             online: Some(online_tx),
             clock: clock.clone(),
         };
-        let host_config = config.clone();
-        rt.spawn(async move { host::run_with(&host_config, options).await });
+        let run_config = config.clone();
+        rt.spawn(async move { host::run_with(&run_config, options).await });
         rt.block_on(async {
             tokio::time::timeout(Duration::from_secs(20), online.wait_for(|up| *up))
                 .await
                 .expect("the host comes online")
                 .unwrap();
         });
+        let target = Target::new(
+            &relay_addr.to_string(),
+            &dir.path().join(relay::CA_FILE),
+            host_config.id.as_str(),
+        );
         Self {
             rt,
-            target: Target::new(&relay_addr.to_string(), &ca, id),
+            target,
             dir,
             clock,
             config,
             totp_secret,
         }
+    }
+
+    /// Stops the host (and its relay) and starts both again, the host's
+    /// clock going on where it was.
+    fn restart_host(self) -> Self {
+        let Self {
+            rt,
+            dir,
+            clock,
+            config,
+            totp_secret,
+            ..
+        } = self;
+        rt.shutdown_timeout(Duration::from_secs(5));
+        Self::launch(dir, config, clock, totp_secret)
     }
 
     fn audit(&self) -> Vec<serde_json::Value> {
@@ -194,10 +228,11 @@ impl Outcome {
 }
 
 /// One connection from `source` that answers the host's questions: the
-/// one-time password `otp` if asked, then `password` along `path`.
+/// one-time password `otp` if asked, then `password` along `path`; as
+/// `device` if given, else as a device never seen before.
 async fn attack(
     target: &Target,
-    source: IpAddr,
+    (source, device): (IpAddr, Option<&StaticKey>),
     otp: Option<&str>,
     path: Path,
     password: &str,
@@ -206,7 +241,15 @@ async fn attack(
     let pipe = hostile::pair_from(target, source)
         .await
         .expect("the relay pairs every attempt here");
-    let (mut conn, context) = hostile::secure(pipe).await.unwrap();
+    let fresh;
+    let device = match device {
+        Some(device) => device,
+        None => {
+            fresh = StaticKey::generate().unwrap();
+            &fresh
+        }
+    };
+    let (mut conn, context) = hostile::secure_as(pipe, device).await.unwrap();
     hostile::send(&mut conn, &ClientMsg::Hello { macs: vec![] })
         .await
         .unwrap();
@@ -339,9 +382,13 @@ fn audit_when(
 fn fifty_password_guesses_are_counted_slowed_to_the_stated_rate_and_audited() {
     let world = World::start("guessed-pc", false);
     let home = loopback(1);
-    let owner = world
-        .rt
-        .block_on(attack(&world.target, home, None, Path::Finish, PASSWORD));
+    let owner = world.rt.block_on(attack(
+        &world.target,
+        (home, None),
+        None,
+        Path::Finish,
+        PASSWORD,
+    ));
     assert!(owner.admitted, "{owner:?}");
 
     let rate = host::lockout::HOST_RATE;
@@ -360,7 +407,7 @@ fn fifty_password_guesses_are_counted_slowed_to_the_stated_rate_and_audited() {
         let wrong = format!("Guess-{attempt}-Wrong!");
         let out = world
             .rt
-            .block_on(attack(&world.target, source, None, path, &wrong));
+            .block_on(attack(&world.target, (source, None), None, path, &wrong));
         assert!(!out.admitted, "a wrong password was admitted: {out:?}");
         guesses += out.guesses;
         charges += out.charges();
@@ -417,7 +464,7 @@ fn fifty_password_guesses_are_counted_slowed_to_the_stated_rate_and_audited() {
     for n in 0..=rate.burst {
         let out = world.rt.block_on(attack(
             &world.target,
-            loopback(2000 + n),
+            (loopback(2000 + n), None),
             None,
             Path::Silent,
             "",
@@ -429,21 +476,25 @@ fn fifty_password_guesses_are_counted_slowed_to_the_stated_rate_and_audited() {
     let stranger = loopback(250);
     let now = world.rt.block_on(attack(
         &world.target,
-        stranger,
+        (stranger, None),
         None,
         Path::Finish,
         PASSWORD,
     ));
     let (wait, _) = now.locked.expect("strangers are held off");
-    let owner = world
-        .rt
-        .block_on(attack(&world.target, home, None, Path::Finish, PASSWORD));
+    let owner = world.rt.block_on(attack(
+        &world.target,
+        (home, None),
+        None,
+        Path::Finish,
+        PASSWORD,
+    ));
     assert!(owner.admitted, "the owner is kept out: {owner:?}");
     // And the budget comes back by itself.
     world.clock.advance(Duration::from_secs(wait));
     let later = world.rt.block_on(attack(
         &world.target,
-        stranger,
+        (stranger, None),
         None,
         Path::Finish,
         PASSWORD,
@@ -452,12 +503,13 @@ fn fifty_password_guesses_are_counted_slowed_to_the_stated_rate_and_audited() {
 }
 
 #[test]
-fn strangers_failing_codes_do_not_lock_out_the_owner_who_has_the_code() {
+fn strangers_failing_codes_do_not_lock_out_the_owners_device_wherever_it_is() {
     let world = World::start("coded-pc", true);
     let home = loopback(1);
+    let laptop = StaticKey::generate().unwrap();
     let first = world.rt.block_on(attack(
         &world.target,
-        home,
+        (home, Some(&laptop)),
         Some(&world.totp(0)),
         Path::Finish,
         PASSWORD,
@@ -469,7 +521,7 @@ fn strangers_failing_codes_do_not_lock_out_the_owner_who_has_the_code() {
     for n in 0..40 {
         let out = world.rt.block_on(attack(
             &world.target,
-            loopback(20 + n),
+            (loopback(20 + n), None),
             Some("000000"),
             Path::Finish,
             "never asked",
@@ -485,17 +537,52 @@ fn strangers_failing_codes_do_not_lock_out_the_owner_who_has_the_code() {
     let log = audit_when(&world, |log| count(log, "otp", "fail") >= 10);
     assert!(count(&log, "otp", "fail") >= 10, "{log:#?}");
 
-    // The owner, with a fresh code, from home: admitted.
+    // A stranger with the right code waits: the host cannot tell it from
+    // the attacker before the code is checked.
     world
         .clock
         .advance(Duration::from_secs(host::otp::STEP_SECS));
+    let new_device = world.rt.block_on(attack(
+        &world.target,
+        (loopback(150), None),
+        Some(&world.totp(0)),
+        Path::Finish,
+        PASSWORD,
+    ));
+    assert!(new_device.locked.is_some(), "{new_device:?}");
+    // The owner's laptop, from a hotel it never used, with a fresh code:
+    // admitted, because the host knows the device.
     let owner = world.rt.block_on(attack(
         &world.target,
-        home,
+        (loopback(151), Some(&laptop)),
         Some(&world.totp(0)),
         Path::Finish,
         PASSWORD,
     ));
     assert!(owner.admitted, "{owner:?}");
-    assert!(world.dir.path().exists());
+
+    // A restart keeps both: strangers are still held off, the laptop known.
+    let restarted = world.restart_host();
+    let stranger = restarted.rt.block_on(attack(
+        &restarted.target,
+        (loopback(152), None),
+        Some("000000"),
+        Path::Finish,
+        "",
+    ));
+    assert!(
+        stranger.locked.is_some(),
+        "a restart refilled the budget: {stranger:?}"
+    );
+    restarted
+        .clock
+        .advance(Duration::from_secs(host::otp::STEP_SECS));
+    let owner = restarted.rt.block_on(attack(
+        &restarted.target,
+        (loopback(153), Some(&laptop)),
+        Some(&restarted.totp(0)),
+        Path::Finish,
+        PASSWORD,
+    ));
+    assert!(owner.admitted, "{owner:?}");
 }

@@ -156,6 +156,16 @@ fn the_unpacked_zip_runs_and_writes_only_inside_its_folder() {
     );
     let pins = std::fs::read_to_string(data.join("known_hosts")).unwrap();
     assert!(pins.contains("portable-pc@ca-"), "{pins}");
+    // The device's own key is kept beside the pins, private.
+    #[cfg(unix)]
+    for private in ["known_hosts", "device.key"] {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(data.join(private))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{private} is readable by others");
+    }
     assert!(std::fs::read_to_string(data.join("thin-desktop.log"))
         .unwrap()
         .contains("portable=true"));

@@ -156,7 +156,7 @@ fn new_ids_from_one_address_are_rate_limited_unless_the_operator_issued_a_token(
         panic!("a fourth new ID from one address must be refused")
     };
     assert!(
-        message.contains("too many new computer IDs were registered from your address"),
+        message.contains("too many new computer IDs were registered lately"),
         "{message}"
     );
     // A known ID re-registers freely; another address has its own budget.
@@ -175,6 +175,30 @@ fn new_ids_from_one_address_are_rate_limited_unless_the_operator_issued_a_token(
     assert_eq!(code, 0, "{token}");
     let token = token_in(&token);
     register(3, Some(&token)).expect("the token binds a new ID");
+
+    // Guessing tokens: five wrong ones are looked up, then the address waits.
+    let guess = |n: u32| {
+        rt.block_on(hostile::register_from(
+            &target,
+            loopback(4),
+            &format!("guess-{n}"),
+            &hostile::host_key(),
+            Some("thin-enrol-aaaaaaaaaaaaaaaaaaaaaaaaaa"),
+        ))
+    };
+    for n in 0..5 {
+        let Err(Stopped::Relay(ErrorCode::EnrolmentRequired, message)) = guess(n) else {
+            panic!("a wrong token must not bind");
+        };
+        assert!(message.contains("not one this relay issued"), "{message}");
+    }
+    let Err(Stopped::Relay(ErrorCode::RateLimited, message)) = guess(5) else {
+        panic!("the sixth wrong token must wait");
+    };
+    assert!(
+        message.contains("too many wrong enrolment tokens"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -342,4 +366,100 @@ fn a_renewed_certificate_is_served_without_a_restart_and_old_pins_still_work() {
     assert_eq!(code, 0, "{out}");
     let audit = std::fs::read_to_string(relay.dir.path().join("audit.log")).unwrap();
     assert!(audit.contains("\"renew\""), "{audit}");
+
+    // A certificate about to expire is warned about in the log.
+    assert!(!relay.proc.seen.iter().any(|l| l.contains("expires soon")));
+    let (code, out) = run("thin-relay", &["renew", "--dir", &d, "--days", "10"]);
+    assert_eq!(code, 0, "{out}");
+    relay.proc.signal(libc::SIGHUP);
+    let warning = relay.proc.wait_for(
+        "the relay certificate expires soon",
+        Duration::from_secs(10),
+    );
+    assert!(warning.contains("thin-relay renew --dir"), "{warning}");
+}
+
+/// A browser's request for the page, on a TLS connection as browsers make it.
+async fn browser_get(relay: &RelayProc) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut config = (*transport::tls::pinned_client_config(&relay.ca()).unwrap()).clone();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(&relay.addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    tls.write_all(b"GET / HTTP/1.1\r\nHost: relay\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[test]
+fn a_full_relay_and_a_crowded_address_refuse_in_words() {
+    let work = tempfile::tempdir().unwrap();
+    let relay = RelayProc::start(&["--max-connections", "6", "--max-conns-per-ip", "3"]);
+    let target = Target::new(&relay.addr, &relay.ca(), "nobody");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+
+    // One address holding three connections that have proven nothing.
+    let idle: Vec<std::net::TcpStream> = (0..3)
+        .map(|_| {
+            let socket =
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            socket
+                .bind(&std::net::SocketAddr::new(loopback(5), 0).into())
+                .unwrap();
+            let addr: std::net::SocketAddr = relay.addr.parse().unwrap();
+            socket.connect(&addr.into()).unwrap();
+            std::net::TcpStream::from(socket)
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let crowded = rt.block_on(hostile::pair_from(&target, loopback(5)));
+    let Err(Stopped::Relay(ErrorCode::RateLimited, message)) = crowded else {
+        panic!(
+            "a fourth unproven connection from one address: {:?}",
+            crowded.err()
+        );
+    };
+    assert!(
+        message.contains("too many connections from your address at once"),
+        "{message}"
+    );
+    drop(idle);
+    std::thread::sleep(Duration::from_millis(300));
+
+    // Six registered hosts fill the relay; nothing can be evicted for them.
+    let _hosts: Vec<hostile::Control> = (0..6)
+        .map(|n| {
+            rt.block_on(hostile::register_from(
+                &target,
+                loopback(1),
+                &format!("full-{n}"),
+                &hostile::host_key(),
+                None,
+            ))
+            .unwrap_or_else(|e| panic!("host {n}: {e:?}"))
+        })
+        .collect();
+    let (code, out) = thin_client_connect(
+        &relay.addr,
+        &relay.ca(),
+        "full-0",
+        (USER, PASSWORD),
+        &work.path().join("s.png"),
+        &[],
+    );
+    assert_ne!(code, 0);
+    assert!(
+        out.contains("thin-client: relay busy: the relay is full right now; try again in a minute"),
+        "{out}"
+    );
+    let page = rt.block_on(browser_get(&relay));
+    assert!(page.starts_with("HTTP/1.1 503"), "{page}");
+    assert!(page.contains("the relay is full right now"), "{page}");
 }

@@ -46,6 +46,11 @@ impl<S> SecureStream<S> {
         }
     }
 
+    /// The other end's static key (see [`Channel::peer_key`]).
+    pub fn peer_key(&self) -> &[u8] {
+        self.channel.peer_key()
+    }
+
     /// The channel's handshake hash (for binding authentication to it).
     pub fn handshake_hash(&self) -> &[u8] {
         self.channel.handshake_hash()

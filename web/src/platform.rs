@@ -10,6 +10,7 @@ use client_core::known_hosts::pin_name;
 use client_core::{
     Admission, ConnectError, Interaction, KnownHosts, PinStore, Progress, RdpCredentials,
 };
+use proto::channel::StaticKey;
 use proto::ComputerId;
 use transport::{FramedIo, Prefixed, SecureStream};
 use ui::fonts::FontFile;
@@ -19,6 +20,7 @@ use crate::socket::WsStream;
 
 const SETTINGS_KEY: &str = "thin.settings";
 const PINS_KEY: &str = "thin.known_hosts";
+const DEVICE_KEY: &str = "thin.device_key";
 
 fn storage() -> Result<web_sys::Storage, String> {
     web_sys::window()
@@ -43,6 +45,25 @@ impl PinStore for BrowserPins {
         storage()?
             .set_item(PINS_KEY, &hosts.to_text())
             .map_err(|_| "cannot store the host key in this browser".to_owned())
+    }
+
+    /// Kept in this site's storage beside the pins (a damaged one is
+    /// replaced: the browser is then a new device to the office PCs).
+    fn device_key(&self) -> Result<StaticKey, String> {
+        let storage = storage()?;
+        let stored = storage.get_item(DEVICE_KEY).ok().flatten();
+        let parsed = stored
+            .and_then(|text| serde_json::from_str::<Vec<u8>>(&text).ok())
+            .and_then(|bytes| StaticKey::from_bytes(&bytes).ok());
+        if let Some(key) = parsed {
+            return Ok(key);
+        }
+        let key = StaticKey::generate().map_err(|e| e.to_string())?;
+        let text = serde_json::to_string(key.to_bytes().as_slice()).expect("bytes serialise");
+        storage
+            .set_item(DEVICE_KEY, &text)
+            .map_err(|_| "cannot store this device's key in this browser".to_owned())?;
+        Ok(key)
     }
 }
 

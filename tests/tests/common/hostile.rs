@@ -95,11 +95,20 @@ pub async fn pair_from(target: &Target, source: IpAddr) -> Result<Pipe, Stopped>
     }
 }
 
-/// The end-to-end handshake, accepting whatever host key is shown; the
-/// channel and its handshake hash (the password exchange's context).
+/// The end-to-end handshake, accepting whatever host key is shown, as a
+/// device never seen before; the channel and its handshake hash (the
+/// password exchange's context).
 pub async fn secure(pipe: Pipe) -> anyhow::Result<(Channel, Vec<u8>)> {
+    secure_as(pipe, &proto::channel::StaticKey::generate()?).await
+}
+
+/// [`secure`] as the device `device`.
+pub async fn secure_as(
+    pipe: Pipe,
+    device: &proto::channel::StaticKey,
+) -> anyhow::Result<(Channel, Vec<u8>)> {
     let mut conn = FramedIo::new(pipe);
-    let (mut initiator, first) = Initiator::start()?;
+    let (mut initiator, first) = Initiator::start_with(device)?;
     conn.write_all(&proto::encode_frame(&first)).await?;
     let answer = conn.read_frame().await?;
     initiator.read_answer(&answer)?;
@@ -227,4 +236,34 @@ pub async fn ping(conn: &mut Control) -> bool {
             .map(|f| relay::decode::<FromRelay>(&f)),
         Some(Ok(FromRelay::Pong))
     )
+}
+
+/// Logs on from `source` with the host password `password` (no one-time
+/// password asked); whether the host admitted the session.
+pub async fn log_on(target: &Target, source: IpAddr, password: &str) -> bool {
+    let Ok(pipe) = pair_from(target, source).await else {
+        return false;
+    };
+    let Ok((mut conn, context)) = secure(pipe).await else {
+        return false;
+    };
+    if send(&mut conn, &ClientMsg::Hello { macs: vec![] })
+        .await
+        .is_err()
+        || recv(&mut conn).await != Some(HostMsg::PasswordRequired)
+    {
+        return false;
+    }
+    let mut last = None;
+    let Ok(Some((true, finalization))) = guess(&mut conn, &context, password, &mut last).await
+    else {
+        return false;
+    };
+    if send(&mut conn, &ClientMsg::PasswordFinish { finalization })
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    matches!(recv(&mut conn).await, Some(HostMsg::Welcome { .. }))
 }
