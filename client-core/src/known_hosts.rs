@@ -139,22 +139,29 @@ impl KnownHosts {
 }
 
 /// What a client keeps between connections: the pins (a file natively,
-/// browser storage on the web) and its device key.
+/// browser storage on the web) and its device secret.
 pub trait PinStore: Send + Sync {
     fn load(&self) -> Result<KnownHosts, String>;
     fn save(&self, hosts: &KnownHosts) -> Result<(), String>;
-    /// This device's own lasting key for the end-to-end channel, made on
-    /// first use. An office PC that admitted this device before recognises
-    /// it wherever it connects from, so strangers failing elsewhere do not
-    /// lock it out. Only the PCs it connects to see it (inside the channel).
-    fn device_key(&self) -> Result<StaticKey, String>;
+    /// This device's secret, 32 random bytes made on first use and kept.
+    fn device_secret(&self) -> Result<zeroize::Zeroizing<Vec<u8>>, String>;
+
+    /// This device's lasting key toward the computer pinned as `pin`, for
+    /// the end-to-end channel. An office PC that admitted this device before
+    /// recognises it wherever it connects from, so strangers failing
+    /// elsewhere do not lock it out; each PC sees a key of its own, so PCs
+    /// cannot tell they see the same device.
+    fn device_key(&self, pin: &str) -> Result<StaticKey, String> {
+        let secret = self.device_secret()?;
+        StaticKey::derive(&secret, pin).map_err(|e| e.to_string())
+    }
 }
 
-/// Pins and a device key held in memory only (tests, the demo).
+/// Pins and a device secret held in memory only (tests, the demo).
 #[derive(Default)]
 pub struct MemoryPins {
     pins: std::sync::Mutex<KnownHosts>,
-    device: std::sync::OnceLock<StaticKey>,
+    device: std::sync::OnceLock<zeroize::Zeroizing<Vec<u8>>>,
 }
 
 impl PinStore for MemoryPins {
@@ -167,12 +174,12 @@ impl PinStore for MemoryPins {
         Ok(())
     }
 
-    fn device_key(&self) -> Result<StaticKey, String> {
-        if let Some(key) = self.device.get() {
-            return Ok(key.clone());
+    fn device_secret(&self) -> Result<zeroize::Zeroizing<Vec<u8>>, String> {
+        if let Some(secret) = self.device.get() {
+            return Ok(secret.clone());
         }
-        let key = StaticKey::generate().map_err(|e| e.to_string())?;
-        Ok(self.device.get_or_init(|| key).clone())
+        let secret = proto::channel::random_secret().map_err(|e| e.to_string())?;
+        Ok(self.device.get_or_init(|| secret).clone())
     }
 }
 

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use proto::channel::StaticKey;
 use proto::relay;
 use proto::session::{SessionMode, SessionReply, SessionRequest};
 use proto::ComputerId;
@@ -15,6 +14,7 @@ use tracing::{info, warn};
 use transport::dial::{DialError, Proxy};
 use transport::tls::TlsConnectError;
 use transport::{FramedIo, Prefixed, SecureStream};
+use zeroize::Zeroizing;
 
 use crate::interaction::BoxFuture;
 use crate::known_hosts::{ca_identity, pin_name};
@@ -100,25 +100,50 @@ impl PinStore for FilePins {
             .map_err(|e| format!("cannot write {}: {e}", self.path.display()))
     }
 
-    /// `device.key` beside the pins (mode 0600).
-    fn device_key(&self) -> Result<StaticKey, String> {
+    /// `device.key` beside the pins (mode 0600). Made with `create_new`: of
+    /// two programs starting at once, both end up with the one written first.
+    fn device_secret(&self) -> Result<Zeroizing<Vec<u8>>, String> {
         let path = self.path.with_file_name("device.key");
-        match std::fs::read(&path) {
-            Ok(bytes) => StaticKey::from_bytes(&bytes).map_err(|_| {
-                format!(
+        let read = || -> Result<Option<Zeroizing<Vec<u8>>>, String> {
+            match std::fs::read(&path) {
+                Ok(bytes) if bytes.len() == 32 => Ok(Some(Zeroizing::new(bytes))),
+                Ok(_) => Err(format!(
                     "{} is damaged; delete it and this device is new to the office PCs",
                     path.display()
-                )
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let key = StaticKey::generate().map_err(|e| e.to_string())?;
-                files::write_atomic(&path, &key.to_bytes(), files::Mode::Secret)
-                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-                Ok(key)
+                )),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(format!("cannot read {}: {e}", path.display())),
             }
-            Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+        };
+        if let Some(secret) = read()? {
+            return Ok(secret);
+        }
+        let secret = proto::channel::random_secret().map_err(|e| e.to_string())?;
+        match create_private(&path, &secret) {
+            Ok(()) => Ok(secret),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                // Another program made it a moment ago; give it time to finish.
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                read()?.ok_or_else(|| format!("{} vanished", path.display()))
+            }
+            Err(e) => Err(format!("cannot write {}: {e}", path.display())),
         }
     }
+}
+
+/// Writes a new file only the user can read; fails if it exists.
+fn create_private(path: &std::path::Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
 }
 
 /// Makes a pins file an earlier version wrote readable by others private.

@@ -24,7 +24,7 @@ where
     let lost = |e: std::io::Error| ConnectError::ConnectionLost(e.to_string());
     let handshake = |e: proto::channel::ChannelError| ConnectError::Handshake(e.to_string());
     let mut conn = FramedIo::new(pipe);
-    let device = pins.device_key().map_err(ConnectError::Pins)?;
+    let device = pins.device_key(pin).map_err(ConnectError::Pins)?;
     let (mut initiator, first) = Initiator::start_with(&device).map_err(handshake)?;
     conn.write_all(&proto::encode_frame(&first))
         .await

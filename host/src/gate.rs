@@ -43,8 +43,8 @@ pub struct Gate {
     secrets_path: PathBuf,
     clock: Arc<dyn Clock>,
     lockout: Mutex<Lockout>,
-    /// Where the lockout keeps what must outlive a restart.
-    lockout_path: PathBuf,
+    /// Writes what the lockout must keep, off the sessions' threads.
+    keeper: std::sync::mpsc::Sender<Vec<u8>>,
     /// Serialises read-modify-write of the secrets file (TOTP replay state,
     /// used emergency codes).
     secrets_lock: tokio::sync::Mutex<()>,
@@ -144,39 +144,35 @@ type Denied = String;
 impl Gate {
     /// The host's checks for the config at `config_path`, with the lockout
     /// state it kept before.
-    pub fn new(config_path: &std::path::Path, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+    pub fn new(config_path: &std::path::Path, clock: Arc<dyn Clock>) -> Self {
         let lockout_path = HostConfig::lockout_path(config_path);
-        Ok(Self {
+        let lockout = Lockout::load(&lockout_path, clock.now());
+        Self {
             config_path: config_path.to_owned(),
             secrets_path: HostConfig::secrets_path(config_path),
             clock,
-            lockout: Mutex::new(Lockout::load(&lockout_path)?),
-            lockout_path,
+            lockout: Mutex::new(lockout),
+            keeper: keeper(lockout_path),
             secrets_lock: tokio::sync::Mutex::new(()),
-        })
+        }
     }
 
     /// Whether the host admitted a session from `addr` lately.
     pub fn knows_address(&self, addr: IpAddr) -> bool {
-        let caller = Caller::new(access::canonical(addr), &[]);
-        self.lockout().standing(&caller, self.clock.now()) == Standing::Known
+        self.lockout()
+            .recently_admitted(access::canonical(addr), self.clock.now())
     }
 
     fn lockout(&self) -> std::sync::MutexGuard<'_, Lockout> {
         self.lockout.lock().expect("not poisoned")
     }
 
-    /// Changes the lockout and keeps the change (failing to keep it is
-    /// logged: the limits still hold until the host restarts).
+    /// Changes the lockout and has the change kept.
     fn update_lockout<T>(&self, change: impl FnOnce(&mut Lockout) -> T) -> T {
         let mut lockout = self.lockout();
         let result = change(&mut lockout);
-        if let Err(e) = lockout.save(&self.lockout_path) {
-            tracing::warn!(
-                file = %self.lockout_path.display(),
-                error = %e,
-                "cannot keep the lockout state"
-            );
+        if lockout.take_changed() {
+            let _ = self.keeper.send(lockout.to_json());
         }
         result
     }
@@ -349,11 +345,11 @@ impl Gate {
                 ),
             ),
             Scope::Host(Standing::Stranger) => (
-                "locked out: too many failed attempts from unfamiliar devices and places",
+                "locked out: too many failed attempts from unfamiliar devices",
                 format!(
                     "too many failed attempts from many places: this PC refuses attempts from \
-                     devices and places it does not know for {minutes} more minute(s) (until \
-                     {until}); try again then, or from a device that connected before"
+                     devices it does not know for {minutes} more minute(s) (until {until}); try \
+                     again then, or from a device that connected before"
                 ),
             ),
             Scope::Host(_) => (
@@ -647,6 +643,30 @@ impl Gate {
             }
         }
     }
+}
+
+/// A thread that writes the lockout's state to `path` (mode 0600), the
+/// latest one whenever it changed, until the gate is dropped. Failing to
+/// write is logged: the limits hold in memory all the same.
+fn keeper(path: PathBuf) -> std::sync::mpsc::Sender<Vec<u8>> {
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    let write = move || {
+        while let Ok(mut latest) = rx.recv() {
+            while let Ok(newer) = rx.try_recv() {
+                latest = newer;
+            }
+            if let Err(e) = files::write_atomic(&path, &latest, files::Mode::Secret) {
+                tracing::warn!(file = %path.display(), error = %e, "cannot keep the lockout state");
+            }
+        }
+    };
+    if let Err(e) = std::thread::Builder::new()
+        .name("lockout-keeper".into())
+        .spawn(write)
+    {
+        tracing::warn!(error = %e, "cannot start the lockout keeper: its state is not kept");
+    }
+    tx
 }
 
 /// Refuses a session whose settings or secrets cannot be loaded: running

@@ -12,20 +12,21 @@
 //!   the caller out for 1 minute, doubling with each lockout up to 1 hour;
 //!   each quiet hour forgives one doubling and the streak.
 //! - **per host, in three budgets by who is asking** ([`Standing`]): a
-//!   session that has proven the one-time password, a device or address the
-//!   host admitted in the last 30 days, and anyone else. Each budget holds
+//!   session that has proven the one-time password, a device the host
+//!   admitted in the last 30 days, and anyone else. Each budget holds
 //!   [`HOST_RATE`]`.burst` attempts and regains one every
 //!   [`HOST_RATE`]`.interval`. Strangers guessing from any number of
 //!   addresses share one budget, so together they get at most 10 attempts
 //!   at once and 10 an hour after that, and they can empty only their own
-//!   budget: the owner's known devices and places, and sessions that proved
-//!   the one-time password, draw on others. A session that proved the
-//!   one-time password is not held back by its address's lockout either,
-//!   which others behind the same address may have caused.
+//!   budget: the owner's known devices, and sessions that proved the
+//!   one-time password, draw on others (an address is never enough to be
+//!   known: many people may share it). Once a session proved the one-time
+//!   password, its address's streak, which others behind the same address
+//!   may have caused, no longer holds it back.
 //!
-//! The budgets and the known devices and places are kept in a file beside
-//! the config, so a restart neither refills the strangers' budget nor makes
-//! the owner a stranger.
+//! The budgets and the known devices are kept in a file beside the config,
+//! so a restart neither refills the strangers' budget nor makes the owner a
+//! stranger (the short-lived streaks start afresh).
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -48,7 +49,8 @@ pub const HOST_RATE: Rate = Rate {
     burst: 10,
     interval: Duration::from_secs(6 * 60),
 };
-/// How long a device or address counts as known after it was admitted.
+/// How long a device counts as known after it was admitted (and an address
+/// as recently used, see [`Lockout::recently_admitted`]).
 pub const KNOWN_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Callers remembered at most; the least recently active are forgotten first.
 const MAX_CALLERS: usize = 10_000;
@@ -92,8 +94,7 @@ impl Caller {
 pub enum Standing {
     /// Nothing known about the caller.
     Stranger,
-    /// The host admitted a session from this device or address in the last
-    /// 30 days.
+    /// The host admitted a session from this device in the last 30 days.
     Known,
     /// This session has proven the one-time password.
     Verified,
@@ -200,10 +201,12 @@ fn since_epoch(now: SystemTime) -> Duration {
 
 /// What outlives a restart (the streaks are short-lived and are not kept).
 #[derive(Default, Serialize, Deserialize)]
+#[serde(default)]
 struct Kept {
     budgets: [Bucket; 3],
-    /// Address → seconds since the Unix epoch it was last admitted.
-    known_addrs: HashMap<IpAddr, u64>,
+    /// Address → seconds since the Unix epoch a session from it was last
+    /// admitted.
+    recent_addrs: HashMap<IpAddr, u64>,
     /// Device key (hex) → seconds since the Unix epoch it was last admitted.
     known_devices: HashMap<String, u64>,
 }
@@ -212,8 +215,10 @@ struct Kept {
 pub struct Lockout {
     streaks: HashMap<Counted, Streak>,
     budgets: [Bucket; 3],
-    known_addrs: HashMap<IpAddr, SystemTime>,
+    recent_addrs: HashMap<IpAddr, SystemTime>,
     known_devices: HashMap<DeviceKey, SystemTime>,
+    /// Something worth keeping changed since [`take_changed`](Self::take_changed).
+    changed: bool,
 }
 
 fn hex(key: &DeviceKey) -> String {
@@ -237,24 +242,37 @@ fn from_unix(secs: u64) -> SystemTime {
 }
 
 impl Lockout {
-    /// The state kept in `path`, or a fresh one if there is none; a damaged
-    /// file is an error (a fresh state would refill the strangers' budget).
-    pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let kept: Kept = match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                anyhow::anyhow!(
-                    "{} is damaged ({e}); delete it to start the lockout afresh",
-                    path.display()
-                )
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Kept::default(),
-            Err(e) => anyhow::bail!("cannot read {}: {e}", path.display()),
+    /// The state kept in `path`, or a fresh one if there is none. A file
+    /// that cannot be read is set aside and the host starts with every
+    /// budget used up (they come back within the hour): a host that cannot
+    /// start would keep its owner out, and full budgets would hand
+    /// strangers a fresh start.
+    pub fn load(path: &Path, now: SystemTime) -> Self {
+        let read = match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice::<Kept>(&bytes).map_err(|e| e.to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Self::default(),
+            Err(e) => Err(e.to_string()),
         };
-        Ok(Self {
+        let kept = read.unwrap_or_else(|why| {
+            let aside = path.with_extension(format!("json.damaged-{}", unix(now)));
+            let _ = std::fs::rename(path, &aside);
+            tracing::error!(
+                file = %path.display(),
+                set_aside = %aside.display(),
+                %why,
+                "the lockout state could not be read: every budget starts used up and no \
+                 device is known"
+            );
+            Kept {
+                budgets: [Bucket::empty(HOST_RATE, since_epoch(now)); 3],
+                ..Kept::default()
+            }
+        });
+        Self {
             streaks: HashMap::new(),
             budgets: kept.budgets,
-            known_addrs: kept
-                .known_addrs
+            recent_addrs: kept
+                .recent_addrs
                 .into_iter()
                 .map(|(addr, at)| (addr, from_unix(at)))
                 .collect(),
@@ -263,15 +281,16 @@ impl Lockout {
                 .iter()
                 .filter_map(|(key, at)| Some((unhex(key)?, from_unix(*at))))
                 .collect(),
-        })
+            changed: false,
+        }
     }
 
-    /// Writes what must outlive a restart to `path` (mode 0600).
-    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+    /// What must outlive a restart, as the file's contents.
+    pub fn to_json(&self) -> Vec<u8> {
         let kept = Kept {
             budgets: self.budgets,
-            known_addrs: self
-                .known_addrs
+            recent_addrs: self
+                .recent_addrs
                 .iter()
                 .map(|(addr, at)| (*addr, unix(*at)))
                 .collect(),
@@ -281,8 +300,20 @@ impl Lockout {
                 .map(|(key, at)| (hex(key), unix(*at)))
                 .collect(),
         };
-        let json = serde_json::to_vec(&kept).expect("the lockout state serialises");
-        files::write_atomic(path, &json, files::Mode::Secret)
+        serde_json::to_vec(&kept).expect("the lockout state serialises")
+    }
+
+    /// Whether something worth keeping changed since the last call.
+    pub fn take_changed(&mut self) -> bool {
+        std::mem::take(&mut self.changed)
+    }
+
+    /// Whether a session from `addr` was admitted lately (used to keep room
+    /// for it when the host is busy; never to count its attempts apart).
+    pub fn recently_admitted(&self, addr: IpAddr, now: SystemTime) -> bool {
+        self.recent_addrs
+            .get(&source_key(addr))
+            .is_some_and(|at| now.duration_since(*at).unwrap_or_default() < KNOWN_FOR)
     }
 
     fn device_known(&self, caller: &Caller, now: SystemTime) -> bool {
@@ -292,13 +323,9 @@ impl Lockout {
             .is_some_and(|at| now.duration_since(*at).unwrap_or_default() < KNOWN_FOR)
     }
 
-    /// Whether the caller's device or address was admitted recently.
+    /// Whether the caller's device was admitted recently.
     pub fn standing(&self, caller: &Caller, now: SystemTime) -> Standing {
-        let addr_known = self
-            .known_addrs
-            .get(&caller.addr)
-            .is_some_and(|at| now.duration_since(*at).unwrap_or_default() < KNOWN_FOR);
-        if addr_known || self.device_known(caller, now) {
+        if self.device_known(caller, now) {
             Standing::Known
         } else {
             Standing::Stranger
@@ -362,6 +389,7 @@ impl Lockout {
         self.budgets[standing.index()]
             .take(HOST_RATE, since_epoch(now))
             .expect("checked above");
+        self.changed = true;
         let mut locked_caller = false;
         if let Some(counted) = counted {
             if self.streaks.len() >= MAX_CALLERS && !self.streaks.contains_key(&counted) {
@@ -390,6 +418,7 @@ impl Lockout {
     /// The attempt proved its secret: it no longer counts.
     pub fn proven(&mut self, charge: Charge) {
         self.budgets[charge.standing.index()].give_back(HOST_RATE);
+        self.changed = true;
         let Some(streak) = charge.counted.and_then(|c| self.streaks.get_mut(&c)) else {
             return;
         };
@@ -402,15 +431,16 @@ impl Lockout {
         }
     }
 
-    /// A session from `caller` was admitted: its failures are forgotten and
-    /// its device and address count as known for [`KNOWN_FOR`].
+    /// A session from `caller` was admitted: its device's failures are
+    /// forgotten and it counts as known for [`KNOWN_FOR`]. (Its address's
+    /// streak stays: others behind that address may have caused it.)
     pub fn admitted(&mut self, caller: &Caller, now: SystemTime) {
-        self.streaks.remove(&Counted::Address(caller.addr));
-        remember(&mut self.known_addrs, caller.addr, now);
+        remember(&mut self.recent_addrs, caller.addr, now);
         if let Some(key) = caller.device {
             self.streaks.remove(&Counted::Device(key));
             remember(&mut self.known_devices, key, now);
         }
+        self.changed = true;
     }
 
     /// Attempts left before a lockout, counting the one `charge` holds: 1
@@ -503,23 +533,28 @@ mod tests {
     }
 
     #[test]
-    fn a_proven_attempt_does_not_count_and_admission_clears_the_caller() {
+    fn a_proven_attempt_does_not_count_and_admission_makes_the_device_known() {
         let mut lock = Lockout::default();
         let s = Standing::Stranger;
-        fail(&mut lock, ip(1), s, 4, t0());
-        let fifth = lock.begin(&ip(1), s, t0()).unwrap();
+        let laptop = device(1, 7);
+        fail(&mut lock, laptop, s, 4, t0());
+        let fifth = lock.begin(&laptop, s, t0()).unwrap();
         // The fifth started a lockout, but it proves the secret: undone.
-        assert!(lock.check(&ip(1), s, t0()).is_err());
+        assert!(lock.check(&laptop, s, t0()).is_err());
         lock.proven(fifth);
-        assert!(lock.check(&ip(1), s, t0()).is_ok());
-        let again = lock.begin(&ip(1), s, t0()).unwrap();
+        assert!(lock.check(&laptop, s, t0()).is_ok());
+        let again = lock.begin(&laptop, s, t0()).unwrap();
         assert_eq!(lock.tries_left(&again, t0()), 1);
         lock.proven(again);
-        lock.admitted(&ip(1), t0());
-        let fresh = lock.begin(&ip(1), Standing::Known, t0()).unwrap();
+        lock.admitted(&laptop, t0());
+        assert_eq!(lock.standing(&laptop, t0()), Standing::Known);
+        // Counted by its key now, with a clean streak.
+        let fresh = lock.begin(&laptop, Standing::Known, t0()).unwrap();
         assert_eq!(lock.tries_left(&fresh, t0()), SOURCE_LIMIT);
-        assert_eq!(lock.standing(&ip(1), t0()), Standing::Known);
-        assert_eq!(lock.standing(&ip(1), t0() + KNOWN_FOR), Standing::Stranger);
+        assert_eq!(lock.standing(&laptop, t0() + KNOWN_FOR), Standing::Stranger);
+        // An address alone is never known: many people may share it.
+        assert_eq!(lock.standing(&device(1, 8), t0()), Standing::Stranger);
+        assert!(lock.recently_admitted(laptop.addr, t0()));
     }
 
     #[test]
@@ -597,19 +632,14 @@ mod tests {
     }
 
     #[test]
-    fn strangers_cannot_lock_out_known_places_known_devices_or_verified_sessions() {
+    fn strangers_cannot_lock_out_known_devices_or_verified_sessions() {
         let mut lock = Lockout::default();
-        lock.admitted(&ip(200), t0());
         lock.admitted(&device(1, 7), t0());
         for i in 0..10 {
             lock.begin(&ip(i), Standing::Stranger, t0()).unwrap();
         }
         assert!(lock.check(&ip(99), Standing::Stranger, t0()).is_err());
-        // The owner from home, and anyone who passed the one-time password.
-        let home = lock.standing(&ip(200), t0());
-        assert_eq!(home, Standing::Known);
-        let attempt = lock.begin(&ip(200), home, t0()).unwrap();
-        lock.proven(attempt);
+        // Anyone who passed the one-time password.
         let attempt = lock.begin(&ip(98), Standing::Verified, t0()).unwrap();
         lock.proven(attempt);
         // The owner's laptop, from a hotel it never used before.
@@ -624,7 +654,7 @@ mod tests {
     }
 
     #[test]
-    fn others_behind_the_same_address_lock_neither_a_known_device_nor_a_proven_session() {
+    fn others_behind_the_same_address_lock_neither_a_known_device_nor_a_session_past_the_code() {
         let mut lock = Lockout::default();
         let owner = device(5, 9);
         lock.admitted(&owner, t0() - mins(60));
@@ -669,27 +699,34 @@ mod tests {
     }
 
     #[test]
-    fn budgets_and_known_callers_outlive_a_restart() {
+    fn budgets_and_known_devices_outlive_a_restart_and_a_damaged_file_starts_cautious() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("host.lockout.json");
-        let mut lock = Lockout::load(&path).unwrap();
+        let mut lock = Lockout::load(&path, t0());
+        assert!(!lock.take_changed());
         lock.admitted(&device(1, 7), t0());
         for i in 0..10 {
             lock.begin(&ip(i), Standing::Stranger, t0()).unwrap();
         }
-        lock.save(&path).unwrap();
-        let again = Lockout::load(&path).unwrap();
+        assert!(lock.take_changed());
+        std::fs::write(&path, lock.to_json()).unwrap();
+        let again = Lockout::load(&path, t0());
         assert!(again.check(&ip(50), Standing::Stranger, t0()).is_err());
         assert_eq!(again.standing(&device(2, 7), t0()), Standing::Known);
-        assert_eq!(again.standing(&device(1, 8), t0()), Standing::Known);
         assert_eq!(again.standing(&device(3, 8), t0()), Standing::Stranger);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt as _;
-            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-            assert_eq!(mode & 0o777, 0o600);
-        }
+        assert!(again.recently_admitted(device(1, 8).addr, t0()));
+        // A file from a version with fewer fields still loads.
+        std::fs::write(&path, br#"{"known_devices":{}}"#).unwrap();
+        assert!(Lockout::load(&path, t0())
+            .check(&ip(50), Standing::Stranger, t0())
+            .is_ok());
+        // A damaged one is set aside; everyone waits for the budgets to refill.
         std::fs::write(&path, b"{ not json").unwrap();
-        assert!(Lockout::load(&path).is_err());
+        let cautious = Lockout::load(&path, t0());
+        assert!(!path.exists(), "the damaged file was set aside");
+        for standing in [Standing::Stranger, Standing::Known, Standing::Verified] {
+            let locked = cautious.check(&device(4, 4), standing, t0()).unwrap_err();
+            assert_eq!(locked.wait, HOST_RATE.interval);
+        }
     }
 }

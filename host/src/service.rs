@@ -29,7 +29,9 @@ const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// The relay must confirm a session's data connection within this.
 const PAIRING_TIMEOUT: Duration = Duration::from_secs(10);
-/// A client must complete the end-to-end handshake within this.
+/// A client must start the end-to-end handshake within this once paired,
+/// and complete it within [`HANDSHAKE_TIMEOUT`].
+const FIRST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(5);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 /// Sessions served at once before their client is admitted, all together
 /// and from one source (an IPv4 address, an IPv6 /64). Each holds a data
@@ -129,7 +131,7 @@ pub async fn run(config_path: &Path) -> Result<(), RunError> {
 pub async fn run_with(config_path: &Path, options: RunOptions) -> Result<(), RunError> {
     let online = options.online;
     let config = HostConfig::load(config_path)?;
-    let gate = Gate::new(config_path, options.clock)?;
+    let gate = Gate::new(config_path, options.clock);
     let secrets = Secrets::load(&HostConfig::secrets_path(config_path))?;
     if secrets.password_file.is_none() {
         warn!(
@@ -399,7 +401,10 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     let read = |e: transport::ReadFrameError| format!("end-to-end handshake: {e}");
-    let first = conn.read_frame().await.map_err(read)?;
+    let first = tokio::time::timeout(FIRST_MESSAGE_TIMEOUT, conn.read_frame())
+        .await
+        .map_err(|_| "the client did not start the end-to-end handshake in time".to_owned())?
+        .map_err(read)?;
     let (responder, answer) = Responder::answer(key, &first).map_err(|e| e.to_string())?;
     conn.write_all(&proto::encode_frame(&answer))
         .await

@@ -45,6 +45,13 @@ pub struct Bucket {
 }
 
 impl Bucket {
+    /// A bucket with no token left at `now` (refilling from then on).
+    pub fn empty(rate: Rate, now: Duration) -> Self {
+        Self {
+            full_at: now + rate.interval * rate.burst,
+        }
+    }
+
     /// Takes a token at `now`, or says how long until one is there.
     pub fn take(&mut self, rate: Rate, now: Duration) -> Result<(), Duration> {
         let full_at = self.full_at.max(now) + rate.interval;
@@ -179,6 +186,9 @@ mod tests {
             idle.take(RATE, t0).unwrap();
         }
         assert!(idle.take(RATE, t0).is_err());
+        let mut empty = Bucket::empty(RATE, t0);
+        assert_eq!(empty.available(RATE, t0), 0);
+        assert_eq!(empty.take(RATE, t0), Err(secs(60)));
     }
 
     #[test]

@@ -106,6 +106,13 @@ const TOKEN_FAILURES: Rate = Rate {
     interval: Duration::from_secs(60),
 };
 
+/// First requests from new addresses for one ID that are not held to the
+/// per-ID limit: enough for a person among a crowd, not a way around it.
+const FIRST_PAIRINGS: Rate = Rate {
+    burst: 60,
+    interval: Duration::from_secs(1),
+};
+
 /// How long an address counts as having asked for an ID already.
 const RECENT_PAIRING: Rate = Rate {
     burst: 1,
@@ -187,6 +194,8 @@ struct Shared {
     pairing_per_id: Keyed<ComputerId>,
     /// Which addresses asked for which IDs lately.
     recent_pairings: Keyed<(ComputerId, IpAddr)>,
+    /// First requests from an address that pass the per-ID limit.
+    first_pairings_per_id: Keyed<ComputerId>,
     new_ids_per_ip: Keyed<IpAddr>,
     new_ids_total: Keyed<()>,
     /// Enrolment tokens that did not work, per address.
@@ -304,6 +313,7 @@ impl Relay {
                 pairing_per_ip: Keyed::new(limits.pairing_per_ip),
                 pairing_per_id: Keyed::new(limits.pairing_per_id),
                 recent_pairings: Keyed::new(Some(RECENT_PAIRING)),
+                first_pairings_per_id: Keyed::new(limits.pairing_per_id.map(|_| FIRST_PAIRINGS)),
                 new_ids_per_ip: Keyed::new(limits.new_ids_per_ip),
                 new_ids_total: Keyed::new(limits.new_ids_total),
                 token_failures: Keyed::new(Some(TOKEN_FAILURES)),
@@ -732,13 +742,17 @@ async fn host_control(
     // New IDs are bound one at a time: the check, the token and the claim
     // belong together (a token is used once; a used token binds its ID).
     let claimable = |shared: &Shared| shared.registry.lock().unwrap().claimable(&id, &public_key);
+    let mut valid_token = None;
     let enrolling = if claimable(&shared) {
         let enrolling = shared.enrolment.lock().await;
         if claimable(&shared) {
-            if let Err((code, message)) = may_bind(&shared, peer, &id, token.as_deref()).await {
-                warn!(%peer, %id, %message, "new computer ID refused");
-                send_error(&mut conn, code, message).await;
-                return;
+            match may_bind(&shared, peer, &id, token.as_deref()).await {
+                Ok(token) => valid_token = token,
+                Err((code, message)) => {
+                    warn!(%peer, %id, %message, "new computer ID refused");
+                    send_error(&mut conn, code, message).await;
+                    return;
+                }
             }
         }
         Some(enrolling)
@@ -763,6 +777,9 @@ async fn host_control(
         }
         claim
     };
+    if let (Ok(Claim::New), Some(valid)) = (&claim, valid_token) {
+        record_token_use(&shared, peer, &id, valid).await;
+    }
     drop(enrolling);
     let refused = match claim {
         Ok(Claim::New) => {
@@ -856,14 +873,15 @@ async fn host_control(
 }
 
 /// Whether a host at `peer` may bind the new ID `id`: with a valid token
-/// always; without one only on an open relay, and only so many per address
-/// and in all. Wrong tokens are limited per address.
+/// always (returned, to be recorded once the ID is bound); without one only
+/// on an open relay, and only so many per address and in all. Wrong tokens
+/// are limited per address.
 async fn may_bind(
     shared: &Shared,
     peer: SocketAddr,
     id: &ComputerId,
     token: Option<&str>,
-) -> Result<(), (ErrorCode, String)> {
+) -> Result<Option<tokens::Valid>, (ErrorCode, String)> {
     let enrolment_key = limits::enrolment_key(peer.ip());
     let too_many = |wait: Duration| {
         (
@@ -889,7 +907,7 @@ async fn may_bind(
         )
     };
     match (token, shared.closed) {
-        (None, false) => return take_new_id().map_err(too_many),
+        (None, false) => return take_new_id().map(|()| None).map_err(too_many),
         (None, true) => return Err(refused(tokens::TokenError::Missing)),
         (Some(_), _) => {}
     }
@@ -904,25 +922,38 @@ async fn may_bind(
         ));
     }
     let (dir, token_text, claimed) = (shared.dir.clone(), token.map(str::to_owned), id.clone());
-    let redeemed = tokio::task::spawn_blocking(move || {
-        tokens::redeem(&dir, token_text.as_deref(), &claimed, SystemTime::now())
+    let checked = tokio::task::spawn_blocking(move || {
+        tokens::check(&dir, token_text.as_deref(), &claimed, SystemTime::now())
     })
     .await
     .unwrap_or(Err(tokens::TokenError::Unknown));
-    match redeemed {
-        Ok(()) => {
-            oplog::record(
-                &shared.dir,
-                "token_used",
-                serde_json::json!({ "id": id, "source": peer.ip() }),
-            );
-            Ok(())
-        }
-        Err(e) => {
-            let _ = shared.token_failures.take(&enrolment_key);
-            Err(refused(e))
-        }
+    checked.map(Some).map_err(|e| {
+        let _ = shared.token_failures.take(&enrolment_key);
+        refused(e)
+    })
+}
+
+/// The token bound `id`: its use is saved (and audited) before the host is
+/// told it is registered.
+async fn record_token_use(
+    shared: &Shared,
+    peer: SocketAddr,
+    id: &ComputerId,
+    valid: tokens::Valid,
+) {
+    let (dir, bound) = (shared.dir.clone(), id.clone());
+    let recorded = tokio::task::spawn_blocking(move || tokens::record_use(&dir, &valid, &bound))
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))
+        .and_then(|saved| saved);
+    if let Err(e) = recorded {
+        warn!(%id, error = %e, "cannot record the use of an enrolment token");
     }
+    oplog::record(
+        &shared.dir,
+        "token_used",
+        serde_json::json!({ "id": id, "source": peer.ip() }),
+    );
 }
 
 /// The host will not serve `session`: tell its waiting client why.
@@ -1018,13 +1049,15 @@ async fn client(
     // Only an address that asked for this ID within the last minute
     // competes for the ID's budget: requests from elsewhere cannot use up
     // a newcomer's first try.
+    // So many first requests per ID pass this way, and no more.
     let pair = (id.clone(), source);
     let asked_before = !shared.recent_pairings.idle(&pair);
     let _ = shared.recent_pairings.take(&pair);
-    let per_id = if asked_before {
-        shared.pairing_per_id.take(&id)
-    } else {
+    let first_request = !asked_before && shared.first_pairings_per_id.take(&id).is_ok();
+    let per_id = if first_request {
         Ok(())
+    } else {
+        shared.pairing_per_id.take(&id)
     };
     if let Err(wait) = per_id {
         info!(%peer, %id, "pairing refused: too many for this computer");

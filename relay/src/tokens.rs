@@ -122,14 +122,21 @@ pub fn issue(
     Ok(Issued { token, expires })
 }
 
-/// Uses `token` to bind `id`, if it allows that now; the use is saved
-/// before this returns.
-pub fn redeem(
+/// A token that may bind an ID now; [`record_use`] once the ID is bound.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Valid {
+    digest: String,
+}
+
+/// Whether `token` may bind `id` now. Checking records nothing: the caller
+/// binds the ID, then records the use (one enrolment at a time, so a token
+/// is never used twice nor used up by a binding that failed).
+pub fn check(
     dir: &Path,
     token: Option<&str>,
     id: &ComputerId,
     now: SystemTime,
-) -> Result<(), TokenError> {
+) -> Result<Valid, TokenError> {
     let token = token
         .map(str::trim)
         .filter(|t| !t.is_empty())
@@ -170,14 +177,29 @@ pub fn redeem(
     if let Some(only) = only.filter(|only| only != id) {
         return Err(TokenError::OtherId(only));
     }
+    Ok(Valid { digest: wanted })
+}
+
+/// Records that `token` bound `id` (saved before this returns).
+pub fn record_use(dir: &Path, token: &Valid, id: &ComputerId) -> io::Result<()> {
     append(
         dir,
         &Line::Used {
-            used: wanted,
+            used: token.digest.clone(),
             id: id.clone(),
         },
     )
-    .map_err(|e| {
+}
+
+/// [`check`] and [`record_use`] together (for tests and tools).
+pub fn redeem(
+    dir: &Path,
+    token: Option<&str>,
+    id: &ComputerId,
+    now: SystemTime,
+) -> Result<(), TokenError> {
+    let valid = check(dir, token, id, now)?;
+    record_use(dir, &valid, id).map_err(|e| {
         tracing::warn!(error = %e, "cannot record the use of an enrolment token");
         TokenError::Unknown
     })

@@ -10,7 +10,6 @@ use client_core::known_hosts::pin_name;
 use client_core::{
     Admission, ConnectError, Interaction, KnownHosts, PinStore, Progress, RdpCredentials,
 };
-use proto::channel::StaticKey;
 use proto::ComputerId;
 use transport::{FramedIo, Prefixed, SecureStream};
 use ui::fonts::FontFile;
@@ -49,21 +48,21 @@ impl PinStore for BrowserPins {
 
     /// Kept in this site's storage beside the pins (a damaged one is
     /// replaced: the browser is then a new device to the office PCs).
-    fn device_key(&self) -> Result<StaticKey, String> {
+    fn device_secret(&self) -> Result<zeroize::Zeroizing<Vec<u8>>, String> {
         let storage = storage()?;
         let stored = storage.get_item(DEVICE_KEY).ok().flatten();
         let parsed = stored
             .and_then(|text| serde_json::from_str::<Vec<u8>>(&text).ok())
-            .and_then(|bytes| StaticKey::from_bytes(&bytes).ok());
-        if let Some(key) = parsed {
-            return Ok(key);
+            .filter(|bytes| bytes.len() == 32);
+        if let Some(secret) = parsed {
+            return Ok(zeroize::Zeroizing::new(secret));
         }
-        let key = StaticKey::generate().map_err(|e| e.to_string())?;
-        let text = serde_json::to_string(key.to_bytes().as_slice()).expect("bytes serialise");
+        let secret = proto::channel::random_secret().map_err(|e| e.to_string())?;
+        let text = serde_json::to_string(secret.as_slice()).expect("bytes serialise");
         storage
             .set_item(DEVICE_KEY, &text)
             .map_err(|_| "cannot store this device's key in this browser".to_owned())?;
-        Ok(key)
+        Ok(secret)
     }
 }
 
