@@ -59,7 +59,7 @@ pub async fn first_frame_ms(size: (u16, u16), runs: usize) -> anyhow::Result<(f6
             let (creds, route) = (demo.rdp.clone(), route.clone());
             let took = on_own_thread(move || async move {
                 let started = Instant::now();
-                let session = connect(&route, &creds, size).await?;
+                let mut session = connect(&route, &creds, size).await?;
                 let took = started.elapsed();
                 session.disconnect().await?;
                 Ok(took)
@@ -135,7 +135,9 @@ async fn connect(
                 host_password: Some(host_password.clone()),
             };
             let pins = MemoryPins::default();
-            let (channel, _) = native::open_channel(relay, id, &pins, &mut answers).await?;
+            let resumption = Default::default();
+            let (channel, _) =
+                native::open_channel(relay, id, &pins, &mut answers, &resumption).await?;
             let (stream, rest) = channel.into_parts();
             let boxed: Box<dyn Stream> = Box::new(Prefixed::new(rest, stream));
             client_core::rdp::connect(FramedIo::new(boxed), creds, size, None, &mut answers).await?

@@ -2,9 +2,17 @@
 //! [`UiEvent`]s over channels, and reads the remote picture from a shared
 //! [`Framebuffer`] in which the changed region is marked. The same driver
 //! runs natively (on a tokio runtime) and in the browser; only the
-//! [`Opener`] — how the channel to the host is reached — differs.
+//! [`Opener`] — how the channel to the host is reached, and how to wait —
+//! differs.
+//!
+//! When the path breaks mid-session (a Wi-Fi blip, a relay restart, a
+//! laptop's sleep) the driver says so ([`UiEvent::Reconnecting`]) and opens
+//! the connection again with back-off for [`RECONNECT_FOR`]; the opener's
+//! resume ticket stands in for the one-time password, and the RDP server
+//! puts the same user back into their session. The user can cancel.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
@@ -22,10 +30,18 @@ pub enum UiEvent {
     Ask(Prompt),
     /// The host let us in; this is what it allows.
     Admitted(Admission),
-    /// The remote desktop runs at this size.
+    /// The remote desktop runs at this size (again, after a reconnect).
     Connected {
         width: u16,
         height: u16,
+    },
+    /// The connection broke (`reason`); attempt `attempt` to open it again
+    /// starts in `in_secs` seconds. Prompts may follow if the office PC asks
+    /// for the full logon again. [`Command::Disconnect`] gives up.
+    Reconnecting {
+        attempt: u32,
+        in_secs: u64,
+        reason: String,
     },
     /// The framebuffer changed (see [`Framebuffer::take_dirty`]).
     Frame,
@@ -116,6 +132,34 @@ pub trait Opener<S>: Send {
         &'a self,
         ui: &'a mut dyn Interaction,
     ) -> BoxFuture<'a, Result<(FramedIo<S>, Admission), ConnectError>>;
+
+    /// Waits `duration` (the platform's timer).
+    fn pause(&self, duration: Duration) -> BoxFuture<'static, ()>;
+}
+
+/// Makes the connector setup for drive sharing, once per connection (a
+/// reconnect needs it again).
+pub type ShareSetup = Box<dyn FnMut() -> Option<ConnectorSetup> + Send>;
+
+/// How long the driver keeps trying to reconnect after the path broke: the
+/// office PC keeps the resume ticket for five minutes after it noticed.
+pub const RECONNECT_FOR: Duration = Duration::from_secs(4 * 60);
+/// Waits before each reconnect attempt; the last one repeats.
+const BACKOFF_SECS: [u64; 6] = [1, 2, 3, 5, 10, 15];
+
+/// Failures of the path, which a reconnect may get past; anything else
+/// (a refusal, a changed key, a cancel) ends the connection.
+fn path_broke(error: &ConnectError) -> bool {
+    matches!(
+        error,
+        ConnectError::ConnectionLost(_)
+            | ConnectError::RelayUnreachable(_)
+            | ConnectError::HostOffline(_)
+            | ConnectError::HostTimeout(_)
+            | ConnectError::HostBusy(_)
+            | ConnectError::RelayFull(_)
+            | ConnectError::RateLimited(_)
+    )
 }
 
 /// The UI's side of a running connection.
@@ -189,37 +233,67 @@ pub async fn run<S, O>(
     opener: O,
     creds: RdpCredentials,
     size: (u16, u16),
-    share: Option<ConnectorSetup>,
+    share: Option<ShareSetup>,
     mut driver: Driver,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + Sync,
     O: Opener<S>,
 {
-    let result = session(&opener, &creds, size, share, &mut driver).await;
+    let result = connection(&opener, creds, size, share, &mut driver).await;
     driver.send(UiEvent::Ended(result));
 }
 
-async fn session<S, O>(
+/// The first session, then a new one after each break of the path.
+async fn connection<S, O>(
     opener: &O,
-    creds: &RdpCredentials,
+    creds: RdpCredentials,
     size: (u16, u16),
-    share: Option<ConnectorSetup>,
+    mut share: Option<ShareSetup>,
     driver: &mut Driver,
 ) -> Result<(), ConnectError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + Sync,
     O: Opener<S>,
 {
+    let mut creds = creds;
+    let mut session = connect_once(opener, &mut creds, size, &mut share, driver).await?;
+    loop {
+        let broke = match serve(&mut session, driver).await {
+            Ok(()) => return Ok(()),
+            Err(error) if path_broke(&error) => error,
+            Err(error) => return Err(error),
+        };
+        drop(session);
+        match reconnect(opener, &mut creds, size, &mut share, driver, broke).await? {
+            Some(again) => session = again,
+            None => return Ok(()),
+        }
+    }
+}
+
+/// Opens the channel, passes the host's checks and connects RDP.
+async fn connect_once<S, O>(
+    opener: &O,
+    creds: &mut RdpCredentials,
+    size: (u16, u16),
+    share: &mut Option<ShareSetup>,
+    driver: &mut Driver,
+) -> Result<rdp::RdpSession<transport::Prefixed<S>>, ConnectError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + Sync,
+    O: Opener<S>,
+{
     let (conn, admission) = opener.open(driver).await?;
     driver.send(UiEvent::Admitted(admission));
-    let creds = if creds.password.is_empty() {
-        ask_logon(creds, driver).await?
-    } else {
-        creds.clone()
-    };
+    if creds.password.is_empty() {
+        *creds = ask_logon(creds, driver).await?;
+    }
     // The host decides whether a folder may be shared.
-    let share = share.filter(|_| admission.share_allowed);
-    let mut session = rdp::connect(conn, &creds, size, share, driver).await?;
+    let setup = share
+        .as_mut()
+        .filter(|_| admission.share_allowed)
+        .and_then(|make| make());
+    let session = rdp::connect(conn, creds, size, setup, driver).await?;
     let (width, height) = (session.width(), session.height());
     driver
         .frame
@@ -227,7 +301,75 @@ where
         .expect("not poisoned")
         .resize(width, height);
     driver.send(UiEvent::Connected { width, height });
+    Ok(session)
+}
 
+/// Tries to open the connection again after `broke`, with back-off, until
+/// [`RECONNECT_FOR`] has passed. `None` if the user gave up.
+async fn reconnect<S, O>(
+    opener: &O,
+    creds: &mut RdpCredentials,
+    size: (u16, u16),
+    share: &mut Option<ShareSetup>,
+    driver: &mut Driver,
+    broke: ConnectError,
+) -> Result<Option<rdp::RdpSession<transport::Prefixed<S>>>, ConnectError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + Sync,
+    O: Opener<S>,
+{
+    let started = web_time::Instant::now();
+    let mut last = broke;
+    for attempt in 1.. {
+        if started.elapsed() >= RECONNECT_FOR {
+            break;
+        }
+        let index = usize::try_from(attempt - 1).unwrap_or(usize::MAX);
+        let wait = BACKOFF_SECS[index.min(BACKOFF_SECS.len() - 1)];
+        driver.send(UiEvent::Reconnecting {
+            attempt,
+            in_secs: wait,
+            reason: last.to_string(),
+        });
+        if !wait_unless_cancelled(opener, driver, Duration::from_secs(wait)).await {
+            return Ok(None);
+        }
+        match connect_once(opener, creds, size, share, driver).await {
+            Ok(session) => return Ok(Some(session)),
+            Err(error) if path_broke(&error) => last = error,
+            Err(error) => return Err(error),
+        }
+    }
+    Err(last)
+}
+
+/// Waits `duration`; false if the user disconnected meanwhile.
+async fn wait_unless_cancelled<S, O>(opener: &O, driver: &mut Driver, duration: Duration) -> bool
+where
+    O: Opener<S>,
+{
+    let mut pause = opener.pause(duration);
+    loop {
+        tokio::select! {
+            () = &mut pause => return true,
+            command = driver.commands.recv() => match command {
+                None | Some(Command::Disconnect) => return false,
+                // Input has nowhere to go while there is no session.
+                Some(_) => {}
+            },
+        }
+    }
+}
+
+/// Carries one RDP session until the user or the server ends it (`Ok`) or
+/// it fails.
+async fn serve<S>(
+    session: &mut rdp::RdpSession<transport::Prefixed<S>>,
+    driver: &mut Driver,
+) -> Result<(), ConnectError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + Sync,
+{
     loop {
         tokio::select! {
             events = session.next_events() => {

@@ -73,6 +73,31 @@ pub enum ConnectError {
     Rdp(String),
     #[error("connection lost: {0}")]
     ConnectionLost(String),
+    #[error(
+        "you took more than {minutes} minutes over {0}, so the office PC stopped waiting; \
+         connect again",
+        minutes = proto::auth::ANSWER_TIMEOUT_SECS / 60
+    )]
+    PromptTimedOut(PromptStep),
+}
+
+/// A question the user answers while the office PC waits (see
+/// [`ConnectError::PromptTimedOut`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromptStep {
+    HostKey,
+    Otp,
+    HostPassword,
+}
+
+impl std::fmt::Display for PromptStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PromptStep::HostKey => "the check of the office PC's key",
+            PromptStep::Otp => "the one-time password",
+            PromptStep::HostPassword => "the host password",
+        })
+    }
 }
 
 impl ConnectError {

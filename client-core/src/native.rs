@@ -16,6 +16,7 @@ use transport::tls::TlsConnectError;
 use transport::{FramedIo, Prefixed, SecureStream};
 use zeroize::Zeroizing;
 
+use crate::auth::Resumption;
 use crate::interaction::BoxFuture;
 use crate::known_hosts::{ca_identity, pin_name};
 use crate::rdp::{self, RdpCredentials, RdpSession};
@@ -184,16 +185,15 @@ pub async fn open_channel(
     id: &str,
     pins: &dyn PinStore,
     ui: &mut dyn Interaction,
+    resumption: &Resumption,
 ) -> Result<(FramedIo<Channel>, Admission), ConnectError> {
     let id = ComputerId::parse(id)?;
     let stream = dial_relay(relay).await?;
     ui.progress(Progress::RelayConnected);
     let pipe = crate::pairing::pair(stream, &id, ui).await?;
     let pin = pin_for(relay, &id, pins)?;
-    let channel = crate::secure::secure(pipe, id.as_str(), &pin, pins, ui).await?;
-    let mut conn = FramedIo::new(channel);
-    let admission = crate::auth::authenticate(&mut conn, local_macs(), ui).await?;
-    Ok((conn, admission))
+    let macs = local_macs();
+    crate::auth::enter(pipe, id.as_str(), &pin, pins, macs, ui, resumption).await
 }
 
 /// The name of computer `id`'s pin at `relay`: keyed by the relay's CA, so
@@ -278,7 +278,8 @@ pub async fn connect_and_wait_frame(
         .map(share_folder)
         .transpose()
         .map_err(ConnectError::Share)?;
-    let (channel, admission) = open_channel(relay, id, pins, &mut timed).await?;
+    let resumption = Resumption::default();
+    let (channel, admission) = open_channel(relay, id, pins, &mut timed, &resumption).await?;
     if share.is_some() && !admission.share_allowed {
         timed.ui.progress(Progress::ShareRefused);
     }
@@ -319,7 +320,11 @@ where
 
 /// Raw mode: every connection to `listener` is carried through the relay as
 /// a plain byte pipe to the host's RDP server, so any RDP client can use it.
-/// Connections take turns asking the user (`ui`) their questions.
+/// RDP clients open several connections (a logon check, the session,
+/// reconnects): the first asks the user (`ui`) the host's questions, the
+/// next ones come back with the host's resume ticket and the host password
+/// proven before, so the user is not asked again while tickets last.
+/// Connections take turns.
 pub async fn serve_raw(
     listener: TcpListener,
     relay: RelayTarget,
@@ -327,6 +332,7 @@ pub async fn serve_raw(
     pins: Arc<dyn PinStore>,
     ui: Arc<tokio::sync::Mutex<Box<dyn Interaction>>>,
 ) -> std::io::Result<()> {
+    let resumption = Arc::new(Resumption::default());
     loop {
         let (mut local, peer) = listener.accept().await?;
         local.set_nodelay(true).ok();
@@ -334,10 +340,11 @@ pub async fn serve_raw(
         let id = id.clone();
         let pins = pins.clone();
         let ui = ui.clone();
+        let resumption = resumption.clone();
         tokio::spawn(async move {
             let opened = {
                 let mut ui = ui.lock().await;
-                open_raw(&relay, &id, pins.as_ref(), ui.as_mut()).await
+                open_raw(&relay, &id, pins.as_ref(), ui.as_mut(), &resumption).await
             };
             match opened {
                 Ok(mut pipe) => {
@@ -356,8 +363,9 @@ async fn open_raw(
     id: &str,
     pins: &dyn PinStore,
     ui: &mut dyn Interaction,
+    resumption: &Resumption,
 ) -> Result<Prefixed<Channel>, ConnectError> {
-    let (mut framed, _admission) = open_channel(relay, id, pins, ui).await?;
+    let (mut framed, _admission) = open_channel(relay, id, pins, ui, resumption).await?;
     let lost = |e: std::io::Error| ConnectError::ConnectionLost(e.to_string());
     framed
         .write_all(&relay::encode(&SessionRequest::Open {
@@ -383,6 +391,8 @@ pub struct NativeOpener {
     pub relay: RelayTarget,
     pub id: String,
     pub pins: Arc<dyn PinStore>,
+    /// Lets the driver's reconnects skip the one-time password.
+    pub resumption: Resumption,
 }
 
 impl crate::driver::Opener<Channel> for NativeOpener {
@@ -390,7 +400,17 @@ impl crate::driver::Opener<Channel> for NativeOpener {
         &'a self,
         ui: &'a mut dyn Interaction,
     ) -> BoxFuture<'a, Result<(FramedIo<Channel>, Admission), ConnectError>> {
-        Box::pin(open_channel(&self.relay, &self.id, self.pins.as_ref(), ui))
+        Box::pin(open_channel(
+            &self.relay,
+            &self.id,
+            self.pins.as_ref(),
+            ui,
+            &self.resumption,
+        ))
+    }
+
+    fn pause(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(duration))
     }
 }
 

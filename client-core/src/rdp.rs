@@ -525,7 +525,7 @@ where
     }
 
     /// Ends the session politely.
-    pub async fn disconnect(mut self) -> Result<(), ConnectError> {
+    pub async fn disconnect(&mut self) -> Result<(), ConnectError> {
         let outputs = self.stage.graceful_shutdown().map_err(rdp_err)?;
         self.apply(outputs).await.map(drop)
     }

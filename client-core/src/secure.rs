@@ -5,6 +5,8 @@ use proto::channel::Initiator;
 use tokio::io::{AsyncRead, AsyncWrite};
 use transport::{FramedIo, SecureStream};
 
+use crate::auth::{after_late_answer, ask_person};
+use crate::error::PromptStep;
 use crate::interaction::{Answer, Interaction, Progress, Prompt};
 use crate::known_hosts::{HostKeyCheck, PinStore};
 use crate::ConnectError;
@@ -18,6 +20,21 @@ pub async fn secure<S>(
     pins: &dyn PinStore,
     ui: &mut dyn Interaction,
 ) -> Result<SecureStream<S>, ConnectError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    Ok(secure_noting_late(pipe, id, pin, pins, ui).await?.0)
+}
+
+/// [`secure`], also saying whether the user accepted a new host key so late
+/// that the office PC may have stopped waiting.
+pub(crate) async fn secure_noting_late<S>(
+    pipe: S,
+    id: &str,
+    pin: &str,
+    pins: &dyn PinStore,
+    ui: &mut dyn Interaction,
+) -> Result<(SecureStream<S>, bool), ConnectError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -35,6 +52,7 @@ where
     let host_key = initiator.read_answer(&answer).map_err(handshake)?;
 
     let mut known = pins.load().map_err(ConnectError::Pins)?;
+    let mut late = false;
     match known.check(pin, &host_key) {
         HostKeyCheck::Known => {}
         HostKeyCheck::New { fingerprint } => {
@@ -42,9 +60,11 @@ where
                 id: id.to_owned(),
                 fingerprint,
             };
-            if ui.ask(prompt).await != Answer::Accept {
+            let (answer, late_answer) = ask_person(ui, prompt, PromptStep::HostKey).await?;
+            if answer != Answer::Accept {
                 return Err(ConnectError::Cancelled);
             }
+            late = late_answer;
             known.pin(pin, &host_key);
             pins.save(&known).map_err(ConnectError::Pins)?;
         }
@@ -64,8 +84,8 @@ where
     let (last, channel) = initiator.finish().map_err(handshake)?;
     conn.write_all(&proto::encode_frame(&last))
         .await
-        .map_err(lost)?;
+        .map_err(|e| after_late_answer(late, PromptStep::HostKey, lost(e)))?;
     ui.progress(Progress::Secured);
     let (stream, rest) = conn.into_parts();
-    Ok(SecureStream::new(stream, rest, channel))
+    Ok((SecureStream::new(stream, rest, channel), late))
 }

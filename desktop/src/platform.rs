@@ -77,11 +77,16 @@ impl Platform for NativePlatform {
             },
             id: entry.id.clone(),
             pins: Arc::new(self.pins()),
+            resumption: Default::default(),
         };
-        let share = if entry.share {
-            Some(client_core::native::share_folder(std::path::Path::new(
-                entry.share_path.trim(),
-            ))?)
+        let share: Option<driver::ShareSetup> = if entry.share {
+            // Checked now so that a wrong folder is said before connecting;
+            // made again for each reconnect.
+            let folder = std::path::PathBuf::from(entry.share_path.trim());
+            drop(client_core::native::share_folder(&folder)?);
+            Some(Box::new(move || {
+                client_core::native::share_folder(&folder).ok()
+            }))
         } else {
             None
         };

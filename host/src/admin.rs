@@ -133,6 +133,14 @@ pub fn otp_off(config_path: &Path) -> anyhow::Result<()> {
     config.save(config_path)
 }
 
+fn allowed(on: bool) -> &'static str {
+    if on {
+        "allowed"
+    } else {
+        "not allowed"
+    }
+}
+
 /// A few lines describing the security settings, with no secret in them.
 pub fn status(config_path: &Path) -> anyhow::Result<String> {
     let config = HostConfig::load(config_path)?;
@@ -157,15 +165,15 @@ pub fn status(config_path: &Path) -> anyhow::Result<String> {
     };
     Ok(format!(
         "host password: {password}\none-time password: {otp}\nemergency codes left: {}\n\
-         access list rules: {}\nMAC allowlist entries: {}\ndrive sharing: {}\naudit log: {}{}",
+         access list rules: {}\nMAC allowlist entries: {}\ndrive sharing: {}\nclipboard: {}\n\
+         sound: {}\nraw mode: {}\naudit log: {}{}",
         secrets.emergency.len(),
         config.acl.len(),
         config.mac_allow.len(),
-        if config.share {
-            "allowed"
-        } else {
-            "not allowed"
-        },
+        allowed(config.share),
+        allowed(config.clipboard),
+        allowed(config.audio),
+        allowed(config.raw),
         HostConfig::audit_path(config_path).display(),
         config
             .syslog
@@ -266,10 +274,38 @@ pub fn set_syslog(config_path: &Path, target: Option<&str>) -> anyhow::Result<()
     config.save(config_path)
 }
 
-pub fn set_share(config_path: &Path, share: bool) -> anyhow::Result<()> {
+/// The owner's switches for what sessions may carry; `None` leaves one as
+/// it is.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PolicyChange {
+    pub share: Option<bool>,
+    pub clipboard: Option<bool>,
+    pub audio: Option<bool>,
+    pub raw: Option<bool>,
+}
+
+pub fn set_policy(config_path: &Path, change: PolicyChange) -> anyhow::Result<()> {
     let mut config = HostConfig::load(config_path)?;
-    config.share = share;
+    let switches = [
+        (change.share, &mut config.share),
+        (change.clipboard, &mut config.clipboard),
+        (change.audio, &mut config.audio),
+        (change.raw, &mut config.raw),
+    ];
+    for (new, setting) in switches {
+        if let Some(new) = new {
+            *setting = new;
+        }
+    }
     config.save(config_path)
+}
+
+pub fn set_share(config_path: &Path, share: bool) -> anyhow::Result<()> {
+    let change = PolicyChange {
+        share: Some(share),
+        ..PolicyChange::default()
+    };
+    set_policy(config_path, change)
 }
 
 #[cfg(test)]

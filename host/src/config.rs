@@ -39,9 +39,20 @@ pub struct HostConfig {
     /// Seconds between heartbeats to the relay.
     #[serde(default = "default_heartbeat")]
     pub heartbeat_secs: u64,
-    /// Whether clients may share a local drive with this PC.
+    /// Whether clients may share a local drive with this PC (the host takes
+    /// the drive channel out of any session otherwise).
     #[serde(default)]
     pub share: bool,
+    /// Whether the clipboard may cross between the two computers.
+    #[serde(default = "on")]
+    pub clipboard: bool,
+    /// Whether the remote PC's sound may play at the client.
+    #[serde(default = "on")]
+    pub audio: bool,
+    /// Whether raw mode (any RDP client through `thin-client --listen`) is
+    /// allowed: the host cannot see inside it to enforce the switches above.
+    #[serde(default)]
+    pub raw: bool,
     /// RFC 5424 syslog receiver for audit events (host:port, UDP).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub syslog: Option<String>,
@@ -79,6 +90,10 @@ fn default_heartbeat() -> u64 {
     15
 }
 
+fn on() -> bool {
+    true
+}
+
 pub struct InitOptions {
     pub id: String,
     pub relay: String,
@@ -114,6 +129,9 @@ impl HostConfig {
             e2e_key_file: PathBuf::from(format!("{stem}.e2e.key")),
             heartbeat_secs: default_heartbeat(),
             share: false,
+            clipboard: true,
+            audio: true,
+            raw: false,
             syslog: None,
             mac_allow: Vec::new(),
             otp: OtpSetting::Off,

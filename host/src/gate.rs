@@ -24,17 +24,30 @@ use crate::config::{HostConfig, OtpSetting};
 use crate::lockout::{self, Caller, Charge, Clock, Locked, Lockout, Scope, Standing};
 use crate::mail;
 use crate::otp::{self, MailCheck, MailedCode, TotpCheck};
+use crate::resume::{self, Tickets};
 use crate::secrets::Secrets;
 
 /// How long a person may take for each answer (typing a code or password).
-const ANSWER_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+pub(crate) const ANSWER_TIMEOUT: Duration = Duration::from_secs(proto::auth::ANSWER_TIMEOUT_SECS);
 /// How long the client's program may take for a step no person is part of.
 const MACHINE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What the client may do once admitted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What the client may do once admitted; hand it back to
+/// [`Gate::session_ended`] when the session is over.
 pub struct Admitted {
     pub share_allowed: bool,
+    /// The resume ticket given with the welcome; its grace period starts
+    /// when the session ends.
+    ticket: resume::Issued,
+    session: Session,
+    at: std::time::SystemTime,
+}
+
+impl Admitted {
+    /// The settings the session was admitted under (its policy).
+    pub fn config(&self) -> &HostConfig {
+        &self.session.config
+    }
 }
 
 /// Shared by all sessions of a running host.
@@ -48,6 +61,7 @@ pub struct Gate {
     /// Serialises read-modify-write of the secrets file (TOTP replay state,
     /// used emergency codes).
     secrets_lock: tokio::sync::Mutex<()>,
+    tickets: Tickets,
 }
 
 /// One session's view: the settings as they are now (the owner's changes
@@ -154,7 +168,22 @@ impl Gate {
             lockout: Mutex::new(lockout),
             keeper: keeper(lockout_path),
             secrets_lock: tokio::sync::Mutex::new(()),
+            tickets: Tickets::default(),
         }
+    }
+
+    /// The admitted session ended: audited, and its resume ticket now runs
+    /// out after [`resume::AFTER_END`].
+    pub fn session_ended(&self, admitted: Admitted) {
+        let now = self.clock.now();
+        self.tickets.session_ended(&admitted.ticket.digest, now);
+        let minutes = now
+            .duration_since(admitted.at)
+            .unwrap_or_default()
+            .as_secs()
+            / 60;
+        let detail = format!("ended after {minutes} minute(s)");
+        admitted.session.record(Step::Session, Outcome::Ok, &detail);
     }
 
     /// Whether the host admitted a session from `addr` lately.
@@ -211,7 +240,8 @@ impl Gate {
             Err(e) => return refuse_unavailable(conn, e).await,
         };
         let s = &session;
-        let ClientMsg::Hello { macs } = recv(conn, MACHINE_TIMEOUT, "its hello").await? else {
+        let ClientMsg::Hello { macs, resume } = recv(conn, MACHINE_TIMEOUT, "its hello").await?
+        else {
             return refuse(conn, Refusal::Protocol, "expected hello".into()).await;
         };
 
@@ -265,9 +295,11 @@ impl Gate {
             return refuse(conn, Refusal::NoPassword, message).await;
         };
 
-        if self.one_time_password(conn, s, &secrets, standing).await? {
-            // A session that proved the code no longer competes with
-            // strangers for attempts at the password.
+        let resumed = resume.is_some_and(|ticket| self.redeem(s, &ticket, device));
+        if resumed || self.one_time_password(conn, s, &secrets, standing).await? {
+            // A session that proved the code (now or, with a ticket, in the
+            // session it resumes) no longer competes with strangers for
+            // attempts at the password.
             standing = Standing::Verified;
         }
         self.host_password(conn, s, setup, password_file, context, standing)
@@ -275,17 +307,51 @@ impl Gate {
 
         self.update_lockout(|lockout| lockout.admitted(&s.caller, self.clock.now()));
         s.record(Step::Session, Outcome::Ok, "admitted");
-        let admitted = Admitted {
+        let ticket = self.tickets.issue(device, self.clock.now());
+        let welcome = HostMsg::Welcome {
             share_allowed: s.config.share,
+            clipboard_allowed: s.config.clipboard,
+            audio_allowed: s.config.audio,
+            raw_allowed: s.config.raw,
+            resume: Some(proto::auth::ResumeTicket {
+                ticket: ticket.secret.clone(),
+                after_end_secs: resume::AFTER_END.as_secs(),
+            }),
         };
-        send(
-            conn,
-            &HostMsg::Welcome {
-                share_allowed: admitted.share_allowed,
-            },
-        )
-        .await?;
-        Ok(admitted)
+        send(conn, &welcome).await?;
+        Ok(Admitted {
+            share_allowed: session.config.share,
+            ticket,
+            at: self.clock.now(),
+            session,
+        })
+    }
+
+    /// Whether `ticket` lets this device skip the one-time password; audited
+    /// either way (a refused ticket only means the full logon is asked).
+    fn redeem(&self, s: &Session, ticket: &[u8], device: &[u8]) -> bool {
+        if matches!(s.config.otp, OtpSetting::Off) {
+            // Nothing to skip; the ticket still shows a recent full logon.
+            return self
+                .tickets
+                .redeem(ticket, device, self.clock.now())
+                .is_ok();
+        }
+        match self.tickets.redeem(ticket, device, self.clock.now()) {
+            Ok(()) => {
+                s.record(
+                    Step::Otp,
+                    Outcome::Ok,
+                    "skipped: resume ticket of a session admitted before",
+                );
+                true
+            }
+            Err(why) => {
+                let detail = format!("resume ticket not accepted ({})", why.as_str());
+                s.record(Step::Otp, Outcome::Refused, &detail);
+                false
+            }
+        }
     }
 
     /// Takes an attempt before asking for a secret; a locked source or

@@ -12,6 +12,7 @@ pub mod lockout;
 pub mod mail;
 pub mod otp;
 pub mod rdp;
+pub mod resume;
 pub mod secrets;
 mod service;
 

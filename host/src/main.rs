@@ -68,13 +68,24 @@ enum Command {
     /// The MAC allowlist: which client devices may connect.
     #[command(subcommand)]
     Mac(MacCommand),
-    /// Policies: drive sharing, and where audit events also go.
+    /// Policies: what sessions may carry, and where audit events also go.
+    /// The host enforces them whatever the client does.
     Policy {
         #[arg(long)]
         config: PathBuf,
-        /// Whether clients may share a local drive with this PC.
-        #[arg(long, value_parser = ["on", "off"], required_unless_present = "syslog")]
+        /// Whether clients may share a local drive (and printers) with this PC.
+        #[arg(long, value_parser = ["on", "off"])]
         share: Option<String>,
+        /// Whether the clipboard may cross between the two computers.
+        #[arg(long, value_parser = ["on", "off"])]
+        clipboard: Option<String>,
+        /// Whether this PC's sound plays at the client.
+        #[arg(long, value_parser = ["on", "off"])]
+        audio: Option<String>,
+        /// Whether any RDP client may connect through `thin-client --listen`
+        /// (raw mode: the host cannot enforce the switches above inside it).
+        #[arg(long, value_parser = ["on", "off"])]
+        raw: Option<String>,
         /// Also send audit events to this RFC 5424 syslog receiver (host:port, UDP), or "off".
         #[arg(long)]
         syslog: Option<String>,
@@ -263,15 +274,23 @@ fn admin(command: Command) -> anyhow::Result<()> {
         Command::Policy {
             config,
             share,
+            clipboard,
+            audio,
+            raw,
             syslog,
         } => {
             if let Some(syslog) = syslog {
                 let target = (syslog != "off").then_some(syslog);
                 admin::set_syslog(&config, target.as_deref())?;
             }
-            if let Some(share) = share {
-                admin::set_share(&config, share == "on")?;
-            }
+            let on = |switch: Option<String>| switch.map(|s| s == "on");
+            let change = admin::PolicyChange {
+                share: on(share),
+                clipboard: on(clipboard),
+                audio: on(audio),
+                raw: on(raw),
+            };
+            admin::set_policy(&config, change)?;
             println!("{}", admin::status(&config)?);
         }
         Command::Init { .. } | Command::Fingerprint { .. } | Command::Run { .. } => {

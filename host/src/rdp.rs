@@ -65,8 +65,13 @@ where
     pump(&mut client, &mut server).await
 }
 
-/// RDCleanPath: X.224 + TLS on the client's behalf, then plaintext RDP.
-pub async fn serve_clean_path<S>(mut conn: FramedIo<S>, target: &str) -> Result<(), String>
+/// RDCleanPath: X.224 + TLS on the client's behalf, then plaintext RDP,
+/// without the static channels named in `forbidden` (see [`proto::channels`]).
+pub async fn serve_clean_path<S>(
+    mut conn: FramedIo<S>,
+    target: &str,
+    forbidden: &[&str],
+) -> Result<(), String>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -100,7 +105,68 @@ where
     let (stream, rest) = conn.into_parts();
     let mut client = Prefixed::new(rest, stream);
     let mut server = tls;
+    if !forbidden.is_empty() {
+        match enforce_channels(&mut client, &mut server, forbidden).await {
+            Ok(true) => {}
+            Ok(false) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
     pump(&mut client, &mut server).await
+}
+
+/// Carries both directions until the client's MCS Connect Initial has gone
+/// to the server without the `forbidden` channels (CredSSP, a dialogue,
+/// passes unchanged meanwhile). False if a side closed first.
+async fn enforce_channels<A, B>(
+    client: &mut A,
+    server: &mut B,
+    forbidden: &[&str],
+) -> Result<bool, String>
+where
+    A: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    use proto::channels::{next_message, strip, Next};
+    let mut pending = Vec::new();
+    let mut from_client = vec![0u8; 16 * 1024];
+    let mut from_server = vec![0u8; 16 * 1024];
+    let io = |e: std::io::Error| e.to_string();
+    loop {
+        loop {
+            let message = next_message(&pending).map_err(|e| e.to_string())?;
+            match message {
+                Next::CredSsp(len) if pending.len() >= len => {
+                    server.write_all(&pending[..len]).await.map_err(io)?;
+                    pending.drain(..len);
+                }
+                Next::ConnectInitial(len) if pending.len() >= len => {
+                    let (packet, removed) =
+                        strip(&pending[..len], forbidden).map_err(|e| e.to_string())?;
+                    if !removed.is_empty() {
+                        tracing::warn!(
+                            channels = removed.join(","),
+                            "the client asked for channels this PC's policy forbids; taken out"
+                        );
+                    }
+                    server.write_all(&packet).await.map_err(io)?;
+                    server.write_all(&pending[len..]).await.map_err(io)?;
+                    return Ok(true);
+                }
+                _ => break,
+            }
+        }
+        tokio::select! {
+            read = client.read(&mut from_client) => match read.map_err(io)? {
+                0 => return Ok(false),
+                n => pending.extend_from_slice(&from_client[..n]),
+            },
+            read = server.read(&mut from_server) => match read.map_err(io)? {
+                0 => return Ok(false),
+                n => client.write_all(&from_server[..n]).await.map_err(io)?,
+            },
+        }
+    }
 }
 
 pub type ServerTls = tokio_rustls::client::TlsStream<TcpStream>;

@@ -29,15 +29,16 @@ const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// The relay must confirm a session's data connection within this.
 const PAIRING_TIMEOUT: Duration = Duration::from_secs(10);
-/// A client must start the end-to-end handshake within this once paired,
-/// and complete it within [`HANDSHAKE_TIMEOUT`].
+/// A client must start the end-to-end handshake within this once paired;
+/// it finishes it once its user accepted this PC's key, which may take a
+/// person's time ([`crate::gate::ANSWER_TIMEOUT`]).
 const FIRST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(5);
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 /// Sessions served at once before their client is admitted, all together
 /// and from one source (an IPv4 address, an IPv6 /64). Each holds a data
 /// connection and a task; beyond these the host declines at once. Steps
-/// that wait for a person are paid for by lockout attempts, the others end
-/// within seconds, so an attacker cannot keep them full for long; and the
+/// that wait for a person are paid for by lockout attempts — except the
+/// check of a new host key, which holds a place for at most 5 minutes —
+/// and the others end within seconds; and the
 /// last [`KEPT_FOR_KNOWN`] are only for addresses the host admitted before,
 /// so that a flood from elsewhere does not keep the owner at home out.
 pub const MAX_UNADMITTED: usize = 64;
@@ -370,26 +371,62 @@ async fn serve_session(
 
     // Everything after pairing belongs to client and host: first the
     // end-to-end channel, then (inside it) the session.
-    let mut conn = tokio::time::timeout(HANDSHAKE_TIMEOUT, secure(conn, &ctx.e2e_key))
-        .await
-        .map_err(|_| "the client did not finish the end-to-end handshake in time".to_owned())??;
+    let mut conn = secure(conn, &ctx.e2e_key).await?;
     let context = conn.get_ref().handshake_hash().to_vec();
     let device = conn.get_ref().peer_key().to_vec();
     let admitted = ctx.gate.admit(&mut conn, source, &device, &context).await?;
     drop(slot);
     let client_addr = source;
     info!(%client_addr, share = admitted.share_allowed, "client admitted");
+    let result = serve_admitted(admitted.config(), conn, client_addr).await;
+    ctx.gate.session_ended(admitted);
+    info!(%client_addr, "session closed");
+    result
+}
+
+/// Serves an admitted session under the policy in `config`: the client
+/// says how, then its RDP flows.
+async fn serve_admitted<S>(
+    config: &HostConfig,
+    mut conn: FramedIo<SecureStream<S>>,
+    client_addr: IpAddr,
+) -> Result<(), String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
+{
     let frame = conn.read_frame().await.map_err(|e| e.to_string())?;
     let request: SessionRequest = relay::decode(&frame).map_err(|e| e.to_string())?;
     let SessionRequest::Open { mode } = request;
-    let target = &ctx.config.target;
+    let target = &config.target;
     info!(%client_addr, ?mode, %target, "serving session");
-    let result = match mode {
+    match mode {
+        SessionMode::Raw if !config.raw => {
+            let reason = "this PC does not allow raw mode (any RDP client through a local \
+                          port), because its policy cannot be enforced inside it; connect with \
+                          the thin app, or ask its owner to allow it (thin-host policy --raw on)"
+                .to_owned();
+            reply(
+                &mut conn,
+                &SessionReply::Refused {
+                    reason: reason.clone(),
+                },
+            )
+            .await?;
+            Err(reason)
+        }
         SessionMode::Raw => rdp::serve_raw(conn, target).await,
-        SessionMode::Rdp => rdp::serve_clean_path(conn, target).await,
-    };
-    info!(%client_addr, "session closed");
-    result
+        SessionMode::Rdp => {
+            let forbidden: Vec<&str> = [
+                (!config.share).then_some(proto::channels::DRIVES),
+                (!config.clipboard).then_some(proto::channels::CLIPBOARD),
+                (!config.audio).then_some(proto::channels::SOUND),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            rdp::serve_clean_path(conn, target, &forbidden).await
+        }
+    }
 }
 
 /// Runs the responder side of the Noise handshake over the paired pipe.
@@ -409,7 +446,17 @@ where
     conn.write_all(&proto::encode_frame(&answer))
         .await
         .map_err(|e| e.to_string())?;
-    let last = conn.read_frame().await.map_err(read)?;
+    // The client shows a new host key's fingerprint to its user before it
+    // answers: a person's time, not a machine's.
+    let last = tokio::time::timeout(crate::gate::ANSWER_TIMEOUT, conn.read_frame())
+        .await
+        .map_err(|_| {
+            format!(
+                "the client did not confirm this PC's key within {} minutes",
+                crate::gate::ANSWER_TIMEOUT.as_secs() / 60
+            )
+        })?
+        .map_err(read)?;
     let channel = responder.finish(&last).map_err(|e| e.to_string())?;
     let (stream, rest) = conn.into_parts();
     Ok(FramedIo::new(SecureStream::new(stream, rest, channel)))

@@ -3,7 +3,7 @@
 //! share (the OPAQUE cipher suite, the host-password rule).
 //!
 //! ```text
-//! client → host   Hello {macs}
+//! client → host   Hello {macs, resume}
 //! host   → client Refused {..}                       (access list, MAC, lockout, no password)
 //!               | OtpRequired {kind}                  (OTP on)
 //! client → host   Otp {code, emergency}               ← repeated while OtpWrong {tries_left}
@@ -11,8 +11,11 @@
 //! client → host   PasswordStart {OPAQUE KE1}
 //! host   → client PasswordChallenge {OPAQUE KE2}
 //! client → host   PasswordFinish {OPAQUE KE3}         or PasswordStart again after a typo
-//! host   → client Welcome {share_allowed}            or Refused
+//! host   → client Welcome {.._allowed, resume}        or Refused
 //! ```
+//! A `resume` ticket from an earlier `Welcome` of this host, presented by the
+//! same device, stands in for the one-time password once (see
+//! [`ResumeTicket`]); the host password is proven again.
 //! The OPAQUE exchange carries the channel's handshake hash as its context,
 //! so it cannot be relayed into another channel.
 
@@ -36,6 +39,9 @@ pub enum ClientMsg {
     /// First message: the client's MAC addresses (for the host's allowlist).
     Hello {
         macs: Vec<String>,
+        /// A ticket from this host's last `Welcome` to this device.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume: Option<Vec<u8>>,
     },
     /// A one-time password, or one of the emergency codes.
     Otp {
@@ -74,10 +80,47 @@ pub enum HostMsg {
     PasswordChallenge {
         response: Vec<u8>,
     },
+    /// Admitted. What the owner's policy lets the session carry (the host
+    /// enforces it; the client shows it and does not offer the rest).
     Welcome {
         share_allowed: bool,
+        #[serde(default)]
+        clipboard_allowed: bool,
+        #[serde(default)]
+        audio_allowed: bool,
+        /// Raw mode (any RDP client through a local port).
+        #[serde(default)]
+        raw_allowed: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume: Option<ResumeTicket>,
     },
 }
+
+/// Lets the device that was admitted come back once without the one-time
+/// password — after its connection broke, or for another connection of an
+/// RDP client in raw mode — while the session it came with runs and for
+/// `after_end_secs` after it ended. Sent only inside the end-to-end channel;
+/// the host accepts it only from the device key it was given to.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResumeTicket {
+    pub ticket: Vec<u8>,
+    pub after_end_secs: u64,
+}
+
+impl std::fmt::Debug for ResumeTicket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResumeTicket")
+            .field("after_end_secs", &self.after_end_secs)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Length of a resume ticket; the host ignores any other.
+pub const RESUME_TICKET_LEN: usize = 32;
+
+/// How long a person may take over one question (the host key, a code, a
+/// password): both ends wait this long and no longer.
+pub const ANSWER_TIMEOUT_SECS: u64 = 5 * 60;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

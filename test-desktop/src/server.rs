@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
@@ -123,6 +123,10 @@ pub struct TestDesktop {
     size: DesktopSize,
     echo: broadcast::Sender<InputEcho>,
     motion: bool,
+    /// The user's desktop while no client is connected: like a Windows
+    /// session, it outlives a dropped connection, and the next logon of
+    /// the user gets it back with whatever input drew on it.
+    kept: Mutex<Option<Canvas>>,
 }
 
 impl TestDesktop {
@@ -160,6 +164,7 @@ impl TestDesktop {
             size: DesktopSize { width, height },
             echo: broadcast::channel(256).0,
             motion: false,
+            kept: Mutex::new(None),
         })
     }
 
@@ -189,7 +194,9 @@ impl TestDesktop {
         }
     }
 
-    /// Serves connections until dropped; each gets a fresh picture.
+    /// Serves connections until dropped. The user's desktop, with the marks
+    /// input drew, is kept when a connection ends and shown to the next one
+    /// (motion mode always starts afresh).
     pub async fn run(self) -> anyhow::Result<()> {
         let this = Arc::new(self);
         loop {
@@ -301,10 +308,16 @@ impl TestDesktop {
         let (framed, result) = ironrdp_acceptor::accept_finalize(framed, &mut acceptor)
             .await
             .context("connection finalization")?;
-        info!(user = %self.user, "RDP client logged on");
+        let kept = match self.motion {
+            true => None,
+            false => self.kept.lock().expect("not poisoned").take(),
+        };
+        let resumed = kept.is_some();
+        info!(user = %self.user, resumed, "RDP client logged on");
+        let canvas = kept.unwrap_or_else(|| Canvas::new(self.size.width, self.size.height));
         let mut session = Session {
             framed,
-            canvas: Canvas::new(self.size.width, self.size.height),
+            canvas,
             io_channel: result.io_channel_id,
             user_channel: result.user_channel_id,
             channels: result.static_channels,
@@ -315,10 +328,11 @@ impl TestDesktop {
             session.handle_fast_path_input(&event).await?;
         }
         if self.motion {
-            session.run_in_motion().await
-        } else {
-            session.run().await
+            return session.run_in_motion().await;
         }
+        let result = session.run().await;
+        *self.kept.lock().expect("not poisoned") = Some(session.canvas);
+        result
     }
 }
 

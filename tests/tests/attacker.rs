@@ -252,9 +252,15 @@ async fn attack(
         }
     };
     let (mut conn, context) = hostile::secure_as(pipe, device).await.unwrap();
-    hostile::send(&mut conn, &ClientMsg::Hello { macs: vec![] })
-        .await
-        .unwrap();
+    hostile::send(
+        &mut conn,
+        &ClientMsg::Hello {
+            macs: vec![],
+            resume: None,
+        },
+    )
+    .await
+    .unwrap();
     let mut msg = hostile::recv(&mut conn).await;
     if let Some(HostMsg::OtpRequired { .. }) = msg {
         let code = otp.expect("a code to give").to_owned();
@@ -337,9 +343,15 @@ async fn attack(
             );
         }
         Path::OutOfOrder => {
-            hostile::send(&mut conn, &ClientMsg::Hello { macs: vec![] })
-                .await
-                .unwrap();
+            hostile::send(
+                &mut conn,
+                &ClientMsg::Hello {
+                    macs: vec![],
+                    resume: None,
+                },
+            )
+            .await
+            .unwrap();
             let answer = hostile::recv(&mut conn).await;
             assert!(
                 matches!(
@@ -587,4 +599,132 @@ fn strangers_failing_codes_do_not_lock_out_the_owners_device_wherever_it_is() {
         PASSWORD,
     ));
     assert!(owner.admitted, "{owner:?}");
+}
+
+/// What the host asked a device that came back with `ticket`: whether it
+/// asked for a code (answered with `otp` if given), and the ticket of its
+/// welcome if the device got that far. The connection closes at the end.
+async fn come_back(
+    target: &Target,
+    device: &StaticKey,
+    ticket: Option<Vec<u8>>,
+    otp: Option<&str>,
+) -> (bool, Option<Vec<u8>>) {
+    let pipe = hostile::pair_from(target, loopback(1)).await.unwrap();
+    let (mut conn, context) = hostile::secure_as(pipe, device).await.unwrap();
+    let hello = ClientMsg::Hello {
+        macs: vec![],
+        resume: ticket,
+    };
+    hostile::send(&mut conn, &hello).await.unwrap();
+    let mut msg = hostile::recv(&mut conn).await;
+    let otp_asked = matches!(msg, Some(HostMsg::OtpRequired { .. }));
+    if otp_asked {
+        let Some(code) = otp else {
+            return (true, None);
+        };
+        let answer = ClientMsg::Otp {
+            code: code.into(),
+            emergency: false,
+        };
+        hostile::send(&mut conn, &answer).await.unwrap();
+        msg = hostile::recv(&mut conn).await;
+    }
+    assert_eq!(msg, Some(HostMsg::PasswordRequired));
+    let mut last = None;
+    let proof = hostile::guess(&mut conn, &context, PASSWORD, &mut last).await;
+    let Ok(Some((true, finalization))) = proof else {
+        panic!("the password step failed: {last:?}");
+    };
+    let finish = ClientMsg::PasswordFinish { finalization };
+    hostile::send(&mut conn, &finish).await.unwrap();
+    match hostile::recv(&mut conn).await {
+        Some(HostMsg::Welcome {
+            resume: Some(resume),
+            ..
+        }) => {
+            assert_eq!(resume.after_end_secs, 300);
+            (otp_asked, Some(resume.ticket))
+        }
+        other => panic!("not welcomed with a ticket: {other:?}"),
+    }
+}
+
+#[test]
+fn a_resume_ticket_skips_the_code_once_for_its_device_until_it_expires() {
+    let world = World::start("resumed-pc", true);
+    let laptop = StaticKey::generate().unwrap();
+    let thief = StaticKey::generate().unwrap();
+    let back = |device: &StaticKey, ticket: &[u8], otp: Option<&str>| {
+        world
+            .rt
+            .block_on(come_back(&world.target, device, Some(ticket.to_vec()), otp))
+    };
+    let sessions_ended = |n: usize| {
+        let log = audit_when(&world, |log| {
+            log.iter()
+                .filter(|e| e["detail"].as_str().unwrap().starts_with("ended after"))
+                .count()
+                >= n
+        });
+        assert!(log.len() > n, "{log:#?}");
+    };
+
+    // A full logon, then the connection drops.
+    let (asked, first) = world.rt.block_on(come_back(
+        &world.target,
+        &laptop,
+        None,
+        Some(&world.totp(0)),
+    ));
+    assert!(asked);
+    let first = first.unwrap();
+    sessions_ended(1);
+
+    // Back with the ticket: no code asked, the password still proven.
+    let (asked, second) = back(&laptop, &first, None);
+    assert!(!asked, "the ticket did not stand in for the code");
+    let second = second.unwrap();
+    sessions_ended(2);
+    // The same ticket again is a replay: the full logon is asked.
+    assert_eq!(back(&laptop, &first, None), (true, None));
+
+    // Another device holding a stolen ticket is asked for the code, and
+    // the ticket is spent (its rightful holder gives the code next time).
+    assert_eq!(back(&thief, &second, None), (true, None));
+    assert_eq!(back(&laptop, &second, None), (true, None));
+
+    // A made-up ticket gets nothing either.
+    assert_eq!(back(&laptop, &[7; 32], None), (true, None));
+
+    // After the grace period since the session ended, a ticket has expired.
+    world
+        .clock
+        .advance(Duration::from_secs(host::otp::STEP_SECS));
+    let (_, third) = world.rt.block_on(come_back(
+        &world.target,
+        &laptop,
+        None,
+        Some(&world.totp(0)),
+    ));
+    sessions_ended(3);
+    world.clock.advance(host::resume::AFTER_END);
+    assert_eq!(back(&laptop, &third.unwrap(), None), (true, None));
+
+    let log = world.audit();
+    let detail = |d: &str| log.iter().filter(|e| e["detail"] == d).count();
+    assert_eq!(
+        detail("skipped: resume ticket of a session admitted before"),
+        1
+    );
+    assert_eq!(
+        detail("resume ticket not accepted (unknown or already used)"),
+        3,
+        "{log:#?}"
+    );
+    assert_eq!(
+        detail("resume ticket not accepted (presented by another device)"),
+        1
+    );
+    assert_eq!(detail("resume ticket not accepted (expired)"), 1);
 }

@@ -1,9 +1,12 @@
 //! The UI-facing connection driver against the in-process demo (relay, host
 //! with TOTP and host password, test desktop): prompts answered over the
-//! channel, the picture in the shared framebuffer, input echoed back.
+//! channel, the picture in the shared framebuffer, input echoed back; and
+//! against separate processes whose relay restarts mid-session.
+
+mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use client_core::demo::Demo;
 use client_core::driver::{self, Command, UiEvent};
@@ -24,6 +27,7 @@ fn the_driver_runs_a_whole_session_for_a_ui() {
             relay: demo.relay.clone(),
             id: demo.id.clone(),
             pins: Arc::new(MemoryPins::default()),
+            resumption: Default::default(),
         };
         // The Windows password is not given beforehand: the driver asks.
         let creds = client_core::RdpCredentials {
@@ -60,6 +64,7 @@ fn the_driver_runs_a_whole_session_for_a_ui() {
                         handle.commands.send(Command::Answer(answer)).unwrap();
                     }
                     UiEvent::Admitted(_) | UiEvent::Connected { .. } => {}
+                    UiEvent::Reconnecting { reason, .. } => panic!("reconnecting: {reason}"),
                     UiEvent::Frame => {
                         let fb = handle.frame.lock().unwrap();
                         let strip_y = 768 - usize::from(KEY_STRIP_HEIGHT) / 2;
@@ -119,4 +124,133 @@ fn the_driver_runs_a_whole_session_for_a_ui() {
             assert!(steps.contains(&step), "{step:?} missing from {steps:?}");
         }
     });
+}
+
+/// A Wi-Fi blip, a relay restart: the path breaks mid-session. The driver
+/// says so, opens the connection again by itself with the host's resume
+/// ticket in place of the one-time password, and the same remote session
+/// (with what the user drew on it) comes back.
+#[test]
+fn the_driver_reconnects_into_the_same_session_after_the_relay_restarts() {
+    use common::*;
+    if !real_peer_programs(&["oathtool"], "oathtool") {
+        return;
+    }
+    const USER: &str = "alice";
+    const PASSWORD: &str = "Secr3t!pw";
+    let mut relay = RelayProc::start(&[]);
+    let (_desktop, desktop_addr) = test_desktop(USER, PASSWORD);
+    let work = tempfile::tempdir().unwrap();
+    let host = HostProc::start(work.path(), &relay, "roaming-pc", &desktop_addr);
+    let (_, _, secret) = enrol_totp(&host.config);
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (mut handle, drive) = driver::channel(Arc::new(|| {}));
+        let opener = NativeOpener {
+            relay: client_core::native::RelayTarget {
+                addr: relay.addr.clone(),
+                ca: relay.ca(),
+                proxy: None,
+            },
+            id: "roaming-pc".into(),
+            pins: Arc::new(MemoryPins::default()),
+            resumption: Default::default(),
+        };
+        let creds = client_core::RdpCredentials {
+            user: USER.into(),
+            password: PASSWORD.into(),
+            domain: None,
+        };
+        tokio::spawn(driver::run(opener, creds, (1024, 768), None, drive));
+
+        let pixel = |fb: &driver::Framebuffer, x: usize, y: usize| {
+            let i = (y * usize::from(fb.width) + x) * 4;
+            [fb.rgba[i], fb.rgba[i + 1], fb.rgba[i + 2]]
+        };
+        let mut otp_prompts = 0;
+        let mut reconnects = Vec::new();
+        let mut connected = 0;
+        let mut clicked = false;
+        let mut broke_at = None;
+        let mut back_after = None;
+        let outcome = tokio::time::timeout(Duration::from_secs(90), async {
+            while let Some(event) = handle.events.recv().await {
+                match event {
+                    UiEvent::Ask(prompt) => {
+                        let answer = match &prompt {
+                            Prompt::NewHostKey { .. } => Answer::Accept,
+                            Prompt::Otp { .. } => {
+                                otp_prompts += 1;
+                                Answer::Otp(Zeroizing::new(common::oathtool(&secret)))
+                            }
+                            Prompt::HostPassword { .. } => {
+                                Answer::Secret(Zeroizing::new(common::HOST_PASSWORD.into()))
+                            }
+                            Prompt::RemoteLogon { .. } => Answer::Cancel,
+                        };
+                        handle.commands.send(Command::Answer(answer)).unwrap();
+                    }
+                    UiEvent::Reconnecting {
+                        attempt, reason, ..
+                    } => reconnects.push((attempt, reason)),
+                    UiEvent::Connected { width, height } => {
+                        assert_eq!((width, height), (1024, 768));
+                        connected += 1;
+                    }
+                    UiEvent::Frame => {
+                        let fb = handle.frame.lock().unwrap();
+                        let complete = pixel(&fb, 1000, 700) == picture_pixel(1000, 700)
+                            && pixel(&fb, 3, 3) == picture_pixel(3, 3);
+                        let marked = pixel(&fb, 200, 150) == CLICK_MARK;
+                        drop(fb);
+                        if connected == 1 && complete && !clicked {
+                            clicked = true;
+                            for command in [
+                                Command::MouseMove { x: 200, y: 150 },
+                                Command::MouseButton {
+                                    button: MouseButton::Left,
+                                    down: true,
+                                },
+                                Command::MouseButton {
+                                    button: MouseButton::Left,
+                                    down: false,
+                                },
+                            ] {
+                                handle.commands.send(command).unwrap();
+                            }
+                        } else if connected == 1 && marked && broke_at.is_none() {
+                            // The relay goes away under the running session.
+                            broke_at = Some(Instant::now());
+                            relay.restart();
+                        } else if connected == 2 && marked && complete {
+                            // Back in the same session: the mark is still there.
+                            back_after = broke_at.map(|at| at.elapsed());
+                            handle.commands.send(Command::Disconnect).unwrap();
+                        }
+                    }
+                    UiEvent::Ended(result) => return result,
+                    UiEvent::Progress(_) | UiEvent::Admitted(_) => {}
+                }
+            }
+            panic!("the driver stopped without an end event")
+        })
+        .await
+        .expect("the session came back in time");
+        assert!(outcome.is_ok(), "{outcome:?}");
+        assert_eq!(connected, 2, "{reconnects:?}");
+        assert!(!reconnects.is_empty());
+        assert_eq!(reconnects[0].0, 1);
+        assert!(
+            reconnects[0].1.contains("connection"),
+            "{:?}",
+            reconnects[0]
+        );
+        assert_eq!(otp_prompts, 1, "the reconnect asked for the code again");
+        let back_after = back_after.expect("the same session came back");
+        assert!(back_after < Duration::from_secs(30), "{back_after:?}");
+        eprintln!("back in the session {back_after:?} after the relay restarted");
+    });
+    let audit = std::fs::read_to_string(host.config.with_extension("audit.log")).unwrap();
+    assert!(audit.contains("skipped: resume ticket"), "{audit}");
 }

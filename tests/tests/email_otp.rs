@@ -253,7 +253,7 @@ fn mailed_codes_arrive_expire_and_run_out() {
         let result = rt.block_on(async {
             tokio::time::timeout(
                 Duration::from_secs(60),
-                native::open_channel(&target, "mail-pc", &pins, &mut person),
+                native::open_channel(&target, "mail-pc", &pins, &mut person, &Default::default()),
             )
             .await
             .expect("bounded")
@@ -299,7 +299,7 @@ fn mailed_codes_arrive_expire_and_run_out() {
             asked: Arc::default(),
             mail_body: Arc::default(),
         };
-        let (session, _) =
+        let (mut session, _) =
             native::connect_and_wait_frame(&target, "mail-pc", &rdp, &pins, &mut person)
                 .await
                 .expect("a full session after the mailed code");

@@ -42,9 +42,15 @@ async fn flood_one(target: Target, source: IpAddr) -> Ending {
     let Ok((mut conn, _)) = hostile::secure(pipe).await else {
         return Ending::Other("no end-to-end channel".into());
     };
-    if hostile::send(&mut conn, &ClientMsg::Hello { macs: vec![] })
-        .await
-        .is_err()
+    if hostile::send(
+        &mut conn,
+        &ClientMsg::Hello {
+            macs: vec![],
+            resume: None,
+        },
+    )
+    .await
+    .is_err()
     {
         return Ending::Other("hello not sent".into());
     }
@@ -272,9 +278,15 @@ fn the_host_holds_a_bounded_number_of_sessions_waiting_for_admission() {
             let (mut conn, _) = hostile::secure(pipe)
                 .await
                 .map_err(|e| Stopped::Silent(e.to_string()))?;
-            hostile::send(&mut conn, &ClientMsg::Hello { macs: vec![] })
-                .await
-                .map_err(|e| Stopped::Silent(e.to_string()))?;
+            hostile::send(
+                &mut conn,
+                &ClientMsg::Hello {
+                    macs: vec![],
+                    resume: None,
+                },
+            )
+            .await
+            .map_err(|e| Stopped::Silent(e.to_string()))?;
             Ok::<_, Stopped>(hostile::recv(&mut conn).await)
         });
         match outcome {
@@ -363,9 +375,15 @@ fn a_host_out_of_file_descriptors_says_it_is_busy_and_recovers() {
             let (mut conn, _) = hostile::secure(pipe)
                 .await
                 .map_err(|e| Stopped::Silent(e.to_string()))?;
-            hostile::send(&mut conn, &ClientMsg::Hello { macs: vec![] })
-                .await
-                .map_err(|e| Stopped::Silent(e.to_string()))?;
+            hostile::send(
+                &mut conn,
+                &ClientMsg::Hello {
+                    macs: vec![],
+                    resume: None,
+                },
+            )
+            .await
+            .map_err(|e| Stopped::Silent(e.to_string()))?;
             Ok::<_, Stopped>(hostile::recv(&mut conn).await)
         });
         match answer {

@@ -146,36 +146,50 @@ fn freerdp_shadow_server_through_relay_and_host() {
     assert!(out.contains("remote logon refused"), "{out}");
 }
 
+/// RDP clients open several connections (an NLA check, the session, a
+/// reconnect): each must get through with the one logon the user gave —
+/// the first with the one-time password, the next ones with the host's
+/// resume ticket — and a wrong Windows password must fail at the RDP server,
+/// not at our gate.
 #[test]
-fn xfreerdp_through_raw_mode() {
-    if !real_peers_available() {
+fn xfreerdp_through_raw_mode_again_and_again() {
+    if !real_peers_available() || !real_peer_programs(&["oathtool"], "oathtool") {
         return;
     }
     let work = tempfile::tempdir().unwrap();
     let xvfb = Xvfb::start();
     let (_shadow, shadow_addr) = shadow_server(&xvfb, work.path());
     let relay = RelayProc::start(&[]);
-    let _host = HostProc::start(work.path(), &relay, "raw-pc", &shadow_addr);
+    let host = HostProc::start(work.path(), &relay, "raw-pc", &shadow_addr);
+    let (_, _, secret) = enrol_totp(&host.config);
+    let otp = oathtool(&secret);
 
     let ca = relay.ca();
-    let mut client = Proc::start(
+    let mut client = Proc::start_cmd(
         "thin-client",
-        &[
-            "connect",
-            "--relay",
-            &relay.addr,
-            "--relay-ca",
-            ca.to_str().unwrap(),
-            "--id",
-            "raw-pc",
-            "--host-password-file",
-            host_password_file(),
-            "--listen",
-            "127.0.0.1:0",
-        ],
+        Command::new(bin("thin-client"))
+            .args(["connect", "--relay", &relay.addr, "--relay-ca"])
+            .arg(&ca)
+            .args([
+                "--id",
+                "raw-pc",
+                "--host-password-file",
+                host_password_file(),
+            ])
+            .args(["--otp", &otp, "--listen", "127.0.0.1:0"])
+            // Each connection through the pipe is logged at info.
+            .env("RUST_LOG", "info"),
     );
     let line = client.wait_for("listening on ", Duration::from_secs(20));
     let local = addr_after(&line, "listening on ");
+    let raw = |switch: &str| {
+        let config = host.config.to_str().unwrap();
+        let (code, out) = run(
+            "thin-host",
+            &["policy", "--config", config, "--raw", switch],
+        );
+        assert_eq!(code, 0, "{out}");
+    };
 
     // xfreerdp keeps its known-hosts file under $HOME: give it its own.
     let auth_only = |password: &str| {
@@ -192,11 +206,37 @@ fn xfreerdp_through_raw_mode() {
         );
         xfreerdp.wait_exit(Duration::from_secs(40))
     };
+    // Raw mode is off unless the owner allows it: the host cannot enforce
+    // its policy inside another client's TLS.
     let (code, out) = auth_only(PASSWORD);
-    assert_eq!(
-        code, 0,
-        "xfreerdp could not log on through the relay:\n{out}"
-    );
+    assert_ne!(code, 0, "raw mode worked against the host's policy:\n{out}");
+    client.wait_for("does not allow raw mode", Duration::from_secs(10));
+    raw("on");
+
+    for round in 1..=2 {
+        let (code, out) = auth_only(PASSWORD);
+        assert_eq!(
+            code, 0,
+            "xfreerdp could not log on through the relay (connection {round}):\n{out}"
+        );
+        client.wait_for("RDP client disconnected", Duration::from_secs(10));
+    }
+    // The pipe opens (the ticket stands in for the used code) and the RDP
+    // server itself refuses the wrong Windows password.
     let (code, out) = auth_only("not-the-password");
     assert_ne!(code, 0, "a wrong password logged on:\n{out}");
+    client.wait_for(
+        "RDP client connected through the relay",
+        Duration::from_secs(10),
+    );
+    let (code, out) = auth_only(PASSWORD);
+    assert_eq!(code, 0, "the fourth connection failed:\n{out}");
+
+    let audit = std::fs::read_to_string(host.config.with_extension("audit.log")).unwrap();
+    let resumed = audit
+        .lines()
+        .filter(|l| l.contains("skipped: resume ticket"))
+        .count();
+    assert_eq!(resumed, 4, "{audit}");
+    assert!(!audit.contains("\"result\":\"fail\""), "{audit}");
 }

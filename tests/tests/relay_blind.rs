@@ -175,7 +175,7 @@ fn the_relay_forwards_only_ciphertext_for_native_and_browser_clients() {
             otp: Some(native_otp.clone()),
             host_password: Some(HOST_PASSWORD.into()),
         };
-        let (session, _) = native::connect_and_wait_frame(
+        let (mut session, _) = native::connect_and_wait_frame(
             &world.target(),
             "blind-pc",
             &rdp_options(),
@@ -218,7 +218,8 @@ fn the_relay_forwards_only_ciphertext_for_native_and_browser_clients() {
                 .await
                 .unwrap();
         let mut conn = transport::FramedIo::new(channel);
-        client_core::auth::authenticate(&mut conn, Vec::new(), &mut answers)
+        let resumption = client_core::auth::Resumption::default();
+        client_core::auth::authenticate(&mut conn, Vec::new(), &mut answers, &resumption)
             .await
             .expect("admitted over the WebSocket");
         let rdp = rdp_options();
@@ -313,7 +314,7 @@ fn a_relay_that_answers_with_its_own_key_is_refused_and_learns_no_secret() {
     };
     // First the real host, through the real relay: its key is pinned.
     world.rt.block_on(async {
-        let (session, _) = native::connect_and_wait_frame(
+        let (mut session, _) = native::connect_and_wait_frame(
             &world.target(),
             "guarded-pc",
             &rdp_options(),

@@ -190,35 +190,16 @@ fn error_line(out: &str) -> &str {
         .unwrap_or_default()
 }
 
-fn oathtool(secret: &str) -> String {
-    let out = std::process::Command::new("oathtool")
-        .args(["--totp", "-b", secret])
-        .output()
-        .expect("oathtool runs");
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
 #[test]
 fn totp_from_oathtool_is_accepted_once_and_emergency_codes_work_once() {
     if !real_peer_programs(&["oathtool"], "oathtool") {
         return;
     }
     let world = World::start("totp-pc");
-    let (code, enrolment) = world.host_cmd(&["otp", "totp"]);
-    assert_eq!(code, 0, "{enrolment}");
-    let uri = enrolment
-        .lines()
-        .find(|l| l.starts_with("otpauth://totp/"))
-        .expect("the enrolment URI is printed");
+    let (enrolment, uri, secret) = enrol_totp(&world.host.config);
     assert!(uri.starts_with("otpauth://totp/thin:totp-pc?"), "{uri}");
     // SHA-1, 6 digits and 30 s are the URI defaults, so they are implied.
     assert!(uri.contains("issuer=thin"), "{uri}");
-    let secret = uri
-        .split(['?', '&'])
-        .find_map(|p| p.strip_prefix("secret="))
-        .expect("the URI carries the secret")
-        .to_owned();
     // The QR code and ten emergency codes are printed once.
     assert!(
         enrolment.contains('█') || enrolment.contains('▀'),
@@ -503,7 +484,7 @@ fn a_hello_with_thousands_of_macs_is_refused_and_wrong_devices_count_toward_the_
                 .await
                 .unwrap();
             let (mut conn, _) = hostile::secure(pipe).await.unwrap();
-            hostile::send(&mut conn, &ClientMsg::Hello { macs })
+            hostile::send(&mut conn, &ClientMsg::Hello { macs, resume: None })
                 .await
                 .unwrap();
             hostile::recv(&mut conn).await

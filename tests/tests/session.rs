@@ -224,7 +224,7 @@ fn a_shared_folder_reaches_the_remote_pc_only_when_its_host_allows_it() {
     let relay = RelayProc::start(&[]);
     let (mut desktop, desktop_addr) = test_desktop(USER, PASSWORD);
     let work = tempfile::tempdir().unwrap();
-    let host = HostProc::start(work.path(), &relay, "share-pc", &desktop_addr);
+    let mut host = HostProc::start(work.path(), &relay, "share-pc", &desktop_addr);
     let folder = work.path().join("home-files");
     std::fs::create_dir_all(folder.join("reports")).unwrap();
     std::fs::write(folder.join("hello-from-home.txt"), "こんにちは").unwrap();
@@ -253,6 +253,58 @@ fn a_shared_folder_reaches_the_remote_pc_only_when_its_host_allows_it() {
         "a drive was shared against the host's policy"
     );
 
+    // A client that ignores the policy asks for the drive channel anyway:
+    // the host takes it out of the connection request, so the remote PC
+    // never hears of the drive.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let target = RelayTarget {
+            addr: relay.addr.clone(),
+            ca: ca.clone(),
+            proxy: None,
+        };
+        let mut answers = Scripted {
+            otp: None,
+            host_password: Some(HOST_PASSWORD.into()),
+        };
+        let resumption = Default::default();
+        let pins = MemoryPins::default();
+        let (channel, admission) =
+            native::open_channel(&target, "share-pc", &pins, &mut answers, &resumption)
+                .await
+                .unwrap();
+        assert!(!admission.share_allowed);
+        let share = native::share_folder(&folder).unwrap();
+        let creds = RdpCredentials {
+            user: USER.into(),
+            password: PASSWORD.into(),
+            domain: None,
+        };
+        let mut session =
+            client_core::rdp::connect(channel, &creds, (1024, 768), Some(share), &mut answers)
+                .await
+                .expect("the session runs, without the drive");
+        native::wait_first_frame(&mut session, Duration::from_secs(30))
+            .await
+            .unwrap();
+        // Time for a drive announcement, were the channel there.
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            loop {
+                session.next_events().await.unwrap();
+            }
+        })
+        .await;
+        session.disconnect().await.unwrap();
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    desktop.wait_for("thin-test-desktop listening", Duration::from_secs(1));
+    assert!(
+        !desktop.seen.iter().any(|l| l.contains("drive announced")),
+        "a client that ignored the policy shared a drive"
+    );
+    host.proc
+        .wait_for("channels this PC's policy forbids", Duration::from_secs(5));
+
     // The owner allows it: the folder shows on the remote PC with its files.
     let (code, out) = run(
         "thin-host",
@@ -270,4 +322,73 @@ fn a_shared_folder_reaches_the_remote_pc_only_when_its_host_allows_it() {
     desktop.wait_for("drive announced: thin", Duration::from_secs(10));
     desktop.wait_for("drive file: hello-from-home.txt", Duration::from_secs(10));
     desktop.wait_for("drive file: reports", Duration::from_secs(10));
+}
+
+/// Answers like [`Scripted`], but takes `pause` over a new host key, as a
+/// person comparing fingerprints does.
+struct SlowToTrust {
+    pause: Duration,
+    answers: Scripted,
+}
+
+impl client_core::Interaction for SlowToTrust {
+    fn ask(
+        &mut self,
+        prompt: client_core::Prompt,
+    ) -> client_core::interaction::BoxFuture<'_, client_core::Answer> {
+        if let client_core::Prompt::NewHostKey { .. } = prompt {
+            let pause = self.pause;
+            return Box::pin(async move {
+                tokio::time::sleep(pause).await;
+                client_core::Answer::Accept
+            });
+        }
+        self.answers.ask(prompt)
+    }
+}
+
+/// The app asks its user to compare a new host key's fingerprint with what
+/// the office PC shows: two minutes of that must not lose the connection
+/// (the host waits up to five for the handshake's last message).
+#[test]
+fn a_person_who_takes_two_minutes_over_the_host_key_still_connects() {
+    let relay = RelayProc::start(&[]);
+    let (_desktop, desktop_addr) = test_desktop(USER, PASSWORD);
+    let work = tempfile::tempdir().unwrap();
+    let _host = HostProc::start(work.path(), &relay, "careful-pc", &desktop_addr);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let target = RelayTarget {
+            addr: relay.addr.clone(),
+            ca: relay.ca(),
+            proxy: None,
+        };
+        let rdp = RdpOptions {
+            creds: RdpCredentials {
+                user: USER.into(),
+                password: PASSWORD.into(),
+                domain: None,
+            },
+            size: (1024, 768),
+            frame_timeout: Duration::from_secs(30),
+            share: None,
+        };
+        let mut person = SlowToTrust {
+            pause: Duration::from_secs(120),
+            answers: Scripted {
+                otp: None,
+                host_password: Some(HOST_PASSWORD.into()),
+            },
+        };
+        let (mut session, _) = native::connect_and_wait_frame(
+            &target,
+            "careful-pc",
+            &rdp,
+            &MemoryPins::default(),
+            &mut person,
+        )
+        .await
+        .expect("connects after two minutes at the host-key prompt");
+        session.disconnect().await.unwrap();
+    });
 }

@@ -59,6 +59,9 @@ struct Connection {
     pin_removed: bool,
     /// The user asked to disconnect.
     leaving: bool,
+    /// The path broke and the connection is being opened again: the
+    /// attempt under way.
+    reconnecting: Option<u32>,
 }
 
 /// A question from the connection with what the user has typed so far.
@@ -265,7 +268,16 @@ impl ThinApp {
                     conn.form = Some(PromptForm::new(prompt));
                 }
                 UiEvent::Admitted(admission) => conn.admission = Some(admission),
+                UiEvent::Reconnecting { attempt, .. } => {
+                    // Back to the steps: the office PC may ask again.
+                    conn.reconnecting = Some(attempt);
+                    conn.session = None;
+                    conn.reached.clear();
+                    conn.otp_asked = false;
+                    conn.form = None;
+                }
                 UiEvent::Connected { width, height } => {
+                    conn.reconnecting = None;
                     let first = !self.settings.fullscreen_hint_seen;
                     conn.session = Some(SessionView::new(width, height, first));
                     if first {
@@ -429,6 +441,7 @@ impl ThinApp {
                     confirm_pin: false,
                     pin_removed: false,
                     leaving: false,
+                    reconnecting: None,
                 }))
             }
             Err(e) => self.notice = Some(e),
@@ -665,6 +678,14 @@ impl ThinApp {
 
     /// The steps so far: done, current (spinner), still to come.
     fn progress(&self, ui: &mut Ui, conn: &mut Connection) {
+        if let Some(attempt) = conn.reconnecting {
+            let note = fill(self.t(T::Reconnecting), &[&attempt.to_string()]);
+            ui.label(
+                RichText::new(note)
+                    .strong()
+                    .color(Color32::from_rgb(200, 120, 0)),
+            );
+        }
         ui.heading(fill(self.t(T::ConnectingTo), &[&conn.entry.name]));
         let reached = |p: Progress| conn.reached.contains(&p);
         let admitted = reached(Progress::Admitted);
@@ -779,6 +800,11 @@ fn log_event(event: &UiEvent) {
             tracing::info!(width, height, "session connected")
         }
         UiEvent::Frame => {}
+        UiEvent::Reconnecting {
+            attempt,
+            in_secs,
+            reason,
+        } => tracing::warn!(attempt, in_secs, %reason, "reconnecting"),
         UiEvent::Ended(Ok(())) => tracing::info!("connection ended"),
         UiEvent::Ended(Err(e)) => tracing::warn!(error = %e, "connection failed"),
     }

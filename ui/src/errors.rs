@@ -1,5 +1,6 @@
 //! A failed connection in plain words: what happened and what to do next.
 
+use client_core::error::PromptStep;
 use client_core::ConnectError;
 
 use crate::i18n::{fill, Lang, T};
@@ -36,6 +37,18 @@ pub fn explain(error: &ConnectError, lang: Lang) -> Explained {
             return Explained {
                 what: fill(T::ErrLockedOut.get(lang), &[&minutes]),
                 next: T::HintLockedOut.get(lang),
+                detail: error.to_string(),
+            };
+        }
+        E::PromptTimedOut(step) => {
+            let step = match step {
+                PromptStep::HostKey => T::WaitedHostKey,
+                PromptStep::Otp => T::WaitedOtp,
+                PromptStep::HostPassword => T::WaitedHostPassword,
+            };
+            return Explained {
+                what: fill(T::ErrPromptTimedOut.get(lang), &[step.get(lang)]),
+                next: T::HintPromptTimedOut.get(lang),
                 detail: error.to_string(),
             };
         }
@@ -84,6 +97,7 @@ mod tests {
             ConnectError::HostOffline("x".into()),
             ConnectError::Rdp("x".into()),
             ConnectError::Cancelled,
+            ConnectError::PromptTimedOut(PromptStep::HostKey),
         ];
         for e in &all {
             for lang in [Lang::En, Lang::Ja] {

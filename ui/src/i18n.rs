@@ -153,6 +153,14 @@ texts! {
     HintLogon => "Check the Windows user name, password and domain.", "Windowsのユーザー名・パスワード・ドメインを確認してください。";
     ErrLost => "The connection was lost.", "接続が切れました。";
     HintLost => "Check your network and connect again.", "ネットワークを確認して、もう一度接続してください。";
+    ErrPromptTimedOut => "You took more than 5 minutes over {}, so the office PC stopped waiting.",
+        "{}に5分をこえる時間がかかったため、会社のPCが待つのをやめました。";
+    HintPromptTimedOut => "Connect again, and answer within 5 minutes.", "もう一度接続して、5分のうちに入力してください。";
+    WaitedHostKey => "checking the PC's key", "PCの鍵の確認";
+    WaitedOtp => "the one-time password", "ワンタイムパスワードの入力";
+    WaitedHostPassword => "the host password", "ホストパスワードの入力";
+    Reconnecting => "The connection broke. Connecting again by itself (attempt {})…",
+        "接続が切れました。もう一度つないでいます ({} 回め)…";
     ErrOther => "The connection failed.", "接続に失敗しました。";
     HintOther => "Try again. If it keeps failing, tell your IT staff the details below.",
         "再試行してください。繰り返し失敗する場合は、下の詳細を情報システム担当者に伝えてください。";

@@ -79,6 +79,7 @@ pub type Channel = SecureStream<Prefixed<WsStream>>;
 struct WebOpener {
     relay: String,
     id: String,
+    resumption: client_core::auth::Resumption,
 }
 
 impl Opener<Channel> for WebOpener {
@@ -95,13 +96,45 @@ impl Opener<Channel> for WebOpener {
             ui.progress(Progress::RelayConnected);
             let pipe = client_core::pairing::pair(socket, &id, ui).await?;
             let pin = pin_name(&self.relay, &id);
-            let channel =
-                client_core::secure::secure(pipe, id.as_str(), &pin, &BrowserPins, ui).await?;
-            let mut conn = FramedIo::new(channel);
             // A browser cannot read the machine's MAC addresses.
-            let admission = client_core::auth::authenticate(&mut conn, Vec::new(), ui).await?;
-            Ok((conn, admission))
+            let macs = Vec::new();
+            let resumption = &self.resumption;
+            client_core::auth::enter(pipe, id.as_str(), &pin, &BrowserPins, macs, ui, resumption)
+                .await
         })
+    }
+
+    fn pause(&self, duration: std::time::Duration) -> BoxFuture<'static, ()> {
+        Box::pin(Pause::new(duration))
+    }
+}
+
+/// The browser's timer (`setTimeout`) as a future.
+struct Pause(send_wrapper::SendWrapper<wasm_bindgen_futures::JsFuture>);
+
+impl Pause {
+    fn new(duration: std::time::Duration) -> Self {
+        let millis = i32::try_from(duration.as_millis()).unwrap_or(i32::MAX);
+        let promise = js_sys::Promise::new(&mut |resolve, _reject| {
+            if let Some(window) = web_sys::window() {
+                let _ =
+                    window.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, millis);
+            }
+        });
+        Self(send_wrapper::SendWrapper::new(
+            wasm_bindgen_futures::JsFuture::from(promise),
+        ))
+    }
+}
+
+impl std::future::Future for Pause {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        std::pin::Pin::new(&mut *self.0).poll(cx).map(|_| ())
     }
 }
 
@@ -152,6 +185,7 @@ impl Platform for WebPlatform {
         let opener = WebOpener {
             relay: page_host(),
             id: entry.id.clone(),
+            resumption: Default::default(),
         };
         let (handle, driver) = driver::channel(wake);
         let size = (settings.width, settings.height);

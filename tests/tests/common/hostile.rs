@@ -247,9 +247,15 @@ pub async fn log_on(target: &Target, source: IpAddr, password: &str) -> bool {
     let Ok((mut conn, context)) = secure(pipe).await else {
         return false;
     };
-    if send(&mut conn, &ClientMsg::Hello { macs: vec![] })
-        .await
-        .is_err()
+    if send(
+        &mut conn,
+        &ClientMsg::Hello {
+            macs: vec![],
+            resume: None,
+        },
+    )
+    .await
+    .is_err()
         || recv(&mut conn).await != Some(HostMsg::PasswordRequired)
     {
         return false;

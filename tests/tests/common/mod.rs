@@ -438,6 +438,37 @@ impl HostProc {
     }
 }
 
+/// Turns on authenticator codes for the host at `config`; returns what
+/// `thin-host otp totp` printed, the enrolment URI and the secret in it.
+pub fn enrol_totp(config: &Path) -> (String, String, String) {
+    let (code, enrolment) = run(
+        "thin-host",
+        &["otp", "totp", "--config", config.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{enrolment}");
+    let uri = enrolment
+        .lines()
+        .find(|l| l.starts_with("otpauth://totp/"))
+        .expect("the enrolment URI is printed")
+        .to_owned();
+    let secret = uri
+        .split(['?', '&'])
+        .find_map(|p| p.strip_prefix("secret="))
+        .expect("the URI carries the secret")
+        .to_owned();
+    (enrolment, uri, secret)
+}
+
+/// The current code for `secret` from oathtool (a real TOTP generator).
+pub fn oathtool(secret: &str) -> String {
+    let out = Command::new("oathtool")
+        .args(["--totp", "-b", secret])
+        .output()
+        .expect("oathtool runs");
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
 /// The synthetic RDP server as a process.
 pub fn test_desktop(user: &str, password: &str) -> (Proc, String) {
     let mut proc = Proc::start(
