@@ -121,6 +121,7 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    native::detect_keyboard(None).use_for_sessions();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -420,11 +421,29 @@ async fn screenshot_session(
     let (mut session, timings) = native::connect_and_wait_frame(relay, id, rdp, pins, terminal)
         .await
         .map_err(|e: ConnectError| anyhow::anyhow!(e))?;
-    screenshot::save_png(shot, session.image(), session.width(), session.height())
-        .map_err(|e| anyhow::anyhow!("cannot save {}: {e}", shot.display()))?;
+    // The first complete frame may not be the real picture yet (servers
+    // that capture a screen paint black first): wait for it to settle.
+    let settled = native::wait_settled(&mut session, SETTLE_QUIET, SETTLE_LIMIT)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    if !settled {
+        eprintln!(
+            "the remote picture kept changing (or stayed black) for {} s; saving it as it is",
+            SETTLE_LIMIT.as_secs()
+        );
+    }
+    let save = |session: &client_core::RdpSession<_>| {
+        screenshot::save_png(shot, session.image(), session.width(), session.height())
+            .map_err(|e| anyhow::anyhow!("cannot save {}: {e}", shot.display()))
+    };
+    save(&session)?;
     println!("pairing_ms={}", timings.pairing.as_millis());
     println!("first_frame_ms={}", timings.first_frame.as_millis());
     println!("screenshot={}", shot.display());
+    if hold.is_zero() {
+        let _ = session.disconnect().await;
+        return Ok(());
+    }
     let hold = tokio::time::sleep(hold);
     tokio::pin!(hold);
     loop {
@@ -438,6 +457,13 @@ async fn screenshot_session(
             }
         }
     }
+    // The picture as it was at the end of the hold.
+    save(&session)?;
     let _ = session.disconnect().await;
     Ok(())
 }
+
+/// The screenshot waits for the picture to stay unchanged this long…
+const SETTLE_QUIET: Duration = Duration::from_millis(700);
+/// …but no longer than this after the first complete frame.
+const SETTLE_LIMIT: Duration = Duration::from_secs(5);

@@ -293,6 +293,42 @@ pub async fn connect_and_wait_frame(
     Ok((session, timings))
 }
 
+/// After the first complete frame: keeps drawing until the picture has not
+/// changed for `quiet`, and is not all black (RDP servers that capture a
+/// screen, such as FreeRDP's shadow server, or xrdp, paint black first), or
+/// until `limit` has passed. Returns whether it settled.
+pub async fn wait_settled<S>(
+    session: &mut RdpSession<S>,
+    quiet: Duration,
+    limit: Duration,
+) -> Result<bool, ConnectError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + Sync,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let until = (tokio::time::Instant::now() + quiet).min(deadline);
+        match tokio::time::timeout_at(until, session.next_events()).await {
+            Err(_) if tokio::time::Instant::now() >= deadline => return Ok(false),
+            Err(_) if !all_black(session.image()) => return Ok(true),
+            Err(_) => {}
+            Ok(events) => {
+                for event in events? {
+                    if let crate::SessionEvent::Ended(reason) = event {
+                        return Err(ConnectError::ConnectionLost(format!(
+                            "the remote PC ended the session: {reason}"
+                        )));
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn all_black(rgba: &[u8]) -> bool {
+    rgba.chunks_exact(4).all(|p| p[..3] == [0, 0, 0])
+}
+
 /// Processes server output until every part of the desktop was drawn.
 pub async fn wait_first_frame<S>(
     session: &mut RdpSession<S>,
@@ -383,6 +419,35 @@ async fn open_raw(
             Ok(Prefixed::new(rest, stream))
         }
         SessionReply::Refused { reason } => Err(ConnectError::HostRefused(reason)),
+    }
+}
+
+/// This computer's keyboard: the X server's layout where there is one
+/// (`setxkbmap -query`), else the locale (`LC_ALL`, `LC_CTYPE`, `LANG`, or
+/// what the system reports).
+pub fn detect_keyboard(system_locale: Option<String>) -> rdp::Keyboard {
+    let xkb = std::env::var_os("DISPLAY")
+        .and_then(|_| {
+            std::process::Command::new("setxkbmap")
+                .arg("-query")
+                .stderr(std::process::Stdio::null())
+                .output()
+                .ok()
+        })
+        .and_then(|out| {
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .find_map(|l| l.strip_prefix("layout:").map(|v| v.trim().to_owned()))
+        });
+    let locale = ["LC_ALL", "LC_CTYPE", "LANG"]
+        .into_iter()
+        .filter_map(|var| std::env::var(var).ok())
+        .find(|v| !v.is_empty() && v != "C" && v != "POSIX")
+        .or(system_locale);
+    // The first layout XKB lists is the one in use when it starts.
+    match xkb.as_deref().and_then(|l| l.split(',').next()) {
+        Some(layout) => rdp::Keyboard::from_name(layout),
+        None => rdp::Keyboard::from_name(&locale.unwrap_or_default()),
     }
 }
 

@@ -86,6 +86,7 @@ impl std::io::Write for Tee {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
+    client_core::native::detect_keyboard(sys_locale::get_locale()).use_for_sessions();
     let runtime = Arc::new(
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)

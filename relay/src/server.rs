@@ -24,7 +24,7 @@ use transport::{FramedIo, Prefixed, ReadFrameError};
 
 use crate::limits::{self, Connections, Evict, Keyed, Kind, PerAddress, Slot};
 use crate::registry::{Claim, Notice, OnlineHost, Registry};
-use crate::tap::{Direction, Tap, Tapped};
+use crate::tap::{Counted, Direction, Tap, Tapped};
 use crate::{certs, oplog, tokens, CERT_FILE, KEY_FILE};
 
 /// Bounds that keep one misbehaving peer from costing the relay much.
@@ -1183,26 +1183,23 @@ async fn splice(
     host: (Stream, Vec<u8>),
 ) {
     let started = Instant::now();
-    let client = Prefixed::new(client.1, client.0);
-    let host = Prefixed::new(host.1, host.0);
+    let mut client = Counted::new(Prefixed::new(client.1, client.0));
+    let mut host = Counted::new(Prefixed::new(host.1, host.0));
     let size = shared.limits.splice_buffer;
     let copied = match &shared.tap {
-        None => {
-            let (mut client, mut host) = (client, host);
-            tokio::io::copy_bidirectional_with_sizes(&mut client, &mut host, size, size).await
-        }
+        None => tokio::io::copy_bidirectional_with_sizes(&mut client, &mut host, size, size).await,
         Some(tap) => {
-            let mut client = Tapped::new(client, tap.clone(), Direction::ClientToHost);
-            let mut host = Tapped::new(host, tap.clone(), Direction::HostToClient);
+            let mut client = Tapped::new(&mut client, tap.clone(), Direction::ClientToHost);
+            let mut host = Tapped::new(&mut host, tap.clone(), Direction::HostToClient);
             tokio::io::copy_bidirectional_with_sizes(&mut client, &mut host, size, size).await
         }
     };
+    // Bytes read from each side (what reached the other, give or take the
+    // last buffer when a side broke off).
+    let (up, down) = (client.read, host.read);
+    let secs = started.elapsed().as_secs();
     match copied {
-        Ok((up, down)) => {
-            info!(%peer, %id, up, down, secs = started.elapsed().as_secs(), "session ended")
-        }
-        Err(e) => {
-            info!(%peer, %id, error = %e, secs = started.elapsed().as_secs(), "session ended")
-        }
+        Ok(_) => info!(%peer, %id, up, down, secs, "session ended"),
+        Err(e) => info!(%peer, %id, up, down, secs, error = %e, "session ended"),
     }
 }

@@ -313,7 +313,13 @@ impl TestDesktop {
             false => self.kept.lock().expect("not poisoned").take(),
         };
         let resumed = kept.is_some();
-        info!(user = %self.user, resumed, "RDP client logged on");
+        info!(
+            user = %self.user,
+            resumed,
+            "RDP client logged on (keyboard layout {:#06x}, type {})",
+            result.keyboard_layout,
+            result.keyboard_type.0
+        );
         let canvas = kept.unwrap_or_else(|| Canvas::new(self.size.width, self.size.height));
         let mut session = Session {
             framed,

@@ -51,6 +51,9 @@ mod app {
             return;
         };
         let platform = WebPlatform::new(ui_font);
+        // A browser does not tell the keyboard's layout; its language is
+        // the nearest sign (Japanese pages, Japanese keyboards).
+        client_core::rdp::Keyboard::from_name(&ui::Platform::locale(&platform)).use_for_sessions();
         let runner = eframe::WebRunner::new();
         let started = runner
             .start(
