@@ -662,3 +662,48 @@ fn quick_connect_takes_a_typed_computer_id() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_broken_path_shows_the_reconnect_and_the_session_comes_back() {
+    let (mut harness, shared) = app(office(), "ja_JP");
+    harness.run_steps(4);
+    connect_first_entry(&mut harness, "接続");
+    harness.run_steps(4);
+    let connected = |shared: &Arc<Mutex<Shared>>| {
+        let shared = shared.lock().unwrap();
+        let remote = shared.remote.as_ref().unwrap();
+        *remote.frame.lock().unwrap() = Framebuffer::default();
+        remote
+            .events
+            .send(UiEvent::Connected {
+                width: 320,
+                height: 200,
+            })
+            .unwrap();
+    };
+    connected(&shared);
+    harness.run_steps(4);
+    harness.get_by_label("切断");
+
+    // The path breaks: the app says so and shows the steps again, with a
+    // way to give up.
+    send(
+        &shared,
+        UiEvent::Reconnecting {
+            attempt: 2,
+            in_secs: 2,
+            reason: "connection lost".into(),
+        },
+    );
+    harness.run_steps(4);
+    harness.get_by_label_contains("接続が切れました。もう一度つないでいます (2 回め)");
+    harness.get_by_label("キャンセル");
+
+    // Back in: the session view returns.
+    connected(&shared);
+    harness.run_steps(4);
+    harness.get_by_label("切断");
+    assert!(harness
+        .query_by_label_contains("もう一度つないでいます")
+        .is_none());
+}
