@@ -202,7 +202,9 @@ fn connector_config(creds: &RdpCredentials, width: u16, height: u16) -> ironrdp_
         platform: MajorPlatformType::UNIX,
         hardware_id: None,
         request_data: None,
-        autologon: false,
+        // A TLS-only server (xrdp) logs on with the credentials of the
+        // Client Info; without this flag it shows its own login dialog.
+        autologon: true,
         enable_audio_playback: false,
         enable_audio_capture: false,
         performance_flags: Default::default(),
@@ -333,7 +335,9 @@ where
         ironrdp_tokio::skip_connect_begin(&mut connector),
         &mut connector,
     );
-    logon(&mut connector, &mut framed, server_key).await?;
+    if matches!(connector.state, ClientConnectorState::Credssp { .. }) {
+        logon(&mut connector, &mut framed, server_key).await?;
+    }
     let outcome = ironrdp_tokio::connect_finalize(
         upgraded,
         connector,
@@ -380,7 +384,10 @@ where
 
 /// CredSSP (NLA), run as its own step so that a refusal reads as one: a
 /// server that rejects the credentials either says so in the exchange or
-/// (FreeRDP, xrdp) simply closes the connection.
+/// (FreeRDP) simply closes the connection. A TLS-only server (xrdp) skips
+/// it: the logon travels in the Client Info, its certificate was reported
+/// by the host over the end-to-end channel, and the host's leg to it stays
+/// inside the office PC (the host's policy may require NLA).
 async fn logon<S>(
     connector: &mut ClientConnector,
     framed: &mut TokioFramed<S>,
@@ -390,9 +397,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + Sync,
 {
     let ClientConnectorState::Credssp { selected_protocol } = connector.state else {
-        return Err(rdp_err(
-            "the RDP server did not ask for a network-level logon (NLA)",
-        ));
+        return Ok(());
     };
     let refused = |e: ironrdp_connector::ConnectorError| {
         let detail = match e.kind() {

@@ -166,7 +166,7 @@ pub fn status(config_path: &Path) -> anyhow::Result<String> {
     Ok(format!(
         "host password: {password}\none-time password: {otp}\nemergency codes left: {}\n\
          access list rules: {}\nMAC allowlist entries: {}\ndrive sharing: {}\nclipboard: {}\n\
-         sound: {}\nraw mode: {}\naudit log: {}{}",
+         sound: {}\nraw mode: {}\nnetwork-level logon at the RDP server: {}\naudit log: {}{}",
         secrets.emergency.len(),
         config.acl.len(),
         config.mac_allow.len(),
@@ -174,6 +174,11 @@ pub fn status(config_path: &Path) -> anyhow::Result<String> {
         allowed(config.clipboard),
         allowed(config.audio),
         allowed(config.raw),
+        if config.require_nla {
+            "required"
+        } else {
+            "not required (TLS-only servers allowed)"
+        },
         HostConfig::audit_path(config_path).display(),
         config
             .syslog
@@ -282,6 +287,7 @@ pub struct PolicyChange {
     pub clipboard: Option<bool>,
     pub audio: Option<bool>,
     pub raw: Option<bool>,
+    pub require_nla: Option<bool>,
 }
 
 pub fn set_policy(config_path: &Path, change: PolicyChange) -> anyhow::Result<()> {
@@ -291,6 +297,7 @@ pub fn set_policy(config_path: &Path, change: PolicyChange) -> anyhow::Result<()
         (change.clipboard, &mut config.clipboard),
         (change.audio, &mut config.audio),
         (change.raw, &mut config.raw),
+        (change.require_nla, &mut config.require_nla),
     ];
     for (new, setting) in switches {
         if let Some(new) = new {

@@ -53,6 +53,11 @@ pub struct HostConfig {
     /// allowed: the host cannot see inside it to enforce the switches above.
     #[serde(default)]
     pub raw: bool,
+    /// Whether the RDP server must check the logon before the session
+    /// starts (NLA, CredSSP). Off: TLS-only servers (xrdp, Windows set to
+    /// "SSL") are served too; the leg to them stays inside this PC.
+    #[serde(default)]
+    pub require_nla: bool,
     /// RFC 5424 syslog receiver for audit events (host:port, UDP).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub syslog: Option<String>,
@@ -132,6 +137,7 @@ impl HostConfig {
             clipboard: true,
             audio: true,
             raw: false,
+            require_nla: false,
             syslog: None,
             mac_allow: Vec::new(),
             otp: OtpSetting::Off,

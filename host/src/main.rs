@@ -86,6 +86,10 @@ enum Command {
         /// (raw mode: the host cannot enforce the switches above inside it).
         #[arg(long, value_parser = ["on", "off"])]
         raw: Option<String>,
+        /// Whether the RDP server must check the logon itself before the
+        /// session starts (NLA); off also serves TLS-only servers such as xrdp.
+        #[arg(long, value_parser = ["on", "off"])]
+        require_nla: Option<String>,
         /// Also send audit events to this RFC 5424 syslog receiver (host:port, UDP), or "off".
         #[arg(long)]
         syslog: Option<String>,
@@ -277,6 +281,7 @@ fn admin(command: Command) -> anyhow::Result<()> {
             clipboard,
             audio,
             raw,
+            require_nla,
             syslog,
         } => {
             if let Some(syslog) = syslog {
@@ -289,6 +294,7 @@ fn admin(command: Command) -> anyhow::Result<()> {
                 clipboard: on(clipboard),
                 audio: on(audio),
                 raw: on(raw),
+                require_nla: on(require_nla),
             };
             admin::set_policy(&config, change)?;
             println!("{}", admin::status(&config)?);

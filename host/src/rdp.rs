@@ -66,11 +66,13 @@ where
 }
 
 /// RDCleanPath: X.224 + TLS on the client's behalf, then plaintext RDP,
-/// without the static channels named in `forbidden` (see [`proto::channels`]).
+/// without the static channels named in `forbidden` (see [`proto::channels`]);
+/// with `require_nla`, only if the RDP server checks the logon itself.
 pub async fn serve_clean_path<S>(
     mut conn: FramedIo<S>,
     target: &str,
     forbidden: &[&str],
+    require_nla: bool,
 ) -> Result<(), String>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -94,6 +96,19 @@ where
             Ok(done) => done,
             Err(reason) => return Err(refuse(&mut conn, reason).await),
         };
+    match x224::server_logon(&x224_response) {
+        Ok(x224::ServerLogon::Nla) => {}
+        Ok(x224::ServerLogon::TlsOnly) if !require_nla => {}
+        Ok(x224::ServerLogon::TlsOnly) => {
+            let reason = "the office PC's RDP server does not check the logon itself (no \
+                          network-level logon, NLA) and this PC's policy requires it; turn NLA \
+                          on in its Remote Desktop settings, or ask its owner to allow TLS-only \
+                          servers (thin-host policy --require-nla off)"
+                .to_owned();
+            return Err(refuse(&mut conn, reason).await);
+        }
+        Err(why) => return Err(refuse(&mut conn, format!("{why} at {target}")).await),
+    }
     let response = RDCleanPathPdu::new_response(target.to_owned(), x224_response, chain)
         .and_then(|pdu| pdu.to_der())
         .map_err(|e| e.to_string())?;

@@ -424,7 +424,7 @@ where
             .into_iter()
             .flatten()
             .collect();
-            rdp::serve_clean_path(conn, target, &forbidden).await
+            rdp::serve_clean_path(conn, target, &forbidden, config.require_nla).await
         }
     }
 }

@@ -115,24 +115,17 @@ fn freerdp_shadow_server_through_relay_and_host() {
     let (code, out) = connect(PASSWORD);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("first_frame_ms="), "{out}");
-    let (w, h, rgb) = read_png(&shot);
+    let (w, h, _) = read_png(&shot);
     assert_eq!((w, h), (1024, 768));
     // The shadowed display's colour arrives (allowing for lossy codecs).
-    let wrong_pixels: Vec<_> = [(10, 10), (512, 384), (1000, 700), (100, 600)]
-        .into_iter()
-        .filter_map(|(x, y)| {
-            let i = ((y * w + x) * 3) as usize;
-            let pixel = [rgb[i], rgb[i + 1], rgb[i + 2]];
-            let close = pixel
-                .iter()
-                .zip(ROOT_COLOUR)
-                .all(|(got, want)| got.abs_diff(want) <= 8);
-            (!close).then_some((x, y, pixel))
-        })
-        .collect();
+    let wrong = wrong_pixels(
+        &shot,
+        &[(10, 10), (512, 384), (1000, 700), (100, 600)],
+        ROOT_COLOUR,
+    );
     assert!(
-        wrong_pixels.is_empty(),
-        "(x, y, pixel) not {ROOT_COLOUR:?}: {wrong_pixels:?}"
+        wrong.is_empty(),
+        "(x, y, pixel) not {ROOT_COLOUR:?}: {wrong:?}"
     );
 
     let (code, out) = connect("not-the-password");
@@ -233,4 +226,284 @@ fn xfreerdp_through_raw_mode_again_and_again() {
         .count();
     assert_eq!(resumed, 4, "{audit}");
     assert!(!audit.contains("\"result\":\"fail\""), "{audit}");
+}
+
+/// The xrdp session user (created by the test; CI runs as root).
+const XRDP_USER: &str = "thinxrdp";
+const XRDP_PASSWORD: &str = "Xrdp-Pass1";
+/// The colour the xrdp session paints its root window.
+const XRDP_COLOUR: [u8; 3] = [0x2a, 0x7f, 0x62];
+
+/// xrdp and its session manager, on a free port with configs of their own;
+/// on drop, the session user's processes end too.
+struct Xrdp {
+    addr: String,
+    _sesman: Proc,
+    _xrdp: Proc,
+}
+
+impl Xrdp {
+    fn start(dir: &Path) -> Self {
+        assert!(
+            // SAFETY: geteuid has no preconditions.
+            unsafe { libc::geteuid() } == 0,
+            "the xrdp test starts xrdp-sesman and adds a session user: run it as root \
+             (or set THIN_SKIP_REAL_PEERS=1)"
+        );
+        add_xrdp_user();
+        std::fs::create_dir_all("/var/run/xrdp").unwrap();
+        let port = free_port();
+        let edit = |file: &str, changes: &[(&str, String)]| {
+            let mut text = std::fs::read_to_string(Path::new("/etc/xrdp").join(file)).unwrap();
+            // The first line that sets each key, as a whole line.
+            for (key, value) in changes {
+                let at = text
+                    .lines()
+                    .position(|l| l.starts_with(&format!("{key}=")))
+                    .unwrap_or_else(|| panic!("no {key}= in /etc/xrdp/{file}"));
+                let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+                lines[at] = format!("{key}={value}");
+                text = lines.join("\n") + "\n";
+            }
+            let path = dir.join(file);
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        let log = |name: &str| dir.join(name).display().to_string();
+        let sesman_ini = edit(
+            "sesman.ini",
+            &[
+                ("LogFile", log("sesman.log")),
+                ("EnableSyslog", "false".into()),
+                // A session ends with its connection: nothing lingers.
+                ("KillDisconnected", "true".into()),
+            ],
+        );
+        let xrdp_ini = edit(
+            "xrdp.ini",
+            &[
+                ("port", format!("tcp://127.0.0.1:{port}")),
+                ("autorun", "Xvnc".into()),
+                ("LogFile", log("xrdp.log")),
+                ("EnableSyslog", "false".into()),
+            ],
+        );
+        // xrdp finds the session manager at the port of /etc/xrdp/sesman.ini
+        // (3350): one per machine, and this is the only test that runs one.
+        let mut sesman = Proc::start_cmd(
+            "xrdp-sesman",
+            Command::new("xrdp-sesman")
+                .arg("--nodaemon")
+                .arg("-c")
+                .arg(&sesman_ini),
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        // It listens on ::1 here although its config names 127.0.0.1.
+        let listening = || {
+            ["127.0.0.1:3350", "[::1]:3350"]
+                .iter()
+                .any(|a| std::net::TcpStream::connect(a).is_ok())
+        };
+        while !listening() {
+            assert!(
+                !sesman.exited() && std::time::Instant::now() < deadline,
+                "xrdp-sesman does not listen on 3350: {}",
+                std::fs::read_to_string(dir.join("sesman.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let xrdp = Proc::start_cmd(
+            "xrdp",
+            Command::new("xrdp")
+                .arg("--nodaemon")
+                .arg("-c")
+                .arg(&xrdp_ini),
+        );
+        let addr = format!("127.0.0.1:{port}");
+        wait_listening(&addr, Duration::from_secs(20));
+        Self {
+            addr,
+            _sesman: sesman,
+            _xrdp: xrdp,
+        }
+    }
+}
+
+impl Drop for Xrdp {
+    fn drop(&mut self) {
+        let _ = Command::new("pkill").args(["-u", XRDP_USER]).status();
+    }
+}
+
+/// The session user, with a session that paints XRDP_COLOUR and waits.
+fn add_xrdp_user() {
+    let exists = Command::new("id")
+        .arg(XRDP_USER)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap()
+        .success();
+    if !exists {
+        let status = Command::new("useradd")
+            .args(["-m", "-s", "/bin/sh", XRDP_USER])
+            .status()
+            .unwrap();
+        assert!(status.success(), "useradd {XRDP_USER} failed");
+    }
+    let mut chpasswd = Command::new("chpasswd")
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    let mut stdin = chpasswd.stdin.take().unwrap();
+    writeln!(stdin, "{XRDP_USER}:{XRDP_PASSWORD}").unwrap();
+    drop(stdin);
+    assert!(chpasswd.wait().unwrap().success(), "chpasswd failed");
+    let [r, g, b] = XRDP_COLOUR;
+    let xsession = Path::new("/home").join(XRDP_USER).join(".xsession");
+    std::fs::write(
+        &xsession,
+        format!("xsetroot -solid '#{r:02x}{g:02x}{b:02x}'\nexec sleep 600\n"),
+    )
+    .unwrap();
+    let status = Command::new("chown")
+        .arg(format!("{XRDP_USER}:"))
+        .arg(&xsession)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// `(x, y, pixel)` of the `points` in a screenshot not within 8 of `want`.
+fn wrong_pixels(shot: &Path, points: &[(u32, u32)], want: [u8; 3]) -> Vec<(u32, u32, [u8; 3])> {
+    let (w, _, rgb) = read_png(shot);
+    points
+        .iter()
+        .filter_map(|&(x, y)| {
+            let i = ((y * w + x) * 3) as usize;
+            let pixel = [rgb[i], rgb[i + 1], rgb[i + 2]];
+            let close = pixel.iter().zip(want).all(|(got, w)| got.abs_diff(w) <= 8);
+            (!close).then_some((x, y, pixel))
+        })
+        .collect()
+}
+
+/// xrdp checks no logon before the session (TLS only, no NLA): our client
+/// logs on with the credentials of its Client Info, the session's picture
+/// arrives; xfreerdp gets through raw mode; and an owner who requires NLA
+/// gets a refusal that names the setting.
+#[test]
+fn xrdp_tls_only_server_through_relay_and_host() {
+    if !real_peer_programs(
+        &[
+            "xrdp",
+            "xrdp-sesman",
+            "Xvnc",
+            "xsetroot",
+            "xfreerdp",
+            "Xvfb",
+            "import",
+        ],
+        "xrdp xorgxrdp tigervnc-standalone-server x11-xserver-utils freerdp2-x11 xvfb imagemagick",
+    ) || !real_peer_programs(&["oathtool"], "oathtool")
+    {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let xrdp = Xrdp::start(work.path());
+    let relay = RelayProc::start(&[]);
+    let host = HostProc::start(work.path(), &relay, "xrdp-pc", &xrdp.addr);
+    let ca = relay.ca();
+    let shot = work.path().join("xrdp.png");
+    let points = [(10, 10), (512, 384), (1000, 700)];
+
+    let (code, out) = thin_client_connect(
+        &relay.addr,
+        &ca,
+        "xrdp-pc",
+        (XRDP_USER, XRDP_PASSWORD),
+        &shot,
+        &[],
+    );
+    assert_eq!(code, 0, "{out}");
+    let wrong = wrong_pixels(&shot, &points, XRDP_COLOUR);
+    assert!(
+        wrong.is_empty(),
+        "not the xrdp session's {XRDP_COLOUR:?}: {wrong:?}"
+    );
+
+    let policy = |args: &[&str]| {
+        let config = host.config.to_str().unwrap();
+        let mut all = vec!["policy", "--config", config];
+        all.extend_from_slice(args);
+        let (code, out) = run("thin-host", &all);
+        assert_eq!(code, 0, "{out}");
+    };
+    // The owner requires NLA: the host refuses before any logon travels.
+    policy(&["--require-nla", "on"]);
+    let (code, out) = thin_client_connect(
+        &relay.addr,
+        &ca,
+        "xrdp-pc",
+        (XRDP_USER, XRDP_PASSWORD),
+        &shot,
+        &[],
+    );
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("thin-host policy --require-nla off"), "{out}");
+    policy(&["--require-nla", "off"]);
+
+    // A real RDP client through raw mode: xrdp's own TLS end to end.
+    policy(&["--raw", "on"]);
+    let (_, _, secret) = enrol_totp(&host.config);
+    let mut client = Proc::start_cmd(
+        "thin-client",
+        Command::new(bin("thin-client"))
+            .args(["connect", "--relay", &relay.addr, "--relay-ca"])
+            .arg(&ca)
+            .args([
+                "--id",
+                "xrdp-pc",
+                "--host-password-file",
+                host_password_file(),
+            ])
+            .args(["--otp", &oathtool(&secret), "--listen", "127.0.0.1:0"]),
+    );
+    let line = client.wait_for("listening on ", Duration::from_secs(20));
+    let local = addr_after(&line, "listening on ");
+    let screen = Xvfb::start();
+    let mut xfreerdp = Proc::start_cmd(
+        "xfreerdp",
+        Command::new("xfreerdp")
+            .arg(format!("/v:{local}"))
+            .arg(format!("/u:{XRDP_USER}"))
+            .arg(format!("/p:{XRDP_PASSWORD}"))
+            .args(["/cert:ignore", "/sec:tls", "/size:1024x768", "-decorations"])
+            .env("DISPLAY", &screen.display)
+            .env("HOME", work.path()),
+    );
+    let raw_shot = work.path().join("xfreerdp.png");
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    loop {
+        assert!(!xfreerdp.exited(), "xfreerdp ended: {:?}", xfreerdp.seen);
+        let status = Command::new("import")
+            .args(["-window", "root"])
+            // RGB even while the screen is all black (else grey-scale).
+            .arg(format!("png24:{}", raw_shot.display()))
+            .env("DISPLAY", &screen.display)
+            .status()
+            .unwrap();
+        if status.success() && wrong_pixels(&raw_shot, &[(512, 384)], XRDP_COLOUR).is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "xfreerdp never showed the xrdp session's colour (see {})",
+            raw_shot.display()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    xfreerdp.kill();
+    drop(client);
 }
