@@ -10,11 +10,11 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use client_core::demo::{Demo, DemoOptions};
 use client_core::driver::Framebuffer;
 use client_core::known_hosts::MemoryPins;
 use client_core::native::{self, RelayTarget};
 use client_core::{RdpCredentials, RdpSession, Scripted, SessionEvent};
+use demo::{Demo, DemoOptions};
 use tokio::io::{AsyncRead, AsyncWrite};
 use transport::{FramedIo, Prefixed};
 

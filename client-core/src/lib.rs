@@ -1,6 +1,7 @@
 //! The client, without any UI: reach the relay, pair with a computer ID, and
 //! run the RDP session with ironrdp. The desktop and web apps drive it; the
-//! `thin-client` binary is its command-line face.
+//! `thin-client` binary (crate `cli`) is its command-line face. It depends on
+//! nothing server-side: the in-process demo lives in the `demo` crate.
 //!
 //! The steps: dial the relay and pair ([`pairing`]), open the end-to-end
 //! channel and check the host's key ([`secure`], [`known_hosts`]), then RDP
@@ -20,11 +21,7 @@ pub mod rdp;
 pub mod secure;
 
 #[cfg(not(target_arch = "wasm32"))]
-pub mod demo;
-#[cfg(not(target_arch = "wasm32"))]
 pub mod native;
-#[cfg(not(target_arch = "wasm32"))]
-pub mod screenshot;
 
 pub use auth::Admission;
 pub use error::ConnectError;

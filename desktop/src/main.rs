@@ -114,7 +114,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     tracing::info!(dir = %storage.dir.display(), portable = storage.portable, "storage");
 
     let demo = if cli.demo {
-        let demo = runtime.block_on(client_core::demo::Demo::start())?;
+        let demo = runtime.block_on(demo::Demo::start())?;
         Some(Arc::new(demo))
     } else {
         None

@@ -16,7 +16,7 @@ pub struct NativePlatform {
     pub storage: Storage,
     pub runtime: Arc<tokio::runtime::Runtime>,
     /// The in-process demo (relay, host, test desktop), when running it.
-    pub demo: Option<Arc<client_core::demo::Demo>>,
+    pub demo: Option<Arc<demo::Demo>>,
 }
 
 impl NativePlatform {

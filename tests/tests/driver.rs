@@ -8,12 +8,12 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use client_core::demo::Demo;
 use client_core::driver::{self, Command, UiEvent};
 use client_core::known_hosts::MemoryPins;
 use client_core::native::NativeOpener;
 use client_core::rdp::MouseButton;
 use client_core::{Answer, Progress, Prompt};
+use demo::Demo;
 use test_desktop::{key_strip_color, picture_pixel, CLICK_MARK, KEY_STRIP_HEIGHT};
 use zeroize::Zeroizing;
 

@@ -189,7 +189,7 @@ fn a_desktop_in_motion_keeps_repainting_and_still_hears_input() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let (width, height) = (256u16, 192u16);
-        let demo = client_core::demo::Demo::start_with(client_core::demo::DemoOptions {
+        let demo = demo::Demo::start_with(demo::DemoOptions {
             desktop_size: (width, height),
             motion: true,
             otp: false,

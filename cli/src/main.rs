@@ -1,3 +1,9 @@
+//! thin-client: the client on the command line: connect (with a screenshot or
+//! a local raw-mode port for any RDP client), forget a pinned host key, and the
+//! headless demo.
+
+mod screenshot;
+
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,8 +15,7 @@ use client_core::interaction::BoxFuture;
 use client_core::interaction::OtpWrong;
 use client_core::native::{self, FilePins, RdpOptions, RelayTarget};
 use client_core::{
-    screenshot, Answer, ConnectError, Interaction, OtpKind, PinStore, Progress, Prompt,
-    RdpCredentials,
+    Answer, ConnectError, Interaction, OtpKind, PinStore, Progress, Prompt, RdpCredentials,
 };
 use proto::ComputerId;
 use transport::dial::Proxy;
@@ -383,7 +388,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Demo { screenshot } => {
             eprintln!("starting the demo: relay, office PC agent and test desktop on loopback …");
-            let demo = client_core::demo::Demo::start().await?;
+            let demo = demo::Demo::start().await?;
             let shot = screenshot.unwrap_or_else(|| PathBuf::from("demo.png"));
             let rdp = RdpOptions {
                 creds: demo.rdp.clone(),

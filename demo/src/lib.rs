@@ -9,9 +9,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::task::JoinHandle;
 
-use crate::known_hosts::MemoryPins;
-use crate::native::RelayTarget;
-use crate::rdp::RdpCredentials;
+use client_core::known_hosts::MemoryPins;
+use client_core::native::RelayTarget;
+use client_core::rdp::RdpCredentials;
 
 pub const DEMO_ID: &str = "demo-pc";
 pub const DEMO_USER: &str = "demo";
@@ -205,8 +205,8 @@ impl Demo {
     }
 
     /// Answers the demo host's questions like its owner would.
-    pub fn scripted(&self) -> crate::Scripted {
-        crate::Scripted {
+    pub fn scripted(&self) -> client_core::Scripted {
+        client_core::Scripted {
             otp: (!self.totp_secret.is_empty()).then(|| self.next_otp()),
             host_password: Some(self.host_password.clone()),
         }

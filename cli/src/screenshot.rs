@@ -15,12 +15,6 @@ pub fn save_png(path: &Path, rgba: &[u8], width: u16, height: u16) -> anyhow::Re
         encoder.set_depth(png::BitDepth::Eight);
         encoder.write_header()?.write_image_data(&rgb)?;
     }
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    std::io::Write::write_all(&mut tmp, &bytes)?;
-    tmp.persist(path)?;
+    files::write_atomic(path, &bytes, files::Mode::Public)?;
     Ok(())
 }
