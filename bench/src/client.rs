@@ -50,6 +50,7 @@ pub async fn first_frame_ms(size: (u16, u16), runs: usize) -> anyhow::Result<(f6
         desktop_size: size,
         motion: false,
         otp: false,
+        ..Default::default()
     })
     .await?;
     let (relayed, direct) = (relay_route(&demo), Route::Direct(demo.desktop_addr));
@@ -84,6 +85,7 @@ pub async fn frame_rates(
         desktop_size: size,
         motion: true,
         otp: false,
+        ..Default::default()
     })
     .await?;
     let mut rates = Vec::new();
@@ -186,6 +188,8 @@ async fn count_frames(session: &mut Session, frames: usize) -> anyhow::Result<Fr
                 SessionEvent::Ended(reason) => {
                     bail!("the test desktop ended the session: {reason}")
                 }
+                // The demo's desktop copies nothing.
+                SessionEvent::RemoteClipboard(_) | SessionEvent::RemoteClipboardTooLarge(_) => {}
             }
         }
         while area >= screen {

@@ -107,6 +107,10 @@ struct ConnectArgs {
     /// (e.g. to use a shared folder from the remote PC).
     #[arg(long, default_value_t = 0)]
     hold: u64,
+    /// Put this text on the remote PC's clipboard once connected (the text
+    /// copied on the remote PC is printed as remote_clipboard=…).
+    #[arg(long, conflicts_with = "listen")]
+    copy_text: Option<String>,
 }
 
 fn parse_size(s: &str) -> Result<(u16, u16), String> {
@@ -353,8 +357,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 &rdp,
                 &pins_at(args.known_hosts),
                 &mut terminal,
-                &shot,
-                Duration::from_secs(args.hold),
+                Plan {
+                    shot: &shot,
+                    hold: Duration::from_secs(args.hold),
+                    copy_text: args.copy_text,
+                },
             )
             .await
         }
@@ -406,12 +413,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     host_password: Some(Zeroizing::new(demo.host_password.clone())),
                     interactive: false,
                 },
-                &shot,
-                Duration::ZERO,
+                Plan {
+                    shot: &shot,
+                    hold: Duration::ZERO,
+                    copy_text: None,
+                },
             )
             .await
         }
     }
+}
+
+/// What to do in a session once its picture is there.
+struct Plan<'a> {
+    /// Save the picture here (again at the end of `hold`).
+    shot: &'a std::path::Path,
+    /// Keep the session this long.
+    hold: Duration,
+    /// Put this text on the remote clipboard.
+    copy_text: Option<String>,
 }
 
 async fn screenshot_session(
@@ -420,8 +440,11 @@ async fn screenshot_session(
     rdp: &RdpOptions,
     pins: &dyn PinStore,
     terminal: &mut Terminal,
-    shot: &std::path::Path,
-    hold: Duration,
+    Plan {
+        shot,
+        hold,
+        copy_text,
+    }: Plan<'_>,
 ) -> anyhow::Result<()> {
     let (mut session, timings) = native::connect_and_wait_frame(relay, id, rdp, pins, terminal)
         .await
@@ -445,7 +468,14 @@ async fn screenshot_session(
     println!("pairing_ms={}", timings.pairing.as_millis());
     println!("first_frame_ms={}", timings.first_frame.as_millis());
     println!("screenshot={}", shot.display());
+    if let Some(text) = copy_text {
+        session
+            .copy_text(text)
+            .await
+            .map_err(|e| anyhow::anyhow!(e))??;
+    }
     if hold.is_zero() {
+        print_remote_clipboard(session.remote_clipboard());
         let _ = session.disconnect().await;
         return Ok(());
     }
@@ -455,17 +485,30 @@ async fn screenshot_session(
         tokio::select! {
             _ = &mut hold => break,
             events = session.next_events() => {
-                let events = events.map_err(|e| anyhow::anyhow!(e))?;
-                if events.iter().any(|e| matches!(e, client_core::SessionEvent::Ended(_))) {
-                    return Ok(());
+                for event in events.map_err(|e| anyhow::anyhow!(e))? {
+                    match event {
+                        client_core::SessionEvent::Ended(_) => return Ok(()),
+                        client_core::SessionEvent::RemoteClipboardTooLarge(bytes) => eprintln!(
+                            "the text copied on the remote PC is too large to take ({bytes} bytes)"
+                        ),
+                        _ => {}
+                    }
                 }
             }
         }
     }
     // The picture as it was at the end of the hold.
     save(&session)?;
+    print_remote_clipboard(session.remote_clipboard());
     let _ = session.disconnect().await;
     Ok(())
+}
+
+/// The text copied on the remote PC, if any (JSON-quoted: one line).
+fn print_remote_clipboard(text: Option<&str>) {
+    if let Some(text) = text {
+        println!("remote_clipboard={}", serde_json::Value::from(text));
+    }
 }
 
 /// The screenshot waits for the picture to stay unchanged this long…

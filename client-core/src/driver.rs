@@ -45,6 +45,14 @@ pub enum UiEvent {
     },
     /// The framebuffer changed (see [`Framebuffer::take_dirty`]).
     Frame,
+    /// Text was copied on the remote PC: put it on the local clipboard.
+    RemoteClipboard(String),
+    /// Clipboard text over [`proto::clipboard::MAX_TEXT_BYTES`] was not
+    /// carried: `outgoing` when it was copied on this computer.
+    ClipboardTooLarge {
+        bytes: usize,
+        outgoing: bool,
+    },
     /// The connection is over: `Ok` when the user or the remote PC ended it.
     Ended(Result<(), ConnectError>),
 }
@@ -76,6 +84,9 @@ pub enum Command {
     },
     /// Release every key and button (the window lost focus).
     ReleaseAll,
+    /// Paste this text from the local clipboard at the remote cursor (see
+    /// [`rdp::RdpSession::paste`]).
+    Paste(String),
     Disconnect,
 }
 
@@ -384,6 +395,12 @@ where
                             driver.send(UiEvent::Frame);
                         }
                         SessionEvent::Ended(_) => return Ok(()),
+                        SessionEvent::RemoteClipboard(text) => {
+                            driver.send(UiEvent::RemoteClipboard(text));
+                        }
+                        SessionEvent::RemoteClipboardTooLarge(bytes) => {
+                            driver.send(UiEvent::ClipboardTooLarge { bytes, outgoing: false });
+                        }
                     }
                 }
             }
@@ -402,6 +419,11 @@ where
                 }
                 Some(Command::Wheel { units, vertical }) => session.wheel(units, vertical).await?,
                 Some(Command::ReleaseAll) => session.release_all().await?,
+                Some(Command::Paste(text)) => {
+                    if let Err(too_large) = session.paste(text).await? {
+                        driver.send(UiEvent::ClipboardTooLarge { bytes: too_large.0, outgoing: true });
+                    }
+                }
                 Some(Command::Answer(_)) => {}
             },
         }

@@ -22,6 +22,7 @@ use ironrdp_rdcleanpath::{RDCleanPath, RDCleanPathPdu};
 use ironrdp_session::image::DecodedImage;
 use ironrdp_session::{ActiveStage, ActiveStageBuilder, ActiveStageOutput};
 use ironrdp_tokio::{FramedWrite as _, TokioFramed};
+use proto::clipboard::{self, Arrived, CliprdrClient, TooLarge};
 use proto::session::{SessionMode, SessionReply, SessionRequest};
 use tokio::io::{AsyncRead, AsyncWrite};
 use transport::{FramedIo, Prefixed};
@@ -52,6 +53,11 @@ pub enum SessionEvent {
     Updated(u16, u16, u16, u16),
     /// The server ended the session.
     Ended(String),
+    /// Text was copied on the remote PC (for the local clipboard).
+    RemoteClipboard(String),
+    /// Text copied on the remote PC was over the size limit: not taken (its
+    /// size in bytes).
+    RemoteClipboardTooLarge(usize),
 }
 
 /// Tracks which parts of the desktop have been drawn, to know when the first
@@ -295,6 +301,8 @@ pub fn begin(
 ) -> Result<(ClientConnector, Vec<u8>), ConnectError> {
     let client_addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
     let mut connector = ClientConnector::new(connector_config(creds, width, height), client_addr);
+    // Asked for always; the host takes it out when its policy forbids it.
+    connector.attach_static_channel::<CliprdrClient>(clipboard::channel());
     if let Some(setup) = setup {
         setup(&mut connector);
     }
@@ -379,6 +387,9 @@ where
         image: DecodedImage::new(PixelFormat::RgbA32, size.width, size.height),
         input: Database::new(),
         frame: FrameStatus::new(size.width, size.height),
+        clipboard: None,
+        remote_clipboard: None,
+        pasting: None,
     })
 }
 
@@ -433,6 +444,12 @@ pub struct RdpSession<S> {
     image: DecodedImage,
     input: Database,
     frame: FrameStatus,
+    /// The text this side offers on the remote clipboard, once copied.
+    clipboard: Option<String>,
+    /// The text last copied on the remote PC.
+    remote_clipboard: Option<String>,
+    /// Text being pasted: Ctrl+V waits until the remote PC took it.
+    pasting: Option<String>,
 }
 
 impl<S> RdpSession<S>
@@ -452,6 +469,12 @@ where
         self.image.height()
     }
 
+    /// The text last copied on the remote PC (also reported as
+    /// [`SessionEvent::RemoteClipboard`]).
+    pub fn remote_clipboard(&self) -> Option<&str> {
+        self.remote_clipboard.as_deref()
+    }
+
     /// Whether every part of the desktop has been drawn at least once.
     pub fn first_frame_complete(&self) -> bool {
         self.frame.complete()
@@ -468,7 +491,124 @@ where
             .stage
             .process(&mut self.image, action, &payload, None)
             .map_err(rdp_err)?;
-        self.apply(outputs).await
+        let mut events = self.apply(outputs).await?;
+        self.answer_clipboard(&mut events).await?;
+        Ok(events)
+    }
+
+    /// Answers the clipboard channel (see [`proto::clipboard`]): the remote
+    /// side's requests for our text, and its own text when copied there.
+    async fn answer_clipboard(
+        &mut self,
+        events: &mut Vec<SessionEvent>,
+    ) -> Result<(), ConnectError> {
+        let Some(cliprdr) = self.stage.get_svc_processor_mut::<CliprdrClient>() else {
+            return Ok(());
+        };
+        let done = clipboard::answer(cliprdr, self.clipboard.as_deref()).map_err(rdp_err)?;
+        for arrived in done.arrived {
+            events.push(match arrived {
+                Arrived::Text(text) => {
+                    self.remote_clipboard = Some(text.clone());
+                    SessionEvent::RemoteClipboard(text)
+                }
+                Arrived::TooLarge(bytes) => SessionEvent::RemoteClipboardTooLarge(bytes),
+            });
+        }
+        self.send_clipboard(done.messages).await?;
+        if let (Some(taken), Some(text)) = (done.offer_taken, self.pasting.take()) {
+            if taken {
+                self.press_paste().await?;
+            } else {
+                self.type_text(&text).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Pastes `text` from this computer where the remote PC's cursor is:
+    /// through the clipboard channel — the text goes on the remote
+    /// clipboard, and Ctrl+V is pressed there once the remote PC has taken
+    /// it, so that the paste cannot overtake the copy — or, where the
+    /// channel is not up (the host's policy forbids the clipboard) or the
+    /// remote PC refuses the text, typed as Unicode characters.
+    pub async fn paste(&mut self, text: String) -> Result<Result<(), TooLarge>, ConnectError> {
+        let ready = self
+            .stage
+            .get_svc_processor_mut::<CliprdrClient>()
+            .is_some_and(|cliprdr| cliprdr.is_ready());
+        if !ready {
+            self.type_text(&text).await?;
+            return Ok(Ok(()));
+        }
+        if let Err(too_large) = self.copy_text(text.clone()).await? {
+            return Ok(Err(too_large));
+        }
+        self.pasting = Some(text);
+        Ok(Ok(()))
+    }
+
+    /// Ctrl+V, with Ctrl left as the person holds it and the Windows key
+    /// (a Mac's Cmd) let go, as Win+V opens the clipboard history instead.
+    async fn press_paste(&mut self) -> Result<(), ConnectError> {
+        let ctrl = Scancode::from_u8(false, 0x1d);
+        let win = Scancode::from_u8(true, 0x5b);
+        let v = Scancode::from_u8(false, 0x2f);
+        let held = self.input.is_key_pressed(ctrl);
+        let mut ops = Vec::new();
+        if self.input.is_key_pressed(win) {
+            ops.push(Operation::KeyReleased(win));
+        }
+        if !held {
+            ops.push(Operation::KeyPressed(ctrl));
+        }
+        ops.extend([Operation::KeyPressed(v), Operation::KeyReleased(v)]);
+        if !held {
+            ops.push(Operation::KeyReleased(ctrl));
+        }
+        for op in ops {
+            self.input(vec![op]).await?;
+        }
+        Ok(())
+    }
+
+    /// Types `text` as Unicode characters (line breaks as Enter).
+    pub async fn type_text(&mut self, text: &str) -> Result<(), ConnectError> {
+        for ch in text.chars().filter(|c| !c.is_control() || *c == '\n') {
+            let ch = if ch == '\n' { '\r' } else { ch };
+            self.unicode(ch, true).await?;
+            self.unicode(ch, false).await?;
+        }
+        Ok(())
+    }
+
+    async fn send_clipboard(
+        &mut self,
+        messages: Vec<ironrdp_svc::SvcMessage>,
+    ) -> Result<(), ConnectError> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let frame = self
+            .stage
+            .process_svc_processor_messages::<CliprdrClient>(messages.into())
+            .map_err(rdp_err)?;
+        self.send(&frame).await
+    }
+
+    /// Offers `text`, copied on this computer, to the remote PC's clipboard
+    /// (sent now if the channel is up, else once it is). Text over
+    /// [`clipboard::MAX_TEXT_BYTES`] is refused and nothing changes.
+    pub async fn copy_text(&mut self, text: String) -> Result<Result<(), TooLarge>, ConnectError> {
+        if let Err(too_large) = clipboard::check_size(&text) {
+            return Ok(Err(too_large));
+        }
+        self.clipboard = Some(text);
+        let Some(cliprdr) = self.stage.get_svc_processor_mut::<CliprdrClient>() else {
+            return Ok(Ok(()));
+        };
+        let messages = clipboard::offer(cliprdr).map_err(rdp_err)?;
+        self.send_clipboard(messages).await.map(Ok)
     }
 
     async fn apply(

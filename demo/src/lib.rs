@@ -45,7 +45,7 @@ impl Drop for Demo {
 }
 
 /// How a demo is set up; the default is what `thin-client demo` runs.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct DemoOptions {
     /// The test desktop's size in pixels.
     pub desktop_size: (u16, u16),
@@ -55,6 +55,9 @@ pub struct DemoOptions {
     /// The host asks for an authenticator code. Each code works once, so
     /// measurements that connect many times in a row turn it off.
     pub otp: bool,
+    /// Text on the test desktop's clipboard at start
+    /// ([`test_desktop::TestDesktop::with_clipboard`]).
+    pub desktop_clipboard: Option<String>,
 }
 
 impl Default for DemoOptions {
@@ -63,6 +66,7 @@ impl Default for DemoOptions {
             desktop_size: (test_desktop::DEFAULT_WIDTH, test_desktop::DEFAULT_HEIGHT),
             motion: false,
             otp: true,
+            desktop_clipboard: None,
         }
     }
 }
@@ -92,6 +96,9 @@ impl Demo {
         let (width, height) = options.desktop_size;
         let mut desktop =
             test_desktop::TestDesktop::bind(loopback, DEMO_USER, &password, width, height).await?;
+        if let Some(text) = &options.desktop_clipboard {
+            desktop = desktop.with_clipboard(text);
+        }
         if options.motion {
             desktop = desktop.with_motion();
         }

@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod channel;
 pub mod channels;
+pub mod clipboard;
 pub mod frame;
 pub mod id;
 pub mod pairing;

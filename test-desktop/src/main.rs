@@ -23,6 +23,10 @@ struct Cli {
     /// see how many frames a client keeps up with.
     #[arg(long)]
     motion: bool,
+    /// Text on this desktop's clipboard at start (offered to each client
+    /// as it connects; a client's copy replaces it).
+    #[arg(long)]
+    clipboard: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -42,6 +46,9 @@ fn main() -> ExitCode {
                         .await?;
                 if cli.motion {
                     desktop = desktop.with_motion();
+                }
+                if let Some(text) = &cli.clipboard {
+                    desktop = desktop.with_clipboard(text);
                 }
                 let mut echo = desktop.subscribe();
                 println!("thin-test-desktop listening on {}", desktop.local_addr());

@@ -39,6 +39,7 @@ use crate::drive::DriveObserver;
 use crate::picture::{Canvas, Rect};
 use ironrdp_rdpdr::server::RdpdrServer;
 use ironrdp_svc::StaticChannelSet;
+use proto::clipboard::{Arrived, CliprdrServer};
 
 /// Tile edge for bitmap updates: a 64×64 planar tile always fits one
 /// fast-path update, so no fragmentation is needed.
@@ -76,6 +77,17 @@ pub enum InputEcho {
     DriveFile {
         name: String,
     },
+    /// The client offered text for this desktop's clipboard (it follows
+    /// as [`InputEcho::Clipboard`]).
+    ClipboardOffered,
+    /// Text the client copied, now on this desktop's clipboard.
+    Clipboard {
+        text: String,
+    },
+    /// Text the client copied was over the size limit (bytes).
+    ClipboardTooLarge {
+        bytes: usize,
+    },
 }
 
 impl fmt::Display for InputEcho {
@@ -97,6 +109,9 @@ impl fmt::Display for InputEcho {
             InputEcho::Wheel { units } => write!(f, "wheel {units}"),
             InputEcho::Drive { name } => write!(f, "drive announced: {name}"),
             InputEcho::DriveFile { name } => write!(f, "drive file: {name}"),
+            InputEcho::ClipboardOffered => write!(f, "clipboard offered"),
+            InputEcho::Clipboard { text } => write!(f, "clipboard {text:?}"),
+            InputEcho::ClipboardTooLarge { bytes } => write!(f, "clipboard too large: {bytes}"),
         }
     }
 }
@@ -123,6 +138,10 @@ pub struct TestDesktop {
     size: DesktopSize,
     echo: broadcast::Sender<InputEcho>,
     motion: bool,
+    /// This desktop's clipboard text: offered to each client as it
+    /// connects (as Windows announces its clipboard), replaced by what a
+    /// client copies.
+    clipboard: Arc<Mutex<Option<String>>>,
     /// The user's desktop while no client is connected: like a Windows
     /// session, it outlives a dropped connection, and the next logon of
     /// the user gets it back with whatever input drew on it.
@@ -164,6 +183,7 @@ impl TestDesktop {
             size: DesktopSize { width, height },
             echo: broadcast::channel(256).0,
             motion: false,
+            clipboard: Arc::default(),
             kept: Mutex::new(None),
         })
     }
@@ -175,6 +195,12 @@ impl TestDesktop {
     /// client keeps up with.
     pub fn with_motion(mut self) -> Self {
         self.motion = true;
+        self
+    }
+
+    /// Puts `text` on this desktop's clipboard, as if copied on it.
+    pub fn with_clipboard(self, text: &str) -> Self {
+        *self.clipboard.lock().expect("not poisoned") = Some(text.to_owned());
         self
     }
 
@@ -286,6 +312,7 @@ impl TestDesktop {
         acceptor.attach_static_channel(RdpdrServer::new(Box::new(DriveObserver::new(
             self.echo.clone(),
         ))));
+        acceptor.attach_static_channel::<CliprdrServer>(proto::clipboard::channel());
         let begin = ironrdp_acceptor::accept_begin(TokioFramed::new(tcp), &mut acceptor)
             .await
             .context("X.224 negotiation")?;
@@ -328,6 +355,7 @@ impl TestDesktop {
             user_channel: result.user_channel_id,
             channels: result.static_channels,
             echo: self.echo.clone(),
+            clipboard: self.clipboard.clone(),
         };
         session.start_channels().await?;
         for event in result.input_events {
@@ -364,6 +392,7 @@ struct Session<S> {
     /// Static virtual channels the client joined (drive redirection).
     channels: StaticChannelSet,
     echo: broadcast::Sender<InputEcho>,
+    clipboard: Arc<Mutex<Option<String>>>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send + Sync> Session<S> {
@@ -459,6 +488,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + Sync> Session<S> {
             .map_err(|e| anyhow::anyhow!("channel {id}: {e}"))?;
         if let Some(rdpdr) = channel.channel_processor_downcast_mut::<RdpdrServer>() {
             messages.extend(crate::drive::follow_up(rdpdr).map_err(|e| anyhow::anyhow!("{e}"))?);
+        }
+        if let Some(cliprdr) = channel.channel_processor_downcast_mut::<CliprdrServer>() {
+            let mut clipboard = self.clipboard.lock().expect("not poisoned");
+            let done = proto::clipboard::answer(cliprdr, clipboard.as_deref())
+                .map_err(|e| anyhow::anyhow!("clipboard: {e}"))?;
+            messages.extend(done.messages);
+            if done.text_offered {
+                let _ = self.echo.send(InputEcho::ClipboardOffered);
+            }
+            for arrived in done.arrived {
+                let echo = match arrived {
+                    Arrived::Text(text) => {
+                        *clipboard = Some(text.clone());
+                        InputEcho::Clipboard { text }
+                    }
+                    Arrived::TooLarge(bytes) => InputEcho::ClipboardTooLarge { bytes },
+                };
+                let _ = self.echo.send(echo);
+            }
         }
         self.send_channel(id, messages).await
     }

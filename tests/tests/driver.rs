@@ -13,15 +13,25 @@ use client_core::known_hosts::MemoryPins;
 use client_core::native::NativeOpener;
 use client_core::rdp::MouseButton;
 use client_core::{Answer, Progress, Prompt};
-use demo::Demo;
-use test_desktop::{key_strip_color, picture_pixel, CLICK_MARK, KEY_STRIP_HEIGHT};
+use demo::{Demo, DemoOptions};
+use test_desktop::{key_strip_color, picture_pixel, InputEcho, CLICK_MARK, KEY_STRIP_HEIGHT};
 use zeroize::Zeroizing;
+
+/// Text on the office PC's clipboard, and text pasted from home.
+const OFFICE_TEXT: &str = "会社のPCでコピー ✓ office";
+const HOME_TEXT: &str = "家でコピーした文字 ✓ home\n2行目";
 
 #[test]
 fn the_driver_runs_a_whole_session_for_a_ui() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let demo = Demo::start().await.unwrap();
+        let demo = Demo::start_with(DemoOptions {
+            desktop_clipboard: Some(OFFICE_TEXT.into()),
+            ..DemoOptions::default()
+        })
+        .await
+        .unwrap();
+        let mut echo = demo.desktop.subscribe();
         let (mut handle, drive) = driver::channel(Arc::new(|| {}));
         let opener = NativeOpener {
             relay: demo.relay.clone(),
@@ -43,6 +53,9 @@ fn the_driver_runs_a_whole_session_for_a_ui() {
         let mut steps = Vec::new();
         let mut asked = Vec::new();
         let mut sent_input = false;
+        let mut pasted = false;
+        let mut from_office = Vec::new();
+        let mut at_office = Vec::new();
         let outcome = tokio::time::timeout(Duration::from_secs(60), async {
             while let Some(event) = handle.events.recv().await {
                 match event {
@@ -97,13 +110,38 @@ fn the_driver_runs_a_whole_session_for_a_ui() {
                                 handle.commands.send(command).unwrap();
                             }
                         } else if sent_input
+                            && !pasted
                             && pixel(&fb, 200, 150) == CLICK_MARK
                             && pixel(&fb, 10, strip_y) == key_strip_color(0x1e)
                         {
                             drop(fb);
-                            handle.commands.send(Command::Disconnect).unwrap();
+                            // Ctrl+V at home: the text goes on the office
+                            // PC's clipboard, then Ctrl+V is pressed there.
+                            pasted = true;
+                            handle
+                                .commands
+                                .send(Command::Paste(HOME_TEXT.into()))
+                                .unwrap();
+                        } else if pasted {
+                            drop(fb);
+                            while let Ok(event) = echo.try_recv() {
+                                at_office.push(event);
+                            }
+                            let v_pressed = InputEcho::Key {
+                                scancode: 0x2f,
+                                extended: false,
+                                down: true,
+                            };
+                            let copied = InputEcho::Clipboard {
+                                text: HOME_TEXT.into(),
+                            };
+                            if at_office.contains(&v_pressed) && at_office.contains(&copied) {
+                                handle.commands.send(Command::Disconnect).unwrap();
+                            }
                         }
                     }
+                    UiEvent::RemoteClipboard(text) => from_office.push(text),
+                    UiEvent::ClipboardTooLarge { bytes, .. } => panic!("too large: {bytes}"),
                     UiEvent::Ended(result) => return result,
                 }
             }
@@ -113,6 +151,27 @@ fn the_driver_runs_a_whole_session_for_a_ui() {
         .expect("the session finished in time");
         assert!(outcome.is_ok(), "{outcome:?}");
         assert!(sent_input, "the picture never arrived");
+        // The office PC's clipboard came home as the session began; the
+        // pasted text was on offer at the office PC before Ctrl+V was
+        // pressed there (as Windows, which fetches it at the paste), and
+        // it arrived whole.
+        assert_eq!(from_office, [OFFICE_TEXT]);
+        let copied_at = at_office
+            .iter()
+            .position(|e| *e == InputEcho::ClipboardOffered)
+            .unwrap_or_else(|| panic!("nothing was offered: {at_office:?}"));
+        let keys_after: Vec<_> = at_office[copied_at..]
+            .iter()
+            .filter_map(|e| match e {
+                InputEcho::Key { scancode, down, .. } => Some((*scancode, *down)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            keys_after,
+            [(0x1d, true), (0x2f, true), (0x2f, false), (0x1d, false)],
+            "after the copy, Ctrl+V and no other key: {at_office:?}"
+        );
         assert_eq!(asked.len(), 4, "{asked:?}");
         assert!(matches!(asked[3], Prompt::RemoteLogon { .. }), "{asked:?}");
         for step in [
@@ -222,7 +281,9 @@ fn the_driver_reconnects_into_the_same_session_after_the_relay_restarts() {
                         } else if connected == 1 && marked && broke_at.is_none() {
                             // The relay goes away under the running session.
                             broke_at = Some(Instant::now());
-                            relay.restart();
+                            // (It waits for the new relay: off the runtime's
+                            // worker, which the driver needs meanwhile.)
+                            tokio::task::block_in_place(|| relay.restart());
                         } else if connected == 2 && marked && complete {
                             // Back in the same session: the mark is still there.
                             back_after = broke_at.map(|at| at.elapsed());
@@ -230,7 +291,11 @@ fn the_driver_reconnects_into_the_same_session_after_the_relay_restarts() {
                         }
                     }
                     UiEvent::Ended(result) => return result,
-                    UiEvent::Progress(_) | UiEvent::Admitted(_) => {}
+                    // This desktop's clipboard is empty: nothing comes.
+                    UiEvent::Progress(_)
+                    | UiEvent::Admitted(_)
+                    | UiEvent::RemoteClipboard(_)
+                    | UiEvent::ClipboardTooLarge { .. } => {}
                 }
             }
             panic!("the driver stopped without an end event")

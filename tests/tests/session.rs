@@ -193,6 +193,7 @@ fn a_desktop_in_motion_keeps_repainting_and_still_hears_input() {
             desktop_size: (width, height),
             motion: true,
             otp: false,
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -370,6 +371,53 @@ fn a_shared_folder_reaches_the_remote_pc_only_when_its_host_allows_it() {
     desktop.wait_for("drive announced: thin", Duration::from_secs(10));
     desktop.wait_for("drive file: hello-from-home.txt", Duration::from_secs(10));
     desktop.wait_for("drive file: reports", Duration::from_secs(10));
+}
+
+/// Text copied at home reaches the office PC's clipboard and the office
+/// PC's comes home, through relay and host; with the clipboard forbidden by
+/// the host's policy, nothing crosses either way although the client asks
+/// for the channel as always.
+#[test]
+fn clipboard_text_crosses_both_ways_unless_the_host_forbids_it() {
+    const OFFICE: &str = "会社のクリップボード ✓ office";
+    const HOME: &str = "家の文字 ✓ home";
+    let relay = RelayProc::start(&[]);
+    let (mut desktop, desktop_addr) = test_desktop_with(USER, PASSWORD, &["--clipboard", OFFICE]);
+    let work = tempfile::tempdir().unwrap();
+    let host = HostProc::start(work.path(), &relay, "clip-pc", &desktop_addr);
+    let ca = relay.ca();
+    let shot = work.path().join("shot.png");
+    let connect = |copy: &str| {
+        let extra = ["--copy-text", copy, "--hold", "2"];
+        thin_client_connect(&relay.addr, &ca, "clip-pc", (USER, PASSWORD), &shot, &extra)
+    };
+
+    let (code, out) = connect(HOME);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!("remote_clipboard=\"{OFFICE}\"")),
+        "{out}"
+    );
+    desktop.wait_for(
+        &format!("input: clipboard \"{HOME}\""),
+        Duration::from_secs(10),
+    );
+
+    let config = host.config.to_str().unwrap();
+    let (code, out) = run(
+        "thin-host",
+        &["policy", "--config", config, "--clipboard", "off"],
+    );
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = connect("forbidden text");
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("remote_clipboard="), "{out}");
+    std::thread::sleep(Duration::from_millis(500));
+    desktop.wait_for("thin-test-desktop listening", Duration::from_secs(1));
+    assert!(
+        !desktop.seen.iter().any(|l| l.contains("forbidden text")),
+        "clipboard text crossed against the host's policy"
+    );
 }
 
 /// Answers like [`Scripted`], but takes `pause` over a new host key, as a

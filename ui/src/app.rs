@@ -249,6 +249,7 @@ impl ThinApp {
     }
 
     fn pump_events(&mut self, ctx: &egui::Context) {
+        let lang = self.lang();
         let Screen::Connection(conn) = &mut self.screen else {
             return;
         };
@@ -288,6 +289,19 @@ impl ThinApp {
                 UiEvent::Frame => {
                     if let Some(view) = &mut conn.session {
                         view.upload(ctx, &conn.handle.frame);
+                    }
+                }
+                // egui hands it to the platform's clipboard (the system's on
+                // the desktop, the browser's Clipboard API on the web).
+                UiEvent::RemoteClipboard(text) => ctx.copy_text(text),
+                UiEvent::ClipboardTooLarge { bytes, outgoing } => {
+                    if let Some(view) = &mut conn.session {
+                        let text = match outgoing {
+                            true => T::ClipboardTooLargeOut,
+                            false => T::ClipboardTooLargeIn,
+                        };
+                        let megabytes = format!("{:.1}", bytes as f64 / 1_048_576.0);
+                        view.notify(ctx, fill(text.get(lang), &[&megabytes]));
                     }
                 }
                 UiEvent::Ended(result) => {
@@ -800,6 +814,12 @@ fn log_event(event: &UiEvent) {
             tracing::info!(width, height, "session connected")
         }
         UiEvent::Frame => {}
+        UiEvent::RemoteClipboard(text) => {
+            tracing::debug!(chars = text.chars().count(), "remote clipboard")
+        }
+        UiEvent::ClipboardTooLarge { bytes, outgoing } => {
+            tracing::warn!(bytes, outgoing, "clipboard text too large")
+        }
         UiEvent::Reconnecting {
             attempt,
             in_secs,

@@ -171,6 +171,10 @@ texts! {
     FitToWindow => "Fit to window", "ウィンドウに合わせる";
     ActualSize => "Actual size", "等倍";
     FullscreenHint => "Full screen: Ctrl+Alt+Shift+F (press again to leave)", "全画面表示: Ctrl+Alt+Shift+F (もう一度押すと戻ります)";
+    ClipboardTooLargeOut => "The copied text is too large to paste on the remote PC ({} MB; at most 4 MB). Copy less at a time.",
+        "コピーしたテキストが大きすぎるため、リモートPCに貼り付けられません ({} MB、上限 4 MB)。少しずつコピーしてください。";
+    ClipboardTooLargeIn => "The text copied on the remote PC is too large to bring to this computer ({} MB; at most 4 MB). Copy less at a time.",
+        "リモートPCでコピーしたテキストが大きすぎるため、このコンピューターに持ってこられません ({} MB、上限 4 MB)。少しずつコピーしてください。";
     ConnectedTo => "Connected to {}", "{} に接続中";
     SessionEnded => "The session ended.", "セッションが終了しました。";
     KeyHankaku => "Hankaku/Zenkaku", "半角/全角";

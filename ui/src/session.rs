@@ -16,6 +16,8 @@ use crate::settings::Entry;
 
 /// How long the full-screen hint stays up the first time (seconds).
 const HINT_SECS: f64 = 10.0;
+/// How long a note on the session bar stays up (seconds).
+const NOTICE_SECS: f64 = 8.0;
 
 pub struct SessionView {
     width: u16,
@@ -29,6 +31,8 @@ pub struct SessionView {
     /// Show the full-screen hint until this time (first session only).
     hint: Option<f64>,
     show_hint: bool,
+    /// A note for the person (e.g. a clipboard too large) and until when.
+    notice: Option<(String, f64)>,
 }
 
 impl SessionView {
@@ -43,6 +47,7 @@ impl SessionView {
             window_focused: true,
             hint: None,
             show_hint: first_time,
+            notice: None,
         }
     }
 
@@ -63,6 +68,13 @@ impl SessionView {
                 self.height = fb.height;
             }
         }
+    }
+
+    /// Shows `text` on the session bar for a while.
+    pub fn notify(&mut self, ctx: &egui::Context, text: String) {
+        let now = ctx.input(|i| i.time);
+        self.notice = Some((text, now + NOTICE_SECS));
+        ctx.request_repaint();
     }
 
     /// Draws the session; returns true when the user asked to disconnect.
@@ -120,6 +132,12 @@ impl SessionView {
                 });
                 if self.hint.is_some_and(|until| now < until) {
                     ui.colored_label(Color32::from_rgb(0, 110, 200), t(T::FullscreenHint));
+                }
+                match &self.notice {
+                    Some((text, until)) if now < *until => {
+                        ui.colored_label(Color32::from_rgb(200, 120, 0), text.as_str());
+                    }
+                    _ => self.notice = None,
                 }
             });
         }
@@ -263,7 +281,9 @@ impl SessionView {
                         });
                     }
                 }
-                Event::Text(text) | Event::Paste(text) => type_text(&send, text),
+                // Through the remote clipboard, then Ctrl+V there.
+                Event::Paste(text) => send(Command::Paste(text.clone())),
+                Event::Text(text) => type_text(&send, text),
                 Event::Ime(egui::ImeEvent::Commit(text)) => type_text(&send, text),
                 Event::Copy => tap_with_held(&send, keys::scancode(Key::C)),
                 Event::Cut => tap_with_held(&send, keys::scancode(Key::X)),

@@ -471,17 +471,21 @@ pub fn oathtool(secret: &str) -> String {
 
 /// The synthetic RDP server as a process.
 pub fn test_desktop(user: &str, password: &str) -> (Proc, String) {
-    let mut proc = Proc::start(
-        "thin-test-desktop",
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--user",
-            user,
-            "--password",
-            password,
-        ],
-    );
+    test_desktop_with(user, password, &[])
+}
+
+/// [`test_desktop`] with `extra` arguments (e.g. `--clipboard TEXT`).
+pub fn test_desktop_with(user: &str, password: &str, extra: &[&str]) -> (Proc, String) {
+    let mut args = vec![
+        "--listen",
+        "127.0.0.1:0",
+        "--user",
+        user,
+        "--password",
+        password,
+    ];
+    args.extend_from_slice(extra);
+    let mut proc = Proc::start("thin-test-desktop", &args);
     let line = proc.wait_for("thin-test-desktop listening on ", Duration::from_secs(20));
     let addr = addr_after(&line, "listening on ");
     (proc, addr)
