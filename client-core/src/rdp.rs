@@ -516,12 +516,14 @@ where
             });
         }
         self.send_clipboard(done.messages).await?;
-        if let (Some(taken), Some(text)) = (done.offer_taken, self.pasting.take()) {
-            if taken {
-                self.press_paste().await?;
-            } else {
-                self.type_text(&text).await?;
-            }
+        // A paste waits for the office PC's answer to its offer.
+        let Some(taken) = done.offer_taken else {
+            return Ok(());
+        };
+        match self.pasting.take() {
+            Some(_) if taken => self.press_paste().await?,
+            Some(text) => self.type_text(&text).await?,
+            None => {}
         }
         Ok(())
     }

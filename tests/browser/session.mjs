@@ -71,6 +71,8 @@ try {
     deviceScaleFactor: 1,
     locale,
   });
+  // As a person allows it when the site first asks.
+  await context.grantPermissions(["clipboard-read", "clipboard-write"]);
   page = await context.newPage();
   page.on("console", (m) => console.log(`console.${m.type()}: ${m.text()}`));
   page.on("pageerror", (e) => console.log(`pageerror: ${e}`));
@@ -162,6 +164,15 @@ async function connectAndType(page, titleHas, waitTitle, type) {
   await page.keyboard.press("ArrowLeft");
   await page.mouse.click(300, 200);
   console.log("keys and click sent");
+
+  // The clipboard: the office PC's text came to this browser's clipboard as
+  // the session began; text on this browser's clipboard goes to the office
+  // PC with Ctrl+V.
+  const fromOffice = await page.evaluate(() => navigator.clipboard.readText());
+  console.log(`browser clipboard: ${JSON.stringify(fromOffice)}`);
+  await page.evaluate((text) => navigator.clipboard.writeText(text), env("THIN_PASTE"));
+  await page.keyboard.press("Control+V");
+  console.log("pasted");
 
   const done = env("THIN_DONE");
   for (let i = 0; i < 600 && !existsSync(done); i++) {

@@ -132,7 +132,9 @@ fn a_person_at_chromium_reaches_the_desktop_through_the_relay_s_one_port() {
         "--web-key",
         key.to_str().unwrap(),
     ]);
-    let (mut desktop, desktop_addr) = test_desktop(USER, PASSWORD);
+    const OFFICE: &str = "会社のPCでコピー ✓ office";
+    const HOME: &str = "ブラウザーからペースト ✓ home";
+    let (mut desktop, desktop_addr) = test_desktop_with(USER, PASSWORD, &["--clipboard", OFFICE]);
     let host = HostProc::start(work.path(), &relay, "web-pc", &desktop_addr);
     let secret = enrol_totp(&host.config);
     // A second office PC for a native client, on the same relay port.
@@ -158,6 +160,7 @@ fn a_person_at_chromium_reaches_the_desktop_through_the_relay_s_one_port() {
                 .env("THIN_RDP_PASSWORD", PASSWORD)
                 .env("THIN_OUT", &shots)
                 .env("THIN_DONE", &done)
+                .env("THIN_PASTE", HOME)
                 .env("THIN_ONLY_LIST", if only_list { "1" } else { "" }),
         )
     };
@@ -204,6 +207,17 @@ fn a_person_at_chromium_reaches_the_desktop_through_the_relay_s_one_port() {
     desktop.wait_for("input: unicode U+0061 down", Duration::from_secs(20));
     desktop.wait_for("input: key 0x4b extended down", Duration::from_secs(20));
     desktop.wait_for("input: click left ", Duration::from_secs(20));
+    // The clipboard both ways, through the browser's Clipboard API.
+    browser.wait_for(
+        &format!("browser clipboard: \"{OFFICE}\""),
+        Duration::from_secs(20),
+    );
+    browser.wait_for("pasted", Duration::from_secs(20));
+    desktop.wait_for(
+        &format!("input: clipboard \"{HOME}\""),
+        Duration::from_secs(20),
+    );
+    desktop.wait_for("input: key 0x2f down", Duration::from_secs(20));
     std::fs::write(&done, "").unwrap();
     let (code, out) = browser.wait_exit(Duration::from_secs(60));
     assert_eq!(code, 0, "{out}");

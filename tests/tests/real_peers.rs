@@ -375,6 +375,66 @@ fn add_xrdp_user() {
     assert!(status.success());
 }
 
+/// The X display of the running xrdp session (Xvnc as the session user).
+struct XrdpSession {
+    display: String,
+    xauthority: std::path::PathBuf,
+}
+
+impl XrdpSession {
+    fn find() -> Self {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let out = Command::new("pgrep")
+                .args(["-a", "-u", XRDP_USER, "Xvnc"])
+                .output()
+                .unwrap();
+            let listing = String::from_utf8_lossy(&out.stdout);
+            let display = listing
+                .split_whitespace()
+                .find(|word| word.starts_with(':') && word[1..].parse::<u32>().is_ok());
+            if let Some(display) = display {
+                return Self {
+                    display: display.to_owned(),
+                    xauthority: Path::new("/home").join(XRDP_USER).join(".Xauthority"),
+                };
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no Xvnc of {XRDP_USER} runs: {listing}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn xclip(&self) -> Command {
+        let mut cmd = Command::new("xclip");
+        cmd.args(["-selection", "clipboard"])
+            .env("DISPLAY", &self.display)
+            .env("XAUTHORITY", &self.xauthority);
+        cmd
+    }
+
+    /// The session's clipboard text, once it is `want` (or at the limit).
+    fn wait_clipboard(&self, want: &str, limit: Duration) -> String {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let out = self.xclip().arg("-o").output().unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            if text == want || std::time::Instant::now() >= deadline {
+                return text;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Copies the text of `file` in the session; it stays on the clipboard
+    /// while the returned process runs.
+    fn copy(&self, file: &Path) -> Proc {
+        Proc::start_cmd("xclip", self.xclip().args(["-quiet", "-i"]).arg(file))
+    }
+}
+
 /// `(x, y, pixel)` of the `points` in a screenshot not within 8 of `want`.
 fn wrong_pixels(shot: &Path, points: &[(u32, u32)], want: [u8; 3]) -> Vec<(u32, u32, [u8; 3])> {
     let (w, _, rgb) = read_png(shot);
@@ -404,8 +464,10 @@ fn xrdp_tls_only_server_through_relay_and_host() {
             "xfreerdp",
             "Xvfb",
             "import",
+            "xclip",
         ],
-        "xrdp xorgxrdp tigervnc-standalone-server x11-xserver-utils freerdp2-x11 xvfb imagemagick",
+        "xrdp xorgxrdp tigervnc-standalone-server x11-xserver-utils freerdp2-x11 xvfb imagemagick \
+         xclip",
     ) || !real_peer_programs(&["oathtool"], "oathtool")
     {
         return;
@@ -418,15 +480,32 @@ fn xrdp_tls_only_server_through_relay_and_host() {
     let shot = work.path().join("xrdp.png");
     let points = [(10, 10), (512, 384), (1000, 700)];
 
-    let (code, out) = thin_client_connect(
+    // The session's picture, and the clipboard both ways with the X
+    // clipboard inside the xrdp session (xrdp's chansrv carries it).
+    const HOME: &str = "家でコピー ✓ home";
+    const OFFICE: &str = "xrdpでコピー ✓ office";
+    let args = thin_client_connect_args(
         &relay.addr,
         &ca,
         "xrdp-pc",
         (XRDP_USER, XRDP_PASSWORD),
         &shot,
-        &[],
+        &["--copy-text", HOME, "--hold", "8"],
     );
+    let mut client = Proc::start_cmd("thin-client", Command::new(bin("thin-client")).args(&args));
+    client.wait_for("screenshot=", Duration::from_secs(60));
+    let session = XrdpSession::find();
+    let pasted = session.wait_clipboard(HOME, Duration::from_secs(5));
+    assert_eq!(pasted, HOME, "the xrdp session's clipboard");
+    let office_text = work.path().join("office.txt");
+    std::fs::write(&office_text, OFFICE).unwrap();
+    let _copier = session.copy(&office_text);
+    let (code, out) = client.wait_exit(Duration::from_secs(30));
     assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!("remote_clipboard=\"{OFFICE}\"")),
+        "{out}"
+    );
     let wrong = wrong_pixels(&shot, &points, XRDP_COLOUR);
     assert!(
         wrong.is_empty(),
