@@ -170,6 +170,9 @@ pub fn answer<R: Role>(cliprdr: &mut Cliprdr<R>, local: Option<&str>) -> PduResu
                 ));
             }
             Call::Ready | Call::RemoteCopied { text: false } => {}
+            // Out of order (before the channel is up): nothing can be asked
+            // or answered yet, and the session goes on.
+            Call::RemoteCopied { .. } | Call::SendLocal(_) if !cliprdr.is_ready() => {}
             Call::RemoteCopied { text: true } => {
                 done.text_offered = true;
                 messages.extend(Vec::<SvcMessage>::from(
@@ -304,6 +307,31 @@ mod tests {
         let (at_client, at_server) = converse(&mut client, None, &mut server, None, start);
         assert!(at_client.is_empty() && at_server.is_empty());
         assert!(client.is_ready());
+    }
+
+    /// A peer that copies and asks for data before the channel is up gets
+    /// nothing, and the channel is not broken for it.
+    #[test]
+    fn out_of_order_messages_are_ignored() {
+        let mut client: CliprdrClient = channel();
+        let mut server: CliprdrServer = channel();
+        let mut early = Vec::<SvcMessage>::from(server.initiate_copy(&text_formats(true)).unwrap());
+        early.push(
+            ironrdp_cliprdr::pdu::ClipboardPdu::FormatDataRequest(FormatDataRequest {
+                format: ClipboardFormatId::CF_UNICODETEXT,
+            })
+            .into(),
+        );
+        for message in early {
+            let payload = message.encode_unframed_pdu().unwrap();
+            let _ = client.process(&payload);
+            let done = answer(&mut client, Some("secret")).unwrap();
+            assert!(done.messages.is_empty() && done.arrived.is_empty());
+        }
+        // The channel still comes up as usual afterwards.
+        let start = server.start().unwrap();
+        let (at_client, _) = converse(&mut client, None, &mut server, Some("late"), start);
+        assert_eq!(at_client, [Arrived::Text("late".into())]);
     }
 
     #[test]
