@@ -142,10 +142,12 @@ async fn connect(
                 native::open_channel(relay, id, &pins, &mut answers, &resumption).await?;
             let (stream, rest) = channel.into_parts();
             let boxed: Box<dyn Stream> = Box::new(Prefixed::new(rest, stream));
-            client_core::rdp::connect(FramedIo::new(boxed), creds, size, None, &mut answers).await?
+            let channels = Default::default();
+            client_core::rdp::connect(FramedIo::new(boxed), creds, size, channels, &mut answers)
+                .await?
         }
         Route::Direct(addr) => {
-            let (connector, request) = client_core::rdp::begin(creds, size, None)?;
+            let (connector, request) = client_core::rdp::begin(creds, size, Default::default())?;
             let (tls, response, chain) = host::rdp::handshake(&addr.to_string(), &request)
                 .await
                 .map_err(anyhow::Error::msg)?;

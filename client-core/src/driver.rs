@@ -299,12 +299,13 @@ where
     if creds.password.is_empty() {
         *creds = ask_logon(creds, driver).await?;
     }
-    // The host decides whether a folder may be shared.
-    let setup = share
+    // The host decides whether a folder may be shared, and the clipboard.
+    let share = share
         .as_mut()
         .filter(|_| admission.share_allowed)
         .and_then(|make| make());
-    let session = rdp::connect(conn, creds, size, setup, driver).await?;
+    let channels = rdp::Channels::allowed(&admission, share);
+    let session = rdp::connect(conn, creds, size, channels, driver).await?;
     let (width, height) = (session.width(), session.height());
     driver
         .frame
@@ -383,8 +384,10 @@ where
 {
     loop {
         tokio::select! {
-            events = session.next_events() => {
-                for event in events? {
+            // Only the read races the person's input (it is cancel-safe);
+            // applying it writes answers and runs to the end.
+            pdu = session.read() => {
+                for event in session.apply_pdu(pdu?).await? {
                     match event {
                         SessionEvent::Updated(l, t, r, b) => {
                             driver

@@ -283,8 +283,8 @@ pub async fn connect_and_wait_frame(
     if share.is_some() && !admission.share_allowed {
         timed.ui.progress(Progress::ShareRefused);
     }
-    let share = share.filter(|_| admission.share_allowed);
-    let mut session = rdp::connect(channel, &rdp.creds, rdp.size, share, &mut timed).await?;
+    let channels = rdp::Channels::allowed(&admission, share);
+    let mut session = rdp::connect(channel, &rdp.creds, rdp.size, channels, &mut timed).await?;
     wait_first_frame(&mut session, rdp.frame_timeout).await?;
     let timings = Timings {
         pairing: timed.paired.unwrap_or_default(),

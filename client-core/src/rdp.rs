@@ -235,13 +235,36 @@ fn rdp_err(e: impl std::fmt::Display) -> ConnectError {
 /// sharing channel (see `native::share_folder`).
 pub type ConnectorSetup = Box<dyn FnOnce(&mut ClientConnector) + Send>;
 
+/// The static channels a connection asks for. Ask only for what the host
+/// allows ([`Channels::allowed`]): the host takes the others out of the
+/// request, and the RDP server's channel IDs are matched to the client's
+/// channels by their position, so a channel asked for and taken out would
+/// leave the next one with the wrong ID.
+#[derive(Default)]
+pub struct Channels {
+    /// The clipboard (`cliprdr`).
+    pub clipboard: bool,
+    /// Drive sharing (see `native::share_folder`).
+    pub share: Option<ConnectorSetup>,
+}
+
+impl Channels {
+    /// The clipboard and `share` as far as the host's `admission` allows.
+    pub fn allowed(admission: &crate::Admission, share: Option<ConnectorSetup>) -> Self {
+        Self {
+            clipboard: admission.clipboard_allowed,
+            share: share.filter(|_| admission.share_allowed),
+        }
+    }
+}
+
 /// Runs the session preamble and the RDP connection over the end-to-end
 /// channel.
 pub async fn connect<S>(
     mut pipe: FramedIo<S>,
     creds: &RdpCredentials,
     (width, height): (u16, u16),
-    setup: Option<ConnectorSetup>,
+    channels: Channels,
     ui: &mut dyn Interaction,
 ) -> Result<RdpSession<Prefixed<S>>, ConnectError>
 where
@@ -254,7 +277,7 @@ where
     .await
     .map_err(lost)?;
 
-    let (connector, x224_request) = begin(creds, (width, height), setup)?;
+    let (connector, x224_request) = begin(creds, (width, height), channels)?;
     let request =
         RDCleanPathPdu::new_request(x224_request, "rdp-server".into(), String::new(), None)
             .and_then(|pdu| pdu.to_der())
@@ -292,19 +315,20 @@ where
 }
 
 /// The first step of a connection: a connector asking for this desktop
-/// size and logon, with `setup` (such as drive sharing) applied, and the
-/// X.224 request to send to the RDP server.
+/// size and logon, with these `channels`, and the X.224 request to send to
+/// the RDP server.
 pub fn begin(
     creds: &RdpCredentials,
     (width, height): (u16, u16),
-    setup: Option<ConnectorSetup>,
+    channels: Channels,
 ) -> Result<(ClientConnector, Vec<u8>), ConnectError> {
     let client_addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
     let mut connector = ClientConnector::new(connector_config(creds, width, height), client_addr);
-    // Asked for always; the host takes it out when its policy forbids it.
-    connector.attach_static_channel::<CliprdrClient>(clipboard::channel());
-    if let Some(setup) = setup {
-        setup(&mut connector);
+    if channels.clipboard {
+        connector.attach_static_channel::<CliprdrClient>(clipboard::channel());
+    }
+    if let Some(share) = channels.share {
+        share(&mut connector);
     }
     let mut buf = WriteBuf::new();
     let written = connector.step_no_input(&mut buf).map_err(rdp_err)?;
@@ -437,6 +461,12 @@ where
     Ok(())
 }
 
+/// A PDU from the server, read and not yet applied.
+pub struct ServerPdu {
+    action: ironrdp_pdu::Action,
+    payload: ironrdp_tokio::bytes::BytesMut,
+}
+
 /// A running RDP session: decoded framebuffer plus input.
 pub struct RdpSession<S> {
     framed: TokioFramed<S>,
@@ -482,14 +512,28 @@ where
 
     /// Reads and applies the next PDU from the server.
     pub async fn next_events(&mut self) -> Result<Vec<SessionEvent>, ConnectError> {
+        let pdu = self.read().await?;
+        self.apply_pdu(pdu).await
+    }
+
+    /// Reads the next PDU from the server without applying it. Cancel-safe
+    /// (a PDU read in part stays buffered), so a caller may race it against
+    /// its own input and then [`apply_pdu`](Self::apply_pdu) it; applying
+    /// writes answers and must not be cut short.
+    pub async fn read(&mut self) -> Result<ServerPdu, ConnectError> {
         let (action, payload) = self
             .framed
             .read_pdu()
             .await
             .map_err(|e| ConnectError::ConnectionLost(lost(&e)))?;
+        Ok(ServerPdu { action, payload })
+    }
+
+    /// Draws a PDU from [`read`](Self::read) and answers it.
+    pub async fn apply_pdu(&mut self, pdu: ServerPdu) -> Result<Vec<SessionEvent>, ConnectError> {
         let outputs = self
             .stage
-            .process(&mut self.image, action, &payload, None)
+            .process(&mut self.image, pdu.action, &pdu.payload, None)
             .map_err(rdp_err)?;
         let mut events = self.apply(outputs).await?;
         self.answer_clipboard(&mut events).await?;
@@ -550,24 +594,37 @@ where
         Ok(Ok(()))
     }
 
-    /// Ctrl+V, with Ctrl left as the person holds it and the Windows key
-    /// (a Mac's Cmd) let go, as Win+V opens the clipboard history instead.
+    /// Ctrl+V alone: Ctrl left as the person holds it, other modifiers let
+    /// go for the tap and pressed again after it (Win+V opens the clipboard
+    /// history, Ctrl+Shift+V pastes plain text in some programs and
+    /// Ctrl+Alt+V is Paste Special; a Mac's Cmd travels as Win, and
+    /// Shift+Insert is a paste too).
     async fn press_paste(&mut self) -> Result<(), ConnectError> {
-        let ctrl = Scancode::from_u8(false, 0x1d);
-        let win = Scancode::from_u8(true, 0x5b);
-        let v = Scancode::from_u8(false, 0x2f);
-        let held = self.input.is_key_pressed(ctrl);
-        let mut ops = Vec::new();
-        if self.input.is_key_pressed(win) {
-            ops.push(Operation::KeyReleased(win));
-        }
-        if !held {
+        let key = |extended, code| Scancode::from_u8(extended, code);
+        let ctrl = key(false, 0x1d);
+        let v = key(false, 0x2f);
+        let others = [
+            key(false, 0x2a), // left Shift
+            key(false, 0x36), // right Shift
+            key(false, 0x38), // left Alt
+            key(true, 0x38),  // right Alt
+            key(true, 0x5b),  // left Win
+            key(true, 0x5c),  // right Win
+        ];
+        let held: Vec<Scancode> = others
+            .into_iter()
+            .filter(|k| self.input.is_key_pressed(*k))
+            .collect();
+        let ctrl_held = self.input.is_key_pressed(ctrl);
+        let mut ops: Vec<Operation> = held.iter().map(|k| Operation::KeyReleased(*k)).collect();
+        if !ctrl_held {
             ops.push(Operation::KeyPressed(ctrl));
         }
         ops.extend([Operation::KeyPressed(v), Operation::KeyReleased(v)]);
-        if !held {
+        if !ctrl_held {
             ops.push(Operation::KeyReleased(ctrl));
         }
+        ops.extend(held.iter().map(|k| Operation::KeyPressed(*k)));
         for op in ops {
             self.input(vec![op]).await?;
         }

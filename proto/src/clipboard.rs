@@ -190,7 +190,8 @@ pub fn answer<R: Role>(cliprdr: &mut Cliprdr<R>, local: Option<&str>) -> PduResu
                     cliprdr.submit_format_data(response)?,
                 ));
             }
-            Call::Received(Some(data)) if data.len() > MAX_TEXT_BYTES => {
+            // The text may be MAX_TEXT_BYTES, then its 2-byte terminator.
+            Call::Received(Some(data)) if data.len() > MAX_TEXT_BYTES + 2 => {
                 arrived.push(Arrived::TooLarge(data.len()));
             }
             Call::Received(Some(data)) => arrived.push(Arrived::Text(utf16_text(&data))),
@@ -332,6 +333,27 @@ mod tests {
         let start = server.start().unwrap();
         let (at_client, _) = converse(&mut client, None, &mut server, Some("late"), start);
         assert_eq!(at_client, [Arrived::Text("late".into())]);
+    }
+
+    /// Text of exactly the limit arrives (with its terminator); more does not.
+    #[test]
+    fn the_limit_holds_for_arriving_text() {
+        let mut client: CliprdrClient = channel();
+        let mut arrive = |data: Vec<u8>| {
+            let recorder = client.downcast_backend_mut::<CallRecorder>().unwrap();
+            recorder.calls.push(Call::Received(Some(data)));
+            answer(&mut client, None).unwrap().arrived
+        };
+        let mut at_limit = "a"
+            .repeat(MAX_TEXT_BYTES / 2)
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect::<Vec<u8>>();
+        at_limit.extend([0, 0]);
+        let arrived = arrive(at_limit.clone());
+        assert!(matches!(&arrived[..], [Arrived::Text(t)] if t.len() == MAX_TEXT_BYTES / 2));
+        at_limit.extend([0x41, 0]);
+        assert_eq!(arrive(at_limit), [Arrived::TooLarge(MAX_TEXT_BYTES + 4)]);
     }
 
     #[test]

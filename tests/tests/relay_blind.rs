@@ -219,13 +219,16 @@ fn the_relay_forwards_only_ciphertext_for_native_and_browser_clients() {
                 .unwrap();
         let mut conn = transport::FramedIo::new(channel);
         let resumption = client_core::auth::Resumption::default();
-        client_core::auth::authenticate(&mut conn, Vec::new(), &mut answers, &resumption)
-            .await
-            .expect("admitted over the WebSocket");
+        let admission =
+            client_core::auth::authenticate(&mut conn, Vec::new(), &mut answers, &resumption)
+                .await
+                .expect("admitted over the WebSocket");
         let rdp = rdp_options();
-        let mut session = client_core::rdp::connect(conn, &rdp.creds, rdp.size, None, &mut answers)
-            .await
-            .expect("the RDP session runs over the WebSocket");
+        let channels = client_core::rdp::Channels::allowed(&admission, None);
+        let mut session =
+            client_core::rdp::connect(conn, &rdp.creds, rdp.size, channels, &mut answers)
+                .await
+                .expect("the RDP session runs over the WebSocket");
         native::wait_first_frame(&mut session, rdp.frame_timeout)
             .await
             .unwrap();

@@ -329,8 +329,12 @@ fn a_shared_folder_reaches_the_remote_pc_only_when_its_host_allows_it() {
             password: PASSWORD.into(),
             domain: None,
         };
+        let channels = client_core::rdp::Channels {
+            clipboard: admission.clipboard_allowed,
+            share: Some(share),
+        };
         let mut session =
-            client_core::rdp::connect(channel, &creds, (1024, 768), Some(share), &mut answers)
+            client_core::rdp::connect(channel, &creds, (1024, 768), channels, &mut answers)
                 .await
                 .expect("the session runs, without the drive");
         native::wait_first_frame(&mut session, Duration::from_secs(30))
@@ -371,6 +375,36 @@ fn a_shared_folder_reaches_the_remote_pc_only_when_its_host_allows_it() {
     desktop.wait_for("drive announced: thin", Duration::from_secs(10));
     desktop.wait_for("drive file: hello-from-home.txt", Duration::from_secs(10));
     desktop.wait_for("drive file: reports", Duration::from_secs(10));
+
+    // Sharing on and the clipboard off: the drive still works (the client
+    // asks only for the channels the host allows, so the RDP server's
+    // channel IDs go to the right channels).
+    let (code, out) = run(
+        "thin-host",
+        &[
+            "policy",
+            "--config",
+            host.config.to_str().unwrap(),
+            "--clipboard",
+            "off",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let listed = |desktop: &Proc| {
+        desktop
+            .seen
+            .iter()
+            .filter(|l| l.contains("drive file: reports"))
+            .count()
+    };
+    let before = listed(&desktop);
+    let (code, out) = connect();
+    assert_eq!(code, 0, "{out}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while listed(&desktop) == before {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        desktop.next_line(left);
+    }
 }
 
 /// Text copied at home reaches the office PC's clipboard and the office
