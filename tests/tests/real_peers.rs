@@ -151,32 +151,7 @@ fn xfreerdp_through_raw_mode_again_and_again() {
     let (_, _, secret) = enrol_totp(&host.config);
     let otp = oathtool(&secret);
 
-    let ca = relay.ca();
-    let mut client = Proc::start_cmd(
-        "thin-client",
-        Command::new(bin("thin-client"))
-            .args(["connect", "--relay", &relay.addr, "--relay-ca"])
-            .arg(&ca)
-            .args([
-                "--id",
-                "raw-pc",
-                "--host-password-file",
-                host_password_file(),
-            ])
-            .args(["--otp", &otp, "--listen", "127.0.0.1:0"])
-            // Each connection through the pipe is logged at info.
-            .env("RUST_LOG", "info"),
-    );
-    let line = client.wait_for("listening on ", Duration::from_secs(20));
-    let local = addr_after(&line, "listening on ");
-    let raw = |switch: &str| {
-        let config = host.config.to_str().unwrap();
-        let (code, out) = run(
-            "thin-host",
-            &["policy", "--config", config, "--raw", switch],
-        );
-        assert_eq!(code, 0, "{out}");
-    };
+    let (mut client, local) = raw_mode_client(&relay, "raw-pc", &otp);
 
     // xfreerdp keeps its known-hosts file under $HOME: give it its own.
     let auth_only = |password: &str| {
@@ -198,7 +173,7 @@ fn xfreerdp_through_raw_mode_again_and_again() {
     let (code, out) = auth_only(PASSWORD);
     assert_ne!(code, 0, "raw mode worked against the host's policy:\n{out}");
     client.wait_for("does not allow raw mode", Duration::from_secs(10));
-    raw("on");
+    host.policy(&["--raw", "on"]);
 
     for round in 1..=2 {
         let (code, out) = auth_only(PASSWORD);
@@ -512,15 +487,8 @@ fn xrdp_tls_only_server_through_relay_and_host() {
         "not the xrdp session's {XRDP_COLOUR:?}: {wrong:?}"
     );
 
-    let policy = |args: &[&str]| {
-        let config = host.config.to_str().unwrap();
-        let mut all = vec!["policy", "--config", config];
-        all.extend_from_slice(args);
-        let (code, out) = run("thin-host", &all);
-        assert_eq!(code, 0, "{out}");
-    };
     // The owner requires NLA: the host refuses before any logon travels.
-    policy(&["--require-nla", "on"]);
+    host.policy(&["--require-nla", "on"]);
     let (code, out) = thin_client_connect(
         &relay.addr,
         &ca,
@@ -531,26 +499,12 @@ fn xrdp_tls_only_server_through_relay_and_host() {
     );
     assert_ne!(code, 0, "{out}");
     assert!(out.contains("thin-host policy --require-nla off"), "{out}");
-    policy(&["--require-nla", "off"]);
+    host.policy(&["--require-nla", "off"]);
 
     // A real RDP client through raw mode: xrdp's own TLS end to end.
-    policy(&["--raw", "on"]);
+    host.policy(&["--raw", "on"]);
     let (_, _, secret) = enrol_totp(&host.config);
-    let mut client = Proc::start_cmd(
-        "thin-client",
-        Command::new(bin("thin-client"))
-            .args(["connect", "--relay", &relay.addr, "--relay-ca"])
-            .arg(&ca)
-            .args([
-                "--id",
-                "xrdp-pc",
-                "--host-password-file",
-                host_password_file(),
-            ])
-            .args(["--otp", &oathtool(&secret), "--listen", "127.0.0.1:0"]),
-    );
-    let line = client.wait_for("listening on ", Duration::from_secs(20));
-    let local = addr_after(&line, "listening on ");
+    let (client, local) = raw_mode_client(&relay, "xrdp-pc", &oathtool(&secret));
     let screen = Xvfb::start();
     let mut xfreerdp = Proc::start_cmd(
         "xfreerdp",

@@ -359,17 +359,7 @@ fn a_shared_folder_reaches_the_remote_pc_only_when_its_host_allows_it() {
         .wait_for("channels this PC's policy forbids", Duration::from_secs(5));
 
     // The owner allows it: the folder shows on the remote PC with its files.
-    let (code, out) = run(
-        "thin-host",
-        &[
-            "policy",
-            "--config",
-            host.config.to_str().unwrap(),
-            "--share",
-            "on",
-        ],
-    );
-    assert_eq!(code, 0, "{out}");
+    host.policy(&["--share", "on"]);
     let (code, out) = connect();
     assert_eq!(code, 0, "{out}");
     desktop.wait_for("drive announced: thin", Duration::from_secs(10));
@@ -379,17 +369,7 @@ fn a_shared_folder_reaches_the_remote_pc_only_when_its_host_allows_it() {
     // Sharing on and the clipboard off: the drive still works (the client
     // asks only for the channels the host allows, so the RDP server's
     // channel IDs go to the right channels).
-    let (code, out) = run(
-        "thin-host",
-        &[
-            "policy",
-            "--config",
-            host.config.to_str().unwrap(),
-            "--clipboard",
-            "off",
-        ],
-    );
-    assert_eq!(code, 0, "{out}");
+    host.policy(&["--clipboard", "off"]);
     let listed = |desktop: &Proc| {
         desktop
             .seen
@@ -437,12 +417,7 @@ fn clipboard_text_crosses_both_ways_unless_the_host_forbids_it() {
         Duration::from_secs(10),
     );
 
-    let config = host.config.to_str().unwrap();
-    let (code, out) = run(
-        "thin-host",
-        &["policy", "--config", config, "--clipboard", "off"],
-    );
-    assert_eq!(code, 0, "{out}");
+    host.policy(&["--clipboard", "off"]);
     let (code, out) = connect("forbidden text");
     assert_eq!(code, 0, "{out}");
     assert!(!out.contains("remote_clipboard="), "{out}");

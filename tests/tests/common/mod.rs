@@ -438,6 +438,35 @@ impl HostProc {
     }
 }
 
+impl HostProc {
+    /// `thin-host policy` on this host's config with `args` (e.g.
+    /// `["--raw", "on"]`); it takes effect at the next connection.
+    pub fn policy(&self, args: &[&str]) {
+        let mut all = vec!["policy", "--config", self.config.to_str().unwrap()];
+        all.extend_from_slice(args);
+        let (code, out) = run("thin-host", &all);
+        assert_eq!(code, 0, "{out}");
+    }
+}
+
+/// `thin-client connect --listen` (raw mode) to `id` with the one-time
+/// password `otp`; returns it and the local address RDP clients connect to.
+/// Each connection through it is logged at info.
+pub fn raw_mode_client(relay: &RelayProc, id: &str, otp: &str) -> (Proc, String) {
+    let mut client = Proc::start_cmd(
+        "thin-client",
+        Command::new(bin("thin-client"))
+            .args(["connect", "--relay", &relay.addr, "--relay-ca"])
+            .arg(relay.ca())
+            .args(["--id", id, "--host-password-file", host_password_file()])
+            .args(["--otp", otp, "--listen", "127.0.0.1:0"])
+            .env("RUST_LOG", "info"),
+    );
+    let line = client.wait_for("listening on ", Duration::from_secs(20));
+    let local = addr_after(&line, "listening on ");
+    (client, local)
+}
+
 /// Turns on authenticator codes for the host at `config`; returns what
 /// `thin-host otp totp` printed, the enrolment URI and the secret in it.
 pub fn enrol_totp(config: &Path) -> (String, String, String) {
