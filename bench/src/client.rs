@@ -190,8 +190,9 @@ async fn count_frames(session: &mut Session, frames: usize) -> anyhow::Result<Fr
                 SessionEvent::Ended(reason) => {
                     bail!("the test desktop ended the session: {reason}")
                 }
-                // The demo's desktop copies nothing.
+                // The demo's desktop copies nothing, and nobody resizes.
                 SessionEvent::RemoteClipboard(_) | SessionEvent::RemoteClipboardTooLarge(_) => {}
+                SessionEvent::Resized(..) => bail!("the test desktop changed its size"),
             }
         }
         while area >= screen {

@@ -111,6 +111,11 @@ struct ConnectArgs {
     /// copied on the remote PC is printed as remote_clipboard=…).
     #[arg(long, conflicts_with = "listen")]
     copy_text: Option<String>,
+    /// Once connected, ask the remote PC to resize its desktop to
+    /// WIDTHxHEIGHT (Display Control, as when the app's window changes
+    /// size); prints resized=WxH, and the screenshot has the new size.
+    #[arg(long, conflicts_with = "listen", value_parser = parse_size)]
+    resize: Option<(u16, u16)>,
 }
 
 fn parse_size(s: &str) -> Result<(u16, u16), String> {
@@ -361,6 +366,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     shot: &shot,
                     hold: Duration::from_secs(args.hold),
                     copy_text: args.copy_text,
+                    resize: args.resize,
                 },
             )
             .await
@@ -417,6 +423,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     shot: &shot,
                     hold: Duration::ZERO,
                     copy_text: None,
+                    resize: None,
                 },
             )
             .await
@@ -432,6 +439,8 @@ struct Plan<'a> {
     hold: Duration,
     /// Put this text on the remote clipboard.
     copy_text: Option<String>,
+    /// Ask for this desktop size once connected.
+    resize: Option<(u16, u16)>,
 }
 
 async fn screenshot_session(
@@ -444,6 +453,7 @@ async fn screenshot_session(
         shot,
         hold,
         copy_text,
+        resize,
     }: Plan<'_>,
 ) -> anyhow::Result<()> {
     let (mut session, timings) = native::connect_and_wait_frame(relay, id, rdp, pins, terminal)
@@ -454,7 +464,22 @@ async fn screenshot_session(
     let settled = native::wait_settled(&mut session, SETTLE_QUIET, SETTLE_LIMIT)
         .await
         .map_err(|e| anyhow::anyhow!(e))?;
-    if !settled {
+    if let Some(size) = resize {
+        let resized = native::resize_and_wait(&mut session, size, RESIZE_LIMIT)
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?;
+        let Some((width, height)) = resized else {
+            anyhow::bail!(
+                "the remote PC did not change its desktop size within {} s: it cannot resize \
+                 (no Display Control); the app scales the picture instead",
+                RESIZE_LIMIT.as_secs()
+            );
+        };
+        println!("resized={width}x{height}");
+        native::wait_settled(&mut session, SETTLE_QUIET, SETTLE_LIMIT)
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?;
+    } else if !settled {
         eprintln!(
             "the remote picture kept changing (or stayed black) for {} s; saving it as it is",
             SETTLE_LIMIT.as_secs()
@@ -511,6 +536,8 @@ fn print_remote_clipboard(text: Option<&str>) {
     }
 }
 
+/// How long `--resize` waits for the remote PC's new size.
+const RESIZE_LIMIT: Duration = Duration::from_secs(10);
 /// The screenshot waits for the picture to stay unchanged this long…
 const SETTLE_QUIET: Duration = Duration::from_millis(700);
 /// …but no longer than this after the first complete frame.

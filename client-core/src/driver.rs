@@ -87,6 +87,15 @@ pub enum Command {
     /// Paste this text from the local clipboard at the remote cursor (see
     /// [`rdp::RdpSession::paste`]).
     Paste(String),
+    /// The window's picture area is now this many pixels, at this scale
+    /// (percent): the remote desktop follows where the server can resize
+    /// (see [`rdp::RdpSession::resize`]), and a reconnect asks for it. The
+    /// UI sends it once the window stopped changing.
+    Resize {
+        width: u16,
+        height: u16,
+        scale_percent: u32,
+    },
     Disconnect,
 }
 
@@ -267,9 +276,10 @@ where
     O: Opener<S>,
 {
     let mut creds = creds;
+    let mut size = size;
     let mut session = connect_once(opener, &mut creds, size, &mut share, driver).await?;
     loop {
-        let broke = match serve(&mut session, driver).await {
+        let broke = match serve(&mut session, &mut size, driver).await {
             Ok(()) => return Ok(()),
             Err(error) if path_broke(&error) => error,
             Err(error) => return Err(error),
@@ -377,6 +387,7 @@ where
 /// it fails.
 async fn serve<S>(
     session: &mut rdp::RdpSession<transport::Prefixed<S>>,
+    size: &mut (u16, u16),
     driver: &mut Driver,
 ) -> Result<(), ConnectError>
 where
@@ -404,6 +415,11 @@ where
                         SessionEvent::RemoteClipboardTooLarge(bytes) => {
                             driver.send(UiEvent::ClipboardTooLarge { bytes, outgoing: false });
                         }
+                        // The UI sees the new size in the framebuffer.
+                        SessionEvent::Resized(width, height) => {
+                            driver.frame.lock().expect("not poisoned").resize(width, height);
+                            driver.send(UiEvent::Frame);
+                        }
                     }
                 }
             }
@@ -425,6 +441,12 @@ where
                 Some(Command::Paste(text)) => {
                     if let Err(too_large) = session.paste(text).await? {
                         driver.send(UiEvent::ClipboardTooLarge { bytes: too_large.0, outgoing: true });
+                    }
+                }
+                Some(Command::Resize { width, height, scale_percent }) => {
+                    *size = (width, height);
+                    if !session.resize(width, height, scale_percent).await? {
+                        tracing::debug!("the remote PC cannot resize; the picture is scaled");
                     }
                 }
                 Some(Command::Answer(_)) => {}

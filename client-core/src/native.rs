@@ -325,6 +325,47 @@ where
     }
 }
 
+/// Asks the remote PC for a `width`×`height` desktop (see
+/// [`RdpSession::resize`]) as soon as its Display Control channel is ready,
+/// and waits for the new size. `None` when it did not change within
+/// `limit` (the server cannot resize).
+pub async fn resize_and_wait<S>(
+    session: &mut RdpSession<S>,
+    (width, height): (u16, u16),
+    limit: Duration,
+) -> Result<Option<(u16, u16)>, ConnectError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + Sync,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut asked = false;
+    loop {
+        asked = asked || session.resize(width, height, 100).await?;
+        // Not asked yet: look again soon (the channel opens after logon).
+        let until = match asked {
+            true => deadline,
+            false => (tokio::time::Instant::now() + Duration::from_millis(100)).min(deadline),
+        };
+        match tokio::time::timeout_at(until, session.next_events()).await {
+            Err(_) if tokio::time::Instant::now() >= deadline => return Ok(None),
+            Err(_) => {}
+            Ok(events) => {
+                for event in events? {
+                    match event {
+                        crate::SessionEvent::Resized(w, h) => return Ok(Some((w, h))),
+                        crate::SessionEvent::Ended(reason) => {
+                            return Err(ConnectError::ConnectionLost(format!(
+                                "the remote PC ended the session: {reason}"
+                            )))
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn all_black(rgba: &[u8]) -> bool {
     rgba.chunks_exact(4).all(|p| p[..3] == [0, 0, 0])
 }

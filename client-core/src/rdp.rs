@@ -5,12 +5,18 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 
+use ironrdp_connector::connection_activation::{
+    ConnectionActivationFactory, ConnectionActivationState,
+};
 use ironrdp_connector::credssp::CredsspSequence;
 use ironrdp_connector::{
     ClientConnector, ClientConnectorState, ConnectionOutcome, ConnectorErrorKind, Credentials,
     DesktopSize, Sequence as _,
 };
 use ironrdp_core::WriteBuf;
+use ironrdp_displaycontrol::client::DisplayControlClient;
+use ironrdp_displaycontrol::pdu::MonitorLayoutEntry;
+use ironrdp_dvc::DrdynvcClient;
 use ironrdp_graphics::image_processing::PixelFormat;
 pub use ironrdp_input::MouseButton;
 use ironrdp_input::{Database, MousePosition, Operation, Scancode, WheelRotations};
@@ -58,6 +64,25 @@ pub enum SessionEvent {
     /// Text copied on the remote PC was over the size limit: not taken (its
     /// size in bytes).
     RemoteClipboardTooLarge(usize),
+    /// The remote desktop now has this size (after a resize the client asked
+    /// for, or one the server made); the whole picture follows.
+    Resized(u16, u16),
+}
+
+/// The largest desktop this client shows, each way (MS-RDPEDISP's limit):
+/// a server asking for more would make the client hold gigabytes.
+pub const MAX_DESKTOP_EDGE: u16 = 8192;
+
+fn check_desktop_size(size: DesktopSize) -> Result<(), ConnectError> {
+    let fits = |edge: u16| (1..=MAX_DESKTOP_EDGE).contains(&edge);
+    if fits(size.width) && fits(size.height) {
+        return Ok(());
+    }
+    Err(rdp_err(format!(
+        "the remote PC asked for a {}×{} desktop; this app shows at most \
+         {MAX_DESKTOP_EDGE}×{MAX_DESKTOP_EDGE}",
+        size.width, size.height
+    )))
 }
 
 /// Tracks which parts of the desktop have been drawn, to know when the first
@@ -330,6 +355,11 @@ pub fn begin(
     if let Some(share) = channels.share {
         share(&mut connector);
     }
+    // Display Control rides a dynamic channel: the desktop follows the
+    // window. Servers without it keep the first size (the UI scales).
+    connector.attach_static_channel(
+        DrdynvcClient::new().with_dynamic_channel(DisplayControlClient::new(|_| Ok(Vec::new()))),
+    );
     let mut buf = WriteBuf::new();
     let written = connector.step_no_input(&mut buf).map_err(rdp_err)?;
     let x224_request = buf.filled()[..written.size().unwrap_or(0)].to_vec();
@@ -394,6 +424,7 @@ where
     ui.progress(Progress::Connected);
 
     let size = result.desktop_size;
+    check_desktop_size(size)?;
     let stage = ActiveStageBuilder {
         static_channels: result.static_channels,
         user_channel_id: result.user_channel_id,
@@ -408,6 +439,7 @@ where
     Ok(RdpSession {
         framed,
         stage,
+        activation: result.activation_factory,
         image: DecodedImage::new(PixelFormat::RgbA32, size.width, size.height),
         input: Database::new(),
         frame: FrameStatus::new(size.width, size.height),
@@ -471,6 +503,9 @@ pub struct ServerPdu {
 pub struct RdpSession<S> {
     framed: TokioFramed<S>,
     stage: ActiveStage,
+    /// Runs the capability exchange again when the server deactivates the
+    /// session (it does so to change the desktop's size).
+    activation: ConnectionActivationFactory,
     image: DecodedImage,
     input: Database,
     frame: FrameStatus,
@@ -685,10 +720,81 @@ where
                 ActiveStageOutput::Terminate(reason) => {
                     events.push(SessionEvent::Ended(reason.to_string()))
                 }
+                ActiveStageOutput::DeactivateAll => {
+                    let (width, height) = self.reactivate().await?;
+                    events.push(SessionEvent::Resized(width, height));
+                }
                 _ => {}
             }
         }
         Ok(events)
+    }
+
+    /// Asks the remote PC to run its desktop at `width`×`height` pixels
+    /// with `scale_percent` (100 for a normal screen, 200 for a high-DPI
+    /// one), through Display Control. Adjusted to what the protocol allows
+    /// (200–8192, even width). False when the server cannot resize (no
+    /// Display Control, or not ready yet): the UI scales the picture then.
+    /// The new size arrives as [`SessionEvent::Resized`].
+    pub async fn resize(
+        &mut self,
+        width: u16,
+        height: u16,
+        scale_percent: u32,
+    ) -> Result<bool, ConnectError> {
+        let (width, height) =
+            MonitorLayoutEntry::adjust_display_size(u32::from(width), u32::from(height));
+        let scale = MonitorLayoutEntry::adjust_desktop_scale_factor(scale_percent);
+        let Some(frame) = self.stage.encode_resize(width, height, Some(scale), None) else {
+            return Ok(false);
+        };
+        self.send(&frame.map_err(rdp_err)?).await?;
+        Ok(true)
+    }
+
+    /// The Deactivation-Reactivation Sequence: capabilities again, the
+    /// desktop at the size the server now gives. Returns that size.
+    async fn reactivate(&mut self) -> Result<(u16, u16), ConnectError> {
+        let mut sequence = self.activation.create();
+        let mut buf = WriteBuf::new();
+        loop {
+            match sequence.connection_activation_state() {
+                ConnectionActivationState::Finalized {
+                    desktop_size,
+                    share_id,
+                    static_channel_chunk_size,
+                    enable_server_pointer,
+                    pointer_software_rendering,
+                    ..
+                } => {
+                    check_desktop_size(desktop_size)?;
+                    let reactivated = self.stage.reactivate(
+                        self.activation.io_channel_id(),
+                        self.activation.user_channel_id(),
+                        share_id,
+                        enable_server_pointer,
+                        pointer_software_rendering,
+                        static_channel_chunk_size,
+                    );
+                    if !reactivated {
+                        return Err(rdp_err("the remote PC's channel settings changed unusably"));
+                    }
+                    let DesktopSize { width, height } = desktop_size;
+                    self.image = DecodedImage::new(PixelFormat::RgbA32, width, height);
+                    self.frame = FrameStatus::new(width, height);
+                    return Ok((width, height));
+                }
+                ConnectionActivationState::Redirected { .. } => {
+                    return Err(rdp_err(
+                        "the RDP server redirected the session elsewhere, which is not supported",
+                    ));
+                }
+                _ => {}
+            }
+            ironrdp_tokio::single_sequence_step(&mut self.framed, &mut sequence, &mut buf)
+                .await
+                .map_err(rdp_err)?;
+        }
     }
 
     async fn send(&mut self, bytes: &[u8]) -> Result<(), ConnectError> {
@@ -811,7 +917,19 @@ fn lost(e: &std::io::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{FrameStatus, Keyboard};
+    use super::{check_desktop_size, FrameStatus, Keyboard, MAX_DESKTOP_EDGE};
+    use ironrdp_connector::DesktopSize;
+
+    #[test]
+    fn a_server_cannot_make_the_client_hold_a_giant_desktop() {
+        let size = |width, height| DesktopSize { width, height };
+        assert!(check_desktop_size(size(MAX_DESKTOP_EDGE, MAX_DESKTOP_EDGE)).is_ok());
+        assert!(check_desktop_size(size(200, 200)).is_ok());
+        for (w, h) in [(MAX_DESKTOP_EDGE + 1, 600), (800, u16::MAX), (0, 600), (800, 0)] {
+            let refused = check_desktop_size(size(w, h)).unwrap_err().to_string();
+            assert!(refused.contains(&format!("{w}×{h}")), "{refused}");
+        }
+    }
 
     #[test]
     fn japanese_layouts_and_locales_give_the_japanese_keyboard() {

@@ -20,11 +20,13 @@ use ironrdp_pdu::input::fast_path::{
 };
 use ironrdp_pdu::input::mouse::PointerFlags;
 use ironrdp_pdu::input::InputEvent;
-use ironrdp_pdu::mcs::{DisconnectReason, McsMessage};
+use ironrdp_pdu::mcs::{DisconnectReason, McsMessage, SendDataIndication};
 use ironrdp_pdu::nego::SecurityProtocol;
 use ironrdp_pdu::rdp::capability_sets::{self as caps, CapabilitySet};
 use ironrdp_pdu::rdp::client_info::Credentials;
-use ironrdp_pdu::rdp::headers::{ShareControlHeader, ShareControlPdu, ShareDataPdu};
+use ironrdp_pdu::rdp::headers::{
+    ServerDeactivateAll, ShareControlHeader, ShareControlPdu, ShareDataPdu,
+};
 use ironrdp_pdu::x224::X224;
 use ironrdp_pdu::Action;
 use ironrdp_tokio::{FramedWrite as _, TokioFramed};
@@ -37,6 +39,9 @@ use tracing::{debug, info, warn};
 
 use crate::drive::DriveObserver;
 use crate::picture::{Canvas, Rect};
+use ironrdp_displaycontrol::pdu::DisplayControlMonitorLayout;
+use ironrdp_displaycontrol::server::{DisplayControlHandler, DisplayControlServer};
+use ironrdp_dvc::DrdynvcServer;
 use ironrdp_rdpdr::server::RdpdrServer;
 use ironrdp_svc::StaticChannelSet;
 use proto::clipboard::{Arrived, CliprdrServer};
@@ -88,6 +93,12 @@ pub enum InputEcho {
     ClipboardTooLarge {
         bytes: usize,
     },
+    /// The client asked for a new desktop size (Display Control) and the
+    /// desktop now runs at this size.
+    Resized {
+        width: u16,
+        height: u16,
+    },
 }
 
 impl fmt::Display for InputEcho {
@@ -112,6 +123,7 @@ impl fmt::Display for InputEcho {
             InputEcho::ClipboardOffered => write!(f, "clipboard offered"),
             InputEcho::Clipboard { text } => write!(f, "clipboard {text:?}"),
             InputEcho::ClipboardTooLarge { bytes } => write!(f, "clipboard too large: {bytes}"),
+            InputEcho::Resized { width, height } => write!(f, "resized to {width}x{height}"),
         }
     }
 }
@@ -313,6 +325,11 @@ impl TestDesktop {
             self.echo.clone(),
         ))));
         acceptor.attach_static_channel::<CliprdrServer>(proto::clipboard::channel());
+        let (wishes, resize_wishes) = std::sync::mpsc::channel();
+        acceptor.attach_static_channel(
+            DrdynvcServer::new()
+                .with_dynamic_channel(DisplayControlServer::new(Box::new(SizeWishes(wishes)))),
+        );
         let begin = ironrdp_acceptor::accept_begin(TokioFramed::new(tcp), &mut acceptor)
             .await
             .context("X.224 negotiation")?;
@@ -335,6 +352,7 @@ impl TestDesktop {
         let (framed, result) = ironrdp_acceptor::accept_finalize(framed, &mut acceptor)
             .await
             .context("connection finalization")?;
+        let size = self.size;
         let kept = match self.motion {
             true => None,
             false => self.kept.lock().expect("not poisoned").take(),
@@ -347,7 +365,10 @@ impl TestDesktop {
             result.keyboard_layout,
             result.keyboard_type.0
         );
-        let canvas = kept.unwrap_or_else(|| Canvas::new(self.size.width, self.size.height));
+        // A kept desktop has the size it was last resized to.
+        let canvas = kept
+            .filter(|kept| (kept.width, kept.height) == (size.width, size.height))
+            .unwrap_or_else(|| Canvas::new(size.width, size.height));
         let mut session = Session {
             framed,
             canvas,
@@ -356,6 +377,8 @@ impl TestDesktop {
             channels: result.static_channels,
             echo: self.echo.clone(),
             clipboard: self.clipboard.clone(),
+            acceptor: Some(acceptor),
+            resize_wishes,
         };
         session.start_channels().await?;
         for event in result.input_events {
@@ -393,6 +416,28 @@ struct Session<S> {
     channels: StaticChannelSet,
     echo: broadcast::Sender<InputEcho>,
     clipboard: Arc<Mutex<Option<String>>>,
+    /// The finished connection's acceptor: it runs the capability exchange
+    /// again when the desktop changes size.
+    acceptor: Option<Acceptor>,
+    /// Sizes the client asked for over Display Control.
+    resize_wishes: std::sync::mpsc::Receiver<(u32, u32)>,
+}
+
+/// Display Control's handler: passes the size of the client's primary
+/// monitor on to the session, which resizes between PDUs.
+struct SizeWishes(std::sync::mpsc::Sender<(u32, u32)>);
+
+impl DisplayControlHandler for SizeWishes {
+    fn monitor_layout(&self, layout: DisplayControlMonitorLayout) {
+        let monitors = layout.monitors();
+        if let Some(primary) = monitors
+            .iter()
+            .find(|m| m.is_primary())
+            .or(monitors.first())
+        {
+            let _ = self.0.send(primary.dimensions());
+        }
+    }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send + Sync> Session<S> {
@@ -508,7 +553,66 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + Sync> Session<S> {
                 let _ = self.echo.send(echo);
             }
         }
-        self.send_channel(id, messages).await
+        self.send_channel(id, messages).await?;
+        // Only the last of several quick wishes matters.
+        if let Some((width, height)) = self.resize_wishes.try_iter().last() {
+            self.resize(width, height).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs the desktop at a new size, as Windows does when a client asks
+    /// over Display Control: Deactivate All, the capability exchange again
+    /// with the new size, a fresh desktop painted whole. Sizes are kept to
+    /// 200–8192 (MS-RDPEDISP) and the width to a multiple of 4 (bitmap rows).
+    async fn resize(&mut self, width: u32, height: u32) -> anyhow::Result<()> {
+        let fit = |v: u32| u16::try_from(v.clamp(200, 8192)).expect("at most 8192");
+        let size = DesktopSize {
+            width: fit(width) & !3,
+            height: fit(height),
+        };
+        if (size.width, size.height) == (self.canvas.width, self.canvas.height) {
+            return Ok(());
+        }
+        let deactivate = ShareControlHeader {
+            share_id: 0,
+            pdu_source: self.io_channel,
+            share_control_pdu: ShareControlPdu::ServerDeactivateAll(ServerDeactivateAll),
+        };
+        let indication = SendDataIndication {
+            initiator_id: self.user_channel,
+            channel_id: self.io_channel,
+            user_data: ironrdp_core::encode_vec(&deactivate)?.into(),
+        };
+        self.framed
+            .write_all(&ironrdp_core::encode_vec(&X224(indication))?)
+            .await?;
+        let consumed = self
+            .acceptor
+            .take()
+            .context("no connection to reactivate")?;
+        let channels = std::mem::take(&mut self.channels);
+        let mut acceptor = Acceptor::new_deactivation_reactivation(consumed, channels, size)
+            .context("reactivation")?;
+        let mut buf = ironrdp_core::WriteBuf::new();
+        let result = loop {
+            if let Some(result) = acceptor.get_result() {
+                break result;
+            }
+            ironrdp_tokio::single_sequence_step(&mut self.framed, &mut acceptor, &mut buf)
+                .await
+                .context("capability exchange after a resize")?;
+        };
+        self.channels = result.static_channels;
+        self.acceptor = Some(acceptor);
+        self.canvas = Canvas::new(size.width, size.height);
+        info!(width = size.width, height = size.height, "desktop resized");
+        let _ = self.echo.send(InputEcho::Resized {
+            width: size.width,
+            height: size.height,
+        });
+        let full = (0, 0, size.width, size.height);
+        self.send_rect(full).await
     }
 
     async fn send_channel(

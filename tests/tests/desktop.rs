@@ -10,6 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::*;
+use test_desktop::picture_pixel;
 
 const PROGRAMS: &[&str] = &["Xvfb", "xdotool", "import"];
 const PACKAGES: &str = "xvfb xdotool imagemagick libgl1-mesa-dri libegl1 libxkbcommon-x11-0 \
@@ -89,17 +90,42 @@ fn run_demo(lang: &str) -> PathBuf {
 
     let shot = dir.join(format!("desktop-{lang}.png"));
     // The picture arrives in tiles: try a few times for a complete frame.
-    for _ in 0..20 {
+    let shown = (0..20).any(|_| {
         std::thread::sleep(Duration::from_millis(500));
         screenshot(&shot);
-        if find_picture(&shot).is_some() {
-            return shot;
-        }
-    }
-    panic!(
+        find_picture(&shot).is_some()
+    });
+    assert!(
+        shown,
         "the test desktop's picture never appeared in {}",
         shot.display()
     );
+
+    // The person makes the window larger: the remote desktop follows (the
+    // test desktop paints its picture over the whole new size).
+    xdotool(
+        &x.display,
+        &["search", "--name", "thin", "windowsize", "1390", "940"],
+    );
+    app.wait_for("desktop resized", limit);
+    let grown = dir.join(format!("desktop-{lang}-larger.png"));
+    let (far_x, far_y) = (1300, 800);
+    let followed = (0..20).any(|_| {
+        std::thread::sleep(Duration::from_millis(500));
+        screenshot(&grown);
+        find_picture(&grown).is_some_and(|(ox, oy)| {
+            let (w, h, rgb) = read_png(&grown);
+            let (x, y) = (ox + far_x, oy + far_y);
+            let i = ((y * w + x) * 3) as usize;
+            x < w && y < h && rgb[i..i + 3] == picture_pixel(far_x as u16, far_y as u16)
+        })
+    });
+    assert!(
+        followed,
+        "the remote desktop did not follow the larger window: {}",
+        grown.display()
+    );
+    shot
 }
 
 #[test]

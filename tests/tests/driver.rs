@@ -65,6 +65,15 @@ fn the_driver_runs_a_whole_session_for_a_ui() {
             text: HOME_TEXT.into(),
         };
         let mut disconnected = false;
+        // After the paste, the window grows: the desktop follows, and a
+        // click in the new area reaches the office PC at its place.
+        let mut resized = false;
+        let mut clicked_wide = false;
+        let wide_click = InputEcho::Click {
+            x: 1250,
+            y: 700,
+            button: "left",
+        };
         let outcome = tokio::time::timeout(Duration::from_secs(60), async {
             loop {
                 // What the office PC saw, as it happens: the paste is done
@@ -79,7 +88,12 @@ fn the_driver_runs_a_whole_session_for_a_ui() {
                     Ok(seen) = echo.recv() => {
                         at_office.push(seen);
                         let done = at_office.contains(&v_pressed) && at_office.contains(&copied);
-                        if pasted && done && !disconnected {
+                        if pasted && done && !resized {
+                            resized = true;
+                            let resize = Command::Resize { width: 1280, height: 720, scale_percent: 100 };
+                            handle.commands.send(resize).unwrap();
+                        }
+                        if at_office.contains(&wide_click) && !disconnected {
                             disconnected = true;
                             handle.commands.send(Command::Disconnect).unwrap();
                         }
@@ -137,6 +151,26 @@ fn the_driver_runs_a_whole_session_for_a_ui() {
                             ] {
                                 handle.commands.send(command).unwrap();
                             }
+                        } else if resized
+                            && !clicked_wide
+                            && (fb.width, fb.height) == (1280, 720)
+                            && pixel(&fb, 1270, 710) == picture_pixel(1270, 710)
+                        {
+                            drop(fb);
+                            clicked_wide = true;
+                            for command in [
+                                Command::MouseMove { x: 1250, y: 700 },
+                                Command::MouseButton {
+                                    button: MouseButton::Left,
+                                    down: true,
+                                },
+                                Command::MouseButton {
+                                    button: MouseButton::Left,
+                                    down: false,
+                                },
+                            ] {
+                                handle.commands.send(command).unwrap();
+                            }
                         } else if sent_input
                             && !pasted
                             && pixel(&fb, 200, 150) == CLICK_MARK
@@ -163,8 +197,8 @@ fn the_driver_runs_a_whole_session_for_a_ui() {
         .unwrap_or_else(|_| {
             panic!(
                 "the session did not finish in time: input sent {sent_input}, pasted \
-                 {pasted}, steps {steps:?}, from the office {from_office:?}, at the \
-                 office {at_office:?}"
+                 {pasted}, resized {resized}, clicked in the new area {clicked_wide}, steps \
+                 {steps:?}, from the office {from_office:?}, at the office {at_office:?}"
             )
         });
         assert!(outcome.is_ok(), "{outcome:?}");
@@ -189,6 +223,13 @@ fn the_driver_runs_a_whole_session_for_a_ui() {
             keys_after,
             [(0x1d, true), (0x2f, true), (0x2f, false), (0x1d, false)],
             "after the copy, Ctrl+V and no other key: {at_office:?}"
+        );
+        assert!(
+            at_office.contains(&InputEcho::Resized {
+                width: 1280,
+                height: 720
+            }),
+            "{at_office:?}"
         );
         assert_eq!(asked.len(), 4, "{asked:?}");
         assert!(matches!(asked[3], Prompt::RemoteLogon { .. }), "{asked:?}");

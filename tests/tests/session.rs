@@ -429,6 +429,49 @@ fn clipboard_text_crosses_both_ways_unless_the_host_forbids_it() {
     );
 }
 
+/// The remote desktop follows the window: a Display Control resize
+/// through relay and host reaches the test desktop, which runs the
+/// capability exchange again at the new size, and the next frames have it.
+/// An odd width is made even (MS-RDPEDISP) and the desktop rounds it to its
+/// bitmap rows' multiple of 4, as a server may.
+#[test]
+fn the_remote_desktop_follows_a_resize_through_relay_and_host() {
+    let relay = RelayProc::start(&[]);
+    let (mut desktop, desktop_addr) = test_desktop(USER, PASSWORD);
+    let work = tempfile::tempdir().unwrap();
+    let _host = HostProc::start(work.path(), &relay, "wide-pc", &desktop_addr);
+    let shot = work.path().join("shot.png");
+    let (code, out) = thin_client_connect(
+        &relay.addr,
+        &relay.ca(),
+        "wide-pc",
+        (USER, PASSWORD),
+        &shot,
+        &["--resize", "1367x700"],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("resized=1364x700"), "{out}");
+    desktop.wait_for("input: resized to 1364x700", Duration::from_secs(5));
+    let (w, h, rgb) = read_png(&shot);
+    assert_eq!((w, h), (1364, 700));
+    // The whole new area is painted, the parts beyond the old size too.
+    for (x, y) in [
+        (0, 0),
+        (1363, 699),
+        (1100, 100),
+        (100, 699),
+        (1023, 699),
+        (1363, 0),
+    ] {
+        let i = ((y * w + x) * 3) as usize;
+        assert_eq!(
+            &rgb[i..i + 3],
+            &picture_pixel(x as u16, y as u16),
+            "pixel {x},{y}"
+        );
+    }
+}
+
 /// Answers like [`Scripted`], but takes `pause` over a new host key, as a
 /// person comparing fingerprints does.
 struct SlowToTrust {

@@ -280,7 +280,8 @@ impl ThinApp {
                 UiEvent::Connected { width, height } => {
                     conn.reconnecting = None;
                     let first = !self.settings.fullscreen_hint_seen;
-                    conn.session = Some(SessionView::new(width, height, first));
+                    let follow = !self.settings.fixed_size;
+                    conn.session = Some(SessionView::new(width, height, follow, first));
                     if first {
                         self.settings.fullscreen_hint_seen = true;
                         let _ = self.platform.save_settings(&self.settings);
@@ -441,7 +442,13 @@ impl ThinApp {
             let ctx = ctx.clone();
             Arc::new(move || ctx.request_repaint())
         };
-        match self.platform.connect(&self.settings, &entry, creds, wake) {
+        // The remote desktop starts at the window's size (it follows the
+        // window from then on), unless a fixed size is set.
+        let mut settings = self.settings.clone();
+        if !settings.fixed_size {
+            (settings.width, settings.height) = crate::session::initial_size(ctx);
+        }
+        match self.platform.connect(&settings, &entry, creds, wake) {
             Ok(handle) => {
                 self.screen = Screen::Connection(Box::new(Connection {
                     entry,
@@ -584,12 +591,16 @@ impl ThinApp {
         }
         ui.horizontal(|ui| {
             ui.label(self.t(T::ScreenSize));
-            let w = ui.label(self.t(T::Width));
-            ui.add(egui::DragValue::new(&mut draft.width).range(200..=8192))
-                .labelled_by(w.id);
-            let h = ui.label(self.t(T::Height));
-            ui.add(egui::DragValue::new(&mut draft.height).range(200..=8192))
-                .labelled_by(h.id);
+            ui.radio_value(&mut draft.fixed_size, false, self.t(T::ScreenFollowsWindow));
+            ui.radio_value(&mut draft.fixed_size, true, self.t(T::ScreenFixed));
+            ui.add_enabled_ui(draft.fixed_size, |ui| {
+                let w = ui.label(self.t(T::Width));
+                ui.add(egui::DragValue::new(&mut draft.width).range(200..=8192))
+                    .labelled_by(w.id);
+                let h = ui.label(self.t(T::Height));
+                ui.add(egui::DragValue::new(&mut draft.height).range(200..=8192))
+                    .labelled_by(h.id);
+            });
         });
         ui.label(
             RichText::new(fill(

@@ -193,7 +193,9 @@ texts! {
     ProxyPort => "Proxy port", "プロキシーのポート";
     ProxyUser => "Proxy user", "プロキシーのユーザー名";
     ProxyPassword => "Proxy password", "プロキシーのパスワード";
-    ScreenSize => "Default screen size", "既定の画面サイズ";
+    ScreenSize => "Remote screen size", "リモート画面のサイズ";
+    ScreenFollowsWindow => "Follow the window", "ウィンドウに合わせる";
+    ScreenFixed => "Fixed:", "固定:";
     Width => "Width", "幅";
     Height => "Height", "高さ";
     BadPort => "The proxy port must be a number from 1 to 65535.", "プロキシーのポートは1〜65535の数字で入力してください。";

@@ -18,12 +18,21 @@ use crate::settings::Entry;
 const HINT_SECS: f64 = 10.0;
 /// How long a note on the session bar stays up (seconds).
 const NOTICE_SECS: f64 = 8.0;
+/// The window must keep its size this long before the remote desktop is
+/// asked to follow (seconds): dragging a window's edge would otherwise ask
+/// for dozens of sizes, each a reactivation on the remote PC.
+const RESIZE_SETTLE_SECS: f64 = 0.5;
+/// Room the session bar takes above the picture (points), for the size
+/// asked before the session is shown.
+const SESSION_BAR_POINTS: f32 = 36.0;
 
 pub struct SessionView {
     width: u16,
     height: u16,
     texture: Option<TextureHandle>,
     fit: bool,
+    /// In "fit to window", the remote desktop follows the window's size.
+    follow: bool,
     fullscreen: bool,
     /// Modifier keys as last sent to the remote PC.
     sent: Modifiers,
@@ -33,21 +42,42 @@ pub struct SessionView {
     show_hint: bool,
     /// A note for the person (e.g. a clipboard too large) and until when.
     notice: Option<(String, f64)>,
+    /// The size last asked of the remote PC, and a new one waiting for the
+    /// window to settle (since when).
+    asked: Option<(u16, u16)>,
+    settling: Option<((u16, u16), f64)>,
+}
+
+/// The picture area's size in pixels for `points` of room, as the remote
+/// desktop should have it (at least 200×200, as Display Control requires).
+pub fn pixels_for(points: Vec2, pixels_per_point: f32) -> (u16, u16) {
+    let edge = |v: f32| (v * pixels_per_point).clamp(200.0, 8192.0) as u16;
+    (edge(points.x), edge(points.y))
+}
+
+/// The remote desktop's size for a session about to start in this window:
+/// the window less the session bar.
+pub fn initial_size(ctx: &egui::Context) -> (u16, u16) {
+    let room = ctx.content_rect().size() - Vec2::new(0.0, SESSION_BAR_POINTS);
+    pixels_for(room, ctx.pixels_per_point())
 }
 
 impl SessionView {
-    pub fn new(width: u16, height: u16, first_time: bool) -> Self {
+    pub fn new(width: u16, height: u16, follow: bool, first_time: bool) -> Self {
         Self {
             width,
             height,
             texture: None,
             fit: true,
+            follow,
             fullscreen: false,
             sent: Modifiers::NONE,
             window_focused: true,
             hint: None,
             show_hint: first_time,
             notice: None,
+            asked: None,
+            settling: None,
         }
     }
 
@@ -142,6 +172,9 @@ impl SessionView {
             });
         }
         egui::CentralPanel::no_frame().show(ui, |ui| {
+            if self.fit && self.follow {
+                self.follow_window(ui, now, &send);
+            }
             if self.fit {
                 self.picture(ui, handle);
             } else {
@@ -149,6 +182,37 @@ impl SessionView {
             }
         });
         disconnect
+    }
+
+    /// In "fit to window", asks the remote PC to run its desktop at the
+    /// picture area's size once the window stopped changing (where the
+    /// server cannot, the picture is scaled to fit instead). The scale
+    /// factor goes along, so a high-DPI screen gets a readable desktop.
+    fn follow_window(&mut self, ui: &Ui, now: f64, send: &impl Fn(Command)) {
+        let ppp = ui.ctx().pixels_per_point();
+        let wanted = pixels_for(ui.available_size(), ppp);
+        let current = (self.width, self.height);
+        if wanted == current || Some(wanted) == self.asked {
+            self.settling = None;
+            return;
+        }
+        match self.settling {
+            Some((size, since)) if size == wanted => {
+                if now - since >= RESIZE_SETTLE_SECS {
+                    self.settling = None;
+                    self.asked = Some(wanted);
+                    send(Command::Resize {
+                        width: wanted.0,
+                        height: wanted.1,
+                        scale_percent: (ppp * 100.0).round() as u32,
+                    });
+                    return;
+                }
+            }
+            _ => self.settling = Some((wanted, now)),
+        }
+        ui.ctx()
+            .request_repaint_after(std::time::Duration::from_secs_f64(RESIZE_SETTLE_SECS));
     }
 
     /// The picture and the input that goes with it.

@@ -17,6 +17,9 @@ pub struct Settings {
     /// certificate).
     pub relay_ca: String,
     pub proxy: ProxySettings,
+    /// The remote desktop keeps `width`×`height` instead of following the
+    /// window (the picture is scaled to fit).
+    pub fixed_size: bool,
     pub width: u16,
     pub height: u16,
     pub connections: Vec<Entry>,
@@ -31,6 +34,7 @@ impl Default for Settings {
             relay: String::new(),
             relay_ca: String::new(),
             proxy: ProxySettings::default(),
+            fixed_size: false,
             width: 1280,
             height: 800,
             connections: Vec::new(),

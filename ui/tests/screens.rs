@@ -28,6 +28,8 @@ struct Shared {
     saved: Option<Settings>,
     remote: Option<Remote>,
     forgotten: Vec<String>,
+    /// The desktop size the last connection asked for.
+    connect_size: Option<(u16, u16)>,
 }
 
 struct FakePlatform {
@@ -50,7 +52,7 @@ impl Platform for FakePlatform {
 
     fn connect(
         &self,
-        _settings: &Settings,
+        settings: &Settings,
         _entry: &Entry,
         creds: RdpCredentials,
         _wake: Arc<dyn Fn() + Send + Sync>,
@@ -58,6 +60,7 @@ impl Platform for FakePlatform {
         let (cmd_tx, cmd_rx) = unbounded_channel();
         let (ev_tx, ev_rx) = unbounded_channel();
         let frame = Arc::new(Mutex::new(Framebuffer::default()));
+        self.shared.lock().unwrap().connect_size = Some((settings.width, settings.height));
         self.shared.lock().unwrap().remote = Some(Remote {
             events: ev_tx,
             commands: cmd_rx,
@@ -427,6 +430,67 @@ fn settings_are_checked_saved_and_reloaded() {
     let reloaded = ThinApp::new(Box::new(platform));
     assert_eq!(reloaded.lang(), Lang::Ja);
     assert_eq!(reloaded.settings().proxy.port, "8080");
+}
+
+fn resizes(shared: &Arc<Mutex<Shared>>) -> Vec<(u16, u16, u32)> {
+    drain_commands(shared)
+        .into_iter()
+        .filter_map(|command| match command {
+            Command::Resize {
+                width,
+                height,
+                scale_percent,
+            } => Some((width, height, scale_percent)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The remote desktop starts at the window's size and follows it, asked
+/// once the window stopped changing (not at every step of a drag); with a
+/// fixed size set, it never is.
+#[test]
+fn the_remote_desktop_follows_the_window_once_it_stops_changing() {
+    let (mut harness, shared) = app(office(), "en_US");
+    harness.run_steps(4);
+    connect_first_entry(&mut harness, "Connect");
+    harness.run_steps(1);
+    // The window (1000×700 points at one pixel each) less the session bar.
+    assert_eq!(shared.lock().unwrap().connect_size, Some((1000, 664)));
+    send(
+        &shared,
+        UiEvent::Connected {
+            width: 1000,
+            height: 664,
+        },
+    );
+    // The bar took a little more or less room than guessed: one request
+    // for the exact picture area, after the window kept still (steps are
+    // a quarter of a second each).
+    harness.run_steps(4);
+    let first = resizes(&shared);
+    assert_eq!(first.len(), 1, "{first:?}");
+    let (width, height, scale) = first[0];
+    // (The test harness keeps a margin around the app.)
+    assert_eq!(scale, 100);
+    assert!((900..=1000).contains(&width), "{width}");
+    assert!((600..700).contains(&height), "{height}");
+
+    // A drag through sizes: nothing until it stops, then the last size.
+    for w in [900.0, 850.0, 800.0] {
+        harness.set_size(egui::vec2(w, 600.0));
+        harness.run_steps(1);
+    }
+    assert_eq!(resizes(&shared), []);
+    harness.run_steps(4);
+    let after_drag = resizes(&shared);
+    assert_eq!(after_drag.len(), 1, "{after_drag:?}");
+    assert_eq!(after_drag[0].0, width - 200);
+    assert!(after_drag[0].1 < 600, "{after_drag:?}");
+    // Asked once: the remote PC's answer may differ (it rounds), and it
+    // is not asked again for the same window.
+    harness.run_steps(8);
+    assert_eq!(resizes(&shared), []);
 }
 
 #[test]
