@@ -925,7 +925,12 @@ mod tests {
         let size = |width, height| DesktopSize { width, height };
         assert!(check_desktop_size(size(MAX_DESKTOP_EDGE, MAX_DESKTOP_EDGE)).is_ok());
         assert!(check_desktop_size(size(200, 200)).is_ok());
-        for (w, h) in [(MAX_DESKTOP_EDGE + 1, 600), (800, u16::MAX), (0, 600), (800, 0)] {
+        for (w, h) in [
+            (MAX_DESKTOP_EDGE + 1, 600),
+            (800, u16::MAX),
+            (0, 600),
+            (800, 0),
+        ] {
             let refused = check_desktop_size(size(w, h)).unwrap_err().to_string();
             assert!(refused.contains(&format!("{w}×{h}")), "{refused}");
         }

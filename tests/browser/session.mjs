@@ -174,6 +174,15 @@ async function connectAndType(page, titleHas, waitTitle, type) {
   await page.keyboard.press("Control+V");
   console.log("pasted");
 
+  // The page grows (a larger browser window): the remote desktop follows.
+  await page.setViewportSize({ width: 1500, height: 1000 });
+  console.log("page resized");
+  for (let i = 0; i < 8; i++) {
+    await page.waitForTimeout(500);
+    await page.screenshot({ path: join(out, `browser-${locale}-resized-${i}.png`) });
+    console.log(`resized screenshot ${i}`);
+  }
+
   const done = env("THIN_DONE");
   for (let i = 0; i < 600 && !existsSync(done); i++) {
     await page.waitForTimeout(100);

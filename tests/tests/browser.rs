@@ -16,6 +16,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use common::*;
 use sha2::Digest as _;
+use test_desktop::picture_pixel;
 
 const PROGRAMS: &[&str] = &["chromium", "chromedriver", "node", "npm", "oathtool"];
 const PACKAGES: &str = "chromium chromium-driver nodejs npm oathtool";
@@ -218,6 +219,25 @@ fn a_person_at_chromium_reaches_the_desktop_through_the_relay_s_one_port() {
         Duration::from_secs(20),
     );
     desktop.wait_for("input: key 0x2f down", Duration::from_secs(20));
+    // A larger page: the remote desktop follows, its picture painted over
+    // the new area.
+    browser.wait_for("page resized", Duration::from_secs(20));
+    desktop.wait_for("input: resized to 14", Duration::from_secs(20));
+    let (far_x, far_y) = (1400u32, 850u32);
+    let followed = (0..8).any(|i| {
+        browser.wait_for(&format!("resized screenshot {i}"), Duration::from_secs(30));
+        let shot = shots.join(format!("browser-ja-JP-resized-{i}.png"));
+        find_picture(&shot).is_some_and(|(ox, oy)| {
+            let (w, h, rgb) = read_png(&shot);
+            let (x, y) = (ox + far_x, oy + far_y);
+            let i = ((y * w + x) * 3) as usize;
+            x < w && y < h && rgb[i..i + 3] == picture_pixel(far_x as u16, far_y as u16)
+        })
+    });
+    assert!(
+        followed,
+        "the remote desktop did not follow the larger page"
+    );
     std::fs::write(&done, "").unwrap();
     let (code, out) = browser.wait_exit(Duration::from_secs(60));
     assert_eq!(code, 0, "{out}");
