@@ -2,6 +2,7 @@
 //! a local raw-mode port for any RDP client), forget a pinned host key, and the
 //! headless demo.
 
+mod recording;
 mod screenshot;
 
 use std::io::IsTerminal as _;
@@ -116,6 +117,10 @@ struct ConnectArgs {
     /// size); prints resized=WxH, and the screenshot has the new size.
     #[arg(long, conflicts_with = "listen", value_parser = parse_size)]
     resize: Option<(u16, u16)>,
+    /// Take the remote PC's sound (where its host allows it) and write it
+    /// to this WAV file at the end; prints sound_frames=N.
+    #[arg(long, conflicts_with = "listen")]
+    sound_out: Option<PathBuf>,
 }
 
 fn parse_size(s: &str) -> Result<(u16, u16), String> {
@@ -367,6 +372,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     hold: Duration::from_secs(args.hold),
                     copy_text: args.copy_text,
                     resize: args.resize,
+                    sound_out: args.sound_out.as_deref(),
                 },
             )
             .await
@@ -424,6 +430,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     hold: Duration::ZERO,
                     copy_text: None,
                     resize: None,
+                    sound_out: None,
                 },
             )
             .await
@@ -441,6 +448,8 @@ struct Plan<'a> {
     copy_text: Option<String>,
     /// Ask for this desktop size once connected.
     resize: Option<(u16, u16)>,
+    /// Record the remote PC's sound here.
+    sound_out: Option<&'a std::path::Path>,
 }
 
 async fn screenshot_session(
@@ -454,11 +463,34 @@ async fn screenshot_session(
         hold,
         copy_text,
         resize,
+        sound_out,
     }: Plan<'_>,
 ) -> anyhow::Result<()> {
-    let (mut session, timings) = native::connect_and_wait_frame(relay, id, rdp, pins, terminal)
-        .await
-        .map_err(|e: ConnectError| anyhow::anyhow!(e))?;
+    let (speaker, recorded) = match sound_out {
+        Some(_) => {
+            let (player, recorded) = recording::Recorder::player();
+            let speaker = client_core::sound::Speaker::new(player, Default::default());
+            (Some(speaker), Some(recorded))
+        }
+        None => (None, None),
+    };
+    let (mut session, timings) =
+        native::connect_with_sound(relay, id, rdp, speaker, pins, terminal)
+            .await
+            .map_err(|e: ConnectError| anyhow::anyhow!(e))?;
+    let finish = |session: &client_core::RdpSession<_>| -> anyhow::Result<()> {
+        print_remote_clipboard(session.remote_clipboard());
+        if let (Some(path), Some(recorded)) = (sound_out, &recorded) {
+            let recorded = recorded.lock().expect("not poisoned");
+            println!("sound_frames={}", recorded.frames());
+            if recorded.frames() > 0 {
+                recorded
+                    .write_wav(path)
+                    .map_err(|e| anyhow::anyhow!("cannot save {}: {e}", path.display()))?;
+            }
+        }
+        Ok(())
+    };
     // The first complete frame may not be the real picture yet (servers
     // that capture a screen paint black first): wait for it to settle.
     let settled = native::wait_settled(&mut session, SETTLE_QUIET, SETTLE_LIMIT)
@@ -500,7 +532,7 @@ async fn screenshot_session(
             .map_err(|e| anyhow::anyhow!(e))??;
     }
     if hold.is_zero() {
-        print_remote_clipboard(session.remote_clipboard());
+        finish(&session)?;
         let _ = session.disconnect().await;
         return Ok(());
     }
@@ -524,7 +556,7 @@ async fn screenshot_session(
     }
     // The picture as it was at the end of the hold.
     save(&session)?;
-    print_remote_clipboard(session.remote_clipboard());
+    finish(&session)?;
     let _ = session.disconnect().await;
     Ok(())
 }

@@ -11,6 +11,7 @@
 //! resume ticket stands in for the one-time password, and the RDP server
 //! puts the same user back into their session. The user can cancel.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ use transport::FramedIo;
 
 use crate::interaction::BoxFuture;
 use crate::rdp::{self, ConnectorSetup, MouseButton, RdpCredentials};
+use crate::sound::{SoundSetup, Speaker};
 use crate::{Admission, Answer, ConnectError, Interaction, Progress, Prompt, SessionEvent};
 
 /// What the connection tells the UI.
@@ -53,6 +55,8 @@ pub enum UiEvent {
         bytes: usize,
         outgoing: bool,
     },
+    /// The host allows sound but this computer cannot play it (why).
+    SoundUnavailable(String),
     /// The connection is over: `Ok` when the user or the remote PC ended it.
     Ended(Result<(), ConnectError>),
 }
@@ -96,6 +100,8 @@ pub enum Command {
         height: u16,
         scale_percent: u32,
     },
+    /// Silence (or play again) the remote PC's sound.
+    Mute(bool),
     Disconnect,
 }
 
@@ -161,6 +167,16 @@ pub trait Opener<S>: Send {
 /// reconnect needs it again).
 pub type ShareSetup = Box<dyn FnMut() -> Option<ConnectorSetup> + Send>;
 
+/// What this computer lends the session, each used only where the host's
+/// policy allows it.
+#[derive(Default)]
+pub struct Devices {
+    /// A local folder shared with the remote PC.
+    pub share: Option<ShareSetup>,
+    /// The remote PC's sound played here.
+    pub sound: Option<SoundSetup>,
+}
+
 /// How long the driver keeps trying to reconnect after the path broke: the
 /// office PC keeps the resume ticket for five minutes after it noticed.
 pub const RECONNECT_FOR: Duration = Duration::from_secs(4 * 60);
@@ -195,6 +211,8 @@ pub struct Driver {
     commands: UnboundedReceiver<Command>,
     frame: SharedFrame,
     wake: Arc<dyn Fn() + Send + Sync>,
+    /// The session bar's mute switch (kept across reconnects).
+    muted: Arc<AtomicBool>,
 }
 
 /// Makes the two ends; `wake` asks the UI to repaint (it is called after
@@ -214,6 +232,7 @@ pub fn channel(wake: Arc<dyn Fn() + Send + Sync>) -> (Handle, Driver) {
             commands: cmd_rx,
             frame,
             wake,
+            muted: Arc::default(),
         },
     )
 }
@@ -240,6 +259,7 @@ impl Interaction for Driver {
                 match self.commands.recv().await {
                     Some(Command::Answer(answer)) => return answer,
                     None | Some(Command::Disconnect) => return Answer::Cancel,
+                    Some(Command::Mute(muted)) => self.muted.store(muted, Ordering::Relaxed),
                     Some(_) => {}
                 }
             }
@@ -248,18 +268,19 @@ impl Interaction for Driver {
 }
 
 /// Runs one connection to its end and reports it with [`UiEvent::Ended`].
-/// `share` adds drive sharing, used only if the host's policy allows it.
+/// `devices` (drive sharing, sound) are used only where the host's policy
+/// allows them.
 pub async fn run<S, O>(
     opener: O,
     creds: RdpCredentials,
     size: (u16, u16),
-    share: Option<ShareSetup>,
+    devices: Devices,
     mut driver: Driver,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + Sync,
     O: Opener<S>,
 {
-    let result = connection(&opener, creds, size, share, &mut driver).await;
+    let result = connection(&opener, creds, size, devices, &mut driver).await;
     driver.send(UiEvent::Ended(result));
 }
 
@@ -268,7 +289,7 @@ async fn connection<S, O>(
     opener: &O,
     creds: RdpCredentials,
     size: (u16, u16),
-    mut share: Option<ShareSetup>,
+    mut devices: Devices,
     driver: &mut Driver,
 ) -> Result<(), ConnectError>
 where
@@ -277,7 +298,7 @@ where
 {
     let mut creds = creds;
     let mut size = size;
-    let mut session = connect_once(opener, &mut creds, size, &mut share, driver).await?;
+    let mut session = connect_once(opener, &mut creds, size, &mut devices, driver).await?;
     loop {
         let broke = match serve(&mut session, &mut size, driver).await {
             Ok(()) => return Ok(()),
@@ -285,7 +306,7 @@ where
             Err(error) => return Err(error),
         };
         drop(session);
-        match reconnect(opener, &mut creds, size, &mut share, driver, broke).await? {
+        match reconnect(opener, &mut creds, size, &mut devices, driver, broke).await? {
             Some(again) => session = again,
             None => return Ok(()),
         }
@@ -297,7 +318,7 @@ async fn connect_once<S, O>(
     opener: &O,
     creds: &mut RdpCredentials,
     size: (u16, u16),
-    share: &mut Option<ShareSetup>,
+    devices: &mut Devices,
     driver: &mut Driver,
 ) -> Result<rdp::RdpSession<transport::Prefixed<S>>, ConnectError>
 where
@@ -309,12 +330,23 @@ where
     if creds.password.is_empty() {
         *creds = ask_logon(creds, driver).await?;
     }
-    // The host decides whether a folder may be shared, and the clipboard.
-    let share = share
+    // The host decides whether a folder may be shared, the clipboard, sound.
+    let share = devices
+        .share
         .as_mut()
         .filter(|_| admission.share_allowed)
         .and_then(|make| make());
-    let channels = rdp::Channels::allowed(&admission, share);
+    let sound = match devices.sound.as_mut().filter(|_| admission.audio_allowed) {
+        Some(make) => match make() {
+            Ok(player) => Some(Speaker::new(player, driver.muted.clone())),
+            Err(why) => {
+                driver.send(UiEvent::SoundUnavailable(why));
+                None
+            }
+        },
+        None => None,
+    };
+    let channels = rdp::Channels::allowed(&admission, share, sound);
     let session = rdp::connect(conn, creds, size, channels, driver).await?;
     let (width, height) = (session.width(), session.height());
     driver
@@ -332,7 +364,7 @@ async fn reconnect<S, O>(
     opener: &O,
     creds: &mut RdpCredentials,
     size: (u16, u16),
-    share: &mut Option<ShareSetup>,
+    devices: &mut Devices,
     driver: &mut Driver,
     broke: ConnectError,
 ) -> Result<Option<rdp::RdpSession<transport::Prefixed<S>>>, ConnectError>
@@ -356,7 +388,7 @@ where
         if !wait_unless_cancelled(opener, driver, Duration::from_secs(wait)).await {
             return Ok(None);
         }
-        match connect_once(opener, creds, size, share, driver).await {
+        match connect_once(opener, creds, size, devices, driver).await {
             Ok(session) => return Ok(Some(session)),
             Err(error) if path_broke(&error) => last = error,
             Err(error) => return Err(error),
@@ -376,6 +408,7 @@ where
             () = &mut pause => return true,
             command = driver.commands.recv() => match command {
                 None | Some(Command::Disconnect) => return false,
+                Some(Command::Mute(muted)) => driver.muted.store(muted, Ordering::Relaxed),
                 // Input has nowhere to go while there is no session.
                 Some(_) => {}
             },
@@ -449,6 +482,7 @@ where
                         tracing::debug!("the remote PC cannot resize; the picture is scaled");
                     }
                 }
+                Some(Command::Mute(muted)) => driver.muted.store(muted, Ordering::Relaxed),
                 Some(Command::Answer(_)) => {}
             },
         }

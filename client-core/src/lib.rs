@@ -22,6 +22,7 @@ pub mod secure;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod native;
+pub mod sound;
 
 pub use auth::Admission;
 pub use error::ConnectError;

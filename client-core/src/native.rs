@@ -20,6 +20,7 @@ use crate::auth::Resumption;
 use crate::interaction::BoxFuture;
 use crate::known_hosts::{ca_identity, pin_name};
 use crate::rdp::{self, RdpCredentials, RdpSession};
+use crate::sound::Speaker;
 use crate::{Admission, Answer, ConnectError, Interaction, KnownHosts, PinStore, Progress, Prompt};
 
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -246,6 +247,16 @@ impl Interaction for Timed<'_> {
     }
 }
 
+/// A player for the remote PC's sound on this computer's default output
+/// device (cpal: WASAPI on Windows, ALSA on Linux), or why there is none.
+pub fn speaker() -> Result<crate::sound::Player, String> {
+    use ironrdp_rdpsnd_native::{list_devices, Direction};
+    if list_devices(Direction::Output).is_empty() {
+        return Err("this computer has no sound output device".to_owned());
+    }
+    Ok(Box::new(ironrdp_rdpsnd_native::cpal::RdpsndBackend::new()))
+}
+
 /// What to ask of the remote desktop.
 #[derive(Debug, Clone)]
 pub struct RdpOptions {
@@ -266,6 +277,19 @@ pub async fn connect_and_wait_frame(
     pins: &dyn PinStore,
     ui: &mut dyn Interaction,
 ) -> Result<(RdpSession<Prefixed<Channel>>, Timings), ConnectError> {
+    connect_with_sound(relay, id, rdp, None, pins, ui).await
+}
+
+/// [`connect_and_wait_frame`], with the remote PC's sound going to `sound`
+/// where the host allows it.
+pub async fn connect_with_sound(
+    relay: &RelayTarget,
+    id: &str,
+    rdp: &RdpOptions,
+    sound: Option<Speaker>,
+    pins: &dyn PinStore,
+    ui: &mut dyn Interaction,
+) -> Result<(RdpSession<Prefixed<Channel>>, Timings), ConnectError> {
     let started = Instant::now();
     let mut timed = Timed {
         ui,
@@ -283,7 +307,7 @@ pub async fn connect_and_wait_frame(
     if share.is_some() && !admission.share_allowed {
         timed.ui.progress(Progress::ShareRefused);
     }
-    let channels = rdp::Channels::allowed(&admission, share);
+    let channels = rdp::Channels::allowed(&admission, share, sound);
     let mut session = rdp::connect(channel, &rdp.creds, rdp.size, channels, &mut timed).await?;
     wait_first_frame(&mut session, rdp.frame_timeout).await?;
     let timings = Timings {

@@ -25,6 +25,7 @@ use ironrdp_pdu::gcc::KeyboardType;
 use ironrdp_pdu::rdp::capability_sets::MajorPlatformType;
 use ironrdp_pdu::rdp::client_info::CompressionType;
 use ironrdp_rdcleanpath::{RDCleanPath, RDCleanPathPdu};
+use ironrdp_rdpsnd::client::Rdpsnd;
 use ironrdp_session::image::DecodedImage;
 use ironrdp_session::{ActiveStage, ActiveStageBuilder, ActiveStageOutput};
 use ironrdp_tokio::{FramedWrite as _, TokioFramed};
@@ -33,6 +34,7 @@ use proto::session::{SessionMode, SessionReply, SessionRequest};
 use tokio::io::{AsyncRead, AsyncWrite};
 use transport::{FramedIo, Prefixed};
 
+use crate::sound::Speaker;
 use crate::{ConnectError, Interaction, Progress};
 
 /// The remote PC's own logon (Windows user, password, optional domain).
@@ -196,7 +198,12 @@ impl Keyboard {
 
 static LOCAL_KEYBOARD: std::sync::OnceLock<Keyboard> = std::sync::OnceLock::new();
 
-fn connector_config(creds: &RdpCredentials, width: u16, height: u16) -> ironrdp_connector::Config {
+fn connector_config(
+    creds: &RdpCredentials,
+    width: u16,
+    height: u16,
+    sound: bool,
+) -> ironrdp_connector::Config {
     let keyboard = Keyboard::local();
     ironrdp_connector::Config {
         desktop_size: DesktopSize { width, height },
@@ -236,7 +243,8 @@ fn connector_config(creds: &RdpCredentials, width: u16, height: u16) -> ironrdp_
         // A TLS-only server (xrdp) logs on with the credentials of the
         // Client Info; without this flag it shows its own login dialog.
         autologon: true,
-        enable_audio_playback: false,
+        // Without it the server plays nothing (or on its own speakers).
+        enable_audio_playback: sound,
         enable_audio_capture: false,
         performance_flags: Default::default(),
         license_cache: None,
@@ -271,14 +279,22 @@ pub struct Channels {
     pub clipboard: bool,
     /// Drive sharing (see `native::share_folder`).
     pub share: Option<ConnectorSetup>,
+    /// The remote PC's sound (`rdpsnd`), played here.
+    pub sound: Option<Speaker>,
 }
 
 impl Channels {
-    /// The clipboard and `share` as far as the host's `admission` allows.
-    pub fn allowed(admission: &crate::Admission, share: Option<ConnectorSetup>) -> Self {
+    /// The clipboard, `share` and `sound` as far as the host's `admission`
+    /// allows.
+    pub fn allowed(
+        admission: &crate::Admission,
+        share: Option<ConnectorSetup>,
+        sound: Option<Speaker>,
+    ) -> Self {
         Self {
             clipboard: admission.clipboard_allowed,
             share: share.filter(|_| admission.share_allowed),
+            sound: sound.filter(|_| admission.audio_allowed),
         }
     }
 }
@@ -348,12 +364,16 @@ pub fn begin(
     channels: Channels,
 ) -> Result<(ClientConnector, Vec<u8>), ConnectError> {
     let client_addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
-    let mut connector = ClientConnector::new(connector_config(creds, width, height), client_addr);
+    let config = connector_config(creds, width, height, channels.sound.is_some());
+    let mut connector = ClientConnector::new(config, client_addr);
     if channels.clipboard {
         connector.attach_static_channel::<CliprdrClient>(clipboard::channel());
     }
     if let Some(share) = channels.share {
         share(&mut connector);
+    }
+    if let Some(speaker) = channels.sound {
+        connector.attach_static_channel(Rdpsnd::new(Box::new(speaker)));
     }
     // Display Control rides a dynamic channel: the desktop follows the
     // window. Servers without it keep the first size (the UI scales).

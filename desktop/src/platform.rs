@@ -92,8 +92,12 @@ impl Platform for NativePlatform {
         };
         let (handle, driver) = driver::channel(wake);
         let size = (settings.width, settings.height);
+        let devices = driver::Devices {
+            share,
+            sound: Some(Box::new(client_core::native::speaker)),
+        };
         self.runtime
-            .spawn(driver::run(opener, creds, size, share, driver));
+            .spawn(driver::run(opener, creds, size, devices, driver));
         Ok(handle)
     }
 

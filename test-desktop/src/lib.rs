@@ -12,6 +12,7 @@
 mod drive;
 mod picture;
 mod server;
+mod sound;
 
 pub use picture::{key_strip_color, picture_pixel, CLICK_MARK, KEY_STRIP_HEIGHT, MARK_RADIUS};
 pub use server::{encoded_tile, InputEcho, TestDesktop, TestDesktopHandle};

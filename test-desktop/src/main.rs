@@ -27,6 +27,10 @@ struct Cli {
     /// as it connects; a client's copy replaces it).
     #[arg(long)]
     clipboard: Option<String>,
+    /// Play a one-second tone of this many Hz to each client that takes
+    /// sound.
+    #[arg(long)]
+    tone: Option<u32>,
 }
 
 fn main() -> ExitCode {
@@ -49,6 +53,9 @@ fn main() -> ExitCode {
                 }
                 if let Some(text) = &cli.clipboard {
                     desktop = desktop.with_clipboard(text);
+                }
+                if let Some(hz) = cli.tone {
+                    desktop = desktop.with_tone(hz);
                 }
                 let mut echo = desktop.subscribe();
                 println!("thin-test-desktop listening on {}", desktop.local_addr());

@@ -39,10 +39,12 @@ use tracing::{debug, info, warn};
 
 use crate::drive::DriveObserver;
 use crate::picture::{Canvas, Rect};
+use crate::sound::{tone_blocks, ToneSource};
 use ironrdp_displaycontrol::pdu::DisplayControlMonitorLayout;
 use ironrdp_displaycontrol::server::{DisplayControlHandler, DisplayControlServer};
 use ironrdp_dvc::DrdynvcServer;
 use ironrdp_rdpdr::server::RdpdrServer;
+use ironrdp_rdpsnd::server::RdpsndServer;
 use ironrdp_svc::StaticChannelSet;
 use proto::clipboard::{Arrived, CliprdrServer};
 
@@ -99,6 +101,10 @@ pub enum InputEcho {
         width: u16,
         height: u16,
     },
+    /// The tone went to the client's sound channel in this format.
+    ToneSent {
+        format: String,
+    },
 }
 
 impl fmt::Display for InputEcho {
@@ -124,6 +130,7 @@ impl fmt::Display for InputEcho {
             InputEcho::Clipboard { text } => write!(f, "clipboard {text:?}"),
             InputEcho::ClipboardTooLarge { bytes } => write!(f, "clipboard too large: {bytes}"),
             InputEcho::Resized { width, height } => write!(f, "resized to {width}x{height}"),
+            InputEcho::ToneSent { format } => write!(f, "tone sent as {format}"),
         }
     }
 }
@@ -158,6 +165,8 @@ pub struct TestDesktop {
     /// session, it outlives a dropped connection, and the next logon of
     /// the user gets it back with whatever input drew on it.
     kept: Mutex<Option<Canvas>>,
+    /// A tone (Hz) played to each client whose sound channel comes up.
+    tone: Option<u32>,
 }
 
 impl TestDesktop {
@@ -197,6 +206,7 @@ impl TestDesktop {
             motion: false,
             clipboard: Arc::default(),
             kept: Mutex::new(None),
+            tone: None,
         })
     }
 
@@ -207,6 +217,13 @@ impl TestDesktop {
     /// client keeps up with.
     pub fn with_motion(mut self) -> Self {
         self.motion = true;
+        self
+    }
+
+    /// Plays a one-second tone of `hz` to each client that takes sound
+    /// (RDP's `rdpsnd` channel), as a Windows PC plays its sounds.
+    pub fn with_tone(mut self, hz: u32) -> Self {
+        self.tone = Some(hz);
         self
     }
 
@@ -325,6 +342,15 @@ impl TestDesktop {
             self.echo.clone(),
         ))));
         acceptor.attach_static_channel::<CliprdrServer>(proto::clipboard::channel());
+        let tone = self.tone.map(|hz| {
+            let (source, chosen) = ToneSource::new();
+            acceptor.attach_static_channel(RdpsndServer::new(Box::new(source)));
+            Tone {
+                hz,
+                chosen,
+                sent: false,
+            }
+        });
         let (wishes, resize_wishes) = std::sync::mpsc::channel();
         acceptor.attach_static_channel(
             DrdynvcServer::new()
@@ -379,6 +405,7 @@ impl TestDesktop {
             clipboard: self.clipboard.clone(),
             acceptor: Some(acceptor),
             resize_wishes,
+            tone,
         };
         session.start_channels().await?;
         for event in result.input_events {
@@ -421,6 +448,15 @@ struct Session<S> {
     acceptor: Option<Acceptor>,
     /// Sizes the client asked for over Display Control.
     resize_wishes: std::sync::mpsc::Receiver<(u32, u32)>,
+    /// The tone to play once the sound channel is up.
+    tone: Option<Tone>,
+}
+
+struct Tone {
+    hz: u32,
+    /// The format the client took (set when the channel comes up).
+    chosen: Arc<Mutex<Option<ironrdp_rdpsnd::pdu::AudioFormat>>>,
+    sent: bool,
 }
 
 /// Display Control's handler: passes the size of the client's primary
@@ -551,6 +587,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + Sync> Session<S> {
                     Arrived::TooLarge(bytes) => InputEcho::ClipboardTooLarge { bytes },
                 };
                 let _ = self.echo.send(echo);
+            }
+        }
+        if let Some(rdpsnd) = channel.channel_processor_downcast_mut::<RdpsndServer>() {
+            if let Some(tone) = self.tone.as_mut().filter(|t| !t.sent && rdpsnd.is_ready()) {
+                let format = tone.chosen.lock().expect("not poisoned").clone();
+                if let Some(format) = format {
+                    tone.sent = true;
+                    for (i, block) in tone_blocks(tone.hz, &format)?.into_iter().enumerate() {
+                        let ts = u32::try_from(i)? * 100;
+                        let wave = rdpsnd.wave(block, ts).map_err(|e| anyhow::anyhow!("{e}"))?;
+                        messages.extend(Vec::<ironrdp_svc::SvcMessage>::from(wave));
+                    }
+                    let format = crate::sound::describe(&format);
+                    let _ = self.echo.send(InputEcho::ToneSent { format });
+                }
             }
         }
         self.send_channel(id, messages).await?;

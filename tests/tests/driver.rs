@@ -44,7 +44,7 @@ fn the_driver_runs_a_whole_session_for_a_ui() {
             password: String::new(),
             ..demo.rdp.clone()
         };
-        tokio::spawn(driver::run(opener, creds, (1024, 768), None, drive));
+        tokio::spawn(driver::run(opener, creds, (1024, 768), driver::Devices::default(), drive));
 
         let pixel = |fb: &driver::Framebuffer, x: usize, y: usize| {
             let i = (y * usize::from(fb.width) + x) * 4;
@@ -188,6 +188,7 @@ fn the_driver_runs_a_whole_session_for_a_ui() {
                     }
                     UiEvent::RemoteClipboard(text) => from_office.push(text),
                     UiEvent::ClipboardTooLarge { bytes, .. } => panic!("too large: {bytes}"),
+                    UiEvent::SoundUnavailable(why) => panic!("no sound device wanted: {why}"),
                     UiEvent::Ended(result) => return result,
                 }
             }
@@ -280,7 +281,13 @@ fn the_driver_reconnects_into_the_same_session_after_the_relay_restarts() {
             password: PASSWORD.into(),
             domain: None,
         };
-        tokio::spawn(driver::run(opener, creds, (1024, 768), None, drive));
+        tokio::spawn(driver::run(
+            opener,
+            creds,
+            (1024, 768),
+            driver::Devices::default(),
+            drive,
+        ));
 
         let pixel = |fb: &driver::Framebuffer, x: usize, y: usize| {
             let i = (y * usize::from(fb.width) + x) * 4;
@@ -354,6 +361,7 @@ fn the_driver_reconnects_into_the_same_session_after_the_relay_restarts() {
                     UiEvent::Progress(_)
                     | UiEvent::Admitted(_)
                     | UiEvent::RemoteClipboard(_)
+                    | UiEvent::SoundUnavailable(_)
                     | UiEvent::ClipboardTooLarge { .. } => {}
                 }
             }

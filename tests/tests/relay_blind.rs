@@ -224,7 +224,7 @@ fn the_relay_forwards_only_ciphertext_for_native_and_browser_clients() {
                 .await
                 .expect("admitted over the WebSocket");
         let rdp = rdp_options();
-        let channels = client_core::rdp::Channels::allowed(&admission, None);
+        let channels = client_core::rdp::Channels::allowed(&admission, None, None);
         let mut session =
             client_core::rdp::connect(conn, &rdp.creds, rdp.size, channels, &mut answers)
                 .await

@@ -271,9 +271,11 @@ fn a_desktop_in_motion_keeps_repainting_and_still_hears_input() {
 #[test]
 fn a_shared_folder_reaches_the_remote_pc_only_when_its_host_allows_it() {
     let relay = RelayProc::start(&[]);
-    let (mut desktop, desktop_addr) = test_desktop(USER, PASSWORD);
+    // The desktop would play a tone to a client that takes sound.
+    let (mut desktop, desktop_addr) = test_desktop_with(USER, PASSWORD, &["--tone", "440"]);
     let work = tempfile::tempdir().unwrap();
     let mut host = HostProc::start(work.path(), &relay, "share-pc", &desktop_addr);
+    host.policy(&["--audio", "off"]);
     let folder = work.path().join("home-files");
     std::fs::create_dir_all(folder.join("reports")).unwrap();
     std::fs::write(folder.join("hello-from-home.txt"), "こんにちは").unwrap();
@@ -302,9 +304,10 @@ fn a_shared_folder_reaches_the_remote_pc_only_when_its_host_allows_it() {
         "a drive was shared against the host's policy"
     );
 
-    // A client that ignores the policy asks for the drive channel anyway:
-    // the host takes it out of the connection request, so the remote PC
-    // never hears of the drive.
+    // A client that ignores the policy asks for the drive and sound
+    // channels anyway: the host takes them out of the connection request,
+    // so the remote PC never hears of the drive and plays no sound.
+    let (player, waves) = CountingPlayer::player();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let target = RelayTarget {
@@ -332,6 +335,7 @@ fn a_shared_folder_reaches_the_remote_pc_only_when_its_host_allows_it() {
         let channels = client_core::rdp::Channels {
             clipboard: admission.clipboard_allowed,
             share: Some(share),
+            sound: Some(client_core::sound::Speaker::new(player, Default::default())),
         };
         let mut session =
             client_core::rdp::connect(channel, &creds, (1024, 768), channels, &mut answers)
@@ -355,6 +359,11 @@ fn a_shared_folder_reaches_the_remote_pc_only_when_its_host_allows_it() {
         !desktop.seen.iter().any(|l| l.contains("drive announced")),
         "a client that ignored the policy shared a drive"
     );
+    assert!(
+        !desktop.seen.iter().any(|l| l.contains("tone sent")),
+        "a client that ignored the policy got sound"
+    );
+    assert_eq!(waves.load(std::sync::atomic::Ordering::Relaxed), 0);
     host.proc
         .wait_for("channels this PC's policy forbids", Duration::from_secs(5));
 
@@ -470,6 +479,116 @@ fn the_remote_desktop_follows_a_resize_through_relay_and_host() {
             "pixel {x},{y}"
         );
     }
+}
+
+/// A sound player that only counts the wave blocks it is given.
+#[derive(Debug)]
+struct CountingPlayer {
+    waves: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    formats: Vec<ironrdp_rdpsnd::pdu::AudioFormat>,
+}
+
+impl CountingPlayer {
+    fn player() -> (
+        client_core::sound::Player,
+        std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    ) {
+        let waves = std::sync::Arc::default();
+        let player = Self {
+            waves: std::sync::Arc::clone(&waves),
+            formats: vec![ironrdp_rdpsnd::codec::ima_adpcm_format(2, 22_050, 1024)],
+        };
+        (Box::new(player), waves)
+    }
+}
+
+impl ironrdp_rdpsnd::client::RdpsndClientHandler for CountingPlayer {
+    fn get_formats(&self) -> &[ironrdp_rdpsnd::pdu::AudioFormat] {
+        &self.formats
+    }
+
+    fn wave(
+        &mut self,
+        _format: &ironrdp_rdpsnd::pdu::AudioFormat,
+        _ts: u32,
+        _data: std::borrow::Cow<'_, [u8]>,
+    ) {
+        self.waves
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn set_volume(&mut self, _volume: ironrdp_rdpsnd::pdu::VolumePdu) {}
+
+    fn set_pitch(&mut self, _pitch: ironrdp_rdpsnd::pdu::PitchPdu) {}
+
+    fn close(&mut self) {}
+}
+
+/// The office PC's sound reaches home through relay and host: the test
+/// desktop plays a 440 Hz tone (IMA ADPCM, as Windows prefers a compressed
+/// format), the client decodes it, and what arrives is that tone — its
+/// pitch from the zero crossings, its loudness from the RMS. With the
+/// host's `--audio off`, no sound channel is opened whatever the client
+/// asks.
+#[test]
+fn the_office_pc_s_sound_arrives_unless_the_host_forbids_it() {
+    let relay = RelayProc::start(&[]);
+    let (mut desktop, desktop_addr) = test_desktop_with(USER, PASSWORD, &["--tone", "440"]);
+    let work = tempfile::tempdir().unwrap();
+    let host = HostProc::start(work.path(), &relay, "sound-pc", &desktop_addr);
+    let shot = work.path().join("shot.png");
+    let wav = work.path().join("sound.wav");
+    let connect = || {
+        let extra = ["--sound-out", wav.to_str().unwrap(), "--hold", "2"];
+        thin_client_connect(
+            &relay.addr,
+            &relay.ca(),
+            "sound-pc",
+            (USER, PASSWORD),
+            &shot,
+            &extra,
+        )
+    };
+
+    let (code, out) = connect();
+    assert_eq!(code, 0, "{out}");
+    desktop.wait_for(
+        "input: tone sent as IMA ADPCM 22050 Hz 2 ch",
+        Duration::from_secs(5),
+    );
+    let mut reader = hound::WavReader::open(&wav).unwrap();
+    let spec = reader.spec();
+    assert_eq!((spec.channels, spec.sample_rate), (2, 22_050));
+    let left: Vec<f64> = reader
+        .samples::<i16>()
+        .step_by(2)
+        .map(|s| f64::from(s.unwrap()))
+        .collect();
+    // One second, give or take a block.
+    assert!(
+        (21_000..=25_000).contains(&left.len()),
+        "{} frames",
+        left.len()
+    );
+    let crossings = left
+        .windows(2)
+        .filter(|w| (w[0] < 0.0) != (w[1] < 0.0))
+        .count();
+    let hz = crossings as f64 / 2.0 / (left.len() as f64 / 22_050.0);
+    assert!(
+        (430.0..=450.0).contains(&hz),
+        "the tone came out at {hz:.1} Hz"
+    );
+    let rms = (left.iter().map(|s| s * s).sum::<f64>() / left.len() as f64).sqrt();
+    // A sine at half scale: 16384 / √2 ≈ 11585 (ADPCM is lossy).
+    assert!((10_000.0..=13_000.0).contains(&rms), "loudness {rms:.0}");
+
+    host.policy(&["--audio", "off"]);
+    std::fs::remove_file(&wav).unwrap();
+    let (code, out) = connect();
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("sound_frames=0"), "{out}");
+    assert!(!wav.exists());
 }
 
 /// Answers like [`Scripted`], but takes `pause` over a new host key, as a

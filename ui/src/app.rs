@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 use crate::errors::explain;
 use crate::i18n::{fill, Lang, T};
 use crate::platform::{Availability, Platform, Portable};
-use crate::session::SessionView;
+use crate::session::{SessionView, SoundSwitch};
 use crate::settings::{Entry, Settings};
 
 pub struct ThinApp {
@@ -62,6 +62,8 @@ struct Connection {
     /// The path broke and the connection is being opened again: the
     /// attempt under way.
     reconnecting: Option<u32>,
+    /// The mute switch and whether this computer can play sound at all.
+    sound: SoundSwitch,
 }
 
 /// A question from the connection with what the user has typed so far.
@@ -305,6 +307,7 @@ impl ThinApp {
                         view.notify(ctx, fill(text.get(lang), &[&megabytes]));
                     }
                 }
+                UiEvent::SoundUnavailable(_) => conn.sound.unavailable = true,
                 UiEvent::Ended(result) => {
                     conn.form = None;
                     conn.outcome = Some(result);
@@ -463,6 +466,7 @@ impl ThinApp {
                     pin_removed: false,
                     leaving: false,
                     reconnecting: None,
+                    sound: SoundSwitch::default(),
                 }))
             }
             Err(e) => self.notice = Some(e),
@@ -668,7 +672,14 @@ impl ThinApp {
         }
         let lang = self.lang();
         if let Some(view) = &mut conn.session {
-            let leave = view.show(ui, lang, &conn.entry, conn.admission, &conn.handle);
+            let leave = view.show(
+                ui,
+                lang,
+                &conn.entry,
+                conn.admission,
+                &mut conn.sound,
+                &conn.handle,
+            );
             if leave {
                 conn.leaving = true;
                 let _ = conn.handle.commands.send(Command::Disconnect);
@@ -836,6 +847,7 @@ fn log_event(event: &UiEvent) {
             in_secs,
             reason,
         } => tracing::warn!(attempt, in_secs, %reason, "reconnecting"),
+        UiEvent::SoundUnavailable(why) => tracing::warn!(%why, "no sound"),
         UiEvent::Ended(Ok(())) => tracing::info!("connection ended"),
         UiEvent::Ended(Err(e)) => tracing::warn!(error = %e, "connection failed"),
     }

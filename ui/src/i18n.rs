@@ -184,6 +184,10 @@ texts! {
     CtrlAltDel => "Ctrl+Alt+Del", "Ctrl+Alt+Del";
     SharedFolder => "Shared folder: {}", "共有フォルダー: {}";
     ShareForbidden => "Drive sharing is off: the office PC does not allow it.", "ドライブ共有はオフです: 会社のPCが許可していません。";
+    Mute => "Mute", "ミュート";
+    SoundForbidden => "No sound: the office PC does not allow it.", "音声なし: 会社のPCが許可していません。";
+    NoSoundDevice => "No sound: this computer has no sound output device.", "音声なし: このコンピューターには音声の出力先がありません。";
+    ClipboardForbidden => "Clipboard is off: the office PC does not allow it.", "クリップボードはオフです: 会社のPCが許可していません。";
     ShareInBrowser => "Drive sharing is not available in the browser: use the desktop app for it.", "ブラウザーではドライブ共有を利用できません。デスクトップアプリを使ってください。";
     Language => "Language", "言語";
     RelayAddress => "Relay address (host:port)", "中継サーバーのアドレス (ホスト:ポート)";

@@ -26,6 +26,15 @@ const RESIZE_SETTLE_SECS: f64 = 0.5;
 /// asked before the session is shown.
 const SESSION_BAR_POINTS: f32 = 36.0;
 
+/// The session bar's sound switch; it belongs to the connection, so it
+/// outlives the session view across reconnects, as the driver's does.
+#[derive(Debug, Default)]
+pub struct SoundSwitch {
+    pub muted: bool,
+    /// This computer has no sound output.
+    pub unavailable: bool,
+}
+
 pub struct SessionView {
     width: u16,
     height: u16,
@@ -114,6 +123,7 @@ impl SessionView {
         lang: Lang,
         entry: &Entry,
         admission: Option<Admission>,
+        sound: &mut SoundSwitch,
         handle: &Handle,
     ) -> bool {
         let t = |text: T| text.get(lang);
@@ -149,6 +159,19 @@ impl SessionView {
                     }
                     if ui.button(t(T::CtrlAltDel)).clicked() {
                         tap(&send, &[keys::LEFT_CTRL, keys::LEFT_ALT, keys::DELETE]);
+                    }
+                    if let Some(admission) = admission {
+                        ui.separator();
+                        if !admission.audio_allowed {
+                            ui.label(RichText::new(t(T::SoundForbidden)).italics());
+                        } else if sound.unavailable {
+                            ui.label(RichText::new(t(T::NoSoundDevice)).italics());
+                        } else if ui.toggle_value(&mut sound.muted, t(T::Mute)).changed() {
+                            send(Command::Mute(sound.muted));
+                        }
+                        if !admission.clipboard_allowed {
+                            ui.label(RichText::new(t(T::ClipboardForbidden)).italics());
+                        }
                     }
                     if entry.share {
                         ui.separator();

@@ -189,7 +189,8 @@ impl Platform for WebPlatform {
         };
         let (handle, driver) = driver::channel(wake);
         let size = (settings.width, settings.height);
-        wasm_bindgen_futures::spawn_local(driver::run(opener, creds, size, None, driver));
+        let devices = driver::Devices::default();
+        wasm_bindgen_futures::spawn_local(driver::run(opener, creds, size, devices, driver));
         Ok(handle)
     }
 

@@ -1,0 +1,125 @@
+//! `--sound-out`: the remote PC's sound decoded and kept, then written as a
+//! WAV file (for checking what arrives; the app plays it instead).
+
+use std::borrow::Cow;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use client_core::sound::Player;
+use ironrdp_rdpsnd::client::RdpsndClientHandler;
+use ironrdp_rdpsnd::codec::{ima_adpcm_format, AudioDecoder};
+use ironrdp_rdpsnd::pdu::{AudioFormat, PitchPdu, VolumePdu, WaveFormat};
+
+/// At most this much sound is kept.
+const MAX_SECONDS: usize = 120;
+
+/// The decoded sound: interleaved 16-bit samples and their layout.
+#[derive(Debug, Default)]
+pub struct Recorded {
+    pub samples: Vec<i16>,
+    pub channels: u16,
+    pub rate: u32,
+}
+
+impl Recorded {
+    pub fn frames(&self) -> usize {
+        self.samples.len() / usize::from(self.channels.max(1))
+    }
+
+    pub fn write_wav(&self, path: &Path) -> anyhow::Result<()> {
+        let spec = hound::WavSpec {
+            channels: self.channels.max(1),
+            sample_rate: self.rate.max(1),
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut wav = hound::WavWriter::create(path, spec)?;
+        for sample in &self.samples {
+            wav.write_sample(*sample)?;
+        }
+        wav.finalize()?;
+        Ok(())
+    }
+}
+
+/// Takes what a Windows client would (PCM and ADPCM), decodes it with
+/// ironrdp-rdpsnd's codecs and keeps it.
+#[derive(Debug)]
+pub struct Recorder {
+    formats: Vec<AudioFormat>,
+    decoder: Option<(AudioFormat, AudioDecoder)>,
+    into: Arc<Mutex<Recorded>>,
+}
+
+impl Recorder {
+    pub fn player() -> (Player, Arc<Mutex<Recorded>>) {
+        let pcm = |channels: u16, rate: u32| AudioFormat {
+            format: WaveFormat::PCM,
+            n_channels: channels,
+            n_samples_per_sec: rate,
+            n_avg_bytes_per_sec: rate * u32::from(channels) * 2,
+            n_block_align: channels * 2,
+            bits_per_sample: 16,
+            data: None,
+        };
+        let into = Arc::<Mutex<Recorded>>::default();
+        let recorder = Self {
+            formats: vec![
+                pcm(2, 44_100),
+                pcm(2, 22_050),
+                ima_adpcm_format(2, 22_050, 1024),
+            ],
+            decoder: None,
+            into: Arc::clone(&into),
+        };
+        (Box::new(recorder), into)
+    }
+}
+
+impl RdpsndClientHandler for Recorder {
+    fn get_formats(&self) -> &[AudioFormat] {
+        &self.formats
+    }
+
+    /// Every format the server offers that decodes here, in its order.
+    fn choose_formats(&self, server_formats: &[AudioFormat]) -> Vec<AudioFormat> {
+        server_formats
+            .iter()
+            .filter(|f| AudioDecoder::supports(f))
+            .cloned()
+            .collect()
+    }
+
+    fn wave(&mut self, format: &AudioFormat, _ts: u32, data: Cow<'_, [u8]>) {
+        if self.decoder.as_ref().is_none_or(|(f, _)| f != format) {
+            match AudioDecoder::new(format) {
+                Ok(decoder) => self.decoder = Some((format.clone(), decoder)),
+                Err(e) => {
+                    eprintln!("cannot decode the remote PC's sound ({e})");
+                    return;
+                }
+            }
+        }
+        let Some((_, decoder)) = self.decoder.as_mut() else {
+            return;
+        };
+        let mut into = self.into.lock().expect("not poisoned");
+        // A server that never stops cannot fill this computer's memory.
+        let limit =
+            MAX_SECONDS * format.n_samples_per_sec as usize * usize::from(format.n_channels);
+        if into.samples.len() >= limit {
+            return;
+        }
+        into.channels = format.n_channels;
+        into.rate = format.n_samples_per_sec;
+        if let Err(e) = decoder.decode(&data, &mut into.samples) {
+            eprintln!("the remote PC's sound did not decode ({e})");
+        }
+    }
+
+    fn set_volume(&mut self, _volume: VolumePdu) {}
+
+    fn set_pitch(&mut self, _pitch: PitchPdu) {}
+
+    fn close(&mut self) {}
+}

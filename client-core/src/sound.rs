@@ -1,0 +1,106 @@
+//! Sound from the remote PC (the RDP `rdpsnd` channel, ironrdp-rdpsnd): the
+//! platform supplies a player (`native::speaker` on Windows and Linux,
+//! through cpal), and [`Speaker`] puts the session bar's mute switch in
+//! front of it. The switch outlives reconnects: the driver keeps it.
+
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use ironrdp_rdpsnd::client::RdpsndClientHandler;
+use ironrdp_rdpsnd::pdu::{AudioFormat, AudioFormatFlags, PitchPdu, VolumePdu};
+
+/// A player for the remote PC's sound.
+pub type Player = Box<dyn RdpsndClientHandler>;
+
+/// Makes a player for each connection (a reconnect needs a new one);
+/// `Err` says why this computer cannot play sound (no output device).
+pub type SoundSetup = Box<dyn FnMut() -> Result<Player, String> + Send>;
+
+/// A player behind a mute switch: while muted, the remote PC's sound is
+/// taken (and confirmed, so the remote PC's programs keep running) but not
+/// played.
+#[derive(Debug)]
+pub struct Speaker {
+    player: Player,
+    muted: Arc<AtomicBool>,
+}
+
+impl Speaker {
+    pub fn new(player: Player, muted: Arc<AtomicBool>) -> Self {
+        Self { player, muted }
+    }
+}
+
+impl RdpsndClientHandler for Speaker {
+    fn get_flags(&self) -> AudioFormatFlags {
+        self.player.get_flags()
+    }
+
+    fn get_formats(&self) -> &[AudioFormat] {
+        self.player.get_formats()
+    }
+
+    fn choose_formats(&self, server_formats: &[AudioFormat]) -> Vec<AudioFormat> {
+        self.player.choose_formats(server_formats)
+    }
+
+    fn wave(&mut self, format: &AudioFormat, ts: u32, data: Cow<'_, [u8]>) {
+        if !self.muted.load(Ordering::Relaxed) {
+            self.player.wave(format, ts, data);
+        }
+    }
+
+    fn playback_latency(&self) -> std::time::Duration {
+        self.player.playback_latency()
+    }
+
+    fn set_volume(&mut self, volume: VolumePdu) {
+        self.player.set_volume(volume);
+    }
+
+    fn set_pitch(&mut self, pitch: PitchPdu) {
+        self.player.set_pitch(pitch);
+    }
+
+    fn close(&mut self) {
+        self.player.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    #[derive(Debug)]
+    struct Counting(Arc<AtomicUsize>);
+
+    impl RdpsndClientHandler for Counting {
+        fn get_formats(&self) -> &[AudioFormat] {
+            &[]
+        }
+        fn wave(&mut self, _format: &AudioFormat, _ts: u32, _data: Cow<'_, [u8]>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+        fn set_volume(&mut self, _volume: VolumePdu) {}
+        fn set_pitch(&mut self, _pitch: PitchPdu) {}
+        fn close(&mut self) {}
+    }
+
+    #[test]
+    fn the_mute_switch_holds_back_the_sound_while_on() {
+        let played = Arc::new(AtomicUsize::new(0));
+        let muted = Arc::new(AtomicBool::new(false));
+        let mut speaker = Speaker::new(Box::new(Counting(played.clone())), muted.clone());
+        let format = ironrdp_rdpsnd::codec::ima_adpcm_format(2, 22_050, 1024);
+        let mut wave = || speaker.wave(&format, 0, Cow::Borrowed(&[0u8; 16]));
+        wave();
+        muted.store(true, Ordering::Relaxed);
+        wave();
+        wave();
+        muted.store(false, Ordering::Relaxed);
+        wave();
+        assert_eq!(played.load(Ordering::Relaxed), 2);
+    }
+}
