@@ -135,7 +135,8 @@ fn a_person_at_chromium_reaches_the_desktop_through_the_relay_s_one_port() {
     ]);
     const OFFICE: &str = "会社のPCでコピー ✓ office";
     const HOME: &str = "ブラウザーからペースト ✓ home";
-    let (mut desktop, desktop_addr) = test_desktop_with(USER, PASSWORD, &["--clipboard", OFFICE]);
+    let (mut desktop, desktop_addr) =
+        test_desktop_with(USER, PASSWORD, &["--clipboard", OFFICE, "--tone", "440"]);
     let host = HostProc::start(work.path(), &relay, "web-pc", &desktop_addr);
     let secret = enrol_totp(&host.config);
     // A second office PC for a native client, on the same relay port.
@@ -201,6 +202,14 @@ fn a_person_at_chromium_reaches_the_desktop_through_the_relay_s_one_port() {
         &[],
     );
     assert_eq!(code, 0, "native client next to the browser: {out}");
+
+    // The office PC's tone plays through Web Audio (the person typed on
+    // the page, so the browser allows sound).
+    desktop.wait_for(
+        "input: tone sent as IMA ADPCM 22050 Hz 2 ch",
+        Duration::from_secs(20),
+    );
+    browser.wait_for("sound: playing 22050 Hz 2 ch", Duration::from_secs(20));
 
     // Keys typed in the browser reach the remote desktop (a character as
     // Unicode, an arrow key as its scancode), and so does a mouse click.

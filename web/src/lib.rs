@@ -6,6 +6,8 @@
 pub mod platform;
 #[cfg(target_arch = "wasm32")]
 pub mod socket;
+#[cfg(target_arch = "wasm32")]
+mod sound;
 
 #[cfg(target_arch = "wasm32")]
 mod app {

@@ -189,7 +189,10 @@ impl Platform for WebPlatform {
         };
         let (handle, driver) = driver::channel(wake);
         let size = (settings.width, settings.height);
-        let devices = driver::Devices::default();
+        let devices = driver::Devices {
+            share: None,
+            sound: Some(Box::new(crate::sound::WebSpeaker::player)),
+        };
         wasm_bindgen_futures::spawn_local(driver::run(opener, creds, size, devices, driver));
         Ok(handle)
     }
