@@ -10,8 +10,9 @@ use ironrdp_rdpsnd::client::RdpsndClientHandler;
 use ironrdp_rdpsnd::codec::{ima_adpcm_format, AudioDecoder};
 use ironrdp_rdpsnd::pdu::{AudioFormat, PitchPdu, VolumePdu, WaveFormat};
 
-/// At most this much sound is kept.
-const MAX_SECONDS: usize = 120;
+/// At most this many samples are kept (two minutes of 48 kHz stereo),
+/// whatever format the server picked.
+const MAX_SAMPLES: usize = 120 * 48_000 * 2;
 
 /// The decoded sound: interleaved 16-bit samples and their layout.
 #[derive(Debug, Default)]
@@ -83,11 +84,7 @@ impl RdpsndClientHandler for Recorder {
 
     /// Every format the server offers that decodes here, in its order.
     fn choose_formats(&self, server_formats: &[AudioFormat]) -> Vec<AudioFormat> {
-        server_formats
-            .iter()
-            .filter(|f| AudioDecoder::supports(f))
-            .cloned()
-            .collect()
+        client_core::sound::playable(server_formats)
     }
 
     fn wave(&mut self, format: &AudioFormat, _ts: u32, data: Cow<'_, [u8]>) {
@@ -105,9 +102,7 @@ impl RdpsndClientHandler for Recorder {
         };
         let mut into = self.into.lock().expect("not poisoned");
         // A server that never stops cannot fill this computer's memory.
-        let limit =
-            MAX_SECONDS * format.n_samples_per_sec as usize * usize::from(format.n_channels);
-        if into.samples.len() >= limit {
+        if into.samples.len() >= MAX_SAMPLES {
             return;
         }
         into.channels = format.n_channels;

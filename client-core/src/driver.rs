@@ -128,6 +128,10 @@ impl Framebuffer {
 
     /// Copies `rect` of `image` (same size as this buffer) in and marks it.
     pub fn update(&mut self, image: &[u8], (left, top, right, bottom): Rect) {
+        // An image of another size (a resize not yet applied) is not ours.
+        if image.len() != self.rgba.len() || self.width == 0 || self.height == 0 {
+            return;
+        }
         let width = usize::from(self.width);
         let (right, bottom) = (right.min(self.width - 1), bottom.min(self.height - 1));
         if left > right || top > bottom {
@@ -213,6 +217,9 @@ pub struct Driver {
     wake: Arc<dyn Fn() + Send + Sync>,
     /// The session bar's mute switch (kept across reconnects).
     muted: Arc<AtomicBool>,
+    /// The size the UI last asked for, also while there is no session: a
+    /// reconnect asks for it.
+    wanted_size: Option<(u16, u16)>,
 }
 
 /// Makes the two ends; `wake` asks the UI to repaint (it is called after
@@ -233,6 +240,7 @@ pub fn channel(wake: Arc<dyn Fn() + Send + Sync>) -> (Handle, Driver) {
             frame,
             wake,
             muted: Arc::default(),
+            wanted_size: None,
         },
     )
 }
@@ -260,6 +268,9 @@ impl Interaction for Driver {
                     Some(Command::Answer(answer)) => return answer,
                     None | Some(Command::Disconnect) => return Answer::Cancel,
                     Some(Command::Mute(muted)) => self.muted.store(muted, Ordering::Relaxed),
+                    Some(Command::Resize { width, height, .. }) => {
+                        self.wanted_size = Some((width, height));
+                    }
                     Some(_) => {}
                 }
             }
@@ -297,15 +308,15 @@ where
     O: Opener<S>,
 {
     let mut creds = creds;
-    let mut size = size;
     let mut session = connect_once(opener, &mut creds, size, &mut devices, driver).await?;
     loop {
-        let broke = match serve(&mut session, &mut size, driver).await {
+        let broke = match serve(&mut session, driver).await {
             Ok(()) => return Ok(()),
             Err(error) if path_broke(&error) => error,
             Err(error) => return Err(error),
         };
         drop(session);
+        let size = driver.wanted_size.unwrap_or(size);
         match reconnect(opener, &mut creds, size, &mut devices, driver, broke).await? {
             Some(again) => session = again,
             None => return Ok(()),
@@ -409,6 +420,9 @@ where
             command = driver.commands.recv() => match command {
                 None | Some(Command::Disconnect) => return false,
                 Some(Command::Mute(muted)) => driver.muted.store(muted, Ordering::Relaxed),
+                Some(Command::Resize { width, height, .. }) => {
+                    driver.wanted_size = Some((width, height));
+                }
                 // Input has nowhere to go while there is no session.
                 Some(_) => {}
             },
@@ -420,16 +434,24 @@ where
 /// it fails.
 async fn serve<S>(
     session: &mut rdp::RdpSession<transport::Prefixed<S>>,
-    size: &mut (u16, u16),
     driver: &mut Driver,
 ) -> Result<(), ConnectError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + Sync,
 {
+    // A size asked before the server's Display Control was ready.
+    let mut pending_resize = None;
     loop {
+        if let Some((width, height, scale_percent)) = pending_resize {
+            if session.can_resize() {
+                pending_resize = None;
+                session.resize(width, height, scale_percent).await?;
+            }
+        }
         tokio::select! {
             // Only the read races the person's input (it is cancel-safe);
-            // applying it writes answers and runs to the end.
+            // applying it writes answers (and after a Deactivate All runs
+            // the capability exchange) to the end.
             pdu = session.read() => {
                 for event in session.apply_pdu(pdu?).await? {
                     match event {
@@ -477,9 +499,12 @@ where
                     }
                 }
                 Some(Command::Resize { width, height, scale_percent }) => {
-                    *size = (width, height);
+                    driver.wanted_size = Some((width, height));
+                    pending_resize = None;
                     if !session.resize(width, height, scale_percent).await? {
-                        tracing::debug!("the remote PC cannot resize; the picture is scaled");
+                        // Asked again once Display Control is ready, if ever
+                        // (where it never is, the UI scales the picture).
+                        pending_resize = Some((width, height, scale_percent));
                     }
                 }
                 Some(Command::Mute(muted)) => driver.muted.store(muted, Ordering::Relaxed),

@@ -584,7 +584,8 @@ where
         Ok(ServerPdu { action, payload })
     }
 
-    /// Draws a PDU from [`read`](Self::read) and answers it.
+    /// Draws a PDU from [`read`](Self::read) and answers it; a Deactivate
+    /// All runs the capability exchange again, reading until it is done.
     pub async fn apply_pdu(&mut self, pdu: ServerPdu) -> Result<Vec<SessionEvent>, ConnectError> {
         let outputs = self
             .stage
@@ -765,11 +766,23 @@ where
         let (width, height) =
             MonitorLayoutEntry::adjust_display_size(u32::from(width), u32::from(height));
         let scale = MonitorLayoutEntry::adjust_desktop_scale_factor(scale_percent);
-        let Some(frame) = self.stage.encode_resize(width, height, Some(scale), None) else {
-            return Ok(false);
+        let frame = match self.stage.encode_resize(width, height, Some(scale), None) {
+            Some(Ok(frame)) => frame,
+            None => return Ok(false),
+            // Outside what the server said it takes: keep the size.
+            Some(Err(e)) => {
+                tracing::warn!(width, height, error = %e, "the remote PC cannot take this size");
+                return Ok(false);
+            }
         };
-        self.send(&frame.map_err(rdp_err)?).await?;
+        self.send(&frame).await?;
         Ok(true)
+    }
+
+    /// Whether [`resize`](Self::resize) can ask now: the server's Display
+    /// Control channel is open and has said what it takes.
+    pub fn can_resize(&mut self) -> bool {
+        self.stage.display_control_ready() == Some(true)
     }
 
     /// The Deactivation-Reactivation Sequence: capabilities again, the

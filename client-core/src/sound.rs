@@ -17,6 +17,19 @@ pub type Player = Box<dyn RdpsndClientHandler>;
 /// `Err` says why this computer cannot play sound (no output device).
 pub type SoundSetup = Box<dyn FnMut() -> Result<Player, String> + Send>;
 
+/// The formats of `offered` a player here can take, in the server's order:
+/// those ironrdp-rdpsnd decodes, within what a sound device plays (1–8
+/// channels, 8–192 kHz), so that a server cannot size buffers at will.
+pub fn playable(offered: &[AudioFormat]) -> Vec<AudioFormat> {
+    offered
+        .iter()
+        .filter(|f| (1..=8).contains(&f.n_channels))
+        .filter(|f| (8_000..=192_000).contains(&f.n_samples_per_sec))
+        .filter(|f| ironrdp_rdpsnd::codec::AudioDecoder::supports(f))
+        .cloned()
+        .collect()
+}
+
 /// A player behind a mute switch: while muted, the remote PC's sound is
 /// taken (and confirmed, so the remote PC's programs keep running) but not
 /// played.

@@ -275,6 +275,8 @@ impl ThinApp {
                     // Back to the steps: the office PC may ask again.
                     conn.reconnecting = Some(attempt);
                     conn.session = None;
+                    // The next connection says again whether it has sound.
+                    conn.sound.unavailable = false;
                     conn.reached.clear();
                     conn.otp_asked = false;
                     conn.form = None;

@@ -185,6 +185,7 @@ texts! {
     SharedFolder => "Shared folder: {}", "共有フォルダー: {}";
     ShareForbidden => "Drive sharing is off: the office PC does not allow it.", "ドライブ共有はオフです: 会社のPCが許可していません。";
     Mute => "Mute", "ミュート";
+    ScreenTooLarge => "The office PC's screen ({}) is larger than this computer's graphics can show (at most {} pixels each way). Choose a smaller fixed screen size in Settings, or make the window smaller.", "会社のPCの画面 ({}) は、このコンピューターのグラフィックスで表示できる大きさ (縦横とも最大 {} ピクセル) を超えています。設定で小さい固定サイズを選ぶか、ウィンドウを小さくしてください。";
     SoundForbidden => "No sound: the office PC does not allow it.", "音声なし: 会社のPCが許可していません。";
     NoSoundDevice => "No sound: this computer has no sound output device.", "音声なし: このコンピューターには音声の出力先がありません。";
     ClipboardForbidden => "Clipboard is off: the office PC does not allow it.", "クリップボードはオフです: 会社のPCが許可していません。";

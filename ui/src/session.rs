@@ -55,6 +55,8 @@ pub struct SessionView {
     /// window to settle (since when).
     asked: Option<(u16, u16)>,
     settling: Option<((u16, u16), f64)>,
+    /// The remote desktop is larger than this computer can show.
+    oversize: Option<(u16, u16)>,
 }
 
 /// The picture area's size in pixels for `points` of room, as the remote
@@ -87,12 +89,22 @@ impl SessionView {
             notice: None,
             asked: None,
             settling: None,
+            oversize: None,
         }
     }
 
     /// Uploads what changed in the framebuffer (all of it the first time).
     pub fn upload(&mut self, ctx: &egui::Context, frame: &SharedFrame) {
         let mut fb = frame.lock().expect("not poisoned");
+        // A desktop larger than the graphics card's largest texture cannot
+        // be shown (egui would stop the app): say so instead.
+        let max = ctx.input(|i| i.max_texture_side);
+        if usize::from(fb.width) > max || usize::from(fb.height) > max {
+            self.oversize = Some((fb.width, fb.height));
+            fb.take_dirty();
+            return;
+        }
+        self.oversize = None;
         let full_size = [usize::from(fb.width), usize::from(fb.height)];
         let fits = self.texture.as_ref().is_some_and(|t| t.size() == full_size);
         let Some((at, image)) = take_changes(&mut fb, !fits) else {
@@ -183,18 +195,15 @@ impl SessionView {
                         };
                     }
                 });
-                if self.hint.is_some_and(|until| now < until) {
-                    ui.colored_label(Color32::from_rgb(0, 110, 200), t(T::FullscreenHint));
-                }
-                match &self.notice {
-                    Some((text, until)) if now < *until => {
-                        ui.colored_label(Color32::from_rgb(200, 120, 0), text.as_str());
-                    }
-                    _ => self.notice = None,
-                }
             });
         }
         egui::CentralPanel::no_frame().show(ui, |ui| {
+            if let Some((width, height)) = self.oversize {
+                let max = ui.input(|i| i.max_texture_side).to_string();
+                let size = format!("{width}×{height}");
+                ui.label(fill(t(T::ScreenTooLarge), &[&size, &max]));
+                return;
+            }
             if self.fit && self.follow {
                 self.follow_window(ui, now, &send);
             }
@@ -204,7 +213,38 @@ impl SessionView {
                 egui::ScrollArea::both().show(ui, |ui| self.picture(ui, handle));
             }
         });
+        self.notes(ui, lang, now);
         disconnect
+    }
+
+    /// The full-screen hint and notices, over the top of the picture (not
+    /// in the session bar: a bar that grows and shrinks would change the
+    /// picture's room, and with it the remote desktop's size).
+    fn notes(&mut self, ui: &Ui, lang: Lang, now: f64) {
+        let hint = self
+            .hint
+            .filter(|until| now < *until)
+            .map(|_| T::FullscreenHint);
+        if self.notice.as_ref().is_some_and(|(_, until)| now >= *until) {
+            self.notice = None;
+        }
+        if hint.is_none() && self.notice.is_none() {
+            return;
+        }
+        let top = ui.ctx().content_rect().top() + SESSION_BAR_POINTS + 8.0;
+        egui::Area::new(egui::Id::unique("session-notes"))
+            .anchor(egui::Align2::CENTER_TOP, [0.0, top])
+            .interactable(false)
+            .show(ui.ctx(), |ui| {
+                egui::Frame::popup(ui.style()).show(ui, |ui| {
+                    if let Some(hint) = hint {
+                        ui.colored_label(Color32::from_rgb(0, 110, 200), hint.get(lang));
+                    }
+                    if let Some((text, _)) = &self.notice {
+                        ui.colored_label(Color32::from_rgb(200, 120, 0), text.as_str());
+                    }
+                });
+            });
     }
 
     /// In "fit to window", asks the remote PC to run its desktop at the
@@ -213,7 +253,9 @@ impl SessionView {
     /// factor goes along, so a high-DPI screen gets a readable desktop.
     fn follow_window(&mut self, ui: &Ui, now: f64, send: &impl Fn(Command)) {
         let ppp = ui.ctx().pixels_per_point();
-        let wanted = pixels_for(ui.available_size(), ppp);
+        let max = ui.input(|i| i.max_texture_side).min(8192) as u16;
+        let (width, height) = pixels_for(ui.available_size(), ppp);
+        let wanted = (width.min(max), height.min(max));
         let current = (self.width, self.height);
         if wanted == current || Some(wanted) == self.asked {
             self.settling = None;
@@ -241,12 +283,14 @@ impl SessionView {
     /// The picture and the input that goes with it.
     fn picture(&mut self, ui: &mut Ui, handle: &Handle) {
         let size = Vec2::new(f32::from(self.width), f32::from(self.height));
+        // Points per remote pixel: one screen pixel each at most (a
+        // blurred desktop helps nobody), also on a high-DPI screen.
+        let actual = 1.0 / ui.ctx().pixels_per_point();
         let scale = if self.fit {
             let avail = ui.available_size();
-            // Shrink to fit, never enlarge (a blurred desktop helps nobody).
-            (avail.x / size.x).min(avail.y / size.y).clamp(0.05, 1.0)
+            (avail.x / size.x).min(avail.y / size.y).clamp(0.05, actual)
         } else {
-            1.0
+            actual
         };
         let (rect, response) = ui.allocate_exact_size(size * scale, Sense::click_and_drag());
         if let Some(texture) = &self.texture {

@@ -491,6 +491,17 @@ fn the_remote_desktop_follows_the_window_once_it_stops_changing() {
     // is not asked again for the same window.
     harness.run_steps(8);
     assert_eq!(resizes(&shared), []);
+
+    // A remote desktop larger than the graphics can hold as one texture
+    // (the harness allows 2048 pixels each way): a message, not a crash.
+    {
+        let shared = shared.lock().unwrap();
+        let remote = shared.remote.as_ref().unwrap();
+        remote.frame.lock().unwrap().resize(3000, 600);
+    }
+    send(&shared, UiEvent::Frame);
+    harness.run_steps(2);
+    harness.get_by_label_contains("is larger than this computer's graphics can show");
 }
 
 #[test]

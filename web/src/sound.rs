@@ -102,7 +102,11 @@ impl WebSpeaker {
             .connect_with_audio_node(&context.destination())
             .map_err(|e| format!("{e:?}"))?;
         let now = context.current_time();
-        if self.next_start < now + LEAD / 2.0 || self.next_start > now + MAX_AHEAD {
+        if self.next_start > now + MAX_AHEAD {
+            // Too much queued already: this block is dropped.
+            return Ok(());
+        }
+        if self.next_start < now + LEAD / 2.0 {
             self.next_start = now + LEAD;
         }
         source
@@ -130,11 +134,7 @@ impl RdpsndClientHandler for WebSpeaker {
 
     /// Every format the server offers that decodes here, in its order.
     fn choose_formats(&self, server_formats: &[AudioFormat]) -> Vec<AudioFormat> {
-        server_formats
-            .iter()
-            .filter(|f| AudioDecoder::supports(f))
-            .cloned()
-            .collect()
+        client_core::sound::playable(server_formats)
     }
 
     fn wave(&mut self, format: &AudioFormat, _ts: u32, data: Cow<'_, [u8]>) {
