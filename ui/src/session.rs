@@ -217,9 +217,9 @@ impl SessionView {
         disconnect
     }
 
-    /// The full-screen hint and notices, over the top of the picture (not
-    /// in the session bar: a bar that grows and shrinks would change the
-    /// picture's room, and with it the remote desktop's size).
+    /// The full-screen hint and notices, floating at the bottom of the
+    /// picture (not in the session bar: a bar that grows and shrinks would
+    /// change the picture's room, and with it the remote desktop's size).
     fn notes(&mut self, ui: &Ui, lang: Lang, now: f64) {
         let hint = self
             .hint
@@ -231,9 +231,8 @@ impl SessionView {
         if hint.is_none() && self.notice.is_none() {
             return;
         }
-        let top = ui.ctx().content_rect().top() + SESSION_BAR_POINTS + 8.0;
         egui::Area::new(egui::Id::unique("session-notes"))
-            .anchor(egui::Align2::CENTER_TOP, [0.0, top])
+            .anchor(egui::Align2::CENTER_BOTTOM, [0.0, -16.0])
             .interactable(false)
             .show(ui.ctx(), |ui| {
                 egui::Frame::popup(ui.style()).show(ui, |ui| {

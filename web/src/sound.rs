@@ -16,9 +16,10 @@ use web_sys::{AudioContext, AudioContextState};
 /// Blocks start this far ahead of the context's clock (seconds), to ride
 /// out the network's jitter…
 const LEAD: f64 = 0.08;
-/// …and a backlog beyond this is dropped, so that sound never lags far
-/// behind the picture after a stall.
-const MAX_AHEAD: f64 = 0.5;
+/// …and blocks beyond this backlog are dropped, so that sound never lags far
+/// behind the picture after a stall and a server cannot queue without end
+/// (servers send ahead of time in bursts: two seconds leave room for them).
+const MAX_AHEAD: f64 = 2.0;
 
 #[derive(Debug)]
 pub struct WebSpeaker {
