@@ -5,10 +5,9 @@ use std::borrow::Cow;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use client_core::sound::Player;
+use client_core::sound::{decodable_formats, Player, WaveDecoder};
 use ironrdp_rdpsnd::client::RdpsndClientHandler;
-use ironrdp_rdpsnd::codec::{ima_adpcm_format, AudioDecoder};
-use ironrdp_rdpsnd::pdu::{AudioFormat, PitchPdu, VolumePdu, WaveFormat};
+use ironrdp_rdpsnd::pdu::{AudioFormat, PitchPdu, VolumePdu};
 
 /// At most this many samples are kept (two minutes of 48 kHz stereo),
 /// whatever format the server picked.
@@ -48,29 +47,16 @@ impl Recorded {
 #[derive(Debug)]
 pub struct Recorder {
     formats: Vec<AudioFormat>,
-    decoder: Option<(AudioFormat, AudioDecoder)>,
+    decoder: WaveDecoder,
     into: Arc<Mutex<Recorded>>,
 }
 
 impl Recorder {
     pub fn player() -> (Player, Arc<Mutex<Recorded>>) {
-        let pcm = |channels: u16, rate: u32| AudioFormat {
-            format: WaveFormat::PCM,
-            n_channels: channels,
-            n_samples_per_sec: rate,
-            n_avg_bytes_per_sec: rate * u32::from(channels) * 2,
-            n_block_align: channels * 2,
-            bits_per_sample: 16,
-            data: None,
-        };
         let into = Arc::<Mutex<Recorded>>::default();
         let recorder = Self {
-            formats: vec![
-                pcm(2, 44_100),
-                pcm(2, 22_050),
-                ima_adpcm_format(2, 22_050, 1024),
-            ],
-            decoder: None,
+            formats: decodable_formats(),
+            decoder: WaveDecoder::default(),
             into: Arc::clone(&into),
         };
         (Box::new(recorder), into)
@@ -88,18 +74,6 @@ impl RdpsndClientHandler for Recorder {
     }
 
     fn wave(&mut self, format: &AudioFormat, _ts: u32, data: Cow<'_, [u8]>) {
-        if self.decoder.as_ref().is_none_or(|(f, _)| f != format) {
-            match AudioDecoder::new(format) {
-                Ok(decoder) => self.decoder = Some((format.clone(), decoder)),
-                Err(e) => {
-                    eprintln!("cannot decode the remote PC's sound ({e})");
-                    return;
-                }
-            }
-        }
-        let Some((_, decoder)) = self.decoder.as_mut() else {
-            return;
-        };
         let mut into = self.into.lock().expect("not poisoned");
         // A server that never stops cannot fill this computer's memory.
         if into.samples.len() >= MAX_SAMPLES {
@@ -107,7 +81,7 @@ impl RdpsndClientHandler for Recorder {
         }
         into.channels = format.n_channels;
         into.rate = format.n_samples_per_sec;
-        if let Err(e) = decoder.decode(&data, &mut into.samples) {
+        if let Err(e) = self.decoder.decode(format, &data, &mut into.samples) {
             eprintln!("the remote PC's sound did not decode ({e})");
         }
     }

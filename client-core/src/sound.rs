@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use ironrdp_rdpsnd::client::RdpsndClientHandler;
-use ironrdp_rdpsnd::pdu::{AudioFormat, AudioFormatFlags, PitchPdu, VolumePdu};
+use ironrdp_rdpsnd::codec::{ima_adpcm_format, AudioDecoder};
+use ironrdp_rdpsnd::pdu::{AudioFormat, AudioFormatFlags, PitchPdu, VolumePdu, WaveFormat};
 
 /// A player for the remote PC's sound.
 pub type Player = Box<dyn RdpsndClientHandler>;
@@ -25,9 +26,54 @@ pub fn playable(offered: &[AudioFormat]) -> Vec<AudioFormat> {
         .iter()
         .filter(|f| (1..=8).contains(&f.n_channels))
         .filter(|f| (8_000..=192_000).contains(&f.n_samples_per_sec))
-        .filter(|f| ironrdp_rdpsnd::codec::AudioDecoder::supports(f))
+        .filter(|f| AudioDecoder::supports(f))
         .cloned()
         .collect()
+}
+
+/// What a player that decodes with ironrdp-rdpsnd's codecs offers (Windows
+/// picks among them by bandwidth): PCM at 44.1 and 22.05 kHz, IMA ADPCM.
+pub fn decodable_formats() -> Vec<AudioFormat> {
+    let pcm = |channels: u16, rate: u32| AudioFormat {
+        format: WaveFormat::PCM,
+        n_channels: channels,
+        n_samples_per_sec: rate,
+        n_avg_bytes_per_sec: rate * u32::from(channels) * 2,
+        n_block_align: channels * 2,
+        bits_per_sample: 16,
+        data: None,
+    };
+    vec![
+        pcm(2, 44_100),
+        pcm(2, 22_050),
+        ima_adpcm_format(2, 22_050, 1024),
+    ]
+}
+
+/// Wave blocks to interleaved 16-bit samples, with a decoder for the
+/// format in use (made again when the server changes it).
+#[derive(Debug, Default)]
+pub struct WaveDecoder {
+    current: Option<(AudioFormat, AudioDecoder)>,
+}
+
+impl WaveDecoder {
+    /// Appends the samples of `data`, coded in `format`, to `out`.
+    pub fn decode(
+        &mut self,
+        format: &AudioFormat,
+        data: &[u8],
+        out: &mut Vec<i16>,
+    ) -> Result<(), String> {
+        let decoder = match &mut self.current {
+            Some((current, decoder)) if current == format => decoder,
+            slot => {
+                let decoder = AudioDecoder::new(format).map_err(|e| e.to_string())?;
+                &mut slot.insert((format.clone(), decoder)).1
+            }
+        };
+        decoder.decode(data, out).map_err(|e| e.to_string())
+    }
 }
 
 /// A player behind a mute switch: while muted, the remote PC's sound is

@@ -16,7 +16,6 @@ use std::time::Duration;
 use base64::Engine as _;
 use common::*;
 use sha2::Digest as _;
-use test_desktop::picture_pixel;
 
 const PROGRAMS: &[&str] = &["chromium", "chromedriver", "node", "npm", "oathtool"];
 const PACKAGES: &str = "chromium chromium-driver nodejs npm oathtool";
@@ -232,16 +231,10 @@ fn a_person_at_chromium_reaches_the_desktop_through_the_relay_s_one_port() {
     // the new area.
     browser.wait_for("page resized", Duration::from_secs(20));
     desktop.wait_for("input: resized to 14", Duration::from_secs(20));
-    let (far_x, far_y) = (1400u32, 850u32);
     let followed = (0..8).any(|i| {
         browser.wait_for(&format!("resized screenshot {i}"), Duration::from_secs(30));
         let shot = shots.join(format!("browser-ja-JP-resized-{i}.png"));
-        find_picture(&shot).is_some_and(|(ox, oy)| {
-            let (w, h, rgb) = read_png(&shot);
-            let (x, y) = (ox + far_x, oy + far_y);
-            let i = ((y * w + x) * 3) as usize;
-            x < w && y < h && rgb[i..i + 3] == picture_pixel(far_x as u16, far_y as u16)
-        })
+        picture_reaches(&shot, (1400, 850))
     });
     assert!(
         followed,

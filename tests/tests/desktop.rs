@@ -10,7 +10,6 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::*;
-use test_desktop::picture_pixel;
 
 const PROGRAMS: &[&str] = &["Xvfb", "xdotool", "import"];
 const PACKAGES: &str = "xvfb xdotool imagemagick libgl1-mesa-dri libegl1 libxkbcommon-x11-0 \
@@ -109,16 +108,10 @@ fn run_demo(lang: &str) -> PathBuf {
     );
     app.wait_for("desktop resized", limit);
     let grown = dir.join(format!("desktop-{lang}-larger.png"));
-    let (far_x, far_y) = (1300, 800);
     let followed = (0..20).any(|_| {
         std::thread::sleep(Duration::from_millis(500));
         screenshot(&grown);
-        find_picture(&grown).is_some_and(|(ox, oy)| {
-            let (w, h, rgb) = read_png(&grown);
-            let (x, y) = (ox + far_x, oy + far_y);
-            let i = ((y * w + x) * 3) as usize;
-            x < w && y < h && rgb[i..i + 3] == picture_pixel(far_x as u16, far_y as u16)
-        })
+        picture_reaches(&grown, (1300, 800))
     });
     assert!(
         followed,

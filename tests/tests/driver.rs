@@ -158,19 +158,7 @@ fn the_driver_runs_a_whole_session_for_a_ui() {
                         {
                             drop(fb);
                             clicked_wide = true;
-                            for command in [
-                                Command::MouseMove { x: 1250, y: 700 },
-                                Command::MouseButton {
-                                    button: MouseButton::Left,
-                                    down: true,
-                                },
-                                Command::MouseButton {
-                                    button: MouseButton::Left,
-                                    down: false,
-                                },
-                            ] {
-                                handle.commands.send(command).unwrap();
-                            }
+                            click(&handle, 1250, 700);
                         } else if sent_input
                             && !pasted
                             && pixel(&fb, 200, 150) == CLICK_MARK
@@ -331,19 +319,7 @@ fn the_driver_reconnects_into_the_same_session_after_the_relay_restarts() {
                         drop(fb);
                         if connected == 1 && complete && !clicked {
                             clicked = true;
-                            for command in [
-                                Command::MouseMove { x: 200, y: 150 },
-                                Command::MouseButton {
-                                    button: MouseButton::Left,
-                                    down: true,
-                                },
-                                Command::MouseButton {
-                                    button: MouseButton::Left,
-                                    down: false,
-                                },
-                            ] {
-                                handle.commands.send(command).unwrap();
-                            }
+                            click(&handle, 200, 150);
                         } else if connected == 1 && marked && broke_at.is_none() {
                             // The relay goes away under the running session.
                             broke_at = Some(Instant::now());
@@ -385,4 +361,21 @@ fn the_driver_reconnects_into_the_same_session_after_the_relay_restarts() {
     });
     let audit = std::fs::read_to_string(host.config.with_extension("audit.log")).unwrap();
     assert!(audit.contains("skipped: resume ticket"), "{audit}");
+}
+
+/// A left click at (`x`, `y`) on the remote desktop, as the UI sends it.
+fn click(handle: &driver::Handle, x: u16, y: u16) {
+    for command in [
+        Command::MouseMove { x, y },
+        Command::MouseButton {
+            button: MouseButton::Left,
+            down: true,
+        },
+        Command::MouseButton {
+            button: MouseButton::Left,
+            down: false,
+        },
+    ] {
+        handle.commands.send(command).unwrap();
+    }
 }

@@ -6,10 +6,9 @@
 
 use std::borrow::Cow;
 
-use client_core::sound::Player;
+use client_core::sound::{decodable_formats, Player, WaveDecoder};
 use ironrdp_rdpsnd::client::RdpsndClientHandler;
-use ironrdp_rdpsnd::codec::{ima_adpcm_format, AudioDecoder};
-use ironrdp_rdpsnd::pdu::{AudioFormat, PitchPdu, VolumePdu, WaveFormat};
+use ironrdp_rdpsnd::pdu::{AudioFormat, PitchPdu, VolumePdu};
 use send_wrapper::SendWrapper;
 use web_sys::{AudioContext, AudioContextState};
 
@@ -25,7 +24,7 @@ const MAX_AHEAD: f64 = 2.0;
 pub struct WebSpeaker {
     formats: Vec<AudioFormat>,
     context: SendWrapper<AudioContext>,
-    decoder: Option<(AudioFormat, AudioDecoder)>,
+    decoder: WaveDecoder,
     /// Context time at which the next block starts.
     next_start: f64,
     /// Seconds of sound queued so far (logged once it reaches one second).
@@ -38,23 +37,10 @@ impl WebSpeaker {
     pub fn player() -> Result<Player, String> {
         let context =
             AudioContext::new().map_err(|e| format!("this browser cannot play sound ({e:?})"))?;
-        let pcm = |channels: u16, rate: u32| AudioFormat {
-            format: WaveFormat::PCM,
-            n_channels: channels,
-            n_samples_per_sec: rate,
-            n_avg_bytes_per_sec: rate * u32::from(channels) * 2,
-            n_block_align: channels * 2,
-            bits_per_sample: 16,
-            data: None,
-        };
         Ok(Box::new(Self {
-            formats: vec![
-                pcm(2, 44_100),
-                pcm(2, 22_050),
-                ima_adpcm_format(2, 22_050, 1024),
-            ],
+            formats: decodable_formats(),
             context: SendWrapper::new(context),
-            decoder: None,
+            decoder: WaveDecoder::default(),
             next_start: 0.0,
             queued: 0.0,
             said_playing: false,
@@ -62,17 +48,8 @@ impl WebSpeaker {
     }
 
     fn play(&mut self, format: &AudioFormat, data: &[u8]) -> Result<(), String> {
-        if self.decoder.as_ref().is_none_or(|(f, _)| f != format) {
-            let decoder = AudioDecoder::new(format).map_err(|e| e.to_string())?;
-            self.decoder = Some((format.clone(), decoder));
-        }
-        let Some((_, decoder)) = self.decoder.as_mut() else {
-            return Ok(());
-        };
         let mut samples = Vec::new();
-        decoder
-            .decode(data, &mut samples)
-            .map_err(|e| e.to_string())?;
+        self.decoder.decode(format, data, &mut samples)?;
         let channels = usize::from(format.n_channels.max(1));
         let frames = samples.len() / channels;
         if frames == 0 {
@@ -149,7 +126,7 @@ impl RdpsndClientHandler for WebSpeaker {
     fn set_pitch(&mut self, _pitch: PitchPdu) {}
 
     fn close(&mut self) {
-        self.decoder = None;
+        self.decoder = WaveDecoder::default();
     }
 }
 

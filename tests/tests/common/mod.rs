@@ -567,6 +567,17 @@ pub fn find_picture(shot: &Path) -> Option<(u32, u32)> {
     None
 }
 
+/// Whether the test desktop's picture is in `shot` and reaches (`x`, `y`)
+/// of the remote desktop: after a resize, the new area is painted too.
+pub fn picture_reaches(shot: &Path, (x, y): (u32, u32)) -> bool {
+    find_picture(shot).is_some_and(|(ox, oy)| {
+        let (w, h, rgb) = read_png(shot);
+        let (sx, sy) = (ox + x, oy + y);
+        let i = ((sy * w + sx) * 3) as usize;
+        sx < w && sy < h && rgb[i..i + 3] == test_desktop::picture_pixel(x as u16, y as u16)
+    })
+}
+
 pub fn is_installed(program: &str) -> bool {
     Command::new("sh")
         .args(["-c", &format!("command -v {program}")])
