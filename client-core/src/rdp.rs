@@ -302,10 +302,24 @@ impl Channels {
 /// Runs the session preamble and the RDP connection over the end-to-end
 /// channel.
 pub async fn connect<S>(
-    mut pipe: FramedIo<S>,
+    pipe: FramedIo<S>,
     creds: &RdpCredentials,
-    (width, height): (u16, u16),
+    size: (u16, u16),
     channels: Channels,
+    ui: &mut dyn Interaction,
+) -> Result<RdpSession<Prefixed<S>>, ConnectError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + Sync,
+{
+    let begun = begin(creds, size, channels)?;
+    connect_begun(pipe, begun, ui).await
+}
+
+/// [`connect`] with a connector [`begin`] made (and its caller perhaps
+/// changed).
+pub async fn connect_begun<S>(
+    mut pipe: FramedIo<S>,
+    (connector, x224_request): (ClientConnector, Vec<u8>),
     ui: &mut dyn Interaction,
 ) -> Result<RdpSession<Prefixed<S>>, ConnectError>
 where
@@ -318,7 +332,6 @@ where
     .await
     .map_err(lost)?;
 
-    let (connector, x224_request) = begin(creds, (width, height), channels)?;
     let request =
         RDCleanPathPdu::new_request(x224_request, "rdp-server".into(), String::new(), None)
             .and_then(|pdu| pdu.to_der())

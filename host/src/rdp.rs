@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ironrdp_rdcleanpath::{RDCleanPath, RDCleanPathPdu};
+use proto::channels::{message_len, DynamicGuard, Forbidden, Verdict};
 use proto::session::SessionReply;
 use proto::x224;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -66,12 +67,12 @@ where
 }
 
 /// RDCleanPath: X.224 + TLS on the client's behalf, then plaintext RDP,
-/// without the static channels named in `forbidden` (see [`proto::channels`]);
-/// with `require_nla`, only if the RDP server checks the logon itself.
+/// without the channels `forbidden` names (see [`proto::channels`]); with
+/// `require_nla`, only if the RDP server checks the logon itself.
 pub async fn serve_clean_path<S>(
     mut conn: FramedIo<S>,
     target: &str,
-    forbidden: &[&str],
+    forbidden: &Forbidden,
     require_nla: bool,
 ) -> Result<(), String>
 where
@@ -120,24 +121,28 @@ where
     let (stream, rest) = conn.into_parts();
     let mut client = Prefixed::new(rest, stream);
     let mut server = tls;
-    if !forbidden.is_empty() {
-        match enforce_channels(&mut client, &mut server, forbidden).await {
-            Ok(true) => {}
-            Ok(false) => return Ok(()),
-            Err(e) => return Err(e),
-        }
+    if forbidden.is_empty() {
+        return pump(&mut client, &mut server).await;
     }
-    pump(&mut client, &mut server).await
+    let Some(kept) = enforce_channels(&mut client, &mut server, &forbidden.statics).await? else {
+        return Ok(());
+    };
+    let guard = DynamicGuard::new(kept, &forbidden.dynamics);
+    if guard.is_idle() {
+        return pump(&mut client, &mut server).await;
+    }
+    guarded_pump(&mut client, &mut server, guard).await
 }
 
 /// Carries both directions until the client's MCS Connect Initial has gone
-/// to the server without the `forbidden` channels (CredSSP, a dialogue,
-/// passes unchanged meanwhile). False if a side closed first.
+/// to the server without the `forbidden` static channels (CredSSP, a
+/// dialogue, passes unchanged meanwhile); returns the channels it kept, or
+/// None if a side closed first.
 async fn enforce_channels<A, B>(
     client: &mut A,
     server: &mut B,
     forbidden: &[&str],
-) -> Result<bool, String>
+) -> Result<Option<Vec<String>>, String>
 where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
@@ -156,32 +161,113 @@ where
                     pending.drain(..len);
                 }
                 Next::ConnectInitial(len) if pending.len() >= len => {
-                    let (packet, removed) =
-                        strip(&pending[..len], forbidden).map_err(|e| e.to_string())?;
-                    if !removed.is_empty() {
+                    let stripped = strip(&pending[..len], forbidden).map_err(|e| e.to_string())?;
+                    if !stripped.removed.is_empty() {
                         tracing::warn!(
-                            channels = removed.join(","),
+                            channels = stripped.removed.join(","),
                             "the client asked for channels this PC's policy forbids; taken out"
                         );
                     }
-                    server.write_all(&packet).await.map_err(io)?;
+                    server.write_all(&stripped.packet).await.map_err(io)?;
                     server.write_all(&pending[len..]).await.map_err(io)?;
-                    return Ok(true);
+                    return Ok(Some(stripped.kept));
                 }
                 _ => break,
             }
         }
         tokio::select! {
             read = client.read(&mut from_client) => match read.map_err(io)? {
-                0 => return Ok(false),
+                0 => return Ok(None),
                 n => pending.extend_from_slice(&from_client[..n]),
             },
             read = server.read(&mut from_server) => match read.map_err(io)? {
-                0 => return Ok(false),
+                0 => return Ok(None),
                 n => client.write_all(&from_server[..n]).await.map_err(io)?,
             },
         }
     }
+}
+
+/// Carries the rest of the session message by message, so that the
+/// `guard` sees each of the server's whole and a refusal it writes to the
+/// server never lands inside one of the client's messages. Runs of
+/// messages go on in one write each.
+async fn guarded_pump<A, B>(
+    client: &mut A,
+    server: &mut B,
+    mut guard: DynamicGuard,
+) -> Result<(), String>
+where
+    A: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut from_client = Vec::with_capacity(MESSAGE_BUFFER);
+    let mut from_server = Vec::with_capacity(MESSAGE_BUFFER);
+    let io = |e: std::io::Error| e.to_string();
+    loop {
+        tokio::select! {
+            read = client.read_buf(&mut from_client) => {
+                if read.map_err(io)? == 0 {
+                    return Ok(());
+                }
+                let whole = whole_messages(&from_client, |_| Ok(Verdict::Pass))?;
+                server.write_all(&from_client[..whole.end]).await.map_err(io)?;
+                from_client.drain(..whole.end);
+            }
+            read = server.read_buf(&mut from_server) => {
+                if read.map_err(io)? == 0 {
+                    return Ok(());
+                }
+                let mut start = 0;
+                let whole = whole_messages(&from_server, |message| {
+                    guard.from_server(message).map_err(|e| e.to_string())
+                })?;
+                for (at, len, name, reply) in whole.refused {
+                    tracing::warn!(
+                        channel = name,
+                        "the RDP server offered a channel this PC's policy forbids; refused"
+                    );
+                    client.write_all(&from_server[start..at]).await.map_err(io)?;
+                    server.write_all(&reply).await.map_err(io)?;
+                    start = at + len;
+                }
+                client.write_all(&from_server[start..whole.end]).await.map_err(io)?;
+                from_server.drain(..whole.end);
+            }
+        }
+    }
+}
+
+/// Room for the largest RDP message and the start of the next.
+const MESSAGE_BUFFER: usize = 2 * proto::channels::MAX_SESSION_MESSAGE;
+
+/// The complete messages at the start of a buffer.
+struct Whole {
+    /// Where the last complete message ends.
+    end: usize,
+    /// (offset, length, channel name, reply to the server) of each refused.
+    refused: Vec<(usize, usize, String, Vec<u8>)>,
+}
+
+/// Splits `buf` into messages and judges each complete one.
+fn whole_messages(
+    buf: &[u8],
+    mut judge: impl FnMut(&[u8]) -> Result<Verdict, String>,
+) -> Result<Whole, String> {
+    let mut whole = Whole {
+        end: 0,
+        refused: Vec::new(),
+    };
+    while let Some(len) = message_len(&buf[whole.end..]).map_err(|e| e.to_string())? {
+        let Some(message) = buf.get(whole.end..whole.end + len) else {
+            break;
+        };
+        if let Verdict::Refuse { name, reply } = judge(message)? {
+            whole.refused.push((whole.end, len, name, reply));
+        }
+        whole.end += len;
+    }
+    Ok(whole)
 }
 
 pub type ServerTls = tokio_rustls::client::TlsStream<TcpStream>;
@@ -297,5 +383,31 @@ where
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(()),
         Err(e) => Err(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_messages_stop_at_a_partial_one_and_note_each_refusal() {
+        let mut buf = vec![0x00, 0x03, 0xaa]; // fast-path, 3 bytes
+        buf.extend([0x03, 0x00, 0x00, 0x07, 0x02, 0xf0, 0x80]); // TPKT, 7 bytes: refused
+        buf.extend([0x00, 0x04, 0xcc]); // fast-path, 4 bytes: one short
+        let whole = whole_messages(&buf, |message| {
+            Ok(if message[0] == 0x03 {
+                Verdict::Refuse {
+                    name: "URBDRC".into(),
+                    reply: vec![1],
+                }
+            } else {
+                Verdict::Pass
+            })
+        })
+        .unwrap();
+        assert_eq!(whole.end, 10);
+        assert_eq!(whole.refused, [(3, 7, "URBDRC".to_owned(), vec![1])]);
+        assert!(whole_messages(b"GET / HTTP/1.1", |_| Ok(Verdict::Pass)).is_err());
     }
 }

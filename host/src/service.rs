@@ -416,14 +416,8 @@ where
         }
         SessionMode::Raw => rdp::serve_raw(conn, target).await,
         SessionMode::Rdp => {
-            let forbidden: Vec<&str> = [
-                (!config.share).then_some(proto::channels::DRIVES),
-                (!config.clipboard).then_some(proto::channels::CLIPBOARD),
-                (!config.audio).then_some(proto::channels::SOUND),
-            ]
-            .into_iter()
-            .flatten()
-            .collect();
+            let forbidden =
+                proto::channels::Forbidden::by_policy(config.share, config.clipboard, config.audio);
             rdp::serve_clean_path(conn, target, &forbidden, config.require_nla).await
         }
     }

@@ -10,9 +10,18 @@
 //! the client's own RDP client straight to the server and cannot be
 //! inspected, so it is allowed only when the owner allows it.)
 //!
+//! Dynamic channels (MS-RDPEDYC) ride inside the static `drdynvc`, which
+//! every session keeps (Display Control needs it), and the server opens
+//! them by name during the session: sound (`AUDIO_PLAYBACK_DVC`), USB and
+//! plug-and-play devices and others. So the host also reads the server's
+//! side of the session and answers a Create Request for a forbidden one
+//! itself, "no listener", as a client without it does; the client never
+//! sees the request ([`DynamicGuard`]).
+//!
 //! Sans-I/O: [`next_message`] splits the client's bytes before the Connect
-//! Initial into messages (CredSSP's DER `TSRequest`s pass unchanged), and
-//! [`strip`] rewrites the Connect Initial itself.
+//! Initial into messages (CredSSP's DER `TSRequest`s pass unchanged),
+//! [`strip`] rewrites the Connect Initial itself, [`message_len`] splits
+//! either side's bytes after it, and [`DynamicGuard`] judges the server's.
 
 use std::borrow::Cow;
 
@@ -28,6 +37,56 @@ pub const DRIVES: &str = "rdpdr";
 pub const CLIPBOARD: &str = "cliprdr";
 /// The static sound output channel.
 pub const SOUND: &str = "rdpsnd";
+
+/// Dynamic channels that carry sound either way: the server's sound over a
+/// dynamic channel (MS-RDPEA), and the microphone (MS-RDPEAI).
+pub const DYNAMIC_SOUND: &[&str] = &[
+    "AUDIO_PLAYBACK_DVC",
+    "AUDIO_PLAYBACK_LOSSY_DVC",
+    "AUDIO_INPUT",
+];
+/// Dynamic channels that bring the home computer's devices to the office
+/// PC, as a shared drive does: USB (MS-RDPEUSB), plug-and-play devices and
+/// their files (MS-RDPEPNP), cameras (MS-RDPECAM).
+pub const DYNAMIC_DEVICES: &[&str] = &[
+    "URBDRC",
+    "PNPDR",
+    "FileRedirectorChannel",
+    "RDCamera_Device_Enumerator",
+];
+
+/// What the owner's policy takes out of a session.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Forbidden {
+    /// Static channels, taken out of the Connect Initial.
+    pub statics: Vec<&'static str>,
+    /// Dynamic channels, refused when the server opens them.
+    pub dynamics: Vec<&'static str>,
+}
+
+impl Forbidden {
+    /// The channels forbidden when the policy allows (or not) drive
+    /// sharing, the clipboard and sound.
+    pub fn by_policy(share: bool, clipboard: bool, audio: bool) -> Self {
+        let mut forbidden = Self::default();
+        if !share {
+            forbidden.statics.push(DRIVES);
+            forbidden.dynamics.extend_from_slice(DYNAMIC_DEVICES);
+        }
+        if !clipboard {
+            forbidden.statics.push(CLIPBOARD);
+        }
+        if !audio {
+            forbidden.statics.push(SOUND);
+            forbidden.dynamics.extend_from_slice(DYNAMIC_SOUND);
+        }
+        forbidden
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.statics.is_empty() && self.dynamics.is_empty()
+    }
+}
 
 /// The longest message accepted before the Connect Initial (CredSSP
 /// messages carry a certificate's public key and NTLM tokens: a few KiB).
@@ -52,6 +111,8 @@ pub enum Malformed {
     TooLarge,
     #[error("the client's connection request cannot be read ({0})")]
     ConnectInitial(String),
+    #[error("a side of the session sent something other than RDP")]
+    Stream,
 }
 
 /// Looks at the start of `buf` (the client's bytes after TLS, before its
@@ -102,15 +163,26 @@ fn der_length(buf: &[u8]) -> Result<Option<usize>, Malformed> {
     Ok(Some(total))
 }
 
+/// A Connect Initial without the forbidden channels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stripped {
+    /// The packet to send on.
+    pub packet: Vec<u8>,
+    /// The channels taken out.
+    pub removed: Vec<String>,
+    /// The channels left, in order (the server's channel IDs follow it).
+    pub kept: Vec<String>,
+}
+
 /// Takes the channels named in `forbidden` out of the Connect Initial in
-/// `tpkt` (one whole TPKT packet); returns the packet to send on and the
-/// names of the channels taken out.
-pub fn strip(tpkt: &[u8], forbidden: &[&str]) -> Result<(Vec<u8>, Vec<String>), Malformed> {
+/// `tpkt` (one whole TPKT packet).
+pub fn strip(tpkt: &[u8], forbidden: &[&str]) -> Result<Stripped, Malformed> {
     let bad = |e: &dyn std::fmt::Display| Malformed::ConnectInitial(e.to_string());
     let data = decode::<X224<X224Data<'_>>>(tpkt).map_err(|e| bad(&e))?.0;
     let initial = decode::<ConnectInitial>(data.data.as_ref()).map_err(|e| bad(&e))?;
     let mut blocks = initial.conference_create_request.gcc_blocks().clone();
     let mut removed = Vec::new();
+    let mut kept = Vec::new();
     if let Some(network) = &mut blocks.network {
         network.channels.retain(|channel| {
             let name = channel
@@ -119,14 +191,20 @@ pub fn strip(tpkt: &[u8], forbidden: &[&str]) -> Result<(Vec<u8>, Vec<String>), 
                 .unwrap_or_default()
                 .to_ascii_lowercase();
             let keep = !forbidden.contains(&name.as_str());
-            if !keep {
+            if keep {
+                kept.push(name);
+            } else {
                 removed.push(name);
             }
             keep
         });
     }
     if removed.is_empty() {
-        return Ok((tpkt.to_vec(), removed));
+        return Ok(Stripped {
+            packet: tpkt.to_vec(),
+            removed,
+            kept,
+        });
     }
     let rewritten = ConnectInitial {
         conference_create_request: ConferenceCreateRequest::new(blocks).map_err(|e| bad(&e))?,
@@ -137,8 +215,180 @@ pub fn strip(tpkt: &[u8], forbidden: &[&str]) -> Result<(Vec<u8>, Vec<String>), 
         data: Cow::Owned(body),
     }))
     .map_err(|e| bad(&e))?;
-    Ok((packet, removed))
+    Ok(Stripped {
+        packet,
+        removed,
+        kept,
+    })
 }
+
+/// The longest message either side may send after the Connect Initial: a
+/// TPKT packet's own limit (fast-path messages are shorter still).
+pub const MAX_SESSION_MESSAGE: usize = 0xffff;
+
+/// The length of the RDP message at the start of `buf` (a TPKT packet or a
+/// fast-path message) once its header is there; never shorter than that
+/// header, so a caller splitting a stream always moves on.
+pub fn message_len(buf: &[u8]) -> Result<Option<usize>, Malformed> {
+    ironrdp_pdu::find_size(buf)
+        .map(|info| info.map(|info| info.length))
+        .map_err(|_| Malformed::Stream)
+}
+
+/// What to do with one message from the RDP server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Send it on to the client.
+    Pass,
+    /// Drop it, and send `reply` to the server instead: the server asked
+    /// the client to open the forbidden dynamic channel `name`.
+    Refuse { name: String, reply: Vec<u8> },
+}
+
+/// Why the host cannot tell what the server is opening; it ends the
+/// session rather than let a channel through unseen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unenforceable {
+    #[error("the dynamic channels arrive compressed, which this host cannot inspect")]
+    Compressed,
+    #[error("a dynamic channel request spans several chunks")]
+    Chunked,
+    #[error("the RDP server opened a dynamic channel before the client joined")]
+    NoUser,
+    #[error("a dynamic channel request cannot be read ({0})")]
+    Malformed(String),
+}
+
+/// Watches the server's side of a session for Create Requests of
+/// forbidden dynamic channels (see the module's documentation). It learns
+/// the `drdynvc` channel's ID from the server's Connect Response and the
+/// client's user channel (the sender of the refusal it writes) from the
+/// Attach User Confirm.
+#[derive(Debug, Clone)]
+pub struct DynamicGuard {
+    forbidden: Vec<String>,
+    /// The client's static channels in order, as the server got them.
+    requested: Vec<String>,
+    /// The server's Connect Response was read.
+    learned: bool,
+    drdynvc: Option<u16>,
+    user: Option<u16>,
+}
+
+impl DynamicGuard {
+    /// `requested` is the client's static channel list as sent on
+    /// ([`Stripped::kept`]).
+    pub fn new(requested: Vec<String>, forbidden: &[&str]) -> Self {
+        Self {
+            forbidden: forbidden.iter().map(|n| n.to_ascii_lowercase()).collect(),
+            requested,
+            learned: false,
+            drdynvc: None,
+            user: None,
+        }
+    }
+
+    /// True when no dynamic channel can be opened: nothing is forbidden, or
+    /// the client did not ask for `drdynvc`.
+    pub fn is_idle(&self) -> bool {
+        self.forbidden.is_empty() || !self.requested.iter().any(|n| n == DYNAMIC)
+    }
+
+    /// Judges one whole message from the server ([`message_len`]).
+    pub fn from_server(&mut self, message: &[u8]) -> Result<Verdict, Unenforceable> {
+        use ironrdp_pdu::mcs::McsMessage;
+        // Fast-path output carries only graphics and pointers.
+        if self.is_idle() || message.first() != Some(&0x03) {
+            return Ok(Verdict::Pass);
+        }
+        if !self.learned {
+            self.learn_channel_ids(message)?;
+            return Ok(Verdict::Pass);
+        }
+        match decode::<X224<McsMessage<'_>>>(message) {
+            Ok(X224(McsMessage::AttachUserConfirm(confirm))) => {
+                self.user = Some(confirm.initiator_id);
+                Ok(Verdict::Pass)
+            }
+            Ok(X224(McsMessage::SendDataIndication(data)))
+                if Some(data.channel_id) == self.drdynvc =>
+            {
+                self.judge_dynamic(&data.user_data)
+            }
+            _ => Ok(Verdict::Pass),
+        }
+    }
+
+    /// The server's first message after the Connect Initial is its Connect
+    /// Response.
+    fn learn_channel_ids(&mut self, message: &[u8]) -> Result<(), Unenforceable> {
+        use ironrdp_pdu::mcs::ConnectResponse;
+        let bad = |e: &dyn std::fmt::Display| {
+            Unenforceable::Malformed(format!("the RDP server's Connect Response: {e}"))
+        };
+        let data = decode::<X224<X224Data<'_>>>(message).map_err(|e| bad(&e))?;
+        let response = decode::<ConnectResponse>(data.0.data.as_ref()).map_err(|e| bad(&e))?;
+        let ids = response.channel_ids();
+        self.learned = true;
+        self.drdynvc = self
+            .requested
+            .iter()
+            .position(|n| n == DYNAMIC)
+            .and_then(|i| ids.get(i).copied());
+        Ok(())
+    }
+
+    fn judge_dynamic(&mut self, chunk: &[u8]) -> Result<Verdict, Unenforceable> {
+        use ironrdp_dvc::pdu::{
+            CreateResponsePdu, CreationStatus, DrdynvcClientPdu, DrdynvcServerPdu,
+        };
+        use ironrdp_pdu::rdp::vc::{ChannelControlFlags, ChannelPduHeader};
+        const CREATE: u8 = 0x01;
+        let bad = |e: &dyn std::fmt::Display| Unenforceable::Malformed(e.to_string());
+        let mut cursor = ironrdp_core::ReadCursor::new(chunk);
+        let header =
+            <ChannelPduHeader as ironrdp_core::Decode>::decode(&mut cursor).map_err(|e| bad(&e))?;
+        if header
+            .flags
+            .contains(ChannelControlFlags::PACKET_COMPRESSED)
+        {
+            return Err(Unenforceable::Compressed);
+        }
+        if !header.flags.contains(ChannelControlFlags::FLAG_FIRST) {
+            return Ok(Verdict::Pass);
+        }
+        let body = cursor.remaining();
+        // cmd is the high nibble of the first byte (MS-RDPEDYC 2.2.1).
+        if body.first().map(|b| b >> 4) != Some(CREATE) {
+            return Ok(Verdict::Pass);
+        }
+        if !header.flags.contains(ChannelControlFlags::FLAG_LAST) {
+            return Err(Unenforceable::Chunked);
+        }
+        let DrdynvcServerPdu::Create(request) =
+            decode::<DrdynvcServerPdu>(body).map_err(|e| bad(&e))?
+        else {
+            return Ok(Verdict::Pass);
+        };
+        let name = request.channel_name().to_owned();
+        if !self.forbidden.contains(&name.to_ascii_lowercase()) {
+            return Ok(Verdict::Pass);
+        }
+        let (Some(user), Some(drdynvc)) = (self.user, self.drdynvc) else {
+            return Err(Unenforceable::NoUser);
+        };
+        let refusal = DrdynvcClientPdu::Create(CreateResponsePdu::new(
+            request.channel_id(),
+            CreationStatus::NO_LISTENER,
+        ));
+        let reply = ironrdp_svc::client_encode_svc_messages(vec![refusal.into()], drdynvc, user)
+            .map_err(|e| bad(&e))?;
+        Ok(Verdict::Refuse { name, reply })
+    }
+}
+
+/// The static channel that carries the dynamic ones.
+const DYNAMIC: &str = "drdynvc";
 
 #[cfg(test)]
 mod tests {
@@ -203,16 +453,20 @@ mod tests {
     #[test]
     fn forbidden_channels_are_taken_out_and_the_rest_kept_in_order() {
         let request = connect_initial(&["rdpdr", "cliprdr", "drdynvc", "rdpsnd"]);
-        let (out, removed) = strip(&request, &[DRIVES, SOUND]).unwrap();
-        assert_eq!(removed, ["rdpdr", "rdpsnd"]);
-        assert_eq!(channels_of(&out), ["cliprdr", "drdynvc"]);
-        assert_eq!(next_message(&out), Ok(Next::ConnectInitial(out.len())));
+        let out = strip(&request, &[DRIVES, SOUND]).unwrap();
+        assert_eq!(out.removed, ["rdpdr", "rdpsnd"]);
+        assert_eq!(out.kept, ["cliprdr", "drdynvc"]);
+        assert_eq!(channels_of(&out.packet), ["cliprdr", "drdynvc"]);
+        assert_eq!(
+            next_message(&out.packet),
+            Ok(Next::ConnectInitial(out.packet.len()))
+        );
 
         // Nothing forbidden requested: the packet passes unchanged.
         let request = connect_initial(&["drdynvc"]);
-        let (out, removed) = strip(&request, &[DRIVES, CLIPBOARD, SOUND]).unwrap();
-        assert!(removed.is_empty());
-        assert_eq!(out, request);
+        let out = strip(&request, &[DRIVES, CLIPBOARD, SOUND]).unwrap();
+        assert!(out.removed.is_empty());
+        assert_eq!(out.packet, request);
     }
 
     #[test]
@@ -240,5 +494,185 @@ mod tests {
             strip(&[0x03, 0, 0, 8, 2, 0xf0, 0x80, 0x7f], &[DRIVES]),
             Err(Malformed::ConnectInitial(_))
         ));
+    }
+
+    const DRDYNVC_ID: u16 = 1006;
+    const USER_ID: u16 = 1007;
+
+    /// The server's Connect Response for channels asked in this order.
+    fn connect_response(ids: &[u16]) -> Vec<u8> {
+        use ironrdp_pdu::gcc::{
+            ConferenceCreateResponse, ServerCoreData, ServerGccBlocks, ServerNetworkData,
+            ServerSecurityData,
+        };
+        use ironrdp_pdu::mcs::{ConnectResponse, DomainParameters};
+        let blocks = ServerGccBlocks {
+            core: ServerCoreData {
+                version: RdpVersion::V5_PLUS,
+                optional_data: Default::default(),
+            },
+            network: ServerNetworkData {
+                channel_ids: ids.to_vec(),
+                io_channel: 1003,
+            },
+            security: ServerSecurityData::no_security(),
+            message_channel: None,
+            multi_transport_channel: None,
+        };
+        let response = ConnectResponse {
+            conference_create_response: ConferenceCreateResponse::new(USER_ID, blocks).unwrap(),
+            called_connect_id: 1,
+            domain_parameters: DomainParameters::target(),
+        };
+        encode_vec(&X224(X224Data {
+            data: Cow::Owned(encode_vec(&response).unwrap()),
+        }))
+        .unwrap()
+    }
+
+    fn attach_user_confirm() -> Vec<u8> {
+        use ironrdp_pdu::mcs::{AttachUserConfirm, McsMessage};
+        encode_vec(&X224(McsMessage::AttachUserConfirm(AttachUserConfirm {
+            result: 0,
+            initiator_id: USER_ID,
+        })))
+        .unwrap()
+    }
+
+    /// A server's message on `channel` carrying one whole DVC PDU.
+    fn on_channel(
+        channel: u16,
+        pdu: ironrdp_dvc::pdu::DrdynvcServerPdu,
+        compressed: bool,
+    ) -> Vec<u8> {
+        let mut message = ironrdp_svc::SvcMessage::from(pdu);
+        if compressed {
+            message = message.with_flags(ironrdp_svc::ChannelFlags::from_bits_retain(0x0020_0000));
+        }
+        ironrdp_svc::server_encode_svc_messages(vec![message], channel, 1002).unwrap()
+    }
+
+    fn create_request(id: u32, name: &str) -> ironrdp_dvc::pdu::DrdynvcServerPdu {
+        ironrdp_dvc::pdu::DrdynvcServerPdu::Create(ironrdp_dvc::pdu::CreateRequestPdu::new(
+            id,
+            name.to_owned(),
+        ))
+    }
+
+    /// A guard for a client that asked for these channels, through the
+    /// Connect Response and the Attach User Confirm.
+    fn guard(forbidden: &[&str]) -> DynamicGuard {
+        let mut guard = DynamicGuard::new(vec!["cliprdr".into(), "drdynvc".into()], forbidden);
+        for message in [connect_response(&[1005, DRDYNVC_ID]), attach_user_confirm()] {
+            assert_eq!(message_len(&message), Ok(Some(message.len())));
+            assert_eq!(guard.from_server(&message), Ok(Verdict::Pass));
+        }
+        guard
+    }
+
+    #[test]
+    fn a_forbidden_dynamic_channel_is_refused_to_the_server_and_hidden_from_the_client() {
+        use ironrdp_dvc::pdu::{CreationStatus, DrdynvcClientPdu};
+        use ironrdp_pdu::mcs::McsMessage;
+        let forbidden = Forbidden::by_policy(true, true, false);
+        let mut guard = guard(&forbidden.dynamics);
+
+        // Display Control is allowed: the request goes to the client.
+        let display = on_channel(
+            DRDYNVC_ID,
+            create_request(1, "Microsoft::Windows::RDS::DisplayControl"),
+            false,
+        );
+        assert_eq!(guard.from_server(&display), Ok(Verdict::Pass));
+
+        // Sound over a dynamic channel is not: the server hears "no
+        // listener" from the client's user channel on drdynvc.
+        let sound = on_channel(DRDYNVC_ID, create_request(2, "audio_playback_dvc"), false);
+        let Ok(Verdict::Refuse { name, reply }) = guard.from_server(&sound) else {
+            panic!("sound over a dynamic channel was let through");
+        };
+        assert_eq!(name, "audio_playback_dvc");
+        assert_eq!(message_len(&reply), Ok(Some(reply.len())));
+        let X224(McsMessage::SendDataRequest(request)) =
+            decode::<X224<McsMessage<'_>>>(&reply).unwrap()
+        else {
+            panic!("the refusal is not a Send Data Request");
+        };
+        assert_eq!(
+            (request.initiator_id, request.channel_id),
+            (USER_ID, DRDYNVC_ID)
+        );
+        let answer = decode::<DrdynvcClientPdu>(&request.user_data[8..]).unwrap();
+        let DrdynvcClientPdu::Create(answer) = answer else {
+            panic!("the refusal is not a Create Response");
+        };
+        assert_eq!(answer.channel_id(), 2);
+        assert_eq!(answer.creation_status(), CreationStatus::NO_LISTENER);
+
+        // The same name on another static channel is not a DVC request;
+        // fast-path output passes unread.
+        let elsewhere = on_channel(1005, create_request(3, "AUDIO_PLAYBACK_DVC"), false);
+        assert_eq!(guard.from_server(&elsewhere), Ok(Verdict::Pass));
+        assert_eq!(
+            guard.from_server(&[0x00, 0x04, 0x01, 0x02]),
+            Ok(Verdict::Pass)
+        );
+
+        // What the host cannot read, it does not let through.
+        let compressed = on_channel(DRDYNVC_ID, create_request(4, "URBDRC"), true);
+        assert_eq!(
+            guard.from_server(&compressed),
+            Err(Unenforceable::Compressed)
+        );
+    }
+
+    #[test]
+    fn the_guard_needs_the_connect_response_and_stays_idle_without_drdynvc() {
+        let sound = on_channel(DRDYNVC_ID, create_request(2, "AUDIO_PLAYBACK_DVC"), false);
+        // Something else where the Connect Response belongs.
+        let mut guard = DynamicGuard::new(vec!["drdynvc".into()], DYNAMIC_SOUND);
+        assert!(matches!(
+            guard.from_server(&sound),
+            Err(Unenforceable::Malformed(_))
+        ));
+
+        // A Create Request before the client's user channel is known.
+        let mut guard = DynamicGuard::new(vec!["drdynvc".into()], DYNAMIC_SOUND);
+        assert_eq!(
+            guard.from_server(&connect_response(&[DRDYNVC_ID])),
+            Ok(Verdict::Pass)
+        );
+        assert_eq!(guard.from_server(&sound), Err(Unenforceable::NoUser));
+
+        // No drdynvc asked for, or nothing forbidden: nothing to watch.
+        assert!(DynamicGuard::new(vec!["cliprdr".into()], DYNAMIC_SOUND).is_idle());
+        assert!(DynamicGuard::new(vec!["drdynvc".into()], &[]).is_idle());
+        assert!(Forbidden::by_policy(true, true, true).is_empty());
+        let none = Forbidden::by_policy(false, false, false);
+        assert_eq!(none.statics, [DRIVES, CLIPBOARD, SOUND]);
+        assert!(none.dynamics.contains(&"URBDRC") && none.dynamics.contains(&"AUDIO_INPUT"));
+    }
+
+    #[test]
+    fn session_messages_are_split_by_their_own_lengths() {
+        assert_eq!(message_len(&[]), Ok(None));
+        assert_eq!(message_len(&[0x03, 0x00]), Ok(None));
+        assert_eq!(message_len(&[0x03, 0x00, 0x01, 0x00]), Ok(Some(256)));
+        assert_eq!(
+            message_len(&[0x03, 0x00, 0x00, 0x06]),
+            Err(Malformed::Stream)
+        );
+        assert_eq!(message_len(&[0x00, 0x05]), Ok(Some(5)));
+        assert_eq!(message_len(&[0x00, 0x81, 0x00]), Ok(Some(256)));
+        assert_eq!(message_len(&[0x00, 0x01]), Err(Malformed::Stream));
+        assert_eq!(
+            message_len(&[0x03, 0x00, 0x00, 0x00]),
+            Err(Malformed::Stream)
+        );
+        assert_eq!(
+            message_len(&[0x03, 0x00, 0x00, 0x03]),
+            Err(Malformed::Stream)
+        );
+        assert_eq!(message_len(b"GET / HTTP/1.1"), Err(Malformed::Stream));
     }
 }

@@ -105,6 +105,10 @@ pub enum InputEcho {
     ToneSent {
         format: String,
     },
+    /// The client took a dynamic channel the desktop offered.
+    DynamicChannelOpened {
+        name: &'static str,
+    },
 }
 
 impl fmt::Display for InputEcho {
@@ -131,6 +135,7 @@ impl fmt::Display for InputEcho {
             InputEcho::ClipboardTooLarge { bytes } => write!(f, "clipboard too large: {bytes}"),
             InputEcho::Resized { width, height } => write!(f, "resized to {width}x{height}"),
             InputEcho::ToneSent { format } => write!(f, "tone sent as {format}"),
+            InputEcho::DynamicChannelOpened { name } => write!(f, "dynamic channel opened: {name}"),
         }
     }
 }
@@ -352,10 +357,16 @@ impl TestDesktop {
             }
         });
         let (wishes, resize_wishes) = std::sync::mpsc::channel();
-        acceptor.attach_static_channel(
-            DrdynvcServer::new()
-                .with_dynamic_channel(DisplayControlServer::new(Box::new(SizeWishes(wishes)))),
-        );
+        let mut dynamic = DrdynvcServer::new()
+            .with_dynamic_channel(DisplayControlServer::new(Box::new(SizeWishes(wishes))));
+        if self.tone.is_some() {
+            // Windows offers its sound over a dynamic channel first.
+            dynamic = dynamic.with_dynamic_channel(OfferedChannel {
+                name: proto::channels::DYNAMIC_SOUND[0],
+                echo: self.echo.clone(),
+            });
+        }
+        acceptor.attach_static_channel(dynamic);
         let begin = ironrdp_acceptor::accept_begin(TokioFramed::new(tcp), &mut acceptor)
             .await
             .context("X.224 negotiation")?;
@@ -475,6 +486,38 @@ impl DisplayControlHandler for SizeWishes {
         }
     }
 }
+
+/// A dynamic channel the desktop offers only to tell who takes it: the
+/// host must refuse the ones its policy forbids, whatever the client does.
+struct OfferedChannel {
+    name: &'static str,
+    echo: broadcast::Sender<InputEcho>,
+}
+
+ironrdp_core::impl_as_any!(OfferedChannel);
+
+impl ironrdp_dvc::DvcProcessor for OfferedChannel {
+    fn channel_name(&self) -> &str {
+        self.name
+    }
+
+    fn start(&mut self, _channel_id: u32) -> ironrdp_pdu::PduResult<Vec<ironrdp_dvc::DvcMessage>> {
+        let _ = self
+            .echo
+            .send(InputEcho::DynamicChannelOpened { name: self.name });
+        Ok(Vec::new())
+    }
+
+    fn process(
+        &mut self,
+        _channel_id: u32,
+        _payload: &[u8],
+    ) -> ironrdp_pdu::PduResult<Vec<ironrdp_dvc::DvcMessage>> {
+        Ok(Vec::new())
+    }
+}
+
+impl ironrdp_dvc::DvcServerProcessor for OfferedChannel {}
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send + Sync> Session<S> {
     async fn run(&mut self) -> anyhow::Result<()> {

@@ -535,7 +535,7 @@ fn the_office_pc_s_sound_arrives_unless_the_host_forbids_it() {
     let relay = RelayProc::start(&[]);
     let (mut desktop, desktop_addr) = test_desktop_with(USER, PASSWORD, &["--tone", "440"]);
     let work = tempfile::tempdir().unwrap();
-    let host = HostProc::start(work.path(), &relay, "sound-pc", &desktop_addr);
+    let mut host = HostProc::start(work.path(), &relay, "sound-pc", &desktop_addr);
     let shot = work.path().join("shot.png");
     let wav = work.path().join("sound.wav");
     let connect = || {
@@ -554,6 +554,13 @@ fn the_office_pc_s_sound_arrives_unless_the_host_forbids_it() {
     assert_eq!(code, 0, "{out}");
     desktop.wait_for(
         "input: tone sent as IMA ADPCM 22050 Hz 2 ch",
+        Duration::from_secs(5),
+    );
+    // A client that takes sound over the dynamic channel the desktop
+    // offers too (as Windows does) gets it while the host allows sound.
+    assert!(connect_taking_dynamic_sound(&relay, "sound-pc"));
+    desktop.wait_for(
+        "input: dynamic channel opened: AUDIO_PLAYBACK_DVC",
         Duration::from_secs(5),
     );
     let mut reader = hound::WavReader::open(&wav).unwrap();
@@ -589,7 +596,104 @@ fn the_office_pc_s_sound_arrives_unless_the_host_forbids_it() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("sound_frames=0"), "{out}");
     assert!(!wav.exists());
+
+    // Forbidden, the host answers the server's offer itself: the client
+    // that would take it never hears of it, and its session runs on.
+    let opened = |desktop: &Proc| {
+        desktop
+            .seen
+            .iter()
+            .filter(|l| l.contains("dynamic channel opened"))
+            .count()
+    };
+    let before = opened(&desktop);
+    assert!(!connect_taking_dynamic_sound(&relay, "sound-pc"));
+    let refused = host
+        .proc
+        .wait_for("policy forbids; refused", Duration::from_secs(5));
+    assert!(refused.contains("AUDIO_PLAYBACK_DVC"), "{refused}");
+    std::thread::sleep(Duration::from_millis(500));
+    desktop.wait_for("thin-test-desktop listening", Duration::from_secs(1));
+    assert_eq!(
+        opened(&desktop),
+        before,
+        "sound went over a dynamic channel against the policy"
+    );
 }
+
+/// A client that ignores the host's policy on sound: it takes the sound
+/// channel the RDP server offers over `drdynvc` whatever the host allowed.
+/// Connects to `id`, waits for the first picture and two more seconds;
+/// true if the channel opened.
+fn connect_taking_dynamic_sound(relay: &RelayProc, id: &str) -> bool {
+    let opened = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let taker = DynamicSoundTaker(std::sync::Arc::clone(&opened));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let target = RelayTarget {
+            addr: relay.addr.clone(),
+            ca: relay.ca(),
+            proxy: None,
+        };
+        let mut answers = Scripted {
+            otp: None,
+            host_password: Some(HOST_PASSWORD.into()),
+        };
+        let pins = MemoryPins::default();
+        let (channel, _admission) =
+            native::open_channel(&target, id, &pins, &mut answers, &Default::default())
+                .await
+                .unwrap();
+        let creds = RdpCredentials {
+            user: USER.into(),
+            password: PASSWORD.into(),
+            domain: None,
+        };
+        let (mut connector, x224) =
+            client_core::rdp::begin(&creds, (1024, 768), Default::default()).unwrap();
+        connector
+            .attach_static_channel(ironrdp_dvc::DrdynvcClient::new().with_dynamic_channel(taker));
+        let mut session = client_core::rdp::connect_begun(channel, (connector, x224), &mut answers)
+            .await
+            .expect("the session runs");
+        native::wait_first_frame(&mut session, Duration::from_secs(30))
+            .await
+            .unwrap();
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            loop {
+                session.next_events().await.unwrap();
+            }
+        })
+        .await;
+        session.disconnect().await.unwrap();
+    });
+    opened.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+struct DynamicSoundTaker(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+ironrdp_core::impl_as_any!(DynamicSoundTaker);
+
+impl ironrdp_dvc::DvcProcessor for DynamicSoundTaker {
+    fn channel_name(&self) -> &str {
+        proto::channels::DYNAMIC_SOUND[0]
+    }
+
+    fn start(&mut self, _channel_id: u32) -> ironrdp_pdu::PduResult<Vec<ironrdp_dvc::DvcMessage>> {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        Ok(Vec::new())
+    }
+
+    fn process(
+        &mut self,
+        _channel_id: u32,
+        _payload: &[u8],
+    ) -> ironrdp_pdu::PduResult<Vec<ironrdp_dvc::DvcMessage>> {
+        Ok(Vec::new())
+    }
+}
+
+impl ironrdp_dvc::DvcClientProcessor for DynamicSoundTaker {}
 
 /// Answers like [`Scripted`], but takes `pause` over a new host key, as a
 /// person comparing fingerprints does.
