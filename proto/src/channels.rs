@@ -271,7 +271,8 @@ pub struct DynamicGuard {
     requested: Vec<String>,
     /// The server's Connect Response was read.
     learned: bool,
-    drdynvc: Option<u16>,
+    /// The IDs of `drdynvc` (a client may name it more than once).
+    drdynvc: Vec<u16>,
     user: Option<u16>,
 }
 
@@ -283,7 +284,7 @@ impl DynamicGuard {
             forbidden: forbidden.iter().map(|n| n.to_ascii_lowercase()).collect(),
             requested,
             learned: false,
-            drdynvc: None,
+            drdynvc: Vec::new(),
             user: None,
         }
     }
@@ -311,9 +312,9 @@ impl DynamicGuard {
                 Ok(Verdict::Pass)
             }
             Ok(X224(McsMessage::SendDataIndication(data)))
-                if Some(data.channel_id) == self.drdynvc =>
+                if self.drdynvc.contains(&data.channel_id) =>
             {
-                self.judge_dynamic(&data.user_data)
+                self.judge_dynamic(data.channel_id, &data.user_data)
             }
             _ => Ok(Verdict::Pass),
         }
@@ -333,12 +334,14 @@ impl DynamicGuard {
         self.drdynvc = self
             .requested
             .iter()
-            .position(|n| n == DYNAMIC)
-            .and_then(|i| ids.get(i).copied());
+            .zip(ids)
+            .filter(|(name, _)| *name == DYNAMIC)
+            .map(|(_, id)| id)
+            .collect();
         Ok(())
     }
 
-    fn judge_dynamic(&mut self, chunk: &[u8]) -> Result<Verdict, Unenforceable> {
+    fn judge_dynamic(&mut self, drdynvc: u16, chunk: &[u8]) -> Result<Verdict, Unenforceable> {
         use ironrdp_dvc::pdu::{
             CreateResponsePdu, CreationStatus, DrdynvcClientPdu, DrdynvcServerPdu,
         };
@@ -374,7 +377,7 @@ impl DynamicGuard {
         if !self.forbidden.contains(&name.to_ascii_lowercase()) {
             return Ok(Verdict::Pass);
         }
-        let (Some(user), Some(drdynvc)) = (self.user, self.drdynvc) else {
+        let Some(user) = self.user else {
             return Err(Unenforceable::NoUser);
         };
         let refusal = DrdynvcClientPdu::Create(CreateResponsePdu::new(
@@ -643,6 +646,23 @@ mod tests {
             Ok(Verdict::Pass)
         );
         assert_eq!(guard.from_server(&sound), Err(Unenforceable::NoUser));
+
+        // drdynvc named twice: a request on either is read.
+        let mut guard = DynamicGuard::new(vec!["drdynvc".into(), "drdynvc".into()], DYNAMIC_SOUND);
+        assert_eq!(
+            guard.from_server(&connect_response(&[1004, DRDYNVC_ID])),
+            Ok(Verdict::Pass)
+        );
+        assert_eq!(guard.from_server(&attach_user_confirm()), Ok(Verdict::Pass));
+        assert!(matches!(
+            guard.from_server(&sound),
+            Ok(Verdict::Refuse { .. })
+        ));
+        let first = on_channel(1004, create_request(5, "AUDIO_INPUT"), false);
+        assert!(matches!(
+            guard.from_server(&first),
+            Ok(Verdict::Refuse { .. })
+        ));
 
         // No drdynvc asked for, or nothing forbidden: nothing to watch.
         assert!(DynamicGuard::new(vec!["cliprdr".into()], DYNAMIC_SOUND).is_idle());
