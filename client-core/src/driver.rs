@@ -220,7 +220,15 @@ pub struct Driver {
     /// The size the UI last asked for, also while there is no session: a
     /// reconnect asks for it.
     wanted_size: Option<(u16, u16)>,
+    /// Commands that came while a server message was being answered, in
+    /// order (at most [`MAX_DEFERRED`]).
+    deferred: std::collections::VecDeque<Command>,
 }
+
+/// Commands kept while the server takes its time over one message (a
+/// capability exchange after a resize); a person's input beyond that is
+/// dropped, as it would be on a frozen screen.
+const MAX_DEFERRED: usize = 1024;
 
 /// Makes the two ends; `wake` asks the UI to repaint (it is called after
 /// every event).
@@ -241,6 +249,7 @@ pub fn channel(wake: Arc<dyn Fn() + Send + Sync>) -> (Handle, Driver) {
             wake,
             muted: Arc::default(),
             wanted_size: None,
+            deferred: Default::default(),
         },
     )
 }
@@ -453,7 +462,10 @@ where
             // applying it writes answers (and after a Deactivate All runs
             // the capability exchange) to the end.
             pdu = session.read() => {
-                for event in session.apply_pdu(pdu?).await? {
+                let Some(events) = apply_unless_left(session, pdu?, driver).await? else {
+                    return Ok(());
+                };
+                for event in events {
                     match event {
                         SessionEvent::Updated(l, t, r, b) => {
                             driver
@@ -478,7 +490,7 @@ where
                     }
                 }
             }
-            command = driver.commands.recv() => match command {
+            command = next_command(&mut driver.deferred, &mut driver.commands) => match command {
                 None | Some(Command::Disconnect) => {
                     let _ = session.disconnect().await;
                     return Ok(());
@@ -511,6 +523,46 @@ where
                 Some(Command::Answer(_)) => {}
             },
         }
+    }
+}
+
+/// Answers one server message, unless the person disconnects first: a
+/// server that stalls in the middle of a capability exchange must not hold
+/// the app. Other commands meanwhile wait in `driver.deferred`. None when
+/// the person left (the session is dropped half-way, which closes it).
+async fn apply_unless_left<S>(
+    session: &mut rdp::RdpSession<transport::Prefixed<S>>,
+    pdu: rdp::ServerPdu,
+    driver: &mut Driver,
+) -> Result<Option<Vec<SessionEvent>>, ConnectError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + Sync,
+{
+    let apply = session.apply_pdu(pdu);
+    tokio::pin!(apply);
+    loop {
+        tokio::select! {
+            biased;
+            events = &mut apply => return events.map(Some),
+            command = driver.commands.recv() => match command {
+                None | Some(Command::Disconnect) => return Ok(None),
+                Some(command) if driver.deferred.len() < MAX_DEFERRED => {
+                    driver.deferred.push_back(command);
+                }
+                Some(_) => {}
+            },
+        }
+    }
+}
+
+/// The next command: the deferred ones first.
+async fn next_command(
+    deferred: &mut std::collections::VecDeque<Command>,
+    commands: &mut UnboundedReceiver<Command>,
+) -> Option<Command> {
+    match deferred.pop_front() {
+        Some(command) => Some(command),
+        None => commands.recv().await,
     }
 }
 

@@ -58,6 +58,9 @@ pub struct DemoOptions {
     /// Text on the test desktop's clipboard at start
     /// ([`test_desktop::TestDesktop::with_clipboard`]).
     pub desktop_clipboard: Option<String>,
+    /// The test desktop hangs half-way through a resize
+    /// ([`test_desktop::TestDesktop::with_stalled_resize`]).
+    pub stalled_resize: bool,
 }
 
 impl Default for DemoOptions {
@@ -67,6 +70,7 @@ impl Default for DemoOptions {
             motion: false,
             otp: true,
             desktop_clipboard: None,
+            stalled_resize: false,
         }
     }
 }
@@ -101,6 +105,9 @@ impl Demo {
         }
         if options.motion {
             desktop = desktop.with_motion();
+        }
+        if options.stalled_resize {
+            desktop = desktop.with_stalled_resize();
         }
         let handle = desktop.handle();
         let desktop_addr = desktop.local_addr();

@@ -105,6 +105,8 @@ pub enum InputEcho {
     ToneSent {
         format: String,
     },
+    /// A resize began and, on purpose, never finishes.
+    ResizeStalled,
     /// The client took a dynamic channel the desktop offered.
     DynamicChannelOpened {
         name: &'static str,
@@ -135,6 +137,7 @@ impl fmt::Display for InputEcho {
             InputEcho::ClipboardTooLarge { bytes } => write!(f, "clipboard too large: {bytes}"),
             InputEcho::Resized { width, height } => write!(f, "resized to {width}x{height}"),
             InputEcho::ToneSent { format } => write!(f, "tone sent as {format}"),
+            InputEcho::ResizeStalled => write!(f, "resize stalled on purpose"),
             InputEcho::DynamicChannelOpened { name } => write!(f, "dynamic channel opened: {name}"),
         }
     }
@@ -172,6 +175,9 @@ pub struct TestDesktop {
     kept: Mutex<Option<Canvas>>,
     /// A tone (Hz) played to each client whose sound channel comes up.
     tone: Option<u32>,
+    /// Stops answering after a resize's Deactivate All (see
+    /// [`TestDesktop::with_stalled_resize`]).
+    stall_on_resize: bool,
 }
 
 impl TestDesktop {
@@ -212,6 +218,7 @@ impl TestDesktop {
             clipboard: Arc::default(),
             kept: Mutex::new(None),
             tone: None,
+            stall_on_resize: false,
         })
     }
 
@@ -222,6 +229,15 @@ impl TestDesktop {
     /// client keeps up with.
     pub fn with_motion(mut self) -> Self {
         self.motion = true;
+        self
+    }
+
+    /// A server that hangs in the middle of a resize: it sends the
+    /// Deactivate All and then never runs the capability exchange, reading
+    /// and dropping what the client sends until it leaves. Echoes
+    /// [`InputEcho::ResizeStalled`].
+    pub fn with_stalled_resize(mut self) -> Self {
+        self.stall_on_resize = true;
         self
     }
 
@@ -417,6 +433,7 @@ impl TestDesktop {
             acceptor: Some(acceptor),
             resize_wishes,
             tone,
+            stall_on_resize: self.stall_on_resize,
         };
         session.start_channels().await?;
         for event in result.input_events {
@@ -461,6 +478,7 @@ struct Session<S> {
     resize_wishes: std::sync::mpsc::Receiver<(u32, u32)>,
     /// The tone to play once the sound channel is up.
     tone: Option<Tone>,
+    stall_on_resize: bool,
 }
 
 struct Tone {
@@ -681,6 +699,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + Sync> Session<S> {
         self.framed
             .write_all(&ironrdp_core::encode_vec(&X224(indication))?)
             .await?;
+        if self.stall_on_resize {
+            let _ = self.echo.send(InputEcho::ResizeStalled);
+            while self.framed.read_pdu().await.is_ok() {}
+            bail!("the client left during the stalled resize");
+        }
         let consumed = self
             .acceptor
             .take()

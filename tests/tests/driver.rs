@@ -233,6 +233,96 @@ fn the_driver_runs_a_whole_session_for_a_ui() {
     });
 }
 
+/// A remote PC that hangs half-way through a resize (the Deactivate All
+/// sent, the capability exchange never run) must not hold the app: the
+/// person's Disconnect still ends the session at once, and input typed
+/// meanwhile neither blocks nor breaks it.
+#[test]
+fn a_person_can_leave_while_the_remote_pc_hangs_in_a_resize() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let demo = Demo::start_with(DemoOptions {
+            stalled_resize: true,
+            ..DemoOptions::default()
+        })
+        .await
+        .unwrap();
+        let mut echo = demo.desktop.subscribe();
+        let (mut handle, drive) = driver::channel(Arc::new(|| {}));
+        let opener = NativeOpener {
+            relay: demo.relay.clone(),
+            id: demo.id.clone(),
+            pins: Arc::new(MemoryPins::default()),
+            resumption: Default::default(),
+        };
+        let run = tokio::spawn(driver::run(
+            opener,
+            demo.rdp.clone(),
+            (1024, 768),
+            driver::Devices::default(),
+            drive,
+        ));
+        let mut resized = false;
+        let mut left_at = None;
+        let outcome = tokio::time::timeout(Duration::from_secs(60), async {
+            loop {
+                let event = tokio::select! {
+                    event = handle.events.recv() => event.expect("the driver ends with an event"),
+                    Ok(seen) = echo.recv() => {
+                        if seen == InputEcho::ResizeStalled && left_at.is_none() {
+                            for down in [true, false] {
+                                let key = Command::Key { scancode: 0x1e, extended: false, down };
+                                handle.commands.send(key).unwrap();
+                            }
+                            handle.commands.send(Command::Disconnect).unwrap();
+                            left_at = Some(Instant::now());
+                        }
+                        continue;
+                    }
+                };
+                match event {
+                    UiEvent::Ask(prompt) => {
+                        let answer = match prompt {
+                            Prompt::NewHostKey { .. } => Answer::Accept,
+                            Prompt::Otp { .. } => Answer::Otp(Zeroizing::new(demo.next_otp())),
+                            Prompt::HostPassword { .. } => {
+                                Answer::Secret(Zeroizing::new(demo.host_password.clone()))
+                            }
+                            other => panic!("not asked here: {other:?}"),
+                        };
+                        handle.commands.send(Command::Answer(answer)).unwrap();
+                    }
+                    UiEvent::Frame if !resized => {
+                        resized = true;
+                        let resize = Command::Resize {
+                            width: 1280,
+                            height: 720,
+                            scale_percent: 100,
+                        };
+                        handle.commands.send(resize).unwrap();
+                    }
+                    UiEvent::Reconnecting { reason, .. } => panic!("reconnecting: {reason}"),
+                    UiEvent::Ended(result) => return result,
+                    _ => {}
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("the session did not end: resized {resized}, left {left_at:?}"));
+        assert!(outcome.is_ok(), "{outcome:?}");
+        let left_at = left_at.expect("the desktop never stalled");
+        assert!(
+            left_at.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            left_at.elapsed()
+        );
+        tokio::time::timeout(Duration::from_secs(5), run)
+            .await
+            .expect("the driver's task ends")
+            .unwrap();
+    });
+}
+
 /// A Wi-Fi blip, a relay restart: the path breaks mid-session. The driver
 /// says so, opens the connection again by itself with the host's resume
 /// ticket in place of the one-time password, and the same remote session
