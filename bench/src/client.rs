@@ -191,7 +191,9 @@ async fn count_frames(session: &mut Session, frames: usize) -> anyhow::Result<Fr
                     bail!("the test desktop ended the session: {reason}")
                 }
                 // The demo's desktop copies nothing, and nobody resizes.
-                SessionEvent::RemoteClipboard(_) | SessionEvent::RemoteClipboardTooLarge(_) => {}
+                SessionEvent::RemoteClipboard(_)
+                | SessionEvent::RemoteClipboardTooLarge(_)
+                | SessionEvent::Pointer(_) => {}
                 SessionEvent::Resized(..) => bail!("the test desktop changed its size"),
             }
         }

@@ -121,6 +121,11 @@ struct ConnectArgs {
     /// to this WAV file at the end; prints sound_frames=N.
     #[arg(long, conflicts_with = "listen")]
     sound_out: Option<PathBuf>,
+    /// Write the remote PC's pointer, as it is at the end, to this PNG
+    /// (with transparency). The pointer is printed either way:
+    /// pointer=WxH hotspot=X,Y, pointer=hidden or pointer=system.
+    #[arg(long, conflicts_with = "listen")]
+    pointer_out: Option<PathBuf>,
 }
 
 fn parse_size(s: &str) -> Result<(u16, u16), String> {
@@ -373,6 +378,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     copy_text: args.copy_text,
                     resize: args.resize,
                     sound_out: args.sound_out.as_deref(),
+                    pointer_out: args.pointer_out.as_deref(),
                 },
             )
             .await
@@ -431,6 +437,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     copy_text: None,
                     resize: None,
                     sound_out: None,
+                    pointer_out: None,
                 },
             )
             .await
@@ -450,6 +457,8 @@ struct Plan<'a> {
     resize: Option<(u16, u16)>,
     /// Record the remote PC's sound here.
     sound_out: Option<&'a std::path::Path>,
+    /// Save the remote PC's pointer here.
+    pointer_out: Option<&'a std::path::Path>,
 }
 
 async fn screenshot_session(
@@ -464,6 +473,7 @@ async fn screenshot_session(
         copy_text,
         resize,
         sound_out,
+        pointer_out,
     }: Plan<'_>,
 ) -> anyhow::Result<()> {
     let (speaker, recorded) = match sound_out {
@@ -480,6 +490,7 @@ async fn screenshot_session(
             .map_err(|e: ConnectError| anyhow::anyhow!(e))?;
     let finish = |session: &client_core::RdpSession<_>| -> anyhow::Result<()> {
         print_remote_clipboard(session.remote_clipboard());
+        print_pointer(session.pointer(), pointer_out)?;
         if let (Some(path), Some(recorded)) = (sound_out, &recorded) {
             let recorded = recorded.lock().expect("not poisoned");
             println!("sound_frames={}", recorded.frames());
@@ -562,6 +573,25 @@ async fn screenshot_session(
 }
 
 /// The text copied on the remote PC, if any (JSON-quoted: one line).
+fn print_pointer(
+    pointer: &client_core::rdp::RemotePointer,
+    save_to: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    use client_core::rdp::RemotePointer;
+    match pointer {
+        RemotePointer::System => println!("pointer=system"),
+        RemotePointer::Hidden => println!("pointer=hidden"),
+        RemotePointer::Shape(shape) => {
+            let (x, y) = shape.hotspot;
+            println!("pointer={}x{} hotspot={x},{y}", shape.width, shape.height);
+            if let Some(path) = save_to {
+                screenshot::save_rgba_png(path, &shape.rgba, shape.width, shape.height)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 fn print_remote_clipboard(text: Option<&str>) {
     if let Some(text) = text {
         println!("remote_clipboard={}", serde_json::Value::from(text));

@@ -57,6 +57,8 @@ pub enum UiEvent {
     },
     /// The host allows sound but this computer cannot play it (why).
     SoundUnavailable(String),
+    /// The remote PC's pointer changed: draw this one over the picture.
+    Pointer(rdp::RemotePointer),
     /// The connection is over: `Ok` when the user or the remote PC ended it.
     Ended(Result<(), ConnectError>),
 }
@@ -483,6 +485,7 @@ where
                             driver.send(UiEvent::ClipboardTooLarge { bytes, outgoing: false });
                         }
                         // The UI sees the new size in the framebuffer.
+                        SessionEvent::Pointer(pointer) => driver.send(UiEvent::Pointer(pointer)),
                         SessionEvent::Resized(width, height) => {
                             driver.frame.lock().expect("not poisoned").resize(width, height);
                             driver.send(UiEvent::Frame);

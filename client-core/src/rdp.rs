@@ -69,6 +69,47 @@ pub enum SessionEvent {
     /// The remote desktop now has this size (after a resize the client asked
     /// for, or one the server made); the whole picture follows.
     Resized(u16, u16),
+    /// The pointer the remote PC shows now.
+    Pointer(RemotePointer),
+}
+
+/// The pointer over the remote desktop, as the remote PC sets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemotePointer {
+    /// The usual arrow: the local system's.
+    System,
+    /// No pointer (a video, a game).
+    Hidden,
+    /// An image of the remote PC's (an I-beam over text, a resize arrow).
+    Shape(std::sync::Arc<PointerShape>),
+}
+
+/// A pointer image: `rgba` holds `width`×`height` pixels, not
+/// premultiplied, rows top-down; `hotspot` is the pixel that points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PointerShape {
+    pub width: u16,
+    pub height: u16,
+    pub hotspot: (u16, u16),
+    pub rgba: Vec<u8>,
+}
+
+impl RemotePointer {
+    fn from_decoded(pointer: &ironrdp_graphics::pointer::DecodedPointer) -> Self {
+        let expected = usize::from(pointer.width) * usize::from(pointer.height) * 4;
+        if pointer.width == 0 || pointer.height == 0 || pointer.bitmap_data.len() != expected {
+            return Self::Hidden;
+        }
+        Self::Shape(std::sync::Arc::new(PointerShape {
+            width: pointer.width,
+            height: pointer.height,
+            hotspot: (
+                pointer.hotspot_x.min(pointer.width - 1),
+                pointer.hotspot_y.min(pointer.height - 1),
+            ),
+            rgba: pointer.bitmap_data.clone(),
+        }))
+    }
 }
 
 /// The largest desktop this client shows, each way (MS-RDPEDISP's limit):
@@ -253,7 +294,8 @@ fn connector_config(
         // picks; ironrdp-bulk decompresses): about a tenth of the bytes for
         // text-heavy office screens.
         compression_type: Some(CompressionType::Rdp61),
-        enable_server_pointer: false,
+        // The server's pointer shapes come as events; the UI draws them.
+        enable_server_pointer: true,
         pointer_software_rendering: false,
         multitransport_flags: None,
         support_dyn_vc_gfx_protocol: false,
@@ -465,7 +507,8 @@ where
         message_channel_id: result.message_channel_id,
         share_id: result.share_id,
         compression_type: result.compression_type,
-        enable_server_pointer: false,
+        // The server's pointer shapes come as events; the UI draws them.
+        enable_server_pointer: true,
         pointer_software_rendering: false,
     }
     .build();
@@ -478,6 +521,7 @@ where
         frame: FrameStatus::new(size.width, size.height),
         clipboard: None,
         remote_clipboard: None,
+        pointer: RemotePointer::System,
         pasting: None,
     })
 }
@@ -546,6 +590,8 @@ pub struct RdpSession<S> {
     clipboard: Option<String>,
     /// The text last copied on the remote PC.
     remote_clipboard: Option<String>,
+    /// The pointer the remote PC last set.
+    pointer: RemotePointer,
     /// Text being pasted: Ctrl+V waits until the remote PC took it.
     pasting: Option<String>,
 }
@@ -571,6 +617,12 @@ where
     /// [`SessionEvent::RemoteClipboard`]).
     pub fn remote_clipboard(&self) -> Option<&str> {
         self.remote_clipboard.as_deref()
+    }
+
+    /// The pointer the remote PC last set (also reported as
+    /// [`SessionEvent::Pointer`]).
+    pub fn pointer(&self) -> &RemotePointer {
+        &self.pointer
     }
 
     /// Whether every part of the desktop has been drawn at least once.
@@ -757,6 +809,18 @@ where
                 ActiveStageOutput::DeactivateAll => {
                     let (width, height) = self.reactivate().await?;
                     events.push(SessionEvent::Resized(width, height));
+                }
+                ActiveStageOutput::PointerDefault => {
+                    self.pointer = RemotePointer::System;
+                    events.push(SessionEvent::Pointer(self.pointer.clone()));
+                }
+                ActiveStageOutput::PointerHidden => {
+                    self.pointer = RemotePointer::Hidden;
+                    events.push(SessionEvent::Pointer(self.pointer.clone()));
+                }
+                ActiveStageOutput::PointerBitmap(pointer) => {
+                    self.pointer = RemotePointer::from_decoded(&pointer);
+                    events.push(SessionEvent::Pointer(self.pointer.clone()));
                 }
                 _ => {}
             }

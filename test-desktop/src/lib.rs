@@ -14,7 +14,10 @@ mod picture;
 mod server;
 mod sound;
 
-pub use picture::{key_strip_color, picture_pixel, CLICK_MARK, KEY_STRIP_HEIGHT, MARK_RADIUS};
+pub use picture::{
+    key_strip_color, picture_pixel, pointer_pixel, CLICK_MARK, KEY_STRIP_HEIGHT, MARK_RADIUS,
+    POINTER_HOTSPOT, POINTER_SIZE,
+};
 pub use server::{encoded_tile, InputEcho, TestDesktop, TestDesktopHandle};
 
 pub const DEFAULT_WIDTH: u16 = 1024;

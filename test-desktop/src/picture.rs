@@ -19,6 +19,23 @@ pub fn picture_pixel(x: u16, y: u16) -> [u8; 3] {
     ]
 }
 
+/// The desktop's pointer, sent to each client as it logs on (an I-beam, as
+/// over text): its size and hotspot in pixels.
+pub const POINTER_SIZE: (u16, u16) = (32, 32);
+pub const POINTER_HOTSPOT: (u16, u16) = (16, 16);
+
+/// The pointer's pixel at (`x`, `y`) as RGBA, unpremultiplied: a blue bar
+/// with a white outline, the rest transparent.
+pub fn pointer_pixel(x: u16, y: u16) -> [u8; 4] {
+    let bar = (14..18).contains(&x) && (4..28).contains(&y);
+    let outline = (13..19).contains(&x) && (3..29).contains(&y);
+    match (bar, outline) {
+        (true, _) => [0x20, 0x40, 0xc0, 0xff],
+        (false, true) => [0xff, 0xff, 0xff, 0xff],
+        _ => [0, 0, 0, 0],
+    }
+}
+
 /// Colour of the key strip after a key with this scancode went down.
 pub fn key_strip_color(scancode: u16) -> [u8; 3] {
     let s = (scancode & 0xff) as u8;

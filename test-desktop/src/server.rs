@@ -436,6 +436,7 @@ impl TestDesktop {
             stall_on_resize: self.stall_on_resize,
         };
         session.start_channels().await?;
+        session.framed.write_all(&encode_pointer()?).await?;
         for event in result.input_events {
             session.handle_fast_path_input(&event).await?;
         }
@@ -959,13 +960,47 @@ fn encode_tile(canvas: &Canvas, (x, y, w, h): Rect, out: &mut Vec<u8>) -> anyhow
     BitmapUpdateData::encode_header(1, &mut cursor).map_err(|e| anyhow::anyhow!("{e}"))?;
     ironrdp_core::encode_cursor(&data, &mut cursor).map_err(|e| anyhow::anyhow!("{e}"))?;
     let body_len = cursor.pos();
+    out.extend(fast_path_update(UpdateCode::Bitmap, &body[..body_len])?);
+    Ok(())
+}
 
+/// The desktop's pointer ([`crate::pointer_pixel`]) as a fast-path New
+/// Pointer update: 32 bits per pixel with alpha, BGRA rows bottom-up, no
+/// AND mask.
+fn encode_pointer() -> anyhow::Result<Vec<u8>> {
+    use ironrdp_pdu::pointer::{ColorPointerAttribute, Point16, PointerAttribute};
+    let (width, height) = crate::POINTER_SIZE;
+    let xor_mask: Vec<u8> = (0..height)
+        .rev()
+        .flat_map(|y| (0..width).map(move |x| crate::pointer_pixel(x, y)))
+        .flat_map(|[r, g, b, a]| [b, g, r, a])
+        .collect();
+    let pointer = PointerAttribute {
+        xor_bpp: 32,
+        color_pointer: ColorPointerAttribute {
+            cache_index: 0,
+            hot_spot: Point16 {
+                x: crate::POINTER_HOTSPOT.0,
+                y: crate::POINTER_HOTSPOT.1,
+            },
+            width,
+            height,
+            xor_mask: &xor_mask,
+            and_mask: &[],
+        },
+    };
+    let body = ironrdp_core::encode_vec(&pointer).map_err(|e| anyhow::anyhow!("{e}"))?;
+    fast_path_update(UpdateCode::NewPointer, &body)
+}
+
+/// One fast-path update message carrying `data`.
+fn fast_path_update(update_code: UpdateCode, data: &[u8]) -> anyhow::Result<Vec<u8>> {
     let update = FastPathUpdatePdu {
         fragmentation: Fragmentation::Single,
-        update_code: UpdateCode::Bitmap,
+        update_code,
         compression_flags: None,
         compression_type: None,
-        data: &body[..body_len],
+        data,
     };
     let header = FastPathHeader::new(
         EncryptionFlags::empty(),
@@ -977,6 +1012,6 @@ fn encode_tile(canvas: &Canvas, (x, y, w, h): Rect, out: &mut Vec<u8>) -> anyhow
     ironrdp_core::encode_cursor(&header, &mut cursor).map_err(|e| anyhow::anyhow!("{e}"))?;
     ironrdp_core::encode_cursor(&update, &mut cursor).map_err(|e| anyhow::anyhow!("{e}"))?;
     let written = cursor.pos();
-    out.extend_from_slice(&pdu[..written]);
-    Ok(())
+    pdu.truncate(written);
+    Ok(pdu)
 }

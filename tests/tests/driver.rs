@@ -65,6 +65,7 @@ fn the_driver_runs_a_whole_session_for_a_ui() {
             text: HOME_TEXT.into(),
         };
         let mut disconnected = false;
+        let mut pointers = Vec::new();
         // After the paste, the window grows: the desktop follows, and a
         // click in the new area reaches the office PC at its place.
         let mut resized = false;
@@ -177,6 +178,7 @@ fn the_driver_runs_a_whole_session_for_a_ui() {
                     UiEvent::RemoteClipboard(text) => from_office.push(text),
                     UiEvent::ClipboardTooLarge { bytes, .. } => panic!("too large: {bytes}"),
                     UiEvent::SoundUnavailable(why) => panic!("no sound device wanted: {why}"),
+                    UiEvent::Pointer(pointer) => pointers.push(pointer),
                     UiEvent::Ended(result) => return result,
                 }
             }
@@ -220,6 +222,13 @@ fn the_driver_runs_a_whole_session_for_a_ui() {
             }),
             "{at_office:?}"
         );
+        // The office PC's pointer came for the UI to draw.
+        let Some(client_core::rdp::RemotePointer::Shape(shape)) = pointers.first() else {
+            panic!("no pointer shape: {pointers:?}");
+        };
+        assert_eq!((shape.width, shape.height), test_desktop::POINTER_SIZE);
+        assert_eq!(shape.hotspot, test_desktop::POINTER_HOTSPOT);
+        assert_eq!(shape.rgba[..4], test_desktop::pointer_pixel(0, 0));
         assert_eq!(asked.len(), 4, "{asked:?}");
         assert!(matches!(asked[3], Prompt::RemoteLogon { .. }), "{asked:?}");
         for step in [
@@ -428,6 +437,7 @@ fn the_driver_reconnects_into_the_same_session_after_the_relay_restarts() {
                     | UiEvent::Admitted(_)
                     | UiEvent::RemoteClipboard(_)
                     | UiEvent::SoundUnavailable(_)
+                    | UiEvent::Pointer(_)
                     | UiEvent::ClipboardTooLarge { .. } => {}
                 }
             }

@@ -442,24 +442,56 @@ fn clipboard_text_crosses_both_ways_unless_the_host_forbids_it() {
 /// through relay and host reaches the test desktop, which runs the
 /// capability exchange again at the new size, and the next frames have it.
 /// An odd width is made even (MS-RDPEDISP) and the desktop rounds it to its
-/// bitmap rows' multiple of 4, as a server may.
+/// bitmap rows' multiple of 4, as a server may. The desktop's pointer shape
+/// (an I-beam) arrives too, pixel for pixel with its transparency.
 #[test]
-fn the_remote_desktop_follows_a_resize_through_relay_and_host() {
+fn the_remote_desktop_follows_a_resize_and_its_pointer_arrives_through_relay_and_host() {
     let relay = RelayProc::start(&[]);
     let (mut desktop, desktop_addr) = test_desktop(USER, PASSWORD);
     let work = tempfile::tempdir().unwrap();
     let _host = HostProc::start(work.path(), &relay, "wide-pc", &desktop_addr);
     let shot = work.path().join("shot.png");
+    let pointer = work.path().join("pointer.png");
     let (code, out) = thin_client_connect(
         &relay.addr,
         &relay.ca(),
         "wide-pc",
         (USER, PASSWORD),
         &shot,
-        &["--resize", "1367x700"],
+        &[
+            "--resize",
+            "1367x700",
+            "--pointer-out",
+            pointer.to_str().unwrap(),
+        ],
     );
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("resized=1364x700"), "{out}");
+    let (pw, ph) = test_desktop::POINTER_SIZE;
+    let (hx, hy) = test_desktop::POINTER_HOTSPOT;
+    assert!(
+        out.contains(&format!("pointer={pw}x{ph} hotspot={hx},{hy}")),
+        "{out}"
+    );
+    let mut reader = png::Decoder::new(std::fs::File::open(&pointer).unwrap())
+        .read_info()
+        .unwrap();
+    let mut rgba = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut rgba).unwrap();
+    assert_eq!(
+        (info.width, info.height, info.color_type),
+        (32, 32, png::ColorType::Rgba)
+    );
+    for y in 0..ph {
+        for x in 0..pw {
+            let i = (usize::from(y) * usize::from(pw) + usize::from(x)) * 4;
+            assert_eq!(
+                rgba[i..i + 4],
+                test_desktop::pointer_pixel(x, y),
+                "pointer pixel {x},{y}"
+            );
+        }
+    }
     desktop.wait_for("input: resized to 1364x700", Duration::from_secs(5));
     let (w, h, rgb) = read_png(&shot);
     assert_eq!((w, h), (1364, 700));

@@ -310,6 +310,11 @@ impl ThinApp {
                     }
                 }
                 UiEvent::SoundUnavailable(_) => conn.sound.unavailable = true,
+                UiEvent::Pointer(pointer) => {
+                    if let Some(view) = &mut conn.session {
+                        view.set_pointer(ctx, &pointer);
+                    }
+                }
                 UiEvent::Ended(result) => {
                     conn.form = None;
                     conn.outcome = Some(result);
@@ -850,6 +855,7 @@ fn log_event(event: &UiEvent) {
             reason,
         } => tracing::warn!(attempt, in_secs, %reason, "reconnecting"),
         UiEvent::SoundUnavailable(why) => tracing::warn!(%why, "no sound"),
+        UiEvent::Pointer(_) => {}
         UiEvent::Ended(Ok(())) => tracing::info!("connection ended"),
         UiEvent::Ended(Err(e)) => tracing::warn!(error = %e, "connection failed"),
     }

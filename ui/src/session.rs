@@ -3,7 +3,7 @@
 //! sent to the remote PC.
 
 use client_core::driver::{Command, Framebuffer, Handle, SharedFrame};
-use client_core::rdp::MouseButton;
+use client_core::rdp::{MouseButton, RemotePointer};
 use client_core::Admission;
 use egui::{
     Color32, ColorImage, Event, Key, Modifiers, Pos2, Rect, RichText, Sense, TextureHandle,
@@ -57,6 +57,20 @@ pub struct SessionView {
     settling: Option<((u16, u16), f64)>,
     /// The remote desktop is larger than this computer can show.
     oversize: Option<(u16, u16)>,
+    /// The remote PC's pointer, drawn over the picture in place of the
+    /// system's.
+    pointer: PointerLook,
+}
+
+/// How the pointer looks over the picture.
+enum PointerLook {
+    System,
+    Hidden,
+    /// The remote PC's image and the pixel in it that points.
+    Shape {
+        texture: TextureHandle,
+        hotspot: (u16, u16),
+    },
 }
 
 /// The picture area's size in pixels for `points` of room, as the remote
@@ -90,7 +104,26 @@ impl SessionView {
             asked: None,
             settling: None,
             oversize: None,
+            pointer: PointerLook::System,
         }
+    }
+
+    /// Takes the pointer the remote PC now shows.
+    pub fn set_pointer(&mut self, ctx: &egui::Context, pointer: &RemotePointer) {
+        self.pointer = match pointer {
+            RemotePointer::System => PointerLook::System,
+            RemotePointer::Hidden => PointerLook::Hidden,
+            RemotePointer::Shape(shape) => {
+                let size = [usize::from(shape.width), usize::from(shape.height)];
+                let image = ColorImage::from_rgba_unmultiplied(size, &shape.rgba);
+                PointerLook::Shape {
+                    // Drawn one screen pixel per pointer pixel: sharp.
+                    texture: ctx.load_texture("remote-pointer", image, TextureOptions::NEAREST),
+                    hotspot: shape.hotspot,
+                }
+            }
+        };
+        ctx.request_repaint();
     }
 
     /// Uploads what changed in the framebuffer (all of it the first time).
@@ -292,9 +325,27 @@ impl SessionView {
             actual
         };
         let (rect, response) = ui.allocate_exact_size(size * scale, Sense::click_and_drag());
+        let uv = Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0));
         if let Some(texture) = &self.texture {
-            let uv = Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0));
             ui.painter().image(texture.id(), rect, uv, Color32::WHITE);
+        }
+        let over_picture = ui
+            .input(|i| i.pointer.hover_pos())
+            .filter(|p| rect.contains(*p));
+        if let Some(at) = over_picture.filter(|_| response.hovered() || response.dragged()) {
+            match &self.pointer {
+                PointerLook::System => {}
+                PointerLook::Hidden => ui.ctx().set_cursor_icon(egui::CursorIcon::None),
+                PointerLook::Shape { texture, hotspot } => {
+                    ui.ctx().set_cursor_icon(egui::CursorIcon::None);
+                    let pixel = 1.0 / ui.ctx().pixels_per_point();
+                    let hotspot = Vec2::new(f32::from(hotspot.0), f32::from(hotspot.1));
+                    let shown =
+                        Rect::from_min_size(at - hotspot * pixel, texture.size_vec2() * pixel);
+                    ui.painter_at(rect)
+                        .image(texture.id(), shown, uv, Color32::WHITE);
+                }
+            }
         }
         if response.clicked() || !ui.ctx().memory(|m| m.focused().is_some()) {
             response.request_focus();

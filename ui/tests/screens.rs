@@ -529,6 +529,34 @@ fn the_session_shows_the_picture_and_sends_input() {
     harness.get_by_label("Disconnect");
     harness.get_by_label_contains("Ctrl+Alt+Shift+F");
 
+    // The remote PC's pointer replaces the system's over the picture (and
+    // only there), until the remote PC goes back to the arrow.
+    let over_picture = egui::pos2(100.0, 120.0);
+    let cursor = |harness: &Harness<'_, _>| harness.output().platform_output.cursor_icon;
+    harness.hover_at(over_picture);
+    harness.run_steps(2);
+    assert_eq!(cursor(&harness), egui::CursorIcon::Default);
+    let shape = client_core::rdp::PointerShape {
+        width: 2,
+        height: 2,
+        hotspot: (1, 1),
+        rgba: vec![255; 16],
+    };
+    let shape = client_core::rdp::RemotePointer::Shape(std::sync::Arc::new(shape));
+    send(&shared, UiEvent::Pointer(shape));
+    harness.run_steps(2);
+    assert_eq!(cursor(&harness), egui::CursorIcon::None);
+    harness.hover_at(egui::pos2(900.0, 650.0));
+    harness.run_steps(2);
+    assert_ne!(cursor(&harness), egui::CursorIcon::None);
+    harness.hover_at(over_picture);
+    send(
+        &shared,
+        UiEvent::Pointer(client_core::rdp::RemotePointer::System),
+    );
+    harness.run_steps(2);
+    assert_eq!(cursor(&harness), egui::CursorIcon::Default);
+
     // Typing: text goes as Unicode, Enter as its scancode.
     harness.event(egui::Event::Text("あa".into()));
     harness.key_press(egui::Key::Enter);
