@@ -58,6 +58,9 @@ fn run_demo(lang: &str) -> PathBuf {
             "--sync",
         ],
     );
+    // The mouse waits outside the window (the remote pointer is drawn where
+    // it hovers over the picture).
+    xdotool(&x.display, &["mousemove", "1399", "949"]);
     // The first connection shows the host key; Enter trusts it.
     xdotool(&x.display, &["key", "Return"]);
     let dir = target_dir().join("screenshots");
@@ -117,6 +120,36 @@ fn run_demo(lang: &str) -> PathBuf {
         followed,
         "the remote desktop did not follow the larger window: {}",
         grown.display()
+    );
+
+    // Over the picture, the pointer is the office PC's (the test
+    // desktop's I-beam), its hotspot where the mouse is.
+    let (ox, oy) = find_picture(&grown).expect("the picture is there");
+    let (mx, my) = (ox + 600, oy + 400);
+    xdotool(&x.display, &["mousemove", &mx.to_string(), &my.to_string()]);
+    let pointed = dir.join(format!("desktop-{lang}-pointer.png"));
+    let (hx, hy) = test_desktop::POINTER_HOTSPOT;
+    let expected = [(0, 0), (-3, 0), (-10, 0)].map(|(dx, dy): (i32, i32)| {
+        let (px, py) = (i32::from(hx) + dx, i32::from(hy) + dy);
+        let [r, g, b, a] = test_desktop::pointer_pixel(px as u16, py as u16);
+        let at = ((mx as i32 + dx) as u32, (my as i32 + dy) as u32);
+        // Transparent pointer pixels show the picture beneath.
+        let beneath = test_desktop::picture_pixel((600 + dx) as u16, (400 + dy) as u16);
+        (at, if a == 0 { beneath } else { [r, g, b] })
+    });
+    let drawn = (0..20).any(|_| {
+        std::thread::sleep(Duration::from_millis(300));
+        screenshot(&pointed);
+        let (w, _, rgb) = read_png(&pointed);
+        expected.iter().all(|&((x, y), colour)| {
+            let i = ((y * w + x) * 3) as usize;
+            rgb[i..i + 3] == colour
+        })
+    });
+    assert!(
+        drawn,
+        "the office PC's pointer is not drawn: {}",
+        pointed.display()
     );
     shot
 }
