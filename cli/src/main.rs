@@ -126,6 +126,11 @@ struct ConnectArgs {
     /// pointer=WxH hotspot=X,Y, pointer=hidden or pointer=system.
     #[arg(long, conflicts_with = "listen")]
     pointer_out: Option<PathBuf>,
+    /// Print the session's RDP traffic each second of --hold
+    /// (stats: in=… kbit/s out=… kbit/s) and its totals at the end
+    /// (received_bytes=, sent_bytes=, in_kbps= and out_kbps= over the hold).
+    #[arg(long, conflicts_with = "listen")]
+    stats: bool,
 }
 
 fn parse_size(s: &str) -> Result<(u16, u16), String> {
@@ -379,6 +384,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     resize: args.resize,
                     sound_out: args.sound_out.as_deref(),
                     pointer_out: args.pointer_out.as_deref(),
+                    stats: args.stats,
                 },
             )
             .await
@@ -438,6 +444,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     resize: None,
                     sound_out: None,
                     pointer_out: None,
+                    stats: false,
                 },
             )
             .await
@@ -459,6 +466,8 @@ struct Plan<'a> {
     sound_out: Option<&'a std::path::Path>,
     /// Save the remote PC's pointer here.
     pointer_out: Option<&'a std::path::Path>,
+    /// Print the traffic.
+    stats: bool,
 }
 
 async fn screenshot_session(
@@ -474,6 +483,7 @@ async fn screenshot_session(
         resize,
         sound_out,
         pointer_out,
+        stats,
     }: Plan<'_>,
 ) -> anyhow::Result<()> {
     let (speaker, recorded) = match sound_out {
@@ -547,13 +557,28 @@ async fn screenshot_session(
         let _ = session.disconnect().await;
         return Ok(());
     }
+    let held = hold;
     let hold = tokio::time::sleep(hold);
     tokio::pin!(hold);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let at_start = session.traffic();
+    let mut last = at_start;
     loop {
         tokio::select! {
             _ = &mut hold => break,
-            events = session.next_events() => {
-                for event in events.map_err(|e| anyhow::anyhow!(e))? {
+            _ = tick.tick(), if stats => {
+                let now = session.traffic();
+                println!(
+                    "stats: in={:.1} kbit/s out={:.1} kbit/s",
+                    kbit(now.received - last.received, Duration::from_secs(1)),
+                    kbit(now.sent - last.sent, Duration::from_secs(1)),
+                );
+                last = now;
+            }
+            // Only the read races the timers (it is cancel-safe).
+            pdu = session.read() => {
+                let pdu = pdu.map_err(|e| anyhow::anyhow!(e))?;
+                for event in session.apply_pdu(pdu).await.map_err(|e| anyhow::anyhow!(e))? {
                     match event {
                         client_core::SessionEvent::Ended(_) => return Ok(()),
                         client_core::SessionEvent::RemoteClipboardTooLarge(bytes) => eprintln!(
@@ -565,6 +590,18 @@ async fn screenshot_session(
             }
         }
     }
+    if stats {
+        let total = session.traffic();
+        println!(
+            "received_bytes={} sent_bytes={}",
+            total.received, total.sent
+        );
+        println!(
+            "in_kbps={:.1} out_kbps={:.1}",
+            kbit(total.received - at_start.received, held),
+            kbit(total.sent - at_start.sent, held),
+        );
+    }
     // The picture as it was at the end of the hold.
     save(&session)?;
     finish(&session)?;
@@ -573,6 +610,11 @@ async fn screenshot_session(
 }
 
 /// The text copied on the remote PC, if any (JSON-quoted: one line).
+/// `bytes` over `time` in kbit/s.
+fn kbit(bytes: u64, time: Duration) -> f64 {
+    bytes as f64 * 8.0 / 1000.0 / time.as_secs_f64().max(0.001)
+}
+
 fn print_pointer(
     pointer: &client_core::rdp::RemotePointer,
     save_to: Option<&std::path::Path>,

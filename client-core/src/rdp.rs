@@ -73,6 +73,16 @@ pub enum SessionEvent {
     Pointer(RemotePointer),
 }
 
+/// The RDP bytes a session carried each way since it began: the server's
+/// messages as read and the client's as written (the end-to-end channel's
+/// own framing, the relay's TLS and the capability exchange after a resize
+/// come on top).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traffic {
+    pub received: u64,
+    pub sent: u64,
+}
+
 /// The pointer over the remote desktop, as the remote PC sets it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RemotePointer {
@@ -522,6 +532,7 @@ where
         clipboard: None,
         remote_clipboard: None,
         pointer: RemotePointer::System,
+        traffic: Traffic::default(),
         pasting: None,
     })
 }
@@ -592,6 +603,7 @@ pub struct RdpSession<S> {
     remote_clipboard: Option<String>,
     /// The pointer the remote PC last set.
     pointer: RemotePointer,
+    traffic: Traffic,
     /// Text being pasted: Ctrl+V waits until the remote PC took it.
     pasting: Option<String>,
 }
@@ -617,6 +629,11 @@ where
     /// [`SessionEvent::RemoteClipboard`]).
     pub fn remote_clipboard(&self) -> Option<&str> {
         self.remote_clipboard.as_deref()
+    }
+
+    /// The bytes this session carried each way so far.
+    pub fn traffic(&self) -> Traffic {
+        self.traffic
     }
 
     /// The pointer the remote PC last set (also reported as
@@ -646,6 +663,7 @@ where
             .read_pdu()
             .await
             .map_err(|e| ConnectError::ConnectionLost(lost(&e)))?;
+        self.traffic.received += payload.len() as u64;
         Ok(ServerPdu { action, payload })
     }
 
@@ -908,6 +926,7 @@ where
     }
 
     async fn send(&mut self, bytes: &[u8]) -> Result<(), ConnectError> {
+        self.traffic.sent += bytes.len() as u64;
         self.framed
             .write_all(bytes)
             .await

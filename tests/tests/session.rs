@@ -411,12 +411,26 @@ fn clipboard_text_crosses_both_ways_unless_the_host_forbids_it() {
     let ca = relay.ca();
     let shot = work.path().join("shot.png");
     let connect = |copy: &str| {
-        let extra = ["--copy-text", copy, "--hold", "2"];
+        let extra = ["--copy-text", copy, "--hold", "2", "--stats"];
         thin_client_connect(&relay.addr, &ca, "clip-pc", (USER, PASSWORD), &shot, &extra)
     };
 
     let (code, out) = connect(HOME);
     assert_eq!(code, 0, "{out}");
+    // The traffic each second of the hold, and its totals: the picture came
+    // in, the clipboard went out.
+    assert!(
+        out.lines().filter(|l| l.starts_with("stats: in=")).count() >= 2,
+        "{out}"
+    );
+    let total = |name: &str| -> u64 {
+        out.split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {out}"))
+    };
+    assert!(total("received_bytes") > 100_000, "{out}");
+    assert!(total("sent_bytes") > 100, "{out}");
     assert!(
         out.contains(&format!("remote_clipboard=\"{OFFICE}\"")),
         "{out}"
