@@ -31,6 +31,8 @@ pub struct Sizes {
     pub desktop: (u16, u16),
     /// Frames counted for the frame rates.
     pub frames: usize,
+    /// How long each office scene's traffic is counted.
+    pub office_time: Duration,
 }
 
 impl Sizes {
@@ -45,6 +47,7 @@ impl Sizes {
             first_frames: 5,
             desktop: FULL_HD,
             frames: 300,
+            office_time: Duration::from_secs(20),
         }
     }
 
@@ -59,6 +62,7 @@ impl Sizes {
             first_frames: 1,
             desktop: FULL_HD,
             frames: 4,
+            office_time: Duration::from_secs(2),
         }
     }
 }
@@ -79,7 +83,7 @@ const SESSION_COUNTS: [usize; 2] = [1, 16];
 /// Clients pairing at once while pairings are counted.
 const PAIRING_CLIENTS: usize = 4;
 
-/// The two groups of figures.
+/// The groups of figures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Group {
     /// The relay against direct TLS: throughput, round trips, pairings.
@@ -89,6 +93,9 @@ pub enum Group {
     /// The client through relay + host against straight to the desktop:
     /// first picture, frames per second, CPU per frame.
     Client,
+    /// What an office scene costs on the wire, with bulk compression and
+    /// without (a real RDP server: the FreeRDP 2 shadow server).
+    Office,
 }
 
 pub async fn run(sizes: &Sizes, only: Option<Group>) -> anyhow::Result<()> {
@@ -101,6 +108,15 @@ pub async fn run(sizes: &Sizes, only: Option<Group>) -> anyhow::Result<()> {
     }
     if wanted(Group::Client) {
         client_figures(sizes).await?;
+    }
+    if wanted(Group::Office) && crate::office::available() {
+        let office = crate::office::bandwidth(sizes.office_time).await?;
+        figure("office_scroll_kbps", office.scrolling_compressed);
+        figure(
+            "office_scroll_uncompressed_kbps",
+            office.scrolling_uncompressed,
+        );
+        figure("office_still_kbps", office.still_compressed);
     }
     Ok(())
 }

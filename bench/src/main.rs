@@ -9,6 +9,7 @@
 
 mod client;
 mod figures;
+mod office;
 mod relay_child;
 mod sim;
 

@@ -61,6 +61,9 @@ pub struct DemoOptions {
     /// The test desktop hangs half-way through a resize
     /// ([`test_desktop::TestDesktop::with_stalled_resize`]).
     pub stalled_resize: bool,
+    /// The host serves this RDP server instead of the test desktop (a real
+    /// one, for measurements); [`Demo::rdp`] then does not apply to it.
+    pub rdp_server: Option<SocketAddr>,
 }
 
 impl Default for DemoOptions {
@@ -71,6 +74,7 @@ impl Default for DemoOptions {
             otp: true,
             desktop_clipboard: None,
             stalled_resize: false,
+            rdp_server: None,
         }
     }
 }
@@ -123,7 +127,7 @@ impl Demo {
                 id: DEMO_ID.into(),
                 relay: relay_addr.to_string(),
                 relay_ca: ca.clone(),
-                target: Some(desktop_addr.to_string()),
+                target: Some(options.rdp_server.unwrap_or(desktop_addr).to_string()),
                 proxy: None,
                 enrolment_token: None,
             },
