@@ -228,8 +228,8 @@ pub struct Driver {
 }
 
 /// Commands kept while the server takes its time over one message (a
-/// capability exchange after a resize); a person's input beyond that is
-/// dropped, as it would be on a frozen screen.
+/// capability exchange after a resize); mouse moves beyond that are
+/// dropped (keys and buttons are kept, so none stays held).
 const MAX_DEFERRED: usize = 1024;
 
 /// Makes the two ends; `wake` asks the UI to repaint (it is called after
@@ -450,6 +450,9 @@ async fn serve<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + Sync,
 {
+    // Input kept for a session that broke is not typed into this one (a
+    // size asked then is in `wanted_size`, which this session began with).
+    driver.deferred.clear();
     // A size asked before the server's Display Control was ready.
     let mut pending_resize = None;
     loop {
@@ -549,10 +552,14 @@ where
             events = &mut apply => return events.map(Some),
             command = driver.commands.recv() => match command {
                 None | Some(Command::Disconnect) => return Ok(None),
-                Some(command) if driver.deferred.len() < MAX_DEFERRED => {
+                Some(Command::Mute(muted)) => driver.muted.store(muted, Ordering::Relaxed),
+                Some(Command::MouseMove { .. }) if driver.deferred.len() >= MAX_DEFERRED => {}
+                Some(command) => {
+                    if let Command::Resize { width, height, .. } = command {
+                        driver.wanted_size = Some((width, height));
+                    }
                     driver.deferred.push_back(command);
                 }
-                Some(_) => {}
             },
         }
     }

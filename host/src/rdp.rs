@@ -124,25 +124,30 @@ where
     if forbidden.is_empty() {
         return pump(&mut client, &mut server).await;
     }
-    let Some(kept) = enforce_channels(&mut client, &mut server, &forbidden.statics).await? else {
+    let Some((kept, rest)) = enforce_channels(&mut client, &mut server, &forbidden.statics).await?
+    else {
         return Ok(());
     };
     let guard = DynamicGuard::new(kept, &forbidden.dynamics);
     if guard.is_idle() {
+        let io = |e: std::io::Error| e.to_string();
+        server.write_all(&rest).await.map_err(io)?;
+        server.flush().await.map_err(io)?;
         return pump(&mut client, &mut server).await;
     }
-    guarded_pump(&mut client, &mut server, guard).await
+    guarded_pump(&mut client, &mut server, rest, guard).await
 }
 
 /// Carries both directions until the client's MCS Connect Initial has gone
 /// to the server without the `forbidden` static channels (CredSSP, a
-/// dialogue, passes unchanged meanwhile); returns the channels it kept, or
-/// None if a side closed first.
+/// dialogue, passes unchanged meanwhile); returns the channels it kept and
+/// the client's bytes read after the request, or None if a side closed
+/// first.
 async fn enforce_channels<A, B>(
     client: &mut A,
     server: &mut B,
     forbidden: &[&str],
-) -> Result<Option<Vec<String>>, String>
+) -> Result<Option<(Vec<String>, Vec<u8>)>, String>
 where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
@@ -158,6 +163,7 @@ where
             match message {
                 Next::CredSsp(len) if pending.len() >= len => {
                     server.write_all(&pending[..len]).await.map_err(io)?;
+                    server.flush().await.map_err(io)?;
                     pending.drain(..len);
                 }
                 Next::ConnectInitial(len) if pending.len() >= len => {
@@ -169,8 +175,8 @@ where
                         );
                     }
                     server.write_all(&stripped.packet).await.map_err(io)?;
-                    server.write_all(&pending[len..]).await.map_err(io)?;
-                    return Ok(Some(stripped.kept));
+                    server.flush().await.map_err(io)?;
+                    return Ok(Some((stripped.kept, pending.split_off(len))));
                 }
                 _ => break,
             }
@@ -182,59 +188,101 @@ where
             },
             read = server.read(&mut from_server) => match read.map_err(io)? {
                 0 => return Ok(None),
-                n => client.write_all(&from_server[..n]).await.map_err(io)?,
+                n => {
+                    client.write_all(&from_server[..n]).await.map_err(io)?;
+                    client.flush().await.map_err(io)?;
+                }
             },
         }
     }
 }
 
-/// Carries the rest of the session message by message, so that the
-/// `guard` sees each of the server's whole and a refusal it writes to the
-/// server never lands inside one of the client's messages. Runs of
-/// messages go on in one write each.
+/// Carries the rest of the session message by message, each direction on
+/// its own (neither waits for the other, as a plain pump would not), so
+/// that the `guard` sees every message whole. A refusal the server
+/// direction decides goes to the client direction, which writes it to the
+/// server between two of the client's messages. `rest` is what the client
+/// sent after its Connect Initial.
 async fn guarded_pump<A, B>(
-    client: &mut A,
-    server: &mut B,
-    mut guard: DynamicGuard,
+    client: A,
+    server: B,
+    rest: Vec<u8>,
+    guard: DynamicGuard,
 ) -> Result<(), String>
 where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut from_client = Vec::with_capacity(MESSAGE_BUFFER);
-    let mut from_server = Vec::with_capacity(MESSAGE_BUFFER);
+    let guard = std::sync::Mutex::new(guard);
+    let judge = |f: &mut dyn FnMut(&mut DynamicGuard) -> Result<Verdict, String>| {
+        f(&mut guard.lock().expect("not poisoned"))
+    };
+    let (mut client_in, mut client_out) = tokio::io::split(client);
+    let (mut server_in, mut server_out) = tokio::io::split(server);
+    // The server asks rarely (a few channels per session): unbounded is fine.
+    let (refusals_tx, mut refusals) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
     let io = |e: std::io::Error| e.to_string();
-    loop {
-        tokio::select! {
-            read = client.read_buf(&mut from_client) => {
-                if read.map_err(io)? == 0 {
-                    return Ok(());
-                }
-                let whole = whole_messages(&from_client, |_| Ok(Verdict::Pass))?;
-                server.write_all(&from_client[..whole.end]).await.map_err(io)?;
-                from_client.drain(..whole.end);
+
+    let upstream = async {
+        let mut buf = rest;
+        buf.reserve(MESSAGE_BUFFER);
+        loop {
+            let whole = whole_messages(&buf, |message| {
+                judge(&mut |guard| {
+                    guard
+                        .from_client(message)
+                        .map(|()| Verdict::Pass)
+                        .map_err(|e| e.to_string())
+                })
+            })?;
+            if whole.end > 0 {
+                server_out.write_all(&buf[..whole.end]).await.map_err(io)?;
+                server_out.flush().await.map_err(io)?;
+                buf.drain(..whole.end);
             }
-            read = server.read_buf(&mut from_server) => {
-                if read.map_err(io)? == 0 {
+            tokio::select! {
+                read = client_in.read_buf(&mut buf) => if read.map_err(io)? == 0 {
                     return Ok(());
+                },
+                Some(refusal) = refusals.recv() => {
+                    server_out.write_all(&refusal).await.map_err(io)?;
+                    server_out.flush().await.map_err(io)?;
                 }
-                let mut start = 0;
-                let whole = whole_messages(&from_server, |message| {
-                    guard.from_server(message).map_err(|e| e.to_string())
-                })?;
-                for (at, len, name, reply) in whole.refused {
-                    tracing::warn!(
-                        channel = name,
-                        "the RDP server offered a channel this PC's policy forbids; refused"
-                    );
-                    client.write_all(&from_server[start..at]).await.map_err(io)?;
-                    server.write_all(&reply).await.map_err(io)?;
-                    start = at + len;
-                }
-                client.write_all(&from_server[start..whole.end]).await.map_err(io)?;
-                from_server.drain(..whole.end);
             }
         }
+    };
+
+    let downstream = async {
+        let mut buf = Vec::with_capacity(MESSAGE_BUFFER);
+        loop {
+            if server_in.read_buf(&mut buf).await.map_err(io)? == 0 {
+                return Ok(());
+            }
+            let whole = whole_messages(&buf, |message| {
+                judge(&mut |guard| guard.from_server(message).map_err(|e| e.to_string()))
+            })?;
+            let mut start = 0;
+            for (at, len, name, reply) in whole.refused {
+                tracing::warn!(
+                    channel = name,
+                    "the RDP server offered a channel this PC's policy forbids; refused"
+                );
+                client_out.write_all(&buf[start..at]).await.map_err(io)?;
+                let _ = refusals_tx.send(reply);
+                start = at + len;
+            }
+            client_out
+                .write_all(&buf[start..whole.end])
+                .await
+                .map_err(io)?;
+            client_out.flush().await.map_err(io)?;
+            buf.drain(..whole.end);
+        }
+    };
+
+    tokio::select! {
+        done = upstream => done,
+        done = downstream => done,
     }
 }
 

@@ -39,20 +39,23 @@ pub const CLIPBOARD: &str = "cliprdr";
 pub const SOUND: &str = "rdpsnd";
 
 /// Dynamic channels that carry sound either way: the server's sound over a
-/// dynamic channel (MS-RDPEA), and the microphone (MS-RDPEAI).
+/// dynamic channel (MS-RDPEA), the microphone (MS-RDPEAI), and video
+/// played here with its sound (MS-RDPEV).
 pub const DYNAMIC_SOUND: &[&str] = &[
     "AUDIO_PLAYBACK_DVC",
     "AUDIO_PLAYBACK_LOSSY_DVC",
     "AUDIO_INPUT",
+    "TSMF",
 ];
 /// Dynamic channels that bring the home computer's devices to the office
 /// PC, as a shared drive does: USB (MS-RDPEUSB), plug-and-play devices and
-/// their files (MS-RDPEPNP), cameras (MS-RDPECAM).
+/// their files (MS-RDPEPNP), cameras (MS-RDPECAM), printers (MS-RDPEXPS).
 pub const DYNAMIC_DEVICES: &[&str] = &[
     "URBDRC",
     "PNPDR",
     "FileRedirectorChannel",
     "RDCamera_Device_Enumerator",
+    "XPSRD",
 ];
 
 /// What the owner's policy takes out of a session.
@@ -175,35 +178,33 @@ pub struct Stripped {
 }
 
 /// Takes the channels named in `forbidden` out of the Connect Initial in
-/// `tpkt` (one whole TPKT packet).
+/// `tpkt` (one whole TPKT packet). The packet sent on is always the one
+/// re-encoded from what was read, never the client's bytes: a server must
+/// not see anything the host did not (a second network block, say, which
+/// the decoder here would skip but a server might read). The
+/// multitransport block goes too: sound or devices over a UDP side path
+/// would bypass the host.
 pub fn strip(tpkt: &[u8], forbidden: &[&str]) -> Result<Stripped, Malformed> {
     let bad = |e: &dyn std::fmt::Display| Malformed::ConnectInitial(e.to_string());
     let data = decode::<X224<X224Data<'_>>>(tpkt).map_err(|e| bad(&e))?.0;
     let initial = decode::<ConnectInitial>(data.data.as_ref()).map_err(|e| bad(&e))?;
     let mut blocks = initial.conference_create_request.gcc_blocks().clone();
+    blocks.multi_transport_channel = None;
     let mut removed = Vec::new();
     let mut kept = Vec::new();
     if let Some(network) = &mut blocks.network {
-        network.channels.retain(|channel| {
-            let name = channel
-                .name
-                .as_str()
-                .unwrap_or_default()
-                .to_ascii_lowercase();
-            let keep = !forbidden.contains(&name.as_str());
-            if keep {
-                kept.push(name);
-            } else {
-                removed.push(name);
+        for channel in &network.channels {
+            let name = channel_name(channel.name.as_bytes()).ok_or_else(|| {
+                Malformed::ConnectInitial("a channel name is not plain ASCII".into())
+            })?;
+            match forbidden.contains(&name.as_str()) {
+                true => removed.push(name),
+                false => kept.push(name),
             }
-            keep
-        });
-    }
-    if removed.is_empty() {
-        return Ok(Stripped {
-            packet: tpkt.to_vec(),
-            removed,
-            kept,
+        }
+        network.channels.retain(|channel| {
+            channel_name(channel.name.as_bytes())
+                .is_some_and(|name| !forbidden.contains(&name.as_str()))
         });
     }
     let rewritten = ConnectInitial {
@@ -220,6 +221,15 @@ pub fn strip(tpkt: &[u8], forbidden: &[&str]) -> Result<Stripped, Malformed> {
         removed,
         kept,
     })
+}
+
+/// A static channel's name as a server reads it (up to the first NUL),
+/// lower-cased; None unless that is printable ASCII.
+fn channel_name(bytes: &[u8; 8]) -> Option<String> {
+    let name = bytes.split(|b| *b == 0).next().unwrap_or_default();
+    name.iter()
+        .all(|b| b.is_ascii_graphic())
+        .then(|| String::from_utf8_lossy(name).to_ascii_lowercase())
 }
 
 /// The longest message either side may send after the Connect Initial: a
@@ -255,6 +265,8 @@ pub enum Unenforceable {
     Chunked,
     #[error("the RDP server opened a dynamic channel before the client joined")]
     NoUser,
+    #[error("the client answered for a dynamic channel it was not offered")]
+    Unoffered,
     #[error("a dynamic channel request cannot be read ({0})")]
     Malformed(String),
 }
@@ -274,6 +286,10 @@ pub struct DynamicGuard {
     /// The IDs of `drdynvc` (a client may name it more than once).
     drdynvc: Vec<u16>,
     user: Option<u16>,
+    /// Dynamic channels offered to the client and not yet answered.
+    offered: std::collections::BTreeSet<u32>,
+    /// Dynamic channels the host refused (their IDs).
+    refused: std::collections::BTreeSet<u32>,
 }
 
 impl DynamicGuard {
@@ -286,6 +302,8 @@ impl DynamicGuard {
             learned: false,
             drdynvc: Vec::new(),
             user: None,
+            offered: Default::default(),
+            refused: Default::default(),
         }
     }
 
@@ -341,33 +359,53 @@ impl DynamicGuard {
         Ok(())
     }
 
+    /// Judges one whole message from the client: an answer to a Create
+    /// Request it was not shown (a guess at the ID of one the host refused),
+    /// or data on a refused channel, ends the session.
+    pub fn from_client(&mut self, message: &[u8]) -> Result<(), Unenforceable> {
+        use ironrdp_dvc::pdu::DrdynvcClientPdu;
+        use ironrdp_pdu::mcs::McsMessage;
+        if self.is_idle() || message.first() != Some(&0x03) {
+            return Ok(());
+        }
+        let Ok(X224(McsMessage::SendDataRequest(data))) = decode::<X224<McsMessage<'_>>>(message)
+        else {
+            return Ok(());
+        };
+        if !self.drdynvc.contains(&data.channel_id) {
+            return Ok(());
+        }
+        let Some((cmd, body)) = first_dvc_pdu(&data.user_data)? else {
+            return Ok(());
+        };
+        let bad = |e: &dyn std::fmt::Display| Unenforceable::Malformed(e.to_string());
+        match cmd {
+            CREATE => match decode::<DrdynvcClientPdu>(body).map_err(|e| bad(&e))? {
+                DrdynvcClientPdu::Create(answer) if self.offered.remove(&answer.channel_id()) => {
+                    Ok(())
+                }
+                _ => Err(Unenforceable::Unoffered),
+            },
+            DATA_FIRST | DATA | DATA_FIRST_COMPRESSED | DATA_COMPRESSED => {
+                match decode::<DrdynvcClientPdu>(body).map_err(|e| bad(&e))? {
+                    DrdynvcClientPdu::Data(data) if self.refused.contains(&data.channel_id()) => {
+                        Err(Unenforceable::Unoffered)
+                    }
+                    _ => Ok(()),
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn judge_dynamic(&mut self, drdynvc: u16, chunk: &[u8]) -> Result<Verdict, Unenforceable> {
         use ironrdp_dvc::pdu::{
             CreateResponsePdu, CreationStatus, DrdynvcClientPdu, DrdynvcServerPdu,
         };
-        use ironrdp_pdu::rdp::vc::{ChannelControlFlags, ChannelPduHeader};
-        const CREATE: u8 = 0x01;
         let bad = |e: &dyn std::fmt::Display| Unenforceable::Malformed(e.to_string());
-        let mut cursor = ironrdp_core::ReadCursor::new(chunk);
-        let header =
-            <ChannelPduHeader as ironrdp_core::Decode>::decode(&mut cursor).map_err(|e| bad(&e))?;
-        if header
-            .flags
-            .contains(ChannelControlFlags::PACKET_COMPRESSED)
-        {
-            return Err(Unenforceable::Compressed);
-        }
-        if !header.flags.contains(ChannelControlFlags::FLAG_FIRST) {
+        let Some((CREATE, body)) = first_dvc_pdu(chunk)? else {
             return Ok(Verdict::Pass);
-        }
-        let body = cursor.remaining();
-        // cmd is the high nibble of the first byte (MS-RDPEDYC 2.2.1).
-        if body.first().map(|b| b >> 4) != Some(CREATE) {
-            return Ok(Verdict::Pass);
-        }
-        if !header.flags.contains(ChannelControlFlags::FLAG_LAST) {
-            return Err(Unenforceable::Chunked);
-        }
+        };
         let DrdynvcServerPdu::Create(request) =
             decode::<DrdynvcServerPdu>(body).map_err(|e| bad(&e))?
         else {
@@ -375,8 +413,12 @@ impl DynamicGuard {
         };
         let name = request.channel_name().to_owned();
         if !self.forbidden.contains(&name.to_ascii_lowercase()) {
+            self.refused.remove(&request.channel_id());
+            self.offered.insert(request.channel_id());
             return Ok(Verdict::Pass);
         }
+        self.offered.remove(&request.channel_id());
+        self.refused.insert(request.channel_id());
         let Some(user) = self.user else {
             return Err(Unenforceable::NoUser);
         };
@@ -393,6 +435,41 @@ impl DynamicGuard {
 /// The static channel that carries the dynamic ones.
 const DYNAMIC: &str = "drdynvc";
 
+/// DVC PDU commands, the high nibble of a PDU's first byte (MS-RDPEDYC
+/// 2.2.1).
+const CREATE: u8 = 0x01;
+const DATA_FIRST: u8 = 0x02;
+const DATA: u8 = 0x03;
+const DATA_FIRST_COMPRESSED: u8 = 0x06;
+const DATA_COMPRESSED: u8 = 0x07;
+
+/// The command and bytes of the DVC PDU a `drdynvc` chunk begins, if it
+/// begins one. A Create PDU must come whole in one chunk, and compressed
+/// chunks cannot be read: both end the session.
+fn first_dvc_pdu(chunk: &[u8]) -> Result<Option<(u8, &[u8])>, Unenforceable> {
+    use ironrdp_pdu::rdp::vc::{ChannelControlFlags, ChannelPduHeader};
+    let mut cursor = ironrdp_core::ReadCursor::new(chunk);
+    let header = <ChannelPduHeader as ironrdp_core::Decode>::decode(&mut cursor)
+        .map_err(|e| Unenforceable::Malformed(e.to_string()))?;
+    if header
+        .flags
+        .contains(ChannelControlFlags::PACKET_COMPRESSED)
+    {
+        return Err(Unenforceable::Compressed);
+    }
+    if !header.flags.contains(ChannelControlFlags::FLAG_FIRST) {
+        return Ok(None);
+    }
+    let body = cursor.remaining();
+    let Some(cmd) = body.first().map(|b| b >> 4) else {
+        return Ok(None);
+    };
+    if cmd == CREATE && !header.flags.contains(ChannelControlFlags::FLAG_LAST) {
+        return Err(Unenforceable::Chunked);
+    }
+    Ok(Some((cmd, body)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -402,6 +479,14 @@ mod tests {
     };
 
     fn connect_initial(channels: &[&str]) -> Vec<u8> {
+        let names = channels
+            .iter()
+            .map(|name| ChannelName::from_utf8(name).unwrap())
+            .collect();
+        connect_initial_named(names)
+    }
+
+    fn connect_initial_named(names: Vec<ChannelName>) -> Vec<u8> {
         let blocks = ClientGccBlocks {
             core: ClientCoreData {
                 version: RdpVersion::V5_PLUS,
@@ -420,10 +505,10 @@ mod tests {
             },
             security: ClientSecurityData::no_security(),
             network: Some(ClientNetworkData {
-                channels: channels
-                    .iter()
+                channels: names
+                    .into_iter()
                     .map(|name| ChannelDef {
-                        name: ChannelName::from_utf8(name).unwrap(),
+                        name,
                         options: ChannelOptions::INITIALIZED,
                     })
                     .collect(),
@@ -671,6 +756,94 @@ mod tests {
         let none = Forbidden::by_policy(false, false, false);
         assert_eq!(none.statics, [DRIVES, CLIPBOARD, SOUND]);
         assert!(none.dynamics.contains(&"URBDRC") && none.dynamics.contains(&"AUDIO_INPUT"));
+    }
+
+    #[test]
+    fn a_channel_name_that_hides_behind_a_stray_byte_is_refused() {
+        // "rdpdr", then a NUL, then a byte that is not ASCII: a server reads
+        // "rdpdr"; so does the host.
+        let hidden = ChannelName::new(*b"rdpdr\0\x80\0");
+        let request = connect_initial_named(vec![hidden]);
+        assert_eq!(strip(&request, &[DRIVES]).unwrap().removed, ["rdpdr"]);
+        let odd = ChannelName::new(*b"rd\x80dr\0\0\0");
+        let request = connect_initial_named(vec![odd]);
+        assert!(matches!(
+            strip(&request, &[DRIVES]),
+            Err(Malformed::ConnectInitial(_))
+        ));
+    }
+
+    /// A client's message on drdynvc carrying one whole DVC PDU.
+    fn from_client_on(channel: u16, pdu: ironrdp_dvc::pdu::DrdynvcClientPdu) -> Vec<u8> {
+        let message = ironrdp_svc::SvcMessage::from(pdu);
+        ironrdp_svc::client_encode_svc_messages(vec![message], channel, USER_ID).unwrap()
+    }
+
+    #[test]
+    fn a_client_cannot_answer_for_a_channel_it_was_not_shown() {
+        use ironrdp_dvc::pdu::{
+            CreateResponsePdu, CreationStatus, DataPdu, DrdynvcClientPdu, DrdynvcDataPdu,
+        };
+        let answer = |id| {
+            from_client_on(
+                DRDYNVC_ID,
+                DrdynvcClientPdu::Create(CreateResponsePdu::new(id, CreationStatus::OK)),
+            )
+        };
+        let mut guard = guard(DYNAMIC_SOUND);
+        // A guess at the next ID before the server even asked.
+        assert_eq!(guard.from_client(&answer(7)), Err(Unenforceable::Unoffered));
+
+        let mut guard = self::guard(DYNAMIC_SOUND);
+        let display = on_channel(
+            DRDYNVC_ID,
+            create_request(1, "Microsoft::Windows::RDS::DisplayControl"),
+            false,
+        );
+        let sound = on_channel(DRDYNVC_ID, create_request(2, "AUDIO_PLAYBACK_DVC"), false);
+        assert_eq!(guard.from_server(&display), Ok(Verdict::Pass));
+        assert!(matches!(
+            guard.from_server(&sound),
+            Ok(Verdict::Refuse { .. })
+        ));
+        // The channel shown is answered once; the refused one not at all.
+        assert_eq!(guard.from_client(&answer(1)), Ok(()));
+        assert_eq!(guard.from_client(&answer(1)), Err(Unenforceable::Unoffered));
+        assert_eq!(guard.from_client(&answer(2)), Err(Unenforceable::Unoffered));
+        let data = |id| {
+            from_client_on(
+                DRDYNVC_ID,
+                DrdynvcClientPdu::Data(DrdynvcDataPdu::Data(DataPdu::new(id, vec![1, 2, 3]))),
+            )
+        };
+        assert_eq!(guard.from_client(&data(1)), Ok(()));
+        assert_eq!(guard.from_client(&data(2)), Err(Unenforceable::Unoffered));
+        // Input and other channels pass unread.
+        assert_eq!(guard.from_client(&[0x00, 0x04, 0x01, 0x02]), Ok(()));
+    }
+
+    #[test]
+    fn the_multitransport_block_does_not_reach_the_server() {
+        let request = connect_initial(&["drdynvc"]);
+        let data = decode::<X224<X224Data<'_>>>(&request).unwrap().0;
+        let mut initial = decode::<ConnectInitial>(data.data.as_ref()).unwrap();
+        let mut blocks = initial.conference_create_request.gcc_blocks().clone();
+        blocks.multi_transport_channel = Some(ironrdp_pdu::gcc::MultiTransportChannelData {
+            flags: ironrdp_pdu::gcc::MultiTransportFlags::TRANSPORT_TYPE_UDP_FECR,
+        });
+        initial.conference_create_request = ConferenceCreateRequest::new(blocks).unwrap();
+        let request = encode_vec(&X224(X224Data {
+            data: Cow::Owned(encode_vec(&initial).unwrap()),
+        }))
+        .unwrap();
+        let out = strip(&request, &[]).unwrap().packet;
+        let data = decode::<X224<X224Data<'_>>>(&out).unwrap().0;
+        let initial = decode::<ConnectInitial>(data.data.as_ref()).unwrap();
+        assert!(initial
+            .conference_create_request
+            .gcc_blocks()
+            .multi_transport_channel
+            .is_none());
     }
 
     #[test]
