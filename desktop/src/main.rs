@@ -27,6 +27,10 @@ struct Cli {
     /// Language of the app (default: the system's).
     #[arg(long, value_parser = ["ja", "en"])]
     lang: Option<String>,
+    /// Text on the demo office PC's clipboard when the session begins (for
+    /// tests of the clipboard).
+    #[arg(long, requires = "demo", hide = true)]
+    demo_clipboard: Option<String>,
 }
 
 struct DesktopApp(ThinApp);
@@ -114,7 +118,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     tracing::info!(dir = %storage.dir.display(), portable = storage.portable, "storage");
 
     let demo = if cli.demo {
-        let demo = runtime.block_on(demo::Demo::start())?;
+        let options = demo::DemoOptions {
+            desktop_clipboard: cli.demo_clipboard.clone(),
+            ..Default::default()
+        };
+        let demo = runtime.block_on(demo::Demo::start_with(options))?;
+        // What the demo office PC sees (keys, clicks, pasted text), for
+        // people trying the app and for tests.
+        let mut seen = demo.desktop.subscribe();
+        runtime.spawn(async move {
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                match seen.recv().await {
+                    Ok(echo) => println!("demo desktop: {echo}"),
+                    Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => break,
+                }
+            }
+        });
         Some(Arc::new(demo))
     } else {
         None

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use common::*;
 
-const PROGRAMS: &[&str] = &["Xvfb", "xdotool", "import"];
-const PACKAGES: &str = "xvfb xdotool imagemagick libgl1-mesa-dri libegl1 libxkbcommon-x11-0 \
+const PROGRAMS: &[&str] = &["Xvfb", "xdotool", "import", "xclip"];
+const PACKAGES: &str = "xvfb xdotool xclip imagemagick libgl1-mesa-dri libegl1 libxkbcommon-x11-0 \
                         libxcursor1 libxrandr2 libxi6";
 
 fn xdotool(display: &str, args: &[&str]) {
@@ -32,13 +32,17 @@ fn code(line: &str, key: &str) -> String {
         .to_owned()
 }
 
+/// Text on the demo office PC's clipboard, and text copied at home.
+const OFFICE_TEXT: &str = "会社のPCでコピー ✓ office";
+const HOME_TEXT: &str = "家でコピー ✓ home";
+
 fn run_demo(lang: &str) -> PathBuf {
     let x = Xvfb::sized(1400, 950);
     let home = tempfile::tempdir().unwrap();
     let mut app = Proc::start_cmd(
         "thin-desktop",
         Command::new(bin("thin-desktop"))
-            .args(["--demo", "--lang", lang])
+            .args(["--demo", "--lang", lang, "--demo-clipboard", OFFICE_TEXT])
             .env("DISPLAY", &x.display)
             .env("LIBGL_ALWAYS_SOFTWARE", "1")
             .env("HOME", home.path())
@@ -102,6 +106,40 @@ fn run_demo(lang: &str) -> PathBuf {
         "the test desktop's picture never appeared in {}",
         shot.display()
     );
+
+    // The office PC's clipboard came home to the real X clipboard as the
+    // session began; text copied here goes there with Ctrl+V.
+    let clipboard = || {
+        let out = Command::new("xclip")
+            .args(["-o", "-selection", "clipboard"])
+            .env("DISPLAY", &x.display)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let arrived = (0..40).any(|_| {
+        std::thread::sleep(Duration::from_millis(250));
+        clipboard() == OFFICE_TEXT
+    });
+    assert!(arrived, "the X clipboard has {:?}", clipboard());
+    let mut copy = Command::new("xclip")
+        .args(["-i", "-selection", "clipboard"])
+        .env("DISPLAY", &x.display)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        copy.stdin
+            .take()
+            .unwrap()
+            .write_all(HOME_TEXT.as_bytes())
+            .unwrap();
+    }
+    // xclip stays in the background to serve the selection.
+    assert!(copy.wait().unwrap().success());
+    xdotool(&x.display, &["key", "ctrl+v"]);
+    app.wait_for(&format!("demo desktop: clipboard {HOME_TEXT:?}"), limit);
 
     // The person makes the window larger: the remote desktop follows (the
     // test desktop paints its picture over the whole new size).
