@@ -249,6 +249,19 @@ impl Keyboard {
 
 static LOCAL_KEYBOARD: std::sync::OnceLock<Keyboard> = std::sync::OnceLock::new();
 
+/// What remote-access products turn off on a line that is not the office
+/// LAN: the wallpaper (a photo costs more to send than a screen of text),
+/// window contents while dragging, menu animations and the cursor's shadow;
+/// font smoothing stays on, since text is what people read.
+fn performance_flags() -> ironrdp_pdu::rdp::client_info::PerformanceFlags {
+    use ironrdp_pdu::rdp::client_info::PerformanceFlags as P;
+    P::DISABLE_WALLPAPER
+        | P::DISABLE_FULLWINDOWDRAG
+        | P::DISABLE_MENUANIMATIONS
+        | P::DISABLE_CURSOR_SHADOW
+        | P::ENABLE_FONT_SMOOTHING
+}
+
 fn connector_config(
     creds: &RdpCredentials,
     width: u16,
@@ -279,7 +292,8 @@ fn connector_config(
         keyboard_subtype: keyboard.subtype,
         keyboard_functional_keys_count: keyboard.function_keys,
         keyboard_layout: keyboard.layout,
-        connection_type: ironrdp_pdu::gcc::ConnectionType::Lan,
+        // Never the office LAN: through the relay over someone's home line.
+        connection_type: ironrdp_pdu::gcc::ConnectionType::BroadbandHigh,
         ime_file_name: String::new(),
         bitmap: None,
         dig_product_id: String::new(),
@@ -297,7 +311,7 @@ fn connector_config(
         // Without it the server plays nothing (or on its own speakers).
         enable_audio_playback: sound,
         enable_audio_capture: false,
-        performance_flags: Default::default(),
+        performance_flags: performance_flags(),
         license_cache: None,
         timezone_info: Default::default(),
         // Bulk compression (RDP 6.1, or whatever lower level the server
