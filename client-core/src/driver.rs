@@ -225,6 +225,8 @@ pub struct Driver {
     /// Commands that came while a server message was being answered, in
     /// order (at most [`MAX_DEFERRED`]).
     deferred: std::collections::VecDeque<Command>,
+    /// The broken session's auto-reconnect cookie, for the next connection.
+    reconnect_cookie: Option<rdp::ReconnectCookie>,
 }
 
 /// Commands kept while the server takes its time over one message (a
@@ -252,6 +254,7 @@ pub fn channel(wake: Arc<dyn Fn() + Send + Sync>) -> (Handle, Driver) {
             muted: Arc::default(),
             wanted_size: None,
             deferred: Default::default(),
+            reconnect_cookie: None,
         },
     )
 }
@@ -326,6 +329,7 @@ where
             Err(error) if path_broke(&error) => error,
             Err(error) => return Err(error),
         };
+        driver.reconnect_cookie = session.reconnect_cookie().cloned();
         drop(session);
         let size = driver.wanted_size.unwrap_or(size);
         match reconnect(opener, &mut creds, size, &mut devices, driver, broke).await? {
@@ -369,7 +373,11 @@ where
         None => None,
     };
     let channels = rdp::Channels::allowed(&admission, share, sound);
-    let session = rdp::connect(conn, creds, size, channels, driver).await?;
+    let (mut connector, x224_request) = rdp::begin(creds, size, channels)?;
+    // Back into the same Windows session, where the server gave a cookie
+    // before the path broke (used once: a failed attempt logs on anew).
+    connector.auto_reconnect_cookie = driver.reconnect_cookie.take();
+    let session = rdp::connect_begun(conn, (connector, x224_request), driver).await?;
     let (width, height) = (session.width(), session.height());
     driver
         .frame

@@ -83,6 +83,11 @@ pub struct Traffic {
     pub sent: u64,
 }
 
+/// What a Windows server gives its client to come back into the same
+/// session after a dropped connection without a new logon (MS-RDPBCGR
+/// 5.5, the auto-reconnect cookie). A secret: kept in memory only.
+pub use ironrdp_pdu::rdp::session_info::ServerAutoReconnect as ReconnectCookie;
+
 /// The pointer over the remote desktop, as the remote PC sets it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RemotePointer {
@@ -547,6 +552,7 @@ where
         remote_clipboard: None,
         pointer: RemotePointer::System,
         traffic: Traffic::default(),
+        reconnect_cookie: None,
         pasting: None,
     })
 }
@@ -618,6 +624,7 @@ pub struct RdpSession<S> {
     /// The pointer the remote PC last set.
     pointer: RemotePointer,
     traffic: Traffic,
+    reconnect_cookie: Option<ReconnectCookie>,
     /// Text being pasted: Ctrl+V waits until the remote PC took it.
     pasting: Option<String>,
 }
@@ -643,6 +650,12 @@ where
     /// [`SessionEvent::RemoteClipboard`]).
     pub fn remote_clipboard(&self) -> Option<&str> {
         self.remote_clipboard.as_deref()
+    }
+
+    /// The server's auto-reconnect cookie, if it gave one: the next
+    /// connection after a break offers it (see [`ReconnectCookie`]).
+    pub fn reconnect_cookie(&self) -> Option<&ReconnectCookie> {
+        self.reconnect_cookie.as_ref()
     }
 
     /// The bytes this session carried each way so far.
@@ -842,6 +855,10 @@ where
                     let (width, height) = self.reactivate().await?;
                     events.push(SessionEvent::Resized(width, height));
                 }
+                ActiveStageOutput::AutoReconnectCookie(cookie) => {
+                    self.reconnect_cookie = Some(cookie)
+                }
+                ActiveStageOutput::AutoReconnectFailed => self.reconnect_cookie = None,
                 ActiveStageOutput::PointerDefault => {
                     self.pointer = RemotePointer::System;
                     events.push(SessionEvent::Pointer(self.pointer.clone()));

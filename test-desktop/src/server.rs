@@ -107,6 +107,12 @@ pub enum InputEcho {
     },
     /// A resize began and, on purpose, never finishes.
     ResizeStalled,
+    /// A client came back with the auto-reconnect cookie this desktop gave
+    /// (whether its logon ID is the one given).
+    AutoReconnect {
+        logon_id: u32,
+        ours: bool,
+    },
     /// The client took a dynamic channel the desktop offered.
     DynamicChannelOpened {
         name: &'static str,
@@ -138,6 +144,11 @@ impl fmt::Display for InputEcho {
             InputEcho::Resized { width, height } => write!(f, "resized to {width}x{height}"),
             InputEcho::ToneSent { format } => write!(f, "tone sent as {format}"),
             InputEcho::ResizeStalled => write!(f, "resize stalled on purpose"),
+            InputEcho::AutoReconnect { logon_id, ours } => write!(
+                f,
+                "auto-reconnect cookie for logon {logon_id:#x} ({})",
+                if *ours { "ours" } else { "unknown" }
+            ),
             InputEcho::DynamicChannelOpened { name } => write!(f, "dynamic channel opened: {name}"),
         }
     }
@@ -435,8 +446,15 @@ impl TestDesktop {
             tone,
             stall_on_resize: self.stall_on_resize,
         };
+        if let Some(cookie) = &result.auto_reconnect {
+            let _ = self.echo.send(InputEcho::AutoReconnect {
+                logon_id: cookie.logon_id,
+                ours: cookie.logon_id == LOGON_ID,
+            });
+        }
         session.start_channels().await?;
         session.framed.write_all(&encode_pointer()?).await?;
+        session.give_reconnect_cookie().await?;
         for event in result.input_events {
             session.handle_fast_path_input(&event).await?;
         }
@@ -505,6 +523,9 @@ impl DisplayControlHandler for SizeWishes {
         }
     }
 }
+
+/// The logon ID in this desktop's auto-reconnect cookies.
+const LOGON_ID: u32 = 0x7468_696e;
 
 /// A dynamic channel the desktop offers only to tell who takes it: the
 /// host must refuse the ones its policy forbids, whatever the client does.
@@ -731,6 +752,47 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + Sync> Session<S> {
         });
         let full = (0, 0, size.width, size.height);
         self.send_rect(full).await
+    }
+
+    /// Gives the client an auto-reconnect cookie, as Windows does after a
+    /// logon (Save Session Info, logon info extended). The test desktop
+    /// only checks that the logon ID comes back, not the verifier.
+    async fn give_reconnect_cookie(&mut self) -> anyhow::Result<()> {
+        use ironrdp_pdu::rdp::headers::{CompressionFlags, ShareDataHeader, StreamPriority};
+        use ironrdp_pdu::rdp::session_info::{
+            InfoData, InfoType, LogonExFlags, LogonInfoExtended, SaveSessionInfoPdu,
+            ServerAutoReconnect,
+        };
+        let info = SaveSessionInfoPdu {
+            info_type: InfoType::LogonExtended,
+            info_data: InfoData::LogonExtended(LogonInfoExtended {
+                present_fields_flags: LogonExFlags::AUTO_RECONNECT_COOKIE,
+                auto_reconnect: Some(ServerAutoReconnect {
+                    logon_id: LOGON_ID,
+                    random_bits: *b"thin-test-cookie",
+                }),
+                errors_info: None,
+            }),
+        };
+        let data = ShareControlHeader {
+            share_id: 0,
+            pdu_source: self.io_channel,
+            share_control_pdu: ShareControlPdu::Data(ShareDataHeader {
+                share_data_pdu: ShareDataPdu::SaveSessionInfo(info),
+                stream_priority: StreamPriority::Medium,
+                compression_flags: CompressionFlags::empty(),
+                compression_type: ironrdp_pdu::rdp::client_info::CompressionType::K8,
+            }),
+        };
+        let indication = SendDataIndication {
+            initiator_id: self.user_channel,
+            channel_id: self.io_channel,
+            user_data: ironrdp_core::encode_vec(&data)?.into(),
+        };
+        self.framed
+            .write_all(&ironrdp_core::encode_vec(&X224(indication))?)
+            .await?;
+        Ok(())
     }
 
     async fn send_channel(

@@ -335,7 +335,8 @@ fn a_person_can_leave_while_the_remote_pc_hangs_in_a_resize() {
 /// A Wi-Fi blip, a relay restart: the path breaks mid-session. The driver
 /// says so, opens the connection again by itself with the host's resume
 /// ticket in place of the one-time password, and the same remote session
-/// (with what the user drew on it) comes back.
+/// (with what the user drew on it) comes back, the RDP server's
+/// auto-reconnect cookie offered.
 #[test]
 fn the_driver_reconnects_into_the_same_session_after_the_relay_restarts() {
     use common::*;
@@ -345,7 +346,7 @@ fn the_driver_reconnects_into_the_same_session_after_the_relay_restarts() {
     const USER: &str = "alice";
     const PASSWORD: &str = "Secr3t!pw";
     let mut relay = RelayProc::start(&[]);
-    let (_desktop, desktop_addr) = test_desktop(USER, PASSWORD);
+    let (mut desktop, desktop_addr) = test_desktop(USER, PASSWORD);
     let work = tempfile::tempdir().unwrap();
     let host = HostProc::start(work.path(), &relay, "roaming-pc", &desktop_addr);
     let (_, _, secret) = enrol_totp(&host.config);
@@ -461,6 +462,13 @@ fn the_driver_reconnects_into_the_same_session_after_the_relay_restarts() {
     });
     let audit = std::fs::read_to_string(host.config.with_extension("audit.log")).unwrap();
     assert!(audit.contains("skipped: resume ticket"), "{audit}");
+    // The RDP server's own auto-reconnect cookie went back to it too (the
+    // way Windows returns a dropped client to its session without a new
+    // logon).
+    desktop.wait_for(
+        "input: auto-reconnect cookie for logon 0x7468696e (ours)",
+        Duration::from_secs(5),
+    );
 }
 
 /// A left click at (`x`, `y`) on the remote desktop, as the UI sends it.
