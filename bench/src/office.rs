@@ -150,12 +150,15 @@ async fn shadow_server(work: &Path, display: &str) -> anyhow::Result<(Child, Soc
         .args(["-u", USER, "-p", PASSWORD, "-f", "sam"])
         .output()
         .context("winpr-hash")?;
+    if !hash.status.success() {
+        bail!("winpr-hash failed ({})", hash.status);
+    }
     let sam = work.join("sam.txt");
     std::fs::write(&sam, &hash.stdout)?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    let shadow = Command::new("freerdp-shadow-cli")
+    let mut shadow = Command::new("freerdp-shadow-cli")
         .args([
             "/bind-address:127.0.0.1",
             &format!("/port:{port}"),
@@ -172,6 +175,9 @@ async fn shadow_server(work: &Path, display: &str) -> anyhow::Result<(Child, Soc
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let deadline = Instant::now() + Duration::from_secs(20);
     while tokio::net::TcpStream::connect(addr).await.is_err() {
+        if let Some(status) = shadow.try_wait()? {
+            bail!("the FreeRDP shadow server stopped ({status}); is port {port} taken?");
+        }
         if Instant::now() > deadline {
             bail!("the FreeRDP shadow server did not listen within 20 s");
         }

@@ -560,20 +560,25 @@ async fn screenshot_session(
     let held = hold;
     let hold = tokio::time::sleep(hold);
     tokio::pin!(hold);
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let second = Duration::from_secs(1);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + second, second);
+    // A slow message (a resize's capability exchange) delays the next line;
+    // each line divides by the time it really covers.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let at_start = session.traffic();
-    let mut last = at_start;
+    let (mut last, mut last_at) = (at_start, std::time::Instant::now());
     loop {
         tokio::select! {
             _ = &mut hold => break,
             _ = tick.tick(), if stats => {
                 let now = session.traffic();
+                let took = last_at.elapsed();
                 println!(
                     "stats: in={:.1} kbit/s out={:.1} kbit/s",
-                    kbit(now.received - last.received, Duration::from_secs(1)),
-                    kbit(now.sent - last.sent, Duration::from_secs(1)),
+                    kbit(now.received - last.received, took),
+                    kbit(now.sent - last.sent, took),
                 );
-                last = now;
+                (last, last_at) = (now, std::time::Instant::now());
             }
             // Only the read races the timers (it is cancel-safe).
             pdu = session.read() => {
@@ -609,7 +614,6 @@ async fn screenshot_session(
     Ok(())
 }
 
-/// The text copied on the remote PC, if any (JSON-quoted: one line).
 /// `bytes` over `time` in kbit/s.
 fn kbit(bytes: u64, time: Duration) -> f64 {
     bytes as f64 * 8.0 / 1000.0 / time.as_secs_f64().max(0.001)
@@ -634,6 +638,7 @@ fn print_pointer(
     Ok(())
 }
 
+/// The text copied on the remote PC, if any (JSON-quoted: one line).
 fn print_remote_clipboard(text: Option<&str>) {
     if let Some(text) = text {
         println!("remote_clipboard={}", serde_json::Value::from(text));

@@ -375,9 +375,11 @@ where
     let channels = rdp::Channels::allowed(&admission, share, sound);
     let (mut connector, x224_request) = rdp::begin(creds, size, channels)?;
     // Back into the same Windows session, where the server gave a cookie
-    // before the path broke (used once: a failed attempt logs on anew).
-    connector.auto_reconnect_cookie = driver.reconnect_cookie.take();
+    // before the path broke; kept until a connection gets through (an
+    // attempt may break before the server saw it), then the new session's.
+    connector.auto_reconnect_cookie = driver.reconnect_cookie.clone();
     let session = rdp::connect_begun(conn, (connector, x224_request), driver).await?;
+    driver.reconnect_cookie = None;
     let (width, height) = (session.width(), session.height());
     driver
         .frame

@@ -83,6 +83,9 @@ pub struct Traffic {
     pub sent: u64,
 }
 
+/// The largest pointer RDP carries (large pointers, MS-RDPBCGR 2.2.9.1.2.1.11).
+pub const MAX_POINTER_EDGE: u16 = 384;
+
 /// What a Windows server gives its client to come back into the same
 /// session after a dropped connection without a new logon (MS-RDPBCGR
 /// 5.5, the auto-reconnect cookie). A secret: kept in memory only.
@@ -111,9 +114,17 @@ pub struct PointerShape {
 
 impl RemotePointer {
     fn from_decoded(pointer: &ironrdp_graphics::pointer::DecodedPointer) -> Self {
-        let expected = usize::from(pointer.width) * usize::from(pointer.height) * 4;
-        if pointer.width == 0 || pointer.height == 0 || pointer.bitmap_data.len() != expected {
+        if pointer.width == 0 || pointer.height == 0 {
             return Self::Hidden;
+        }
+        // Larger than any pointer RDP has (a server's trick to make the
+        // client hold or upload too much), or not what it says: the arrow.
+        let expected = usize::from(pointer.width) * usize::from(pointer.height) * 4;
+        if pointer.width > MAX_POINTER_EDGE
+            || pointer.height > MAX_POINTER_EDGE
+            || pointer.bitmap_data.len() != expected
+        {
+            return Self::System;
         }
         Self::Shape(std::sync::Arc::new(PointerShape {
             width: pointer.width,

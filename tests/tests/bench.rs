@@ -39,8 +39,21 @@ const FIGURES: &[&str] = &[
 /// nothing.
 const MAY_BE_ZERO: &[&str] = &["office_still_kbps"];
 
+/// The office scene's figures need a real RDP server and a terminal; the
+/// bench leaves them out (with a note) where these are missing.
+const OFFICE_PROGRAMS: &[&str] = &["Xvfb", "freerdp-shadow-cli", "winpr-hash", "xterm"];
+
 #[test]
 fn the_bench_prints_every_figure_beside_its_baseline() {
+    let office = OFFICE_PROGRAMS.iter().all(|p| common::is_installed(p));
+    if !office {
+        eprintln!("office figures not checked: {OFFICE_PROGRAMS:?} not all installed");
+    }
+    let expected: Vec<&str> = FIGURES
+        .iter()
+        .copied()
+        .filter(|name| office || !name.starts_with("office_"))
+        .collect();
     let out = Command::new(bin("thin-bench"))
         .arg("--quick")
         .output()
@@ -48,7 +61,7 @@ fn the_bench_prints_every_figure_beside_its_baseline() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
-    for name in FIGURES {
+    for name in &expected {
         let value = stdout
             .lines()
             .find_map(|l| l.strip_prefix(&format!("{name}=")))
@@ -57,5 +70,5 @@ fn the_bench_prints_every_figure_beside_its_baseline() {
         assert!(value > 0.0 || MAY_BE_ZERO.contains(name), "{name}={value}");
     }
     let lines = stdout.lines().count();
-    assert_eq!(lines, FIGURES.len(), "one line per figure:\n{stdout}");
+    assert_eq!(lines, expected.len(), "one line per figure:\n{stdout}");
 }

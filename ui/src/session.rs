@@ -113,6 +113,12 @@ impl SessionView {
         self.pointer = match pointer {
             RemotePointer::System => PointerLook::System,
             RemotePointer::Hidden => PointerLook::Hidden,
+            RemotePointer::Shape(shape)
+                if usize::from(shape.width.max(shape.height))
+                    > ctx.input(|i| i.max_texture_side) =>
+            {
+                PointerLook::System
+            }
             RemotePointer::Shape(shape) => {
                 let size = [usize::from(shape.width), usize::from(shape.height)];
                 let image = ColorImage::from_rgba_unmultiplied(size, &shape.rgba);
@@ -338,12 +344,22 @@ impl SessionView {
                 PointerLook::Hidden => ui.ctx().set_cursor_icon(egui::CursorIcon::None),
                 PointerLook::Shape { texture, hotspot } => {
                     ui.ctx().set_cursor_icon(egui::CursorIcon::None);
-                    let pixel = 1.0 / ui.ctx().pixels_per_point();
+                    // One screen pixel per pointer pixel, on whole pixels
+                    // (a one-pixel I-beam stays sharp), above the notes.
+                    let ppp = ui.ctx().pixels_per_point();
                     let hotspot = Vec2::new(f32::from(hotspot.0), f32::from(hotspot.1));
-                    let shown =
-                        Rect::from_min_size(at - hotspot * pixel, texture.size_vec2() * pixel);
-                    ui.painter_at(rect)
-                        .image(texture.id(), shown, uv, Color32::WHITE);
+                    let corner = ((at.to_vec2() * ppp).round() - hotspot) / ppp;
+                    let shown = Rect::from_min_size(corner.to_pos2(), texture.size_vec2() / ppp);
+                    let layer = egui::LayerId::new(
+                        egui::Order::Tooltip,
+                        egui::Id::unique("remote-pointer"),
+                    );
+                    ui.ctx().layer_painter(layer).with_clip_rect(rect).image(
+                        texture.id(),
+                        shown,
+                        uv,
+                        Color32::WHITE,
+                    );
                 }
             }
         }
