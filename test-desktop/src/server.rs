@@ -708,18 +708,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + Sync> Session<S> {
         if (size.width, size.height) == (self.canvas.width, self.canvas.height) {
             return Ok(());
         }
-        let deactivate = ShareControlHeader {
-            share_id: 0,
-            pdu_source: self.io_channel,
-            share_control_pdu: ShareControlPdu::ServerDeactivateAll(ServerDeactivateAll),
-        };
-        let indication = SendDataIndication {
-            initiator_id: self.user_channel,
-            channel_id: self.io_channel,
-            user_data: ironrdp_core::encode_vec(&deactivate)?.into(),
-        };
-        self.framed
-            .write_all(&ironrdp_core::encode_vec(&X224(indication))?)
+        self.send_share_control(ShareControlPdu::ServerDeactivateAll(ServerDeactivateAll))
             .await?;
         if self.stall_on_resize {
             let _ = self.echo.send(InputEcho::ResizeStalled);
@@ -774,20 +763,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + Sync> Session<S> {
                 errors_info: None,
             }),
         };
-        let data = ShareControlHeader {
+        self.send_share_control(ShareControlPdu::Data(ShareDataHeader {
+            share_data_pdu: ShareDataPdu::SaveSessionInfo(info),
+            stream_priority: StreamPriority::Medium,
+            compression_flags: CompressionFlags::empty(),
+            compression_type: ironrdp_pdu::rdp::client_info::CompressionType::K8,
+        }))
+        .await
+    }
+
+    /// Sends one share control PDU on the I/O channel (slow path).
+    async fn send_share_control(&mut self, pdu: ShareControlPdu) -> anyhow::Result<()> {
+        let header = ShareControlHeader {
             share_id: 0,
             pdu_source: self.io_channel,
-            share_control_pdu: ShareControlPdu::Data(ShareDataHeader {
-                share_data_pdu: ShareDataPdu::SaveSessionInfo(info),
-                stream_priority: StreamPriority::Medium,
-                compression_flags: CompressionFlags::empty(),
-                compression_type: ironrdp_pdu::rdp::client_info::CompressionType::K8,
-            }),
+            share_control_pdu: pdu,
         };
         let indication = SendDataIndication {
             initiator_id: self.user_channel,
             channel_id: self.io_channel,
-            user_data: ironrdp_core::encode_vec(&data)?.into(),
+            user_data: ironrdp_core::encode_vec(&header)?.into(),
         };
         self.framed
             .write_all(&ironrdp_core::encode_vec(&X224(indication))?)

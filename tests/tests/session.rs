@@ -310,48 +310,20 @@ fn a_shared_folder_reaches_the_remote_pc_only_when_its_host_allows_it() {
     let (player, waves) = CountingPlayer::player();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let target = RelayTarget {
-            addr: relay.addr.clone(),
-            ca: ca.clone(),
-            proxy: None,
-        };
-        let mut answers = Scripted {
-            otp: None,
-            host_password: Some(HOST_PASSWORD.into()),
-        };
-        let resumption = Default::default();
-        let pins = MemoryPins::default();
-        let (channel, admission) =
-            native::open_channel(&target, "share-pc", &pins, &mut answers, &resumption)
-                .await
-                .unwrap();
+        let (channel, admission, mut answers) = open_ignoring_policy(&relay, "share-pc").await;
         assert!(!admission.share_allowed);
         let share = native::share_folder(&folder).unwrap();
-        let creds = RdpCredentials {
-            user: USER.into(),
-            password: PASSWORD.into(),
-            domain: None,
-        };
         let channels = client_core::rdp::Channels {
             clipboard: admission.clipboard_allowed,
             share: Some(share),
             sound: Some(client_core::sound::Speaker::new(player, Default::default())),
         };
-        let mut session =
-            client_core::rdp::connect(channel, &creds, (1024, 768), channels, &mut answers)
+        let session =
+            client_core::rdp::connect(channel, &test_creds(), (1024, 768), channels, &mut answers)
                 .await
                 .expect("the session runs, without the drive");
-        native::wait_first_frame(&mut session, Duration::from_secs(30))
-            .await
-            .unwrap();
         // Time for a drive announcement, were the channel there.
-        let _ = tokio::time::timeout(Duration::from_secs(2), async {
-            loop {
-                session.next_events().await.unwrap();
-            }
-        })
-        .await;
-        session.disconnect().await.unwrap();
+        picture_then_leave(session).await;
     });
     std::thread::sleep(Duration::from_millis(500));
     desktop.wait_for("thin-test-desktop listening", Duration::from_secs(1));
@@ -673,44 +645,71 @@ fn connect_taking_dynamic_sound(relay: &RelayProc, id: &str) -> bool {
     let taker = DynamicSoundTaker(std::sync::Arc::clone(&opened));
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let target = RelayTarget {
-            addr: relay.addr.clone(),
-            ca: relay.ca(),
-            proxy: None,
-        };
-        let mut answers = Scripted {
-            otp: None,
-            host_password: Some(HOST_PASSWORD.into()),
-        };
-        let pins = MemoryPins::default();
-        let (channel, _admission) =
-            native::open_channel(&target, id, &pins, &mut answers, &Default::default())
-                .await
-                .unwrap();
-        let creds = RdpCredentials {
-            user: USER.into(),
-            password: PASSWORD.into(),
-            domain: None,
-        };
+        let (channel, _, mut answers) = open_ignoring_policy(relay, id).await;
         let (mut connector, x224) =
-            client_core::rdp::begin(&creds, (1024, 768), Default::default()).unwrap();
+            client_core::rdp::begin(&test_creds(), (1024, 768), Default::default()).unwrap();
         connector
             .attach_static_channel(ironrdp_dvc::DrdynvcClient::new().with_dynamic_channel(taker));
-        let mut session = client_core::rdp::connect_begun(channel, (connector, x224), &mut answers)
+        let session = client_core::rdp::connect_begun(channel, (connector, x224), &mut answers)
             .await
             .expect("the session runs");
-        native::wait_first_frame(&mut session, Duration::from_secs(30))
-            .await
-            .unwrap();
-        let _ = tokio::time::timeout(Duration::from_secs(2), async {
-            loop {
-                session.next_events().await.unwrap();
-            }
-        })
-        .await;
-        session.disconnect().await.unwrap();
+        picture_then_leave(session).await;
     });
     opened.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Opens the end-to-end channel to `id` through `relay` as a client of our
+/// own making, which goes on to ask the office PC for what its policy
+/// forbids (the host asks for its password, no code).
+async fn open_ignoring_policy(
+    relay: &RelayProc,
+    id: &str,
+) -> (
+    transport::FramedIo<native::Channel>,
+    client_core::Admission,
+    Scripted,
+) {
+    let target = RelayTarget {
+        addr: relay.addr.clone(),
+        ca: relay.ca(),
+        proxy: None,
+    };
+    let mut answers = Scripted {
+        otp: None,
+        host_password: Some(HOST_PASSWORD.into()),
+    };
+    let pins = MemoryPins::default();
+    let (channel, admission) =
+        native::open_channel(&target, id, &pins, &mut answers, &Default::default())
+            .await
+            .unwrap();
+    (channel, admission, answers)
+}
+
+fn test_creds() -> RdpCredentials {
+    RdpCredentials {
+        user: USER.into(),
+        password: PASSWORD.into(),
+        domain: None,
+    }
+}
+
+/// Waits for the session's first picture, takes what comes for two more
+/// seconds (time for the office PC to offer its channels), and leaves.
+async fn picture_then_leave<S>(mut session: client_core::RdpSession<S>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + Sync,
+{
+    native::wait_first_frame(&mut session, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        loop {
+            session.next_events().await.unwrap();
+        }
+    })
+    .await;
+    session.disconnect().await.unwrap();
 }
 
 struct DynamicSoundTaker(std::sync::Arc<std::sync::atomic::AtomicBool>);
