@@ -388,10 +388,10 @@ impl TestDesktop {
             .with_dynamic_channel(DisplayControlServer::new(Box::new(SizeWishes(wishes))));
         if self.tone.is_some() {
             // Windows offers its sound over a dynamic channel first.
-            dynamic = dynamic.with_dynamic_channel(OfferedChannel {
-                name: proto::channels::DYNAMIC_SOUND[0],
-                echo: self.echo.clone(),
-            });
+            let (name, echo) = (proto::channels::DYNAMIC_SOUND[0], self.echo.clone());
+            dynamic = dynamic.with_dynamic_channel(ChannelProbe::new(name, move || {
+                let _ = echo.send(InputEcho::DynamicChannelOpened { name });
+            }));
         }
         acceptor.attach_static_channel(dynamic);
         let begin = ironrdp_acceptor::accept_begin(TokioFramed::new(tcp), &mut acceptor)
@@ -527,24 +527,33 @@ impl DisplayControlHandler for SizeWishes {
 /// The logon ID in this desktop's auto-reconnect cookies.
 const LOGON_ID: u32 = 0x7468_696e;
 
-/// A dynamic channel the desktop offers only to tell who takes it: the
-/// host must refuse the ones its policy forbids, whatever the client does.
-struct OfferedChannel {
+/// A dynamic channel that only tells when it opens, on either end: the
+/// test desktop offers one to see who takes it (the host must refuse what
+/// its policy forbids, whatever the client does), and a test client takes
+/// one to see what it is given.
+pub struct ChannelProbe {
     name: &'static str,
-    echo: broadcast::Sender<InputEcho>,
+    opened: Box<dyn Fn() + Send>,
 }
 
-ironrdp_core::impl_as_any!(OfferedChannel);
+impl ChannelProbe {
+    pub fn new(name: &'static str, opened: impl Fn() + Send + 'static) -> Self {
+        Self {
+            name,
+            opened: Box::new(opened),
+        }
+    }
+}
 
-impl ironrdp_dvc::DvcProcessor for OfferedChannel {
+ironrdp_core::impl_as_any!(ChannelProbe);
+
+impl ironrdp_dvc::DvcProcessor for ChannelProbe {
     fn channel_name(&self) -> &str {
         self.name
     }
 
     fn start(&mut self, _channel_id: u32) -> ironrdp_pdu::PduResult<Vec<ironrdp_dvc::DvcMessage>> {
-        let _ = self
-            .echo
-            .send(InputEcho::DynamicChannelOpened { name: self.name });
+        (self.opened)();
         Ok(Vec::new())
     }
 
@@ -557,7 +566,8 @@ impl ironrdp_dvc::DvcProcessor for OfferedChannel {
     }
 }
 
-impl ironrdp_dvc::DvcServerProcessor for OfferedChannel {}
+impl ironrdp_dvc::DvcServerProcessor for ChannelProbe {}
+impl ironrdp_dvc::DvcClientProcessor for ChannelProbe {}
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send + Sync> Session<S> {
     async fn run(&mut self) -> anyhow::Result<()> {

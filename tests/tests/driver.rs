@@ -33,12 +33,7 @@ fn the_driver_runs_a_whole_session_for_a_ui() {
         .unwrap();
         let mut echo = demo.desktop.subscribe();
         let (mut handle, drive) = driver::channel(Arc::new(|| {}));
-        let opener = NativeOpener {
-            relay: demo.relay.clone(),
-            id: demo.id.clone(),
-            pins: Arc::new(MemoryPins::default()),
-            resumption: Default::default(),
-        };
+        let opener = opener_for(&demo);
         // The Windows password is not given beforehand: the driver asks.
         let creds = client_core::RdpCredentials {
             password: String::new(),
@@ -258,12 +253,7 @@ fn a_person_can_leave_while_the_remote_pc_hangs_in_a_resize() {
         .unwrap();
         let mut echo = demo.desktop.subscribe();
         let (mut handle, drive) = driver::channel(Arc::new(|| {}));
-        let opener = NativeOpener {
-            relay: demo.relay.clone(),
-            id: demo.id.clone(),
-            pins: Arc::new(MemoryPins::default()),
-            resumption: Default::default(),
-        };
+        let opener = opener_for(&demo);
         let run = tokio::spawn(driver::run(
             opener,
             demo.rdp.clone(),
@@ -469,6 +459,17 @@ fn the_driver_reconnects_into_the_same_session_after_the_relay_restarts() {
         "input: auto-reconnect cookie for logon 0x7468696e (ours)",
         Duration::from_secs(5),
     );
+}
+
+/// How the app reaches the in-process demo's office PC (a first visit:
+/// no pinned key, no resume ticket).
+fn opener_for(demo: &Demo) -> NativeOpener {
+    NativeOpener {
+        relay: demo.relay.clone(),
+        id: demo.id.clone(),
+        pins: Arc::new(MemoryPins::default()),
+        resumption: Default::default(),
+    }
 }
 
 /// A left click at (`x`, `y`) on the remote desktop, as the UI sends it.

@@ -642,7 +642,12 @@ fn the_office_pc_s_sound_arrives_unless_the_host_forbids_it() {
 /// true if the channel opened.
 fn connect_taking_dynamic_sound(relay: &RelayProc, id: &str) -> bool {
     let opened = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let taker = DynamicSoundTaker(std::sync::Arc::clone(&opened));
+    let taker = {
+        let opened = std::sync::Arc::clone(&opened);
+        test_desktop::ChannelProbe::new(proto::channels::DYNAMIC_SOUND[0], move || {
+            opened.store(true, std::sync::atomic::Ordering::Relaxed)
+        })
+    };
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let (channel, _, mut answers) = open_ignoring_policy(relay, id).await;
@@ -711,31 +716,6 @@ where
     .await;
     session.disconnect().await.unwrap();
 }
-
-struct DynamicSoundTaker(std::sync::Arc<std::sync::atomic::AtomicBool>);
-
-ironrdp_core::impl_as_any!(DynamicSoundTaker);
-
-impl ironrdp_dvc::DvcProcessor for DynamicSoundTaker {
-    fn channel_name(&self) -> &str {
-        proto::channels::DYNAMIC_SOUND[0]
-    }
-
-    fn start(&mut self, _channel_id: u32) -> ironrdp_pdu::PduResult<Vec<ironrdp_dvc::DvcMessage>> {
-        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
-        Ok(Vec::new())
-    }
-
-    fn process(
-        &mut self,
-        _channel_id: u32,
-        _payload: &[u8],
-    ) -> ironrdp_pdu::PduResult<Vec<ironrdp_dvc::DvcMessage>> {
-        Ok(Vec::new())
-    }
-}
-
-impl ironrdp_dvc::DvcClientProcessor for DynamicSoundTaker {}
 
 /// Answers like [`Scripted`], but takes `pause` over a new host key, as a
 /// person comparing fingerprints does.
