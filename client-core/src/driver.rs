@@ -55,6 +55,12 @@ pub enum UiEvent {
         bytes: usize,
         outgoing: bool,
     },
+    /// Text to paste was not typed on the remote PC: it takes no clipboard
+    /// text in this session, and the text is longer than
+    /// [`rdp::MAX_TYPED_CHARS`] characters.
+    PasteTooLongToType {
+        chars: usize,
+    },
     /// The host allows sound but this computer cannot play it (why).
     SoundUnavailable(String),
     /// The remote PC's pointer changed: draw this one over the picture.
@@ -497,6 +503,9 @@ where
                         SessionEvent::RemoteClipboardTooLarge(bytes) => {
                             driver.send(UiEvent::ClipboardTooLarge { bytes, outgoing: false });
                         }
+                        SessionEvent::TooLongToType(chars) => {
+                            driver.send(UiEvent::PasteTooLongToType { chars });
+                        }
                         // The UI sees the new size in the framebuffer.
                         SessionEvent::Pointer(pointer) => driver.send(UiEvent::Pointer(pointer)),
                         SessionEvent::Resized(width, height) => {
@@ -522,8 +531,14 @@ where
                 Some(Command::Wheel { units, vertical }) => session.wheel(units, vertical).await?,
                 Some(Command::ReleaseAll) => session.release_all().await?,
                 Some(Command::Paste(text)) => {
-                    if let Err(too_large) = session.paste(text).await? {
-                        driver.send(UiEvent::ClipboardTooLarge { bytes: too_large.0, outgoing: true });
+                    match session.paste(text).await? {
+                        Ok(()) => {}
+                        Err(rdp::NotPasted::TooLarge(too_large)) => {
+                            driver.send(UiEvent::ClipboardTooLarge { bytes: too_large.0, outgoing: true });
+                        }
+                        Err(rdp::NotPasted::TooLongToType(chars)) => {
+                            driver.send(UiEvent::PasteTooLongToType { chars });
+                        }
                     }
                 }
                 Some(Command::Resize { width, height, scale_percent }) => {

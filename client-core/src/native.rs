@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use proto::liveness::CLIENT_GIVES_UP_AFTER;
 use proto::relay;
 use proto::session::{SessionMode, SessionReply, SessionRequest};
 use proto::ComputerId;
@@ -194,7 +195,12 @@ pub async fn open_channel(
     let pipe = crate::pairing::pair(stream, &id, ui).await?;
     let pin = pin_for(relay, &id, pins)?;
     let macs = local_macs();
-    crate::auth::enter(pipe, id.as_str(), &pin, pins, macs, ui, resumption).await
+    let (mut conn, admission) =
+        crate::auth::enter(pipe, id.as_str(), &pin, pins, macs, ui, resumption).await?;
+    // A path that dies without a word is noticed within seconds.
+    conn.get_mut()
+        .keep_alive(transport::secure::tokio_sleep(), CLIENT_GIVES_UP_AFTER);
+    Ok((conn, admission))
 }
 
 /// The name of computer `id`'s pin at `relay`: keyed by the relay's CA, so

@@ -71,6 +71,25 @@ pub enum SessionEvent {
     Resized(u16, u16),
     /// The pointer the remote PC shows now.
     Pointer(RemotePointer),
+    /// Text to paste had to be typed (the remote PC did not take it through
+    /// the clipboard) and was longer than [`MAX_TYPED_CHARS`]: not typed
+    /// (its length in characters).
+    TooLongToType(usize),
+}
+
+/// The most characters a paste types where the clipboard cannot carry it:
+/// a few pages, typed in seconds. Typing more would hold the session (and
+/// the person's Disconnect) for minutes.
+pub const MAX_TYPED_CHARS: usize = 10_000;
+
+/// Why a paste did not happen; nothing was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotPasted {
+    /// Over the clipboard's limit (see [`TooLarge`]).
+    TooLarge(TooLarge),
+    /// It would have been typed and is longer than [`MAX_TYPED_CHARS`]
+    /// (its length in characters).
+    TooLongToType(usize),
 }
 
 /// The RDP bytes a session carried each way since it began: the server's
@@ -743,7 +762,11 @@ where
         };
         match self.pasting.take() {
             Some(_) if taken => self.press_paste().await?,
-            Some(text) => self.type_text(&text).await?,
+            Some(text) => {
+                if let Err(NotPasted::TooLongToType(chars)) = self.type_paste(&text).await? {
+                    events.push(SessionEvent::TooLongToType(chars));
+                }
+            }
             None => {}
         }
         Ok(())
@@ -754,18 +777,18 @@ where
     /// clipboard, and Ctrl+V is pressed there once the remote PC has taken
     /// it, so that the paste cannot overtake the copy — or, where the
     /// channel is not up (the host's policy forbids the clipboard) or the
-    /// remote PC refuses the text, typed as Unicode characters.
-    pub async fn paste(&mut self, text: String) -> Result<Result<(), TooLarge>, ConnectError> {
+    /// remote PC refuses the text, typed as Unicode characters (at most
+    /// [`MAX_TYPED_CHARS`]).
+    pub async fn paste(&mut self, text: String) -> Result<Result<(), NotPasted>, ConnectError> {
         let ready = self
             .stage
             .get_svc_processor_mut::<CliprdrClient>()
             .is_some_and(|cliprdr| cliprdr.is_ready());
         if !ready {
-            self.type_text(&text).await?;
-            return Ok(Ok(()));
+            return self.type_paste(&text).await;
         }
         if let Err(too_large) = self.copy_text(text.clone()).await? {
-            return Ok(Err(too_large));
+            return Ok(Err(NotPasted::TooLarge(too_large)));
         }
         self.pasting = Some(text);
         Ok(Ok(()))
@@ -806,6 +829,15 @@ where
             self.input(vec![op]).await?;
         }
         Ok(())
+    }
+
+    /// Types pasted `text`, unless it is longer than [`MAX_TYPED_CHARS`].
+    async fn type_paste(&mut self, text: &str) -> Result<Result<(), NotPasted>, ConnectError> {
+        let chars = text.chars().count();
+        if chars > MAX_TYPED_CHARS {
+            return Ok(Err(NotPasted::TooLongToType(chars)));
+        }
+        self.type_text(text).await.map(Ok)
     }
 
     /// Types `text` as Unicode characters (line breaks as Enter).
@@ -1082,6 +1114,11 @@ fn lost(e: &std::io::Error) -> String {
              or disconnected, or the relay restarted); connect again"
                 .to_owned()
         }
+        // The keep-alive's verdict (see proto::liveness).
+        TimedOut => format!(
+            "the office PC stopped answering: {e} (the network may be down, or this computer \
+             slept); reconnecting"
+        ),
         _ => format!("the connection to the office PC failed ({e})"),
     }
 }

@@ -64,6 +64,8 @@ pub struct DemoOptions {
     /// The host serves this RDP server instead of the test desktop (a real
     /// one, for measurements); [`Demo::rdp`] then does not apply to it.
     pub rdp_server: Option<SocketAddr>,
+    /// The host's policy lets sessions carry the clipboard.
+    pub clipboard: bool,
 }
 
 impl Default for DemoOptions {
@@ -75,6 +77,7 @@ impl Default for DemoOptions {
             desktop_clipboard: None,
             stalled_resize: false,
             rdp_server: None,
+            clipboard: true,
         }
     }
 }
@@ -132,7 +135,15 @@ impl Demo {
                 enrolment_token: None,
             },
         )?;
-        // The owner's set-up, as `thin-host set-password` and `otp totp` do it.
+        // The owner's set-up, as `thin-host set-password`, `otp totp` and
+        // `policy` do it.
+        if !options.clipboard {
+            let change = host::admin::PolicyChange {
+                clipboard: Some(false),
+                ..Default::default()
+            };
+            host::admin::set_policy(&config, change)?;
+        }
         let host_password = format!("Host-{:012x}", rand_u64() >> 16);
         host::admin::set_password(&config, &host_password)?;
         let totp_secret = if options.otp {

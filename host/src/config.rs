@@ -199,6 +199,11 @@ impl HostConfig {
 
     /// What the lockout keeps across restarts (budgets, known devices and
     /// places).
+    /// Pinned keys of TLS-only RDP servers (see [`crate::server_keys`]).
+    pub fn rdp_keys_path(config_path: &Path) -> PathBuf {
+        config_path.with_extension("rdp-keys.json")
+    }
+
     pub fn lockout_path(config_path: &Path) -> PathBuf {
         config_path.with_extension("lockout.json")
     }

@@ -14,6 +14,7 @@ pub mod otp;
 pub mod rdp;
 pub mod resume;
 pub mod secrets;
+pub mod server_keys;
 mod service;
 
 pub use config::{HostConfig, InitOptions, OtpSetting};

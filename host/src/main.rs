@@ -49,6 +49,15 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Forget the pinned key of a TLS-only RDP server (after its certificate
+    /// was renewed on purpose): the next session pins the key it shows.
+    ForgetRdpKey {
+        #[arg(long)]
+        config: PathBuf,
+        /// The RDP server, host:port as in the config (default: every one).
+        #[arg(long)]
+        target: Option<String>,
+    },
     /// Stay connected to the relay and serve sessions.
     Run {
         #[arg(long)]
@@ -299,7 +308,10 @@ fn admin(command: Command) -> anyhow::Result<()> {
             admin::set_policy(&config, change)?;
             println!("{}", admin::status(&config)?);
         }
-        Command::Init { .. } | Command::Fingerprint { .. } | Command::Run { .. } => {
+        Command::Init { .. }
+        | Command::Fingerprint { .. }
+        | Command::ForgetRdpKey { .. }
+        | Command::Run { .. } => {
             unreachable!("handled in main")
         }
     }
@@ -337,6 +349,11 @@ fn main() -> ExitCode {
         Command::Fingerprint { config } => HostConfig::load(&config)
             .and_then(|c| c.load_e2e_key(&config))
             .map(|key| println!("{}", proto::channel::fingerprint(key.public()))),
+        Command::ForgetRdpKey { config, target } => {
+            host::server_keys::forget(&HostConfig::rdp_keys_path(&config), target.as_deref())
+                .map_err(anyhow::Error::msg)
+                .map(|removed| println!("forgot {removed} pinned RDP server key(s)"))
+        }
         other @ (Command::SetPassword { .. }
         | Command::Otp(_)
         | Command::Acl(_)

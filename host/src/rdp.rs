@@ -22,7 +22,8 @@ use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
-use transport::{FramedIo, Prefixed};
+use transport::secure::tokio_sleep;
+use transport::{FramedIo, Prefixed, SecureStream};
 
 use crate::service::reply;
 
@@ -52,7 +53,7 @@ where
 }
 
 /// A plain byte pipe to the RDP server (for any RDP client).
-pub async fn serve_raw<S>(mut conn: FramedIo<S>, target: &str) -> Result<(), String>
+pub async fn serve_raw<S>(mut conn: FramedIo<SecureStream<S>>, target: &str) -> Result<(), String>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -61,19 +62,31 @@ where
         Err(reason) => return Err(refuse(&mut conn, reason).await),
     };
     reply(&mut conn, &SessionReply::Ready).await?;
-    let (stream, rest) = conn.into_parts();
-    let mut client = Prefixed::new(rest, stream);
+    let mut client = session_pipe(conn);
     pump(&mut client, &mut server).await
+}
+
+/// The channel as a byte pipe for the session, with the keep-alive on
+/// (see [`proto::liveness`]): a client that vanished without a word is let
+/// go after a minute, and a still session keeps its path open.
+fn session_pipe<S>(conn: FramedIo<SecureStream<S>>) -> Prefixed<SecureStream<S>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (mut stream, rest) = conn.into_parts();
+    stream.keep_alive(tokio_sleep(), proto::liveness::HOST_GIVES_UP_AFTER);
+    Prefixed::new(rest, stream)
 }
 
 /// RDCleanPath: X.224 + TLS on the client's behalf, then plaintext RDP,
 /// without the channels `forbidden` names (see [`proto::channels`]); with
 /// `require_nla`, only if the RDP server checks the logon itself.
 pub async fn serve_clean_path<S>(
-    mut conn: FramedIo<S>,
+    mut conn: FramedIo<SecureStream<S>>,
     target: &str,
     forbidden: &Forbidden,
     require_nla: bool,
+    server_keys: &std::path::Path,
 ) -> Result<(), String>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -99,7 +112,29 @@ where
         };
     match x224::server_logon(&x224_response) {
         Ok(x224::ServerLogon::Nla) => {}
-        Ok(x224::ServerLogon::TlsOnly) if !require_nla => {}
+        Ok(x224::ServerLogon::TlsOnly) if !require_nla => {
+            // Nothing else stands between the Windows password and a
+            // stand-in for the server: its key is pinned on first use.
+            let key = chain
+                .first()
+                .and_then(|cert| proto::session::server_public_key(cert));
+            let Some(key) = key else {
+                let reason = format!("the RDP server at {target} showed no readable certificate");
+                return Err(refuse(&mut conn, reason).await);
+            };
+            match crate::server_keys::check(server_keys, target, &key) {
+                Ok(crate::server_keys::Checked::Pinned(fingerprint)) => tracing::info!(
+                    %target,
+                    %fingerprint,
+                    "pinned the key of this RDP server, which does not check the logon itself"
+                ),
+                Ok(crate::server_keys::Checked::Same) => {}
+                Err(reason) => {
+                    tracing::warn!(%target, %reason, "the RDP server's key changed");
+                    return Err(refuse(&mut conn, reason).await);
+                }
+            }
+        }
         Ok(x224::ServerLogon::TlsOnly) => {
             let reason = "the office PC's RDP server does not check the logon itself (no \
                           network-level logon, NLA) and this PC's policy requires it; turn NLA \
@@ -118,8 +153,7 @@ where
         .await
         .map_err(|e| e.to_string())?;
 
-    let (stream, rest) = conn.into_parts();
-    let mut client = Prefixed::new(rest, stream);
+    let mut client = session_pipe(conn);
     let mut server = tls;
     if forbidden.is_empty() {
         return pump(&mut client, &mut server).await;

@@ -62,6 +62,8 @@ struct Ctx {
     tls: Arc<ClientConfig>,
     proxy: Option<Proxy>,
     unadmitted: Arc<Mutex<Unadmitted>>,
+    /// Pinned keys of TLS-only RDP servers ([`crate::server_keys`]).
+    rdp_keys: std::path::PathBuf,
 }
 
 /// Sessions not yet admitted, by source.
@@ -159,6 +161,7 @@ pub async fn run_with(config_path: &Path, options: RunOptions) -> Result<(), Run
         tls,
         proxy,
         unadmitted: Arc::default(),
+        rdp_keys: HostConfig::rdp_keys_path(config_path),
     });
 
     let mut backoff = Duration::from_secs(1);
@@ -378,7 +381,7 @@ async fn serve_session(
     drop(slot);
     let client_addr = source;
     info!(%client_addr, share = admitted.share_allowed, "client admitted");
-    let result = serve_admitted(admitted.config(), conn, client_addr).await;
+    let result = serve_admitted(admitted.config(), conn, client_addr, &ctx.rdp_keys).await;
     ctx.gate.session_ended(admitted);
     info!(%client_addr, "session closed");
     result
@@ -390,6 +393,7 @@ async fn serve_admitted<S>(
     config: &HostConfig,
     mut conn: FramedIo<SecureStream<S>>,
     client_addr: IpAddr,
+    rdp_keys: &Path,
 ) -> Result<(), String>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
@@ -418,7 +422,7 @@ where
         SessionMode::Rdp => {
             let forbidden =
                 proto::channels::Forbidden::by_policy(config.share, config.clipboard, config.audio);
-            rdp::serve_clean_path(conn, target, &forbidden, config.require_nla).await
+            rdp::serve_clean_path(conn, target, &forbidden, config.require_nla, rdp_keys).await
         }
     }
 }

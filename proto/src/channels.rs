@@ -334,7 +334,11 @@ impl DynamicGuard {
             {
                 self.judge_dynamic(data.channel_id, &data.user_data)
             }
-            _ => Ok(Verdict::Pass),
+            Ok(_) => Ok(Verdict::Pass),
+            // It might hide a request the client's decoder reads otherwise.
+            Err(e) => Err(Unenforceable::Malformed(format!(
+                "an RDP server message the host cannot read: {e}"
+            ))),
         }
     }
 
@@ -712,6 +716,12 @@ mod tests {
             guard.from_server(&compressed),
             Err(Unenforceable::Compressed)
         );
+        let mut garbled = on_channel(DRDYNVC_ID, create_request(5, "URBDRC"), false);
+        garbled[7] = 0xff; // no MCS message starts so
+        assert!(matches!(
+            guard.from_server(&garbled),
+            Err(Unenforceable::Malformed(_))
+        ));
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod channels;
 pub mod clipboard;
 pub mod frame;
 pub mod id;
+pub mod liveness;
 pub mod pairing;
 pub mod rate;
 pub mod relay;

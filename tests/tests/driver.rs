@@ -172,6 +172,7 @@ fn the_driver_runs_a_whole_session_for_a_ui() {
                     }
                     UiEvent::RemoteClipboard(text) => from_office.push(text),
                     UiEvent::ClipboardTooLarge { bytes, .. } => panic!("too large: {bytes}"),
+                    UiEvent::PasteTooLongToType { chars } => panic!("too long: {chars}"),
                     UiEvent::SoundUnavailable(why) => panic!("no sound device wanted: {why}"),
                     UiEvent::Pointer(pointer) => pointers.push(pointer),
                     UiEvent::Ended(result) => return result,
@@ -234,6 +235,91 @@ fn the_driver_runs_a_whole_session_for_a_ui() {
         ] {
             assert!(steps.contains(&step), "{step:?} missing from {steps:?}");
         }
+    });
+}
+
+/// Where the office PC takes no clipboard text (its owner's policy), a
+/// paste is typed character by character. One longer than
+/// `MAX_TYPED_CHARS` would hold the session (and the person's Disconnect)
+/// for minutes: it is refused with a message and nothing of it is typed,
+/// while a short one still is.
+#[test]
+fn a_paste_too_long_to_type_is_refused_and_a_short_one_is_typed() {
+    use client_core::rdp::MAX_TYPED_CHARS;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let demo = Demo::start_with(DemoOptions {
+            clipboard: false,
+            ..DemoOptions::default()
+        })
+        .await
+        .unwrap();
+        let mut echo = demo.desktop.subscribe();
+        let (mut handle, drive) = driver::channel(Arc::new(|| {}));
+        let opener = opener_for(&demo);
+        let devices = driver::Devices::default();
+        tokio::spawn(driver::run(
+            opener,
+            demo.rdp.clone(),
+            (1024, 768),
+            devices,
+            drive,
+        ));
+        let long = "長".repeat(MAX_TYPED_CHARS + 1);
+        let mut pasted = false;
+        let mut refused = None;
+        let mut typed = Vec::new();
+        let outcome = tokio::time::timeout(Duration::from_secs(60), async {
+            loop {
+                let event = tokio::select! {
+                    event = handle.events.recv() => event.expect("the driver ends with an event"),
+                    Ok(seen) = echo.recv() => {
+                        if let InputEcho::Unicode { code, down: true } = seen {
+                            typed.push(char::from_u32(code.into()).unwrap_or('?'));
+                        }
+                        if typed.ends_with(&['o', 'k']) {
+                            handle.commands.send(Command::Disconnect).unwrap();
+                        }
+                        continue;
+                    }
+                };
+                match event {
+                    UiEvent::Ask(prompt) => {
+                        let answer = match prompt {
+                            Prompt::NewHostKey { .. } => Answer::Accept,
+                            Prompt::Otp { .. } => Answer::Otp(Zeroizing::new(demo.next_otp())),
+                            Prompt::HostPassword { .. } => {
+                                Answer::Secret(Zeroizing::new(demo.host_password.clone()))
+                            }
+                            other => panic!("not asked here: {other:?}"),
+                        };
+                        handle.commands.send(Command::Answer(answer)).unwrap();
+                    }
+                    UiEvent::Admitted(admission) => assert!(!admission.clipboard_allowed),
+                    UiEvent::Frame if !pasted => {
+                        pasted = true;
+                        for text in [long.clone(), "ok".to_owned()] {
+                            handle.commands.send(Command::Paste(text)).unwrap();
+                        }
+                    }
+                    UiEvent::PasteTooLongToType { chars } => refused = Some(chars),
+                    UiEvent::Reconnecting { reason, .. } => panic!("reconnecting: {reason}"),
+                    UiEvent::Ended(result) => return result,
+                    _ => {}
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| {
+            panic!("no end: pasted {pasted}, refused {refused:?}, typed {typed:?}")
+        });
+        assert!(outcome.is_ok(), "{outcome:?}");
+        assert_eq!(refused, Some(MAX_TYPED_CHARS + 1));
+        assert_eq!(typed, ['o', 'k'], "the long text was typed in part");
+        eprintln!(
+            "{} characters refused for typing, \"ok\" typed",
+            MAX_TYPED_CHARS + 1
+        );
     });
 }
 
@@ -429,7 +515,8 @@ fn the_driver_reconnects_into_the_same_session_after_the_relay_restarts() {
                     | UiEvent::RemoteClipboard(_)
                     | UiEvent::SoundUnavailable(_)
                     | UiEvent::Pointer(_)
-                    | UiEvent::ClipboardTooLarge { .. } => {}
+                    | UiEvent::ClipboardTooLarge { .. }
+                    | UiEvent::PasteTooLongToType { .. } => {}
                 }
             }
             panic!("the driver stopped without an end event")
@@ -459,6 +546,130 @@ fn the_driver_reconnects_into_the_same_session_after_the_relay_restarts() {
         "input: auto-reconnect cookie for logon 0x7468696e (ours)",
         Duration::from_secs(5),
     );
+}
+
+/// The network goes away without a word under a still session (packets
+/// lost, no reset: a pulled cable, a NAT that forgot the connection), which
+/// TCP alone would not notice for many minutes. The keep-alive does: the
+/// driver says so within the client's limit and comes back into the same
+/// session without the one-time password; the office PC lets the vanished
+/// connection go after its own, longer limit.
+#[test]
+fn a_path_that_dies_without_a_word_is_noticed_and_the_session_comes_back() {
+    use common::*;
+    use proto::liveness::{BEAT, CLIENT_GIVES_UP_AFTER, HOST_GIVES_UP_AFTER};
+    if !real_peer_programs(&["oathtool"], "oathtool") {
+        return;
+    }
+    const USER: &str = "bob";
+    const PASSWORD: &str = "Qu1et-Link";
+    let relay = RelayProc::start(&[]);
+    let (_desktop, desktop_addr) = test_desktop(USER, PASSWORD);
+    let work = tempfile::tempdir().unwrap();
+    let mut host = HostProc::start(work.path(), &relay, "quiet-pc", &desktop_addr);
+    let (_, _, secret) = enrol_totp(&host.config);
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let frozen_at = rt.block_on(async {
+        // The client reaches the relay through a link the test can pull.
+        let link = Freezer::start(&relay.addr).await;
+        let (mut handle, drive) = driver::channel(Arc::new(|| {}));
+        let opener = NativeOpener {
+            relay: client_core::native::RelayTarget {
+                addr: link.addr.clone(),
+                ca: relay.ca(),
+                proxy: None,
+            },
+            id: "quiet-pc".into(),
+            pins: Arc::new(MemoryPins::default()),
+            resumption: Default::default(),
+        };
+        let creds = client_core::RdpCredentials {
+            user: USER.into(),
+            password: PASSWORD.into(),
+            domain: None,
+        };
+        tokio::spawn(driver::run(
+            opener,
+            creds,
+            (1024, 768),
+            driver::Devices::default(),
+            drive,
+        ));
+
+        let mut otp_prompts = 0;
+        let mut connected = 0;
+        let mut frozen_at = None;
+        let mut noticed = None;
+        let outcome = tokio::time::timeout(Duration::from_secs(90), async {
+            while let Some(event) = handle.events.recv().await {
+                match event {
+                    UiEvent::Ask(prompt) => {
+                        let answer = match &prompt {
+                            Prompt::NewHostKey { .. } => Answer::Accept,
+                            Prompt::Otp { .. } => {
+                                otp_prompts += 1;
+                                Answer::Otp(Zeroizing::new(common::oathtool(&secret)))
+                            }
+                            Prompt::HostPassword { .. } => {
+                                Answer::Secret(Zeroizing::new(common::HOST_PASSWORD.into()))
+                            }
+                            Prompt::RemoteLogon { .. } => Answer::Cancel,
+                        };
+                        handle.commands.send(Command::Answer(answer)).unwrap();
+                    }
+                    UiEvent::Connected { .. } => connected += 1,
+                    UiEvent::Frame if connected == 1 && frozen_at.is_none() => {
+                        link.freeze();
+                        frozen_at = Some(Instant::now());
+                    }
+                    UiEvent::Reconnecting { reason, .. } if noticed.is_none() => {
+                        let after = frozen_at
+                            .expect("broke before the link was pulled")
+                            .elapsed();
+                        noticed = Some((after, reason));
+                    }
+                    UiEvent::Frame if connected == 2 => {
+                        handle.commands.send(Command::Disconnect).unwrap();
+                    }
+                    UiEvent::Ended(result) => return result,
+                    _ => {}
+                }
+            }
+            panic!("the driver stopped without an end event")
+        })
+        .await
+        .unwrap_or_else(|_| panic!("the session did not come back: noticed {noticed:?}"));
+        let seen = format!("connected {connected}, codes asked {otp_prompts}, noticed {noticed:?}");
+        assert!(outcome.is_ok(), "{outcome:?}; {seen}");
+        assert_eq!(connected, 2, "{seen}");
+        assert_eq!(
+            otp_prompts, 1,
+            "the reconnect asked for the code again; {seen}"
+        );
+        let (after, reason) = noticed.expect("the driver never noticed");
+        assert!(reason.contains("stopped answering"), "{reason}");
+        let limit = BEAT * CLIENT_GIVES_UP_AFTER;
+        assert!(
+            after >= limit - BEAT && after <= limit + BEAT * 2,
+            "noticed after {after:?}"
+        );
+        eprintln!("the silent path was noticed after {after:?}: {reason}");
+        frozen_at.unwrap()
+    });
+    // The office PC's side of the frozen connection heard nothing either;
+    // it lets it go after its own limit (the runtime, still alive, keeps
+    // the frozen sockets open until then).
+    let line = host.proc.wait_for(
+        "nothing arrived through the connection for 60 seconds",
+        BEAT * HOST_GIVES_UP_AFTER + Duration::from_secs(20),
+    );
+    let after = frozen_at.elapsed();
+    assert!(
+        after >= BEAT * (HOST_GIVES_UP_AFTER - 1),
+        "{after:?}: {line}"
+    );
+    drop(rt);
 }
 
 /// How the app reaches the in-process demo's office PC (a first visit:

@@ -709,3 +709,115 @@ fn garbage_and_oversized_handshake_messages_get_errors_and_the_host_keeps_servin
     let (code, out) = world.connect(&[]);
     assert_eq!(code, 0, "{out}");
 }
+
+/// An RDP server that does not check the logon itself (TLS only, as xrdp):
+/// it answers the X.224 request choosing TLS, shows the certificate it is
+/// given at that moment, and hangs up after the TLS handshake. Serves on
+/// its own thread until the test ends.
+fn tls_only_server(
+    key: std::sync::Arc<std::sync::Mutex<rcgen::CertifiedKey>>,
+) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_rustls::rustls;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            // Bounded: the test connects a handful of times.
+            for _ in 0..16 {
+                let Ok((mut tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut header = [0u8; 4];
+                if tcp.read_exact(&mut header).await.is_err() {
+                    continue;
+                }
+                let len = usize::from(u16::from_be_bytes([header[2], header[3]]));
+                let mut rest = vec![0u8; len.saturating_sub(4)];
+                if tcp.read_exact(&mut rest).await.is_err() {
+                    continue;
+                }
+                // TPKT, X.224 Connection Confirm, RDP_NEG_RSP: PROTOCOL_SSL.
+                let confirm = [
+                    0x03, 0x00, 0x00, 0x13, 0x0e, 0xd0, 0x00, 0x00, 0x12, 0x34, 0x00, 0x02, 0x00,
+                    0x08, 0x00, 0x01, 0x00, 0x00, 0x00,
+                ];
+                if tcp.write_all(&confirm).await.is_err() {
+                    continue;
+                }
+                let (cert, private) = {
+                    let key = key.lock().unwrap();
+                    let private =
+                        rustls::pki_types::PrivatePkcs8KeyDer::from(key.key_pair.serialize_der());
+                    (key.cert.der().clone(), private)
+                };
+                let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+                let config = rustls::ServerConfig::builder_with_provider(provider)
+                    .with_safe_default_protocol_versions()
+                    .unwrap()
+                    .with_no_client_auth()
+                    .with_single_cert(vec![cert], private.into())
+                    .unwrap();
+                let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+                // The handshake done, it hangs up: the key is what counts.
+                let _ = acceptor.accept(tcp).await;
+            }
+        });
+    });
+    addr
+}
+
+/// A TLS-only RDP server gets the Windows password in plain RDP, and
+/// nothing else checks who it is: the host pins the key it showed first and
+/// refuses when another one stands there (someone on the office LAN in
+/// between), until its owner says the change was theirs.
+#[test]
+fn a_tls_only_rdp_server_s_key_is_pinned_and_a_change_refused() {
+    let first = rcgen::generate_simple_self_signed(vec!["rdp-server".into()]).unwrap();
+    let key = std::sync::Arc::new(std::sync::Mutex::new(first));
+    let server = tls_only_server(key.clone()).to_string();
+    let relay = RelayProc::start(&[]);
+    let work = tempfile::tempdir().unwrap();
+    let mut host = HostProc::start(work.path(), &relay, "lan-pc", &server);
+    let shot = work.path().join("shot.png");
+    let known_hosts = work.path().join("known_hosts");
+    let pins = host.config.with_extension("rdp-keys.json");
+
+    // First session: the key is pinned (the session itself ends, as this
+    // server hangs up after TLS).
+    let (code, out) = connect(&relay, "lan-pc", &known_hosts, &shot);
+    assert_ne!(code, 0, "{out}");
+    host.proc
+        .wait_for("pinned the key of this RDP server", Duration::from_secs(10));
+    let pinned = std::fs::read_to_string(&pins).unwrap();
+    assert!(pinned.contains(&server), "{pinned}");
+
+    // Another key at the same place: refused, with both fingerprints and
+    // what to do, before the client sends anything to it.
+    *key.lock().unwrap() = rcgen::generate_simple_self_signed(vec!["rdp-server".into()]).unwrap();
+    let (code, out) = connect(&relay, "lan-pc", &known_hosts, &shot);
+    assert_ne!(code, 0, "{out}");
+    let line = error_line(&out);
+    assert!(line.contains("shows another key than before"), "{out}");
+    assert!(line.contains("thin-host forget-rdp-key"), "{line}");
+    host.proc
+        .wait_for("the RDP server's key changed", Duration::from_secs(10));
+
+    // The owner renewed it on purpose: forgotten, the next session pins
+    // the new key.
+    let config = host.config.to_str().unwrap();
+    let (code, out) = run("thin-host", &["forget-rdp-key", "--config", config]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("forgot 1"), "{out}");
+    let (code, out) = connect(&relay, "lan-pc", &known_hosts, &shot);
+    assert!(!out.contains("shows another key"), "{out}");
+    assert_ne!(code, 0, "{out}");
+    let repinned = std::fs::read_to_string(&pins).unwrap();
+    assert_ne!(repinned, pinned);
+}

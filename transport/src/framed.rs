@@ -60,4 +60,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> FramedIo<S> {
     pub fn get_ref(&self) -> &S {
         &self.stream
     }
+
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.stream
+    }
 }

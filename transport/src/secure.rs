@@ -1,12 +1,21 @@
 //! A byte stream through the end-to-end channel: what is written is sealed
 //! into Noise messages (one frame each), what is read is opened from them.
 //! RDP and everything else after the handshake runs over this.
+//!
+//! Once the session runs, [`SecureStream::keep_alive`] turns on the
+//! keep-alive of [`proto::liveness`]: an empty sealed message is one. The
+//! beats are kept while the stream is read (a session always reads), so a
+//! dead path shows as a read error of kind `TimedOut`.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
 use proto::channel::{Channel, MAX_PLAINTEXT};
+use proto::liveness::{Beat, Liveness, BEAT};
 use proto::{encode_frame, FrameDecoder};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -23,6 +32,27 @@ pub struct SecureStream<S> {
     outgoing: Vec<u8>,
     out_pos: usize,
     read_eof: bool,
+    /// The keep-alive, once turned on (a mutex only so that the stream
+    /// stays `Sync`; it is reached through `&mut self`).
+    heartbeat: Option<Mutex<Heartbeat>>,
+}
+
+/// A future that completes after the given time: the platform's timer.
+pub type Sleep = Arc<dyn Fn(Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+/// The timer's side of the keep-alive.
+struct Heartbeat {
+    liveness: Liveness,
+    sleep: Sleep,
+    next_beat: Pin<Box<dyn Future<Output = ()> + Send>>,
+    /// A keep-alive sits in `outgoing`, put there by the read side.
+    queued: bool,
+}
+
+/// tokio's timer, for [`SecureStream::keep_alive`] on native platforms.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn tokio_sleep() -> Sleep {
+    Arc::new(|duration| Box::pin(tokio::time::sleep(duration)))
 }
 
 fn invalid(e: impl std::fmt::Display) -> io::Error {
@@ -43,7 +73,28 @@ impl<S> SecureStream<S> {
             outgoing: Vec::new(),
             out_pos: 0,
             read_eof: false,
+            heartbeat: None,
         }
+    }
+
+    /// Turns the keep-alive on (see [`proto::liveness`]): a keep-alive
+    /// goes out in each beat in which nothing else did, and reading fails
+    /// with `TimedOut` once nothing arrived for `gives_up_after` beats.
+    /// Turn it on only once the session runs: before that a person may
+    /// be answering a question while nothing reads.
+    pub fn keep_alive(&mut self, sleep: Sleep, gives_up_after: u32) {
+        let next_beat = sleep(BEAT);
+        self.heartbeat = Some(Mutex::new(Heartbeat {
+            liveness: Liveness::new(gives_up_after),
+            sleep,
+            next_beat,
+            queued: false,
+        }));
+    }
+
+    fn heartbeat(&mut self) -> Option<&mut Heartbeat> {
+        let beat = self.heartbeat.as_mut()?;
+        Some(beat.get_mut().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// The other end's static key (see [`Channel::peer_key`]).
@@ -58,6 +109,53 @@ impl<S> SecureStream<S> {
 }
 
 impl<S: AsyncWrite + Unpin> SecureStream<S> {
+    /// Keeps the beats: queues a keep-alive where one is due and writes it
+    /// out as far as `inner` takes it now (the rest goes with the next
+    /// write, or the next read). Err when the other end went silent.
+    fn poll_heartbeat(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+        let idle = self.outgoing.is_empty();
+        let Some(beat) = self.heartbeat() else {
+            return Ok(());
+        };
+        let mut due = false;
+        while beat.next_beat.as_mut().poll(cx).is_ready() {
+            beat.next_beat = (beat.sleep)(BEAT);
+            match beat.liveness.tick() {
+                Beat::Quiet => {}
+                Beat::KeepAlive => due = true,
+                Beat::Dead => {
+                    let silence = beat.liveness.silence().as_secs();
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("nothing arrived through the connection for {silence} seconds"),
+                    ));
+                }
+            }
+        }
+        // Never into the middle of a frame the write side has not finished.
+        let queue = due && idle && !beat.queued;
+        if queue {
+            beat.queued = true;
+            beat.liveness.sent();
+        }
+        let queued = beat.queued;
+        if queue {
+            let sealed = self.channel.seal(&[]).map_err(invalid)?;
+            self.outgoing = encode_frame(&sealed);
+            self.out_pos = 0;
+        }
+        if !queued {
+            return Ok(());
+        }
+        if let Poll::Ready(done) = self.poll_drain(cx) {
+            done?;
+            // Pushes it through a TLS layer's buffer; a busy socket sends it
+            // with the next write.
+            let _ = Pin::new(&mut self.inner).poll_flush(cx)?;
+        }
+        Ok(())
+    }
+
     /// Writes out what is left of the last sealed frame.
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while self.out_pos < self.outgoing.len() {
@@ -70,23 +168,31 @@ impl<S: AsyncWrite + Unpin> SecureStream<S> {
         }
         self.outgoing.clear();
         self.out_pos = 0;
+        if let Some(beat) = self.heartbeat() {
+            beat.queued = false;
+        }
         Poll::Ready(Ok(()))
     }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for SecureStream<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for SecureStream<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
+        this.poll_heartbeat(cx)?;
         loop {
             if this.plain.read_into(buf) {
                 return Poll::Ready(Ok(()));
             }
             if let Some(frame) = this.incoming.next_frame().map_err(invalid)? {
+                // An empty message is a keep-alive: heard, nothing to read.
                 this.plain.set(this.channel.open(&frame).map_err(invalid)?);
+                if let Some(beat) = this.heartbeat() {
+                    beat.liveness.heard();
+                }
                 continue;
             }
             if this.read_eof {
@@ -120,6 +226,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for SecureStream<S> {
         let sealed = this.channel.seal(&buf[..n]).map_err(invalid)?;
         this.outgoing = encode_frame(&sealed);
         this.out_pos = 0;
+        if let Some(beat) = this.heartbeat() {
+            beat.liveness.sent();
+        }
         // The data is accepted; if `inner` is busy the rest goes out on the
         // next write or flush.
         if let Poll::Ready(Err(e)) = this.poll_drain(cx) {
@@ -154,6 +263,11 @@ mod tests {
         (c, h.finish(&m3).unwrap())
     }
 
+    /// A stream that yields `bytes` and swallows what is written.
+    fn only_reads(bytes: &[u8]) -> impl AsyncRead + AsyncWrite + Unpin + '_ {
+        tokio::io::join(bytes, tokio::io::sink())
+    }
+
     #[tokio::test]
     async fn large_writes_arrive_whole_and_sealed() {
         let (a, b) = tokio::io::duplex(4096);
@@ -177,7 +291,7 @@ mod tests {
         let (_, cb) = channels();
         let mut half = encode_frame(&[0u8; 100]);
         half.truncate(50);
-        let mut right = SecureStream::new(&half[..], Vec::new(), cb);
+        let mut right = SecureStream::new(only_reads(&half), Vec::new(), cb);
         let mut got = Vec::new();
         let err = right.read_to_end(&mut got).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
@@ -187,9 +301,70 @@ mod tests {
     async fn forged_frames_are_refused() {
         let (_, cb) = channels();
         let forged = encode_frame(&[0u8; 100]);
-        let mut right = SecureStream::new(&forged[..], Vec::new(), cb);
+        let mut right = SecureStream::new(only_reads(&forged), Vec::new(), cb);
         let mut got = Vec::new();
         let err = right.read_to_end(&mut got).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+
+    /// A still session (nothing to send either way) for two minutes:
+    /// the keep-alives keep both ends content, and data still arrives
+    /// whole after them.
+    #[tokio::test(start_paused = true)]
+    async fn idle_ends_keep_each_other_alive() {
+        use proto::liveness::{CLIENT_GIVES_UP_AFTER, HOST_GIVES_UP_AFTER};
+        let (a, b) = tokio::io::duplex(4096);
+        let (ca, cb) = channels();
+        let mut client = SecureStream::new(a, Vec::new(), ca);
+        let mut host = SecureStream::new(b, Vec::new(), cb);
+        client.keep_alive(tokio_sleep(), CLIENT_GIVES_UP_AFTER);
+        host.keep_alive(tokio_sleep(), HOST_GIVES_UP_AFTER);
+        let host_side = tokio::spawn(async move {
+            let mut got = [0u8; 5];
+            host.read_exact(&mut got).await.map(|_| got)
+        });
+        let mut buf = [0u8; 16];
+        let still = tokio::time::timeout(Duration::from_secs(120), client.read(&mut buf)).await;
+        assert!(still.is_err(), "the client's read ended: {still:?}");
+        assert!(!host_side.is_finished());
+        client.write_all(b"hello").await.unwrap();
+        client.flush().await.unwrap();
+        // The client keeps reading (and beating) while the host takes it.
+        let read = tokio::time::timeout(Duration::from_secs(1), client.read(&mut buf));
+        let (got, _) = tokio::join!(host_side, read);
+        assert_eq!(&got.unwrap().unwrap(), b"hello");
+    }
+
+    /// The other end went away without a word (its packets are lost, no
+    /// reset comes): reading fails after the client's limit, not never.
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_peer_is_taken_for_dead_after_the_limit() {
+        use proto::liveness::CLIENT_GIVES_UP_AFTER;
+        let (a, _silent_peer) = tokio::io::duplex(4096);
+        let (ca, _) = channels();
+        let mut client = SecureStream::new(a, Vec::new(), ca);
+        client.keep_alive(tokio_sleep(), CLIENT_GIVES_UP_AFTER);
+        let started = tokio::time::Instant::now();
+        let mut buf = [0u8; 16];
+        let err = client.read(&mut buf).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+        assert!(err.to_string().contains("20 seconds"), "{err}");
+        assert_eq!(started.elapsed(), BEAT * CLIENT_GIVES_UP_AFTER);
+    }
+
+    /// Without the keep-alive turned on (an end that predates it, or the
+    /// steps before the session), keep-alives are read past as nothing.
+    #[tokio::test]
+    async fn keep_alives_are_nothing_to_an_end_without_one() {
+        let (mut ca, cb) = channels();
+        let mut wire = Vec::new();
+        for _ in 0..3 {
+            wire.extend(encode_frame(&ca.seal(&[]).unwrap()));
+        }
+        wire.extend(encode_frame(&ca.seal(b"data").unwrap()));
+        let mut right = SecureStream::new(only_reads(&wire), Vec::new(), cb);
+        let mut got = Vec::new();
+        right.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"data");
     }
 }

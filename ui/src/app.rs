@@ -309,6 +309,14 @@ impl ThinApp {
                         view.notify(ctx, fill(text.get(lang), &[&megabytes]));
                     }
                 }
+                UiEvent::PasteTooLongToType { chars } => {
+                    if let Some(view) = &mut conn.session {
+                        let max = client_core::rdp::MAX_TYPED_CHARS.to_string();
+                        let text =
+                            fill(T::PasteTooLongToType.get(lang), &[&chars.to_string(), &max]);
+                        view.notify(ctx, text);
+                    }
+                }
                 UiEvent::SoundUnavailable(_) => conn.sound.unavailable = true,
                 UiEvent::Pointer(pointer) => {
                     if let Some(view) = &mut conn.session {
@@ -848,6 +856,9 @@ fn log_event(event: &UiEvent) {
         }
         UiEvent::ClipboardTooLarge { bytes, outgoing } => {
             tracing::warn!(bytes, outgoing, "clipboard text too large")
+        }
+        UiEvent::PasteTooLongToType { chars } => {
+            tracing::warn!(chars, "pasted text too long to type")
         }
         UiEvent::Reconnecting {
             attempt,

@@ -175,6 +175,8 @@ texts! {
         "コピーしたテキストが大きすぎるため、リモートPCに貼り付けられません ({} MB、上限 4 MB)。少しずつコピーしてください。";
     ClipboardTooLargeIn => "The text copied on the remote PC is too large to bring to this computer ({} MB; at most 4 MB). Copy less at a time.",
         "リモートPCでコピーしたテキストが大きすぎるため、このコンピューターに持ってこられません ({} MB、上限 4 MB)。少しずつコピーしてください。";
+    PasteTooLongToType => "The pasted text is too long to type on the remote PC ({} characters; at most {}). This session does not take text through the clipboard, so a paste is typed. Paste less at a time.",
+        "貼り付けるテキストが長すぎるため、リモートPCで入力できません ({} 文字、上限 {} 文字)。この接続ではクリップボードが使えないので、貼り付けは文字の入力になります。少しずつ貼り付けてください。";
     ConnectedTo => "Connected to {}", "{} に接続中";
     SessionEnded => "The session ended.", "セッションが終了しました。";
     KeyHankaku => "Hankaku/Zenkaku", "半角/全角";

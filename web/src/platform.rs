@@ -99,8 +99,21 @@ impl Opener<Channel> for WebOpener {
             // A browser cannot read the machine's MAC addresses.
             let macs = Vec::new();
             let resumption = &self.resumption;
-            client_core::auth::enter(pipe, id.as_str(), &pin, &BrowserPins, macs, ui, resumption)
-                .await
+            let (mut conn, admission) = client_core::auth::enter(
+                pipe,
+                id.as_str(),
+                &pin,
+                &BrowserPins,
+                macs,
+                ui,
+                resumption,
+            )
+            .await?;
+            // A path that dies without a word is noticed within seconds.
+            let sleep: transport::secure::Sleep = std::sync::Arc::new(|d| Box::pin(Pause::new(d)));
+            conn.get_mut()
+                .keep_alive(sleep, proto::liveness::CLIENT_GIVES_UP_AFTER);
+            Ok((conn, admission))
         })
     }
 

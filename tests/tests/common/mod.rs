@@ -675,3 +675,93 @@ pub fn target_dir() -> PathBuf {
         .map(Path::to_path_buf)
         .unwrap_or_else(|| exe.parent().unwrap().to_owned())
 }
+
+/// A loopback TCP forwarder that can pull the network: [`freeze`] stops
+/// every connection open at that moment dead — nothing passes either way,
+/// nothing is closed, as when a Wi-Fi link drops or a NAT forgets the
+/// connection — while connections opened afterwards pass again. Runs on
+/// the caller's tokio runtime.
+///
+/// [`freeze`]: Freezer::freeze
+pub struct Freezer {
+    pub addr: String,
+    /// Connections numbered below this are frozen.
+    frozen_below: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    next: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Freezer {
+    pub async fn start(target: &str) -> Self {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        use std::sync::Arc;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let frozen_below = Arc::new(AtomicU64::new(0));
+        let next = Arc::new(AtomicU64::new(0));
+        let target = target.to_owned();
+        let (below, counter) = (frozen_below.clone(), next.clone());
+        let accept = tokio::spawn(async move {
+            // Bounded: a test opens a handful of connections.
+            for _ in 0..64 {
+                let Ok((client, _)) = listener.accept().await else {
+                    return;
+                };
+                let number = counter.fetch_add(1, Ordering::SeqCst);
+                let Ok(server) = tokio::net::TcpStream::connect(&target).await else {
+                    continue;
+                };
+                let below = below.clone();
+                tokio::spawn(async move {
+                    let frozen = move || number < below.load(Ordering::SeqCst);
+                    let (client_in, client_out) = client.into_split();
+                    let (server_in, server_out) = server.into_split();
+                    tokio::join!(
+                        Self::forward(client_in, server_out, frozen.clone()),
+                        Self::forward(server_in, client_out, frozen),
+                    );
+                });
+            }
+        });
+        Self {
+            addr,
+            frozen_below,
+            next,
+            accept,
+        }
+    }
+
+    /// Copies one way until frozen; then holds both sockets open, silent.
+    async fn forward(
+        mut from: tokio::net::tcp::OwnedReadHalf,
+        mut to: tokio::net::tcp::OwnedWriteHalf,
+        frozen: impl Fn() -> bool,
+    ) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = from.read(&mut buf).await.unwrap_or(0);
+            if frozen() {
+                // Holds `from` and `to` (so neither end hears a close)
+                // until the runtime ends.
+                std::future::pending::<()>().await;
+            }
+            if n == 0 || to.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Pulls the network under every connection open now.
+    pub fn freeze(&self) {
+        use std::sync::atomic::Ordering;
+        let open = self.next.load(Ordering::SeqCst);
+        self.frozen_below.store(open, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Freezer {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
