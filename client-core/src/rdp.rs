@@ -327,8 +327,13 @@ fn connector_config(
         keyboard_subtype: keyboard.subtype,
         keyboard_functional_keys_count: keyboard.function_keys,
         keyboard_layout: keyboard.layout,
-        // Never the office LAN: through the relay over someone's home line.
-        connection_type: ironrdp_pdu::gcc::ConnectionType::BroadbandHigh,
+        // The link is whatever the person's home line is: the server
+        // measures it as the session starts (round trip and bandwidth,
+        // which ironrdp answers) and chooses its visual experience from
+        // that, as for mstsc's "detect connection quality automatically".
+        // A server that does not measure (xrdp, FreeRDP) goes by the
+        // performance flags below.
+        connection_type: ironrdp_pdu::gcc::ConnectionType::Autodetect,
         ime_file_name: String::new(),
         bitmap: None,
         dig_product_id: String::new(),
@@ -833,7 +838,7 @@ where
 
     /// Types pasted `text`, unless it is longer than [`MAX_TYPED_CHARS`].
     async fn type_paste(&mut self, text: &str) -> Result<Result<(), NotPasted>, ConnectError> {
-        let chars = text.chars().count();
+        let chars = typed(text).count();
         if chars > MAX_TYPED_CHARS {
             return Ok(Err(NotPasted::TooLongToType(chars)));
         }
@@ -842,8 +847,7 @@ where
 
     /// Types `text` as Unicode characters (line breaks as Enter).
     pub async fn type_text(&mut self, text: &str) -> Result<(), ConnectError> {
-        for ch in text.chars().filter(|c| !c.is_control() || *c == '\n') {
-            let ch = if ch == '\n' { '\r' } else { ch };
+        for ch in typed(text) {
             self.unicode(ch, true).await?;
             self.unicode(ch, false).await?;
         }
@@ -1106,6 +1110,14 @@ where
 /// Why a running session's connection broke, in plain words. A dropped
 /// connection looks the same whether the office PC went away or the relay
 /// restarted, so both are named.
+/// The characters typing `text` presses: line breaks as Enter, other
+/// control characters (a Windows line end's CR, tabs) left out.
+fn typed(text: &str) -> impl Iterator<Item = char> + '_ {
+    text.chars()
+        .filter(|c| !c.is_control() || *c == '\n')
+        .map(|c| if c == '\n' { '\r' } else { c })
+}
+
 fn lost(e: &std::io::Error) -> String {
     use std::io::ErrorKind::*;
     match e.kind() {

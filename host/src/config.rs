@@ -39,6 +39,12 @@ pub struct HostConfig {
     /// Seconds between heartbeats to the relay.
     #[serde(default = "default_heartbeat")]
     pub heartbeat_secs: u64,
+    /// Seconds without a word from a running session's client (whose app
+    /// sends a keep-alive every 5 s) before the host lets it go: a client
+    /// whose path died without a reset. At least 30; a browser tab in the
+    /// background may beat only once a minute.
+    #[serde(default = "default_client_silence")]
+    pub client_silence_secs: u64,
     /// Whether clients may share a local drive with this PC (the host takes
     /// the drive channel out of any session otherwise).
     #[serde(default)]
@@ -95,6 +101,10 @@ fn default_heartbeat() -> u64 {
     15
 }
 
+fn default_client_silence() -> u64 {
+    proto::liveness::BEAT.as_secs() * u64::from(proto::liveness::HOST_GIVES_UP_AFTER)
+}
+
 fn on() -> bool {
     true
 }
@@ -133,6 +143,7 @@ impl HostConfig {
             key_file: PathBuf::from(format!("{stem}.key")),
             e2e_key_file: PathBuf::from(format!("{stem}.e2e.key")),
             heartbeat_secs: default_heartbeat(),
+            client_silence_secs: default_client_silence(),
             share: false,
             clipboard: true,
             audio: true,
@@ -179,6 +190,14 @@ impl HostConfig {
             .with_context(|| format!("cannot write {}", path.display()))
     }
 
+    /// [`client_silence_secs`](Self::client_silence_secs) in keep-alive
+    /// beats, at least 30 s.
+    pub fn client_silence_beats(&self) -> u32 {
+        let beat = proto::liveness::BEAT.as_secs();
+        let secs = self.client_silence_secs.max(30);
+        u32::try_from(secs.div_ceil(beat)).unwrap_or(u32::MAX)
+    }
+
     /// `file` resolved against the config's folder when relative.
     pub fn beside(&self, config_path: &Path, file: &Path) -> PathBuf {
         match config_path.parent() {
@@ -197,13 +216,14 @@ impl HostConfig {
         config_path.with_extension("audit.log")
     }
 
-    /// What the lockout keeps across restarts (budgets, known devices and
-    /// places).
-    /// Pinned keys of TLS-only RDP servers (see [`crate::server_keys`]).
+    /// What each RDP server showed: the security it chose, and the pinned
+    /// key of a TLS-only one (see [`crate::server_keys`]).
     pub fn rdp_keys_path(config_path: &Path) -> PathBuf {
         config_path.with_extension("rdp-keys.json")
     }
 
+    /// What the lockout keeps across restarts (budgets, known devices and
+    /// places).
     pub fn lockout_path(config_path: &Path) -> PathBuf {
         config_path.with_extension("lockout.json")
     }

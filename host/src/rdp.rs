@@ -53,7 +53,11 @@ where
 }
 
 /// A plain byte pipe to the RDP server (for any RDP client).
-pub async fn serve_raw<S>(mut conn: FramedIo<SecureStream<S>>, target: &str) -> Result<(), String>
+pub async fn serve_raw<S>(
+    mut conn: FramedIo<SecureStream<S>>,
+    target: &str,
+    silence_beats: u32,
+) -> Result<(), String>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -62,19 +66,19 @@ where
         Err(reason) => return Err(refuse(&mut conn, reason).await),
     };
     reply(&mut conn, &SessionReply::Ready).await?;
-    let mut client = session_pipe(conn);
+    let mut client = session_pipe(conn, silence_beats);
     pump(&mut client, &mut server).await
 }
 
 /// The channel as a byte pipe for the session, with the keep-alive on
 /// (see [`proto::liveness`]): a client that vanished without a word is let
-/// go after a minute, and a still session keeps its path open.
-fn session_pipe<S>(conn: FramedIo<SecureStream<S>>) -> Prefixed<SecureStream<S>>
+/// go after `silence_beats`, and a still session keeps its path open.
+fn session_pipe<S>(conn: FramedIo<SecureStream<S>>, silence_beats: u32) -> Prefixed<SecureStream<S>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (mut stream, rest) = conn.into_parts();
-    stream.keep_alive(tokio_sleep(), proto::liveness::HOST_GIVES_UP_AFTER);
+    stream.keep_alive(tokio_sleep(), silence_beats);
     Prefixed::new(rest, stream)
 }
 
@@ -87,6 +91,7 @@ pub async fn serve_clean_path<S>(
     forbidden: &Forbidden,
     require_nla: bool,
     server_keys: &std::path::Path,
+    silence_beats: u32,
 ) -> Result<(), String>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -111,7 +116,18 @@ where
             Err(reason) => return Err(refuse(&mut conn, reason).await),
         };
     match x224::server_logon(&x224_response) {
-        Ok(x224::ServerLogon::Nla) => {}
+        Ok(x224::ServerLogon::Nla) => {
+            // Written down, so that a stand-in answering without NLA later
+            // is refused rather than pinned.
+            use crate::server_keys::{check, Checked, Shown};
+            match check(server_keys, target, Shown::Nla) {
+                Ok(Checked::Pinned(_)) => {
+                    tracing::info!(%target, "this RDP server checks the logon itself (NLA)")
+                }
+                Ok(Checked::Same) => {}
+                Err(reason) => return Err(refuse(&mut conn, reason).await),
+            }
+        }
         Ok(x224::ServerLogon::TlsOnly) if !require_nla => {
             // Nothing else stands between the Windows password and a
             // stand-in for the server: its key is pinned on first use.
@@ -122,7 +138,8 @@ where
                 let reason = format!("the RDP server at {target} showed no readable certificate");
                 return Err(refuse(&mut conn, reason).await);
             };
-            match crate::server_keys::check(server_keys, target, &key) {
+            let shown = crate::server_keys::Shown::TlsOnly(&key);
+            match crate::server_keys::check(server_keys, target, shown) {
                 Ok(crate::server_keys::Checked::Pinned(fingerprint)) => tracing::info!(
                     %target,
                     %fingerprint,
@@ -153,7 +170,7 @@ where
         .await
         .map_err(|e| e.to_string())?;
 
-    let mut client = session_pipe(conn);
+    let mut client = session_pipe(conn, silence_beats);
     let mut server = tls;
     if forbidden.is_empty() {
         return pump(&mut client, &mut server).await;
@@ -364,7 +381,10 @@ pub async fn handshake(
     let mut tcp = connect_target(target).await?;
     let io = |e: std::io::Error| format!("the RDP server at {target} closed the connection ({e})");
     tcp.write_all(x224_request).await.map_err(io)?;
-    let x224_response = read_tpkt(&mut tcp).await.map_err(io)?;
+    let x224_response = tokio::time::timeout(CONNECT_TIMEOUT, read_tpkt(&mut tcp))
+        .await
+        .map_err(|_| format!("the RDP server at {target} did not answer the connection request"))?
+        .map_err(io)?;
 
     let config = ClientConfig::builder_with_provider(Arc::new(provider::default_provider()))
         .with_safe_default_protocol_versions()

@@ -9,7 +9,10 @@
 //! So the host remembers the key such a server showed first, per target, and
 //! refuses a session when it changes until the owner says the change was
 //! theirs (`thin-host forget-rdp-key`). NLA servers are not pinned: Windows
-//! renews its self-signed certificate by itself, and CredSSP covers them.
+//! renews its self-signed certificate by itself, and CredSSP covers them;
+//! but that a target chose NLA is written down, and a later answer there
+//! without it (a stand-in downgrading to TLS only, to get the password) is
+//! refused the same way.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -23,11 +26,24 @@ static FILE: Mutex<()> = Mutex::new(());
 /// What the check found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Checked {
-    /// The first key seen at this target: pinned now.
+    /// The first answer from this target: written down now (the pinned
+    /// key's fingerprint, or [`NLA`]).
     Pinned(String),
-    /// The same key as before.
+    /// The same as before.
     Same,
 }
+
+/// What the RDP server showed.
+#[derive(Debug, Clone, Copy)]
+pub enum Shown<'a> {
+    /// It checks the logon itself.
+    Nla,
+    /// TLS only, with this public key.
+    TlsOnly(&'a [u8]),
+}
+
+/// What the file holds for a target that chose NLA.
+pub const NLA: &str = "nla";
 
 /// The key's fingerprint as shown to people: `sha256:` and hex.
 pub fn fingerprint(public_key: &[u8]) -> String {
@@ -49,32 +65,57 @@ fn load(path: &Path) -> Result<BTreeMap<String, String>, String> {
     }
 }
 
+/// What a client is told when the file cannot be used (the details, with
+/// the host's paths, go to its log).
+fn unusable(detail: String) -> String {
+    tracing::warn!(%detail, "the record of RDP server keys cannot be used");
+    "the office PC cannot read its record of its RDP server's keys; its owner finds why in \
+     the host's log"
+        .to_owned()
+}
+
 fn save(path: &Path, pins: &BTreeMap<String, String>) -> Result<(), String> {
     let text = serde_json::to_string_pretty(pins).expect("a map of strings");
     files::write_atomic(path, text.as_bytes(), files::Mode::Secret)
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-/// Checks the key the TLS-only server at `target` showed against the pin in
-/// `path`, pinning it if there is none. Err, for the person, on a change.
-pub fn check(path: &Path, target: &str, public_key: &[u8]) -> Result<Checked, String> {
-    let seen = fingerprint(public_key);
+/// Checks what the server at `target` showed against what `path` holds,
+/// writing it down if it holds nothing (or NLA replacing a TLS-only pin).
+/// Err, for the person, when a TLS-only answer differs from before.
+pub fn check(path: &Path, target: &str, shown: Shown<'_>) -> Result<Checked, String> {
+    let seen = match shown {
+        Shown::Nla => NLA.to_owned(),
+        Shown::TlsOnly(key) => fingerprint(key),
+    };
     let _one = FILE.lock().unwrap_or_else(|e| e.into_inner());
-    let mut pins = load(path)?;
-    match pins.get(target) {
-        Some(pinned) if *pinned == seen => Ok(Checked::Same),
-        Some(pinned) => Err(format!(
-            "the office PC's RDP server at {target} shows another key than before ({pinned}, now \
-             {seen}), and it does not check the logon itself (no NLA), so the Windows password \
-             is not sent to it; if its certificate was renewed on purpose, its owner runs \
-             thin-host forget-rdp-key, otherwise something may be standing in for the server"
-        )),
-        None => {
-            pins.insert(target.to_owned(), seen.clone());
-            save(path, &pins)?;
-            Ok(Checked::Pinned(seen))
+    let mut pins = load(path).map_err(unusable)?;
+    let forget = format!("thin-host forget-rdp-key --target {target} (with the host's --config)");
+    match (pins.get(target), shown) {
+        (Some(before), _) if *before == seen => return Ok(Checked::Same),
+        (Some(before), Shown::TlsOnly(_)) if before == NLA => {
+            return Err(format!(
+                "the office PC's RDP server at {target} checked the logon itself (NLA) before \
+                 and now does not, so the Windows password is not sent to it; if its owner \
+                 turned NLA off on purpose, they run {forget}; otherwise something may be \
+                 standing in for the server"
+            ))
         }
+        (Some(before), Shown::TlsOnly(_)) => {
+            return Err(format!(
+                "the office PC's RDP server at {target} shows another key than before \
+                 ({before}, now {seen}), and it does not check the logon itself (no NLA), so \
+                 the Windows password is not sent to it; if its certificate was renewed on \
+                 purpose, its owner runs {forget}; otherwise something may be standing in for \
+                 the server"
+            ))
+        }
+        // First seen, or a TLS-only server that now checks logons itself.
+        (None, _) | (Some(_), Shown::Nla) => {}
     }
+    pins.insert(target.to_owned(), seen.clone());
+    save(path, &pins).map_err(unusable)?;
+    Ok(Checked::Pinned(seen))
 }
 
 /// Forgets the pin of `target`, or every pin; how many were removed.
@@ -104,25 +145,51 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("host.rdp-keys.json");
         let target = "192.0.2.7:3389";
-        let first = check(&path, target, b"key one").unwrap();
+        let tls = Shown::TlsOnly;
+        let first = check(&path, target, tls(b"key one")).unwrap();
         assert_eq!(first, Checked::Pinned(fingerprint(b"key one")));
-        assert_eq!(check(&path, target, b"key one"), Ok(Checked::Same));
+        assert_eq!(check(&path, target, tls(b"key one")), Ok(Checked::Same));
         // Another target has a pin of its own.
         assert!(matches!(
-            check(&path, "127.0.0.1:3389", b"key two"),
+            check(&path, "127.0.0.1:3389", tls(b"key two")),
             Ok(Checked::Pinned(_))
         ));
-        let changed = check(&path, target, b"key two").unwrap_err();
+        let changed = check(&path, target, tls(b"key two")).unwrap_err();
         assert!(changed.contains(&fingerprint(b"key one")), "{changed}");
         assert!(changed.contains(&fingerprint(b"key two")), "{changed}");
         assert!(changed.contains("forget-rdp-key"), "{changed}");
         assert_eq!(forget(&path, Some(target)), Ok(1));
         assert_eq!(forget(&path, Some(target)), Ok(0));
         assert!(matches!(
-            check(&path, target, b"key two"),
+            check(&path, target, tls(b"key two")),
             Ok(Checked::Pinned(_))
         ));
         assert_eq!(forget(&path, None), Ok(2));
+    }
+
+    #[test]
+    fn a_server_that_chose_nla_may_not_answer_without_it_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("host.rdp-keys.json");
+        let target = "192.0.2.7:3389";
+        assert_eq!(
+            check(&path, target, Shown::Nla),
+            Ok(Checked::Pinned(NLA.into()))
+        );
+        assert_eq!(check(&path, target, Shown::Nla), Ok(Checked::Same));
+        let downgraded = check(&path, target, Shown::TlsOnly(b"stand-in")).unwrap_err();
+        assert!(downgraded.contains("(NLA) before"), "{downgraded}");
+        assert!(
+            downgraded.contains("forget-rdp-key --target 192.0.2.7:3389"),
+            "{downgraded}"
+        );
+        // The other way is an improvement: NLA replaces a TLS-only pin.
+        let other = "192.0.2.8:3389";
+        check(&path, other, Shown::TlsOnly(b"key")).unwrap();
+        assert_eq!(
+            check(&path, other, Shown::Nla),
+            Ok(Checked::Pinned(NLA.into()))
+        );
     }
 
     #[test]
@@ -130,8 +197,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("host.rdp-keys.json");
         std::fs::write(&path, "{ not json").unwrap();
-        let err = check(&path, "t:1", b"k").unwrap_err();
-        assert!(err.contains("damaged"), "{err}");
+        let err = check(&path, "t:1", Shown::TlsOnly(b"k")).unwrap_err();
+        // The person is told where to look, not the host's paths.
+        assert!(err.contains("host's log"), "{err}");
+        assert!(!err.contains(dir.path().to_str().unwrap()), "{err}");
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "{ not json");
     }
 }

@@ -418,11 +418,20 @@ where
             .await?;
             Err(reason)
         }
-        SessionMode::Raw => rdp::serve_raw(conn, target).await,
+        SessionMode::Raw => rdp::serve_raw(conn, target, config.client_silence_beats()).await,
         SessionMode::Rdp => {
             let forbidden =
                 proto::channels::Forbidden::by_policy(config.share, config.clipboard, config.audio);
-            rdp::serve_clean_path(conn, target, &forbidden, config.require_nla, rdp_keys).await
+            let silence = config.client_silence_beats();
+            rdp::serve_clean_path(
+                conn,
+                target,
+                &forbidden,
+                config.require_nla,
+                rdp_keys,
+                silence,
+            )
+            .await
         }
     }
 }

@@ -324,6 +324,11 @@ impl DynamicGuard {
             self.learn_channel_ids(message)?;
             return Ok(Verdict::Pass);
         }
+        // Only X.224 Data carries channels; anything else (a Disconnect
+        // Request) goes on for the client to read.
+        if message.get(5).is_some_and(|code| code & 0xf0 != 0xf0) {
+            return Ok(Verdict::Pass);
+        }
         match decode::<X224<McsMessage<'_>>>(message) {
             Ok(X224(McsMessage::AttachUserConfirm(confirm))) => {
                 self.user = Some(confirm.initiator_id);
@@ -722,6 +727,11 @@ mod tests {
             guard.from_server(&garbled),
             Err(Unenforceable::Malformed(_))
         ));
+        // An X.224 Disconnect Request carries no channel: it passes.
+        let disconnect = [
+            0x03, 0x00, 0x00, 0x0b, 0x06, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00,
+        ];
+        assert_eq!(guard.from_server(&disconnect), Ok(Verdict::Pass));
     }
 
     #[test]

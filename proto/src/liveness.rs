@@ -6,9 +6,16 @@
 //! each end sends an empty sealed message whenever it has sent nothing for
 //! one beat ([`BEAT`]), and counts the beats in which nothing arrived: after
 //! its limit the path is taken for dead. The client gives up first
-//! ([`CLIENT_GIVES_UP_AFTER`]) and reconnects; the host waits longer
-//! ([`HOST_GIVES_UP_AFTER`]), so it never cuts a session its client still
-//! believes in, and still frees what a vanished client held.
+//! ([`CLIENT_GIVES_UP_AFTER`]) and reconnects; the host waits much longer
+//! ([`HOST_GIVES_UP_AFTER`] by default), so it never cuts a session its
+//! client still believes in — also not a browser tab in the background,
+//! whose timers may fire only once a minute — and still frees what a
+//! vanished client held.
+//!
+//! Each end sends its first keep-alive at once, and holds the other end to
+//! the limit only after hearing one from it: an end of an older version,
+//! which never beats, is not cut for its silence, and neither end counts
+//! while the other has not started yet.
 //!
 //! The caller owns the timer: it calls [`Liveness::tick`] once per beat.
 
@@ -18,8 +25,9 @@ use core::time::Duration;
 pub const BEAT: Duration = Duration::from_secs(5);
 /// Beats without a message before the client takes the path for dead (20 s).
 pub const CLIENT_GIVES_UP_AFTER: u32 = 4;
-/// Beats without a message before the host ends the session (60 s).
-pub const HOST_GIVES_UP_AFTER: u32 = 12;
+/// Beats without a message before the host ends the session by default
+/// (3 minutes).
+pub const HOST_GIVES_UP_AFTER: u32 = 36;
 
 // The client reconnects before the host would cut its session.
 const _: () = assert!(HOST_GIVES_UP_AFTER > CLIENT_GIVES_UP_AFTER);
@@ -41,6 +49,9 @@ pub struct Liveness {
     gives_up_after: u32,
     silent_beats: u32,
     sent_since_beat: bool,
+    /// A keep-alive came from the other end: it beats, and is held to the
+    /// limit.
+    peer_beats: bool,
 }
 
 impl Liveness {
@@ -50,12 +61,14 @@ impl Liveness {
             gives_up_after: gives_up_after.max(1),
             silent_beats: 0,
             sent_since_beat: false,
+            peer_beats: false,
         }
     }
 
-    /// A message (data or keep-alive) arrived.
-    pub fn heard(&mut self) {
+    /// A message arrived (`keep_alive` if it was one).
+    pub fn heard(&mut self, keep_alive: bool) {
         self.silent_beats = 0;
+        self.peer_beats |= keep_alive;
     }
 
     /// A message (data or keep-alive) went out.
@@ -66,7 +79,7 @@ impl Liveness {
     /// One beat passed.
     pub fn tick(&mut self) -> Beat {
         self.silent_beats = self.silent_beats.saturating_add(1);
-        if self.silent_beats >= self.gives_up_after {
+        if self.peer_beats && self.silent_beats >= self.gives_up_after {
             return Beat::Dead;
         }
         if std::mem::take(&mut self.sent_since_beat) {
@@ -89,25 +102,39 @@ mod tests {
     #[test]
     fn an_idle_end_sends_a_keep_alive_each_beat_and_a_busy_one_does_not() {
         let mut live = Liveness::new(CLIENT_GIVES_UP_AFTER);
-        live.heard();
+        live.heard(true);
         assert_eq!(live.tick(), Beat::KeepAlive);
-        live.heard();
+        live.heard(false);
         live.sent();
         assert_eq!(live.tick(), Beat::Quiet);
-        live.heard();
+        live.heard(false);
         assert_eq!(live.tick(), Beat::KeepAlive);
     }
 
     #[test]
     fn silence_for_the_limit_is_death_and_any_message_resets_it() {
         let mut live = Liveness::new(3);
+        live.heard(true);
         assert_eq!(live.tick(), Beat::KeepAlive);
         assert_eq!(live.tick(), Beat::KeepAlive);
-        live.heard();
+        live.heard(false);
         assert_eq!(live.tick(), Beat::KeepAlive);
         live.sent();
         assert_eq!(live.tick(), Beat::Quiet);
         assert_eq!(live.tick(), Beat::Dead);
         assert_eq!(live.silence(), BEAT * 3);
+    }
+
+    #[test]
+    fn an_end_that_never_beats_is_never_taken_for_dead() {
+        // An older version, or one that has not started beating yet.
+        let mut live = Liveness::new(2);
+        live.heard(false);
+        for _ in 0..10 {
+            assert_eq!(live.tick(), Beat::KeepAlive);
+        }
+        live.heard(true);
+        assert_eq!(live.tick(), Beat::KeepAlive);
+        assert_eq!(live.tick(), Beat::Dead);
     }
 }

@@ -39,6 +39,12 @@ const FIGURES: &[&str] = &[
 /// nothing.
 const MAY_BE_ZERO: &[&str] = &["office_still_kbps"];
 
+/// What an office scene may cost on the wire, in kbit/s: Shin-Telework
+/// reports 50–150 per session for its users; a screen where nothing moves
+/// should cost next to nothing. Bytes, not speed: a busy machine scrolls
+/// slower and sends less, never more.
+const OFFICE_BOUNDS: &[(&str, f64)] = &[("office_scroll_kbps", 150.0), ("office_still_kbps", 10.0)];
+
 /// The office scene's figures need a real RDP server and a terminal; the
 /// bench leaves them out (with a note) where these are missing.
 const OFFICE_PROGRAMS: &[&str] = &["Xvfb", "freerdp-shadow-cli", "winpr-hash", "xterm"];
@@ -68,6 +74,12 @@ fn the_bench_prints_every_figure_beside_its_baseline() {
             .unwrap_or_else(|| panic!("no {name} in:\n{stdout}\n{stderr}"));
         let value: f64 = value.parse().unwrap_or_else(|_| panic!("{name}={value}"));
         assert!(value > 0.0 || MAY_BE_ZERO.contains(name), "{name}={value}");
+        if let Some((_, bound)) = OFFICE_BOUNDS.iter().find(|(bounded, _)| bounded == name) {
+            assert!(
+                value <= *bound,
+                "{name}={value}, over the bound of {bound}:\n{stdout}"
+            );
+        }
     }
     let lines = stdout.lines().count();
     assert_eq!(lines, expected.len(), "one line per figure:\n{stdout}");

@@ -4,8 +4,10 @@
 //!
 //! Once the session runs, [`SecureStream::keep_alive`] turns on the
 //! keep-alive of [`proto::liveness`]: an empty sealed message is one. The
-//! beats are kept while the stream is read (a session always reads), so a
-//! dead path shows as a read error of kind `TimedOut`.
+//! beats are kept while the stream is read or written (a session always
+//! reads), so a dead path shows as an error of kind `TimedOut`. A keep-alive
+//! goes out with the reader's or writer's waker: use the stream (or both
+//! halves of a split) from one task.
 
 use std::future::Future;
 use std::io;
@@ -35,6 +37,9 @@ pub struct SecureStream<S> {
     /// The keep-alive, once turned on (a mutex only so that the stream
     /// stays `Sync`; it is reached through `&mut self`).
     heartbeat: Option<Mutex<Heartbeat>>,
+    /// A keep-alive arrived, maybe before this end turned its own on: the
+    /// other end beats.
+    heard_keep_alive: bool,
 }
 
 /// A future that completes after the given time: the platform's timer.
@@ -45,8 +50,10 @@ struct Heartbeat {
     liveness: Liveness,
     sleep: Sleep,
     next_beat: Pin<Box<dyn Future<Output = ()> + Send>>,
-    /// A keep-alive sits in `outgoing`, put there by the read side.
+    /// A keep-alive sits in `outgoing`, not yet written out.
     queued: bool,
+    /// The first keep-alive went out (it tells the other end this one beats).
+    announced: bool,
 }
 
 /// tokio's timer, for [`SecureStream::keep_alive`] on native platforms.
@@ -74,6 +81,7 @@ impl<S> SecureStream<S> {
             out_pos: 0,
             read_eof: false,
             heartbeat: None,
+            heard_keep_alive: false,
         }
     }
 
@@ -84,11 +92,16 @@ impl<S> SecureStream<S> {
     /// be answering a question while nothing reads.
     pub fn keep_alive(&mut self, sleep: Sleep, gives_up_after: u32) {
         let next_beat = sleep(BEAT);
+        let mut liveness = Liveness::new(gives_up_after);
+        if self.heard_keep_alive {
+            liveness.heard(true);
+        }
         self.heartbeat = Some(Mutex::new(Heartbeat {
-            liveness: Liveness::new(gives_up_after),
+            liveness,
             sleep,
             next_beat,
             queued: false,
+            announced: false,
         }));
     }
 
@@ -133,10 +146,11 @@ impl<S: AsyncWrite + Unpin> SecureStream<S> {
             }
         }
         // Never into the middle of a frame the write side has not finished.
-        let queue = due && idle && !beat.queued;
+        let queue = (due || !beat.announced) && idle && !beat.queued;
+        // (Not counted as sent: the next idle beat sends one again.)
         if queue {
             beat.queued = true;
-            beat.liveness.sent();
+            beat.announced = true;
         }
         let queued = beat.queued;
         if queue {
@@ -189,9 +203,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for SecureStream<S> {
             }
             if let Some(frame) = this.incoming.next_frame().map_err(invalid)? {
                 // An empty message is a keep-alive: heard, nothing to read.
-                this.plain.set(this.channel.open(&frame).map_err(invalid)?);
+                let plain = this.channel.open(&frame).map_err(invalid)?;
+                let keep_alive = plain.is_empty();
+                this.heard_keep_alive |= keep_alive;
+                this.plain.set(plain);
                 if let Some(beat) = this.heartbeat() {
-                    beat.liveness.heard();
+                    beat.liveness.heard(keep_alive);
                 }
                 continue;
             }
@@ -221,6 +238,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for SecureStream<S> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
+        // A writer stuck on a dead path (a full send buffer) learns it too.
+        this.poll_heartbeat(cx)?;
         ready!(this.poll_drain(cx))?;
         let n = buf.len().min(MAX_PLAINTEXT);
         let sealed = this.channel.seal(&buf[..n]).map_err(invalid)?;
@@ -336,12 +355,16 @@ mod tests {
     }
 
     /// The other end went away without a word (its packets are lost, no
-    /// reset comes): reading fails after the client's limit, not never.
+    /// reset comes) after it had beaten once: reading fails after the
+    /// client's limit, not never.
     #[tokio::test(start_paused = true)]
     async fn a_silent_peer_is_taken_for_dead_after_the_limit() {
         use proto::liveness::CLIENT_GIVES_UP_AFTER;
-        let (a, _silent_peer) = tokio::io::duplex(4096);
-        let (ca, _) = channels();
+        let (a, mut peer) = tokio::io::duplex(4096);
+        let (ca, mut cb) = channels();
+        peer.write_all(&encode_frame(&cb.seal(&[]).unwrap()))
+            .await
+            .unwrap();
         let mut client = SecureStream::new(a, Vec::new(), ca);
         client.keep_alive(tokio_sleep(), CLIENT_GIVES_UP_AFTER);
         let started = tokio::time::Instant::now();
@@ -350,6 +373,30 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
         assert!(err.to_string().contains("20 seconds"), "{err}");
         assert_eq!(started.elapsed(), BEAT * CLIENT_GIVES_UP_AFTER);
+    }
+
+    /// An end of an older version never beats: it is not cut for its
+    /// silence (a still desktop sends nothing), while this end still beats.
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_that_never_beats_is_not_cut() {
+        use proto::liveness::CLIENT_GIVES_UP_AFTER;
+        let (a, mut old_peer) = tokio::io::duplex(4096);
+        let (ca, _) = channels();
+        let mut client = SecureStream::new(a, Vec::new(), ca);
+        client.keep_alive(tokio_sleep(), CLIENT_GIVES_UP_AFTER);
+        let mut buf = [0u8; 16];
+        let still = tokio::time::timeout(Duration::from_secs(300), client.read(&mut buf)).await;
+        assert!(still.is_err(), "the client's read ended: {still:?}");
+        // It announced itself at once and beat each idle beat since.
+        let mut sent = vec![0u8; 4096];
+        let n = old_peer.read(&mut sent).await.unwrap();
+        let mut frames = FrameDecoder::new();
+        frames.push(&sent[..n]);
+        let mut count = 0;
+        while frames.next_frame().unwrap().is_some() {
+            count += 1;
+        }
+        assert!(count >= 300 / BEAT.as_secs(), "{count} keep-alives");
     }
 
     /// Without the keep-alive turned on (an end that predates it, or the
@@ -366,5 +413,27 @@ mod tests {
         let mut got = Vec::new();
         right.read_to_end(&mut got).await.unwrap();
         assert_eq!(got, b"data");
+    }
+
+    /// The other end turned its keep-alive on first (the client does at
+    /// admission, the host only with the RDP leg): its announcement, read
+    /// before this end turned its own on, still counts, so a path that dies
+    /// at once is noticed.
+    #[tokio::test(start_paused = true)]
+    async fn an_announcement_read_before_turning_on_counts() {
+        use proto::liveness::HOST_GIVES_UP_AFTER;
+        let (a, mut client) = tokio::io::duplex(4096);
+        let (mut ca, cb) = channels();
+        let mut wire = encode_frame(&ca.seal(&[]).unwrap());
+        wire.extend(encode_frame(&ca.seal(b"request").unwrap()));
+        client.write_all(&wire).await.unwrap();
+        let mut host = SecureStream::new(a, Vec::new(), cb);
+        let mut request = [0u8; 7];
+        host.read_exact(&mut request).await.unwrap();
+        host.keep_alive(tokio_sleep(), HOST_GIVES_UP_AFTER);
+        let started = tokio::time::Instant::now();
+        let err = host.read(&mut request).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+        assert_eq!(started.elapsed(), BEAT * HOST_GIVES_UP_AFTER);
     }
 }
