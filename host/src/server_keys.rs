@@ -69,7 +69,7 @@ fn load(path: &Path) -> Result<BTreeMap<String, String>, String> {
 /// the host's paths, go to its log).
 fn unusable(detail: String) -> String {
     tracing::warn!(%detail, "the record of RDP server keys cannot be used");
-    "the office PC cannot read its record of its RDP server's keys; its owner finds why in \
+    "the office PC cannot use its record of its RDP server's keys; its owner finds why in \
      the host's log"
         .to_owned()
 }
@@ -81,8 +81,10 @@ fn save(path: &Path, pins: &BTreeMap<String, String>) -> Result<(), String> {
 }
 
 /// Checks what the server at `target` showed against what `path` holds,
-/// writing it down if it holds nothing (or NLA replacing a TLS-only pin).
-/// Err, for the person, when a TLS-only answer differs from before.
+/// writing it down if it holds nothing. Err, for the person, when a
+/// TLS-only answer differs from before. An NLA answer where a TLS-only key
+/// is pinned passes (CredSSP covers it) and leaves the pin: a stand-in
+/// answering once with NLA must not erase it.
 pub fn check(path: &Path, target: &str, shown: Shown<'_>) -> Result<Checked, String> {
     let seen = match shown {
         Shown::Nla => NLA.to_owned(),
@@ -110,8 +112,8 @@ pub fn check(path: &Path, target: &str, shown: Shown<'_>) -> Result<Checked, Str
                  the server"
             ))
         }
-        // First seen, or a TLS-only server that now checks logons itself.
-        (None, _) | (Some(_), Shown::Nla) => {}
+        (Some(_), Shown::Nla) => return Ok(Checked::Same),
+        (None, _) => {}
     }
     pins.insert(target.to_owned(), seen.clone());
     save(path, &pins).map_err(unusable)?;
@@ -183,12 +185,13 @@ mod tests {
             downgraded.contains("forget-rdp-key --target 192.0.2.7:3389"),
             "{downgraded}"
         );
-        // The other way is an improvement: NLA replaces a TLS-only pin.
+        // An NLA answer where a key is pinned passes and leaves the pin.
         let other = "192.0.2.8:3389";
         check(&path, other, Shown::TlsOnly(b"key")).unwrap();
+        assert_eq!(check(&path, other, Shown::Nla), Ok(Checked::Same));
         assert_eq!(
-            check(&path, other, Shown::Nla),
-            Ok(Checked::Pinned(NLA.into()))
+            check(&path, other, Shown::TlsOnly(b"key")),
+            Ok(Checked::Same)
         );
     }
 

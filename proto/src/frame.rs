@@ -71,6 +71,11 @@ impl FrameDecoder {
         Ok(Some(frame))
     }
 
+    /// Bytes received and not yet taken out as frames.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Whether part of a frame has been received.
     pub fn has_partial(&self) -> bool {
         !self.buf.is_empty()

@@ -655,8 +655,11 @@ fn a_path_that_dies_without_a_word_is_noticed_and_the_session_comes_back() {
         let (after, reason) = noticed.expect("the driver never noticed");
         assert!(reason.contains("stopped answering"), "{reason}");
         let limit = BEAT * CLIENT_GIVES_UP_AFTER;
+        // Less than the limit by up to a beat's phase and the time the
+        // test took to pull the link after the last bytes passed.
+        let (soonest, latest) = (limit - BEAT * 2, limit + BEAT * 2);
         assert!(
-            after >= limit - BEAT && after <= limit + BEAT * 2,
+            after >= soonest && after <= latest,
             "noticed after {after:?}"
         );
         eprintln!("the silent path was noticed after {after:?}: {reason}");
@@ -670,7 +673,7 @@ fn a_path_that_dies_without_a_word_is_noticed_and_the_session_comes_back() {
         HOST_LIMIT + Duration::from_secs(20),
     );
     let after = frozen_at.elapsed();
-    assert!(after >= HOST_LIMIT - BEAT, "{after:?}: {line}");
+    assert!(after >= HOST_LIMIT - BEAT * 2, "{after:?}: {line}");
     drop(rt);
 }
 

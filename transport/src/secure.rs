@@ -62,6 +62,10 @@ pub fn tokio_sleep() -> Sleep {
     Arc::new(|duration| Box::pin(tokio::time::sleep(duration)))
 }
 
+/// The most received ciphertext read ahead while a write waits (see
+/// `poll_read_ahead`): a few messages, not a flood.
+const READ_AHEAD_MAX: usize = 256 * 1024;
+
 fn invalid(e: impl std::fmt::Display) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e.to_string())
 }
@@ -121,7 +125,33 @@ impl<S> SecureStream<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> SecureStream<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin> SecureStream<S> {
+    /// While a write waits on a slow or dead uplink nothing reads: takes in
+    /// what has arrived (as ciphertext, opened later in order by the
+    /// reader), so that the other end's messages count as heard and a long
+    /// write on a slow line is not taken for a dead path, then keeps the
+    /// beats. Err when the other end went silent.
+    fn poll_write_side(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+        if self.heartbeat.is_none() {
+            return Ok(());
+        }
+        let mut chunk = [0u8; 16 * 1024];
+        while self.incoming.buffered() < READ_AHEAD_MAX {
+            let mut chunk_buf = ReadBuf::new(&mut chunk);
+            match Pin::new(&mut self.inner).poll_read(cx, &mut chunk_buf) {
+                // An end (or an error) is for the reader to report.
+                Poll::Ready(Ok(())) if !chunk_buf.filled().is_empty() => {
+                    self.incoming.push(chunk_buf.filled());
+                    if let Some(beat) = self.heartbeat() {
+                        beat.liveness.heard(false);
+                    }
+                }
+                _ => break,
+            }
+        }
+        self.poll_heartbeat(cx)
+    }
+
     /// Keeps the beats: queues a keep-alive where one is due and writes it
     /// out as far as `inner` takes it now (the rest goes with the next
     /// write, or the next read). Err when the other end went silent.
@@ -231,7 +261,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for SecureStream<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for SecureStream<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for SecureStream<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -239,7 +269,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for SecureStream<S> {
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
         // A writer stuck on a dead path (a full send buffer) learns it too.
-        this.poll_heartbeat(cx)?;
+        this.poll_write_side(cx)?;
         ready!(this.poll_drain(cx))?;
         let n = buf.len().min(MAX_PLAINTEXT);
         let sealed = this.channel.seal(&buf[..n]).map_err(invalid)?;
@@ -257,11 +287,13 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for SecureStream<S> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_write_side(cx)?;
         ready!(self.poll_drain(cx))?;
         Pin::new(&mut self.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_write_side(cx)?;
         ready!(self.poll_drain(cx))?;
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
@@ -435,5 +467,44 @@ mod tests {
         let err = host.read(&mut request).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
         assert_eq!(started.elapsed(), BEAT * HOST_GIVES_UP_AFTER);
+    }
+
+    /// A write stuck on a dead uplink (nothing drains it) ends with
+    /// `TimedOut` once the other end, which had beaten, is silent too;
+    /// while the other end's messages keep arriving, a slow write is not
+    /// taken for a dead path.
+    #[tokio::test(start_paused = true)]
+    async fn a_stuck_write_learns_of_a_dead_path_and_a_slow_one_does_not() {
+        use proto::liveness::CLIENT_GIVES_UP_AFTER;
+        let (a, peer) = tokio::io::duplex(64 * 1024);
+        let (ca, mut cb) = channels();
+        // The peer beats (and never reads what the client writes).
+        let (peer_in, mut peer_out) = tokio::io::split(peer);
+        let beating = tokio::spawn(async move {
+            for _ in 0..1000 {
+                let beat = encode_frame(&cb.seal(&[]).unwrap());
+                if peer_out.write_all(&beat).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(BEAT).await;
+            }
+        });
+        let mut client = SecureStream::new(a, Vec::new(), ca);
+        client.keep_alive(tokio_sleep(), CLIENT_GIVES_UP_AFTER);
+        // The client reads the peer's first beat (it beats, so it is held
+        // to the limit), then writes more than anything drains.
+        let mut nothing = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(1), client.read(&mut nothing)).await;
+        assert!(read.is_err(), "{read:?}");
+        let big = vec![7u8; 1 << 20];
+        let slow = tokio::time::timeout(Duration::from_secs(60), client.write_all(&big)).await;
+        assert!(slow.is_err(), "the stuck write ended: {slow:?}");
+        // Now the peer falls silent too.
+        beating.abort();
+        let started = tokio::time::Instant::now();
+        let err = client.write_all(&big).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+        assert!(started.elapsed() <= BEAT * (CLIENT_GIVES_UP_AFTER + 1));
+        drop(peer_in);
     }
 }
