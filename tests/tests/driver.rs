@@ -429,29 +429,7 @@ fn the_driver_reconnects_into_the_same_session_after_the_relay_restarts() {
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let (mut handle, drive) = driver::channel(Arc::new(|| {}));
-        let opener = NativeOpener {
-            relay: client_core::native::RelayTarget {
-                addr: relay.addr.clone(),
-                ca: relay.ca(),
-                proxy: None,
-            },
-            id: "roaming-pc".into(),
-            pins: Arc::new(MemoryPins::default()),
-            resumption: Default::default(),
-        };
-        let creds = client_core::RdpCredentials {
-            user: USER.into(),
-            password: PASSWORD.into(),
-            domain: None,
-        };
-        tokio::spawn(driver::run(
-            opener,
-            creds,
-            (1024, 768),
-            driver::Devices::default(),
-            drive,
-        ));
+        let mut handle = start_driver(&relay.addr, relay.ca(), "roaming-pc", (USER, PASSWORD));
 
         let pixel = |fb: &driver::Framebuffer, x: usize, y: usize| {
             let i = (y * usize::from(fb.width) + x) * 4;
@@ -467,17 +445,7 @@ fn the_driver_reconnects_into_the_same_session_after_the_relay_restarts() {
             while let Some(event) = handle.events.recv().await {
                 match event {
                     UiEvent::Ask(prompt) => {
-                        let answer = match &prompt {
-                            Prompt::NewHostKey { .. } => Answer::Accept,
-                            Prompt::Otp { .. } => {
-                                otp_prompts += 1;
-                                Answer::Otp(Zeroizing::new(common::oathtool(&secret)))
-                            }
-                            Prompt::HostPassword { .. } => {
-                                Answer::Secret(Zeroizing::new(common::HOST_PASSWORD.into()))
-                            }
-                            Prompt::RemoteLogon { .. } => Answer::Cancel,
-                        };
+                        let answer = answer_as_owner(&prompt, &secret, &mut otp_prompts);
                         handle.commands.send(Command::Answer(answer)).unwrap();
                     }
                     UiEvent::Reconnecting {
@@ -578,29 +546,7 @@ fn a_path_that_dies_without_a_word_is_noticed_and_the_session_comes_back() {
     let frozen_at = rt.block_on(async {
         // The client reaches the relay through a link the test can pull.
         let link = Freezer::start(&relay.addr).await;
-        let (mut handle, drive) = driver::channel(Arc::new(|| {}));
-        let opener = NativeOpener {
-            relay: client_core::native::RelayTarget {
-                addr: link.addr.clone(),
-                ca: relay.ca(),
-                proxy: None,
-            },
-            id: "quiet-pc".into(),
-            pins: Arc::new(MemoryPins::default()),
-            resumption: Default::default(),
-        };
-        let creds = client_core::RdpCredentials {
-            user: USER.into(),
-            password: PASSWORD.into(),
-            domain: None,
-        };
-        tokio::spawn(driver::run(
-            opener,
-            creds,
-            (1024, 768),
-            driver::Devices::default(),
-            drive,
-        ));
+        let mut handle = start_driver(&link.addr, relay.ca(), "quiet-pc", (USER, PASSWORD));
 
         let mut otp_prompts = 0;
         let mut connected = 0;
@@ -610,17 +556,7 @@ fn a_path_that_dies_without_a_word_is_noticed_and_the_session_comes_back() {
             while let Some(event) = handle.events.recv().await {
                 match event {
                     UiEvent::Ask(prompt) => {
-                        let answer = match &prompt {
-                            Prompt::NewHostKey { .. } => Answer::Accept,
-                            Prompt::Otp { .. } => {
-                                otp_prompts += 1;
-                                Answer::Otp(Zeroizing::new(common::oathtool(&secret)))
-                            }
-                            Prompt::HostPassword { .. } => {
-                                Answer::Secret(Zeroizing::new(common::HOST_PASSWORD.into()))
-                            }
-                            Prompt::RemoteLogon { .. } => Answer::Cancel,
-                        };
+                        let answer = answer_as_owner(&prompt, &secret, &mut otp_prompts);
                         handle.commands.send(Command::Answer(answer)).unwrap();
                     }
                     UiEvent::Connected { .. } => connected += 1,
@@ -675,6 +611,55 @@ fn a_path_that_dies_without_a_word_is_noticed_and_the_session_comes_back() {
     let after = frozen_at.elapsed();
     assert!(after >= HOST_LIMIT - BEAT * 2, "{after:?}: {line}");
     drop(rt);
+}
+
+/// The app (a first visit) reaching `id` through the relay at `addr`,
+/// with the Windows logon given beforehand.
+fn start_driver(
+    addr: &str,
+    ca: std::path::PathBuf,
+    id: &str,
+    logon: (&str, &str),
+) -> driver::Handle {
+    let (handle, drive) = driver::channel(Arc::new(|| {}));
+    let opener = NativeOpener {
+        relay: client_core::native::RelayTarget {
+            addr: addr.to_owned(),
+            ca,
+            proxy: None,
+        },
+        id: id.into(),
+        pins: Arc::new(MemoryPins::default()),
+        resumption: Default::default(),
+    };
+    let creds = client_core::RdpCredentials {
+        user: logon.0.into(),
+        password: logon.1.into(),
+        domain: None,
+    };
+    tokio::spawn(driver::run(
+        opener,
+        creds,
+        (1024, 768),
+        driver::Devices::default(),
+        drive,
+    ));
+    handle
+}
+
+/// What the office PC's owner answers (a host from `common`, its
+/// authenticator `secret`): the new key accepted, the current code (counted
+/// in `codes_asked`), the host password; the Windows logon was given.
+fn answer_as_owner(prompt: &Prompt, secret: &str, codes_asked: &mut u32) -> Answer {
+    match prompt {
+        Prompt::NewHostKey { .. } => Answer::Accept,
+        Prompt::Otp { .. } => {
+            *codes_asked += 1;
+            Answer::Otp(Zeroizing::new(common::oathtool(secret)))
+        }
+        Prompt::HostPassword { .. } => Answer::Secret(Zeroizing::new(common::HOST_PASSWORD.into())),
+        Prompt::RemoteLogon { .. } => Answer::Cancel,
+    }
 }
 
 /// How the app reaches the in-process demo's office PC (a first visit:
