@@ -143,11 +143,18 @@ async fn connect(
             let (stream, rest) = channel.into_parts();
             let boxed: Box<dyn Stream> = Box::new(Prefixed::new(rest, stream));
             let channels = Default::default();
-            client_core::rdp::connect(FramedIo::new(boxed), creds, size, channels, &mut answers)
-                .await?
+            client_core::rdp::connect(
+                FramedIo::new(boxed),
+                creds,
+                &size.into(),
+                channels,
+                &mut answers,
+            )
+            .await?
         }
         Route::Direct(addr) => {
-            let (connector, request) = client_core::rdp::begin(creds, size, Default::default())?;
+            let (connector, request) =
+                client_core::rdp::begin(creds, &size.into(), Default::default())?;
             let (tls, response, chain) = host::rdp::handshake(&addr.to_string(), &request)
                 .await
                 .map_err(anyhow::Error::msg)?;

@@ -96,7 +96,7 @@ async fn received_kbps(demo: &Demo, compress: bool, time: Duration) -> anyhow::R
         domain: None,
     };
     let (mut connector, request) =
-        client_core::rdp::begin(&creds, (1024, 768), Default::default())?;
+        client_core::rdp::begin(&creds, &(1024, 768).into(), Default::default())?;
     if !compress {
         connector.config.compression_type = None;
     }

@@ -16,7 +16,8 @@ use client_core::interaction::BoxFuture;
 use client_core::interaction::OtpWrong;
 use client_core::native::{self, FilePins, RdpOptions, RelayTarget};
 use client_core::{
-    Answer, ConnectError, Interaction, OtpKind, PinStore, Progress, Prompt, RdpCredentials,
+    Answer, ConnectError, Interaction, MonitorLayout, OtpKind, PinStore, Progress, Prompt,
+    RdpCredentials,
 };
 use proto::ComputerId;
 use transport::dial::Proxy;
@@ -89,6 +90,11 @@ struct ConnectArgs {
     /// Desktop size WIDTHxHEIGHT.
     #[arg(long, default_value = "1024x768", value_parser = parse_size)]
     size: (u16, u16),
+    /// Several monitors instead of one desktop size, as xrandr writes them
+    /// (the first is the primary): 1920x1080+0+0,1280x1024+1920+0. The
+    /// remote PC gives each its own screen; the screenshot shows them all.
+    #[arg(long, conflicts_with = "size", value_parser = parse_monitors)]
+    monitors: Option<MonitorLayout>,
     /// The one-time password (or an emergency code), if the host asks for one.
     #[arg(long)]
     otp: Option<String>,
@@ -113,10 +119,12 @@ struct ConnectArgs {
     #[arg(long, conflicts_with = "listen")]
     copy_text: Option<String>,
     /// Once connected, ask the remote PC to resize its desktop to
-    /// WIDTHxHEIGHT (Display Control, as when the app's window changes
-    /// size); prints resized=WxH, and the screenshot has the new size.
-    #[arg(long, conflicts_with = "listen", value_parser = parse_size)]
-    resize: Option<(u16, u16)>,
+    /// WIDTHxHEIGHT, or to monitors written as for --monitors (Display
+    /// Control, as when the app's window changes size or goes full screen
+    /// over every monitor); prints resized=WxH, and the screenshot has the
+    /// new size.
+    #[arg(long, conflicts_with = "listen", value_parser = parse_screens)]
+    resize: Option<MonitorLayout>,
     /// Take the remote PC's sound (where its host allows it) and write it
     /// to this WAV file at the end; prints sound_frames=N.
     #[arg(long, conflicts_with = "listen")]
@@ -141,6 +149,18 @@ fn parse_size(s: &str) -> Result<(u16, u16), String> {
         return Err("width and height must be between 200 and 8192".into());
     }
     Ok((w, h))
+}
+
+fn parse_monitors(s: &str) -> Result<MonitorLayout, String> {
+    MonitorLayout::parse(s).map_err(|e| e.to_string())
+}
+
+/// WIDTHxHEIGHT, or monitors with their places.
+fn parse_screens(s: &str) -> Result<MonitorLayout, String> {
+    match s.contains(['+', '-', ',']) {
+        true => parse_monitors(s),
+        false => parse_size(s).map(MonitorLayout::from),
+    }
 }
 
 fn main() -> ExitCode {
@@ -367,7 +387,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut terminal = Terminal::from_flags(args.otp, args.host_password_file.as_deref())?;
             let rdp = RdpOptions {
                 creds,
-                size: args.size,
+                screens: args.monitors.unwrap_or_else(|| args.size.into()),
                 frame_timeout: Duration::from_secs(args.frame_timeout),
                 share: args.share,
             };
@@ -423,7 +443,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let shot = screenshot.unwrap_or_else(|| PathBuf::from("demo.png"));
             let rdp = RdpOptions {
                 creds: demo.rdp.clone(),
-                size: (1024, 768),
+                screens: MonitorLayout::single(1024, 768),
                 frame_timeout: Duration::from_secs(30),
                 share: None,
             };
@@ -460,8 +480,8 @@ struct Plan<'a> {
     hold: Duration,
     /// Put this text on the remote clipboard.
     copy_text: Option<String>,
-    /// Ask for this desktop size once connected.
-    resize: Option<(u16, u16)>,
+    /// Ask for these screens once connected.
+    resize: Option<MonitorLayout>,
     /// Record the remote PC's sound here.
     sound_out: Option<&'a std::path::Path>,
     /// Save the remote PC's pointer here.
@@ -517,8 +537,8 @@ async fn screenshot_session(
     let settled = native::wait_settled(&mut session, SETTLE_QUIET, SETTLE_LIMIT)
         .await
         .map_err(|e| anyhow::anyhow!(e))?;
-    if let Some(size) = resize {
-        let resized = native::resize_and_wait(&mut session, size, RESIZE_LIMIT)
+    if let Some(screens) = resize {
+        let resized = native::resize_and_wait(&mut session, &screens, RESIZE_LIMIT)
             .await
             .map_err(|e| anyhow::anyhow!(e))?;
         let Some((width, height)) = resized else {

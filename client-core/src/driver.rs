@@ -20,6 +20,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use transport::FramedIo;
 
 use crate::interaction::BoxFuture;
+use crate::monitors::MonitorLayout;
 use crate::rdp::{self, ConnectorSetup, MouseButton, RdpCredentials};
 use crate::sound::{SoundSetup, Speaker};
 use crate::{Admission, Answer, ConnectError, Interaction, Progress, Prompt, SessionEvent};
@@ -99,13 +100,13 @@ pub enum Command {
     /// Paste this text from the local clipboard at the remote cursor (see
     /// [`rdp::RdpSession::paste`]).
     Paste(String),
-    /// The window's picture area is now this many pixels, at this scale
-    /// (percent): the remote desktop follows where the server can resize
-    /// (see [`rdp::RdpSession::resize`]), and a reconnect asks for it. The
-    /// UI sends it once the window stopped changing.
+    /// The window's picture area is now this many pixels (or, in full
+    /// screen over every monitor, these monitors), at this scale (percent):
+    /// the remote desktop follows where the server can resize (see
+    /// [`rdp::RdpSession::resize`]), and a reconnect asks for it. The UI
+    /// sends it once the window stopped changing.
     Resize {
-        width: u16,
-        height: u16,
+        screens: MonitorLayout,
         scale_percent: u32,
     },
     /// Silence (or play again) the remote PC's sound.
@@ -225,9 +226,9 @@ pub struct Driver {
     wake: Arc<dyn Fn() + Send + Sync>,
     /// The session bar's mute switch (kept across reconnects).
     muted: Arc<AtomicBool>,
-    /// The size the UI last asked for, also while there is no session: a
-    /// reconnect asks for it.
-    wanted_size: Option<(u16, u16)>,
+    /// The screens the UI last asked for, also while there is no session:
+    /// a reconnect asks for them.
+    wanted_screens: Option<MonitorLayout>,
     /// Commands that came while a server message was being answered, in
     /// order (at most [`MAX_DEFERRED`]).
     deferred: std::collections::VecDeque<Command>,
@@ -258,7 +259,7 @@ pub fn channel(wake: Arc<dyn Fn() + Send + Sync>) -> (Handle, Driver) {
             frame,
             wake,
             muted: Arc::default(),
-            wanted_size: None,
+            wanted_screens: None,
             deferred: Default::default(),
             reconnect_cookie: None,
         },
@@ -288,9 +289,7 @@ impl Interaction for Driver {
                     Some(Command::Answer(answer)) => return answer,
                     None | Some(Command::Disconnect) => return Answer::Cancel,
                     Some(Command::Mute(muted)) => self.muted.store(muted, Ordering::Relaxed),
-                    Some(Command::Resize { width, height, .. }) => {
-                        self.wanted_size = Some((width, height));
-                    }
+                    Some(Command::Resize { screens, .. }) => self.wanted_screens = Some(screens),
                     Some(_) => {}
                 }
             }
@@ -304,14 +303,14 @@ impl Interaction for Driver {
 pub async fn run<S, O>(
     opener: O,
     creds: RdpCredentials,
-    size: (u16, u16),
+    screens: MonitorLayout,
     devices: Devices,
     mut driver: Driver,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + Sync,
     O: Opener<S>,
 {
-    let result = connection(&opener, creds, size, devices, &mut driver).await;
+    let result = connection(&opener, creds, screens, devices, &mut driver).await;
     driver.send(UiEvent::Ended(result));
 }
 
@@ -319,7 +318,7 @@ pub async fn run<S, O>(
 async fn connection<S, O>(
     opener: &O,
     creds: RdpCredentials,
-    size: (u16, u16),
+    screens: MonitorLayout,
     mut devices: Devices,
     driver: &mut Driver,
 ) -> Result<(), ConnectError>
@@ -328,7 +327,7 @@ where
     O: Opener<S>,
 {
     let mut creds = creds;
-    let mut session = connect_once(opener, &mut creds, size, &mut devices, driver).await?;
+    let mut session = connect_once(opener, &mut creds, &screens, &mut devices, driver).await?;
     loop {
         let broke = match serve(&mut session, driver).await {
             Ok(()) => return Ok(()),
@@ -337,8 +336,11 @@ where
         };
         driver.reconnect_cookie = session.reconnect_cookie().cloned();
         drop(session);
-        let size = driver.wanted_size.unwrap_or(size);
-        match reconnect(opener, &mut creds, size, &mut devices, driver, broke).await? {
+        let screens = driver
+            .wanted_screens
+            .clone()
+            .unwrap_or_else(|| screens.clone());
+        match reconnect(opener, &mut creds, &screens, &mut devices, driver, broke).await? {
             Some(again) => session = again,
             None => return Ok(()),
         }
@@ -349,7 +351,7 @@ where
 async fn connect_once<S, O>(
     opener: &O,
     creds: &mut RdpCredentials,
-    size: (u16, u16),
+    screens: &MonitorLayout,
     devices: &mut Devices,
     driver: &mut Driver,
 ) -> Result<rdp::RdpSession<transport::Prefixed<S>>, ConnectError>
@@ -379,7 +381,7 @@ where
         None => None,
     };
     let channels = rdp::Channels::allowed(&admission, share, sound);
-    let (mut connector, x224_request) = rdp::begin(creds, size, channels)?;
+    let (mut connector, x224_request) = rdp::begin(creds, screens, channels)?;
     // Back into the same Windows session, where the server gave a cookie
     // before the path broke; kept until a connection gets through (an
     // attempt may break before the server saw it), then the new session's.
@@ -401,7 +403,7 @@ where
 async fn reconnect<S, O>(
     opener: &O,
     creds: &mut RdpCredentials,
-    size: (u16, u16),
+    screens: &MonitorLayout,
     devices: &mut Devices,
     driver: &mut Driver,
     broke: ConnectError,
@@ -426,7 +428,7 @@ where
         if !wait_unless_cancelled(opener, driver, Duration::from_secs(wait)).await {
             return Ok(None);
         }
-        match connect_once(opener, creds, size, devices, driver).await {
+        match connect_once(opener, creds, screens, devices, driver).await {
             Ok(session) => return Ok(Some(session)),
             Err(error) if path_broke(&error) => last = error,
             Err(error) => return Err(error),
@@ -447,9 +449,7 @@ where
             command = driver.commands.recv() => match command {
                 None | Some(Command::Disconnect) => return false,
                 Some(Command::Mute(muted)) => driver.muted.store(muted, Ordering::Relaxed),
-                Some(Command::Resize { width, height, .. }) => {
-                    driver.wanted_size = Some((width, height));
-                }
+                Some(Command::Resize { screens, .. }) => driver.wanted_screens = Some(screens),
                 // Input has nowhere to go while there is no session.
                 Some(_) => {}
             },
@@ -467,16 +467,13 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + Sync,
 {
     // Input kept for a session that broke is not typed into this one (a
-    // size asked then is in `wanted_size`, which this session began with).
+    // size asked then is in `wanted_screens`, which this session began with).
     driver.deferred.clear();
     // A size asked before the server's Display Control was ready.
     let mut pending_resize = None;
     loop {
-        if let Some((width, height, scale_percent)) = pending_resize {
-            if session.can_resize() {
-                pending_resize = None;
-                session.resize(width, height, scale_percent).await?;
-            }
+        if let Some((screens, scale_percent)) = pending_resize.take_if(|_| session.can_resize()) {
+            session.resize(&screens, scale_percent).await?;
         }
         tokio::select! {
             // Only the read races the person's input (it is cancel-safe);
@@ -541,13 +538,13 @@ where
                         }
                     }
                 }
-                Some(Command::Resize { width, height, scale_percent }) => {
-                    driver.wanted_size = Some((width, height));
+                Some(Command::Resize { screens, scale_percent }) => {
+                    driver.wanted_screens = Some(screens.clone());
                     pending_resize = None;
-                    if !session.resize(width, height, scale_percent).await? {
+                    if !session.resize(&screens, scale_percent).await? {
                         // Asked again once Display Control is ready, if ever
                         // (where it never is, the UI scales the picture).
-                        pending_resize = Some((width, height, scale_percent));
+                        pending_resize = Some((screens, scale_percent));
                     }
                 }
                 Some(Command::Mute(muted)) => driver.muted.store(muted, Ordering::Relaxed),
@@ -580,8 +577,8 @@ where
                 Some(Command::Mute(muted)) => driver.muted.store(muted, Ordering::Relaxed),
                 Some(Command::MouseMove { .. }) if driver.deferred.len() >= MAX_DEFERRED => {}
                 Some(command) => {
-                    if let Command::Resize { width, height, .. } = command {
-                        driver.wanted_size = Some((width, height));
+                    if let Command::Resize { screens, .. } = &command {
+                        driver.wanted_screens = Some(screens.clone());
                     }
                     driver.deferred.push_back(command);
                 }

@@ -20,6 +20,7 @@ use zeroize::Zeroizing;
 use crate::auth::Resumption;
 use crate::interaction::BoxFuture;
 use crate::known_hosts::{ca_identity, pin_name};
+use crate::monitors::MonitorLayout;
 use crate::rdp::{self, RdpCredentials, RdpSession};
 use crate::sound::Speaker;
 use crate::{Admission, Answer, ConnectError, Interaction, KnownHosts, PinStore, Progress, Prompt};
@@ -267,8 +268,8 @@ pub fn speaker() -> Result<crate::sound::Player, String> {
 #[derive(Debug, Clone)]
 pub struct RdpOptions {
     pub creds: RdpCredentials,
-    /// Desktop size in pixels.
-    pub size: (u16, u16),
+    /// The desktop's screens: one of a size, or several monitors.
+    pub screens: MonitorLayout,
     /// How long to wait for the first complete picture.
     pub frame_timeout: Duration,
     /// A local folder to share with the remote PC, if its host allows it.
@@ -314,7 +315,7 @@ pub async fn connect_with_sound(
         timed.ui.progress(Progress::ShareRefused);
     }
     let channels = rdp::Channels::allowed(&admission, share, sound);
-    let mut session = rdp::connect(channel, &rdp.creds, rdp.size, channels, &mut timed).await?;
+    let mut session = rdp::connect(channel, &rdp.creds, &rdp.screens, channels, &mut timed).await?;
     wait_first_frame(&mut session, rdp.frame_timeout).await?;
     let timings = Timings {
         pairing: timed.paired.unwrap_or_default(),
@@ -355,13 +356,13 @@ where
     }
 }
 
-/// Asks the remote PC for a `width`×`height` desktop (see
+/// Asks the remote PC for a desktop on `screens` (see
 /// [`RdpSession::resize`]) as soon as its Display Control channel is ready,
 /// and waits for the new size. `None` when it did not change within
 /// `limit` (the server cannot resize).
 pub async fn resize_and_wait<S>(
     session: &mut RdpSession<S>,
-    (width, height): (u16, u16),
+    screens: &MonitorLayout,
     limit: Duration,
 ) -> Result<Option<(u16, u16)>, ConnectError>
 where
@@ -370,7 +371,7 @@ where
     let deadline = tokio::time::Instant::now() + limit;
     let mut asked = false;
     loop {
-        asked = asked || session.resize(width, height, 100).await?;
+        asked = asked || session.resize(screens, 100).await?;
         // Not asked yet: look again soon (the channel opens after logon).
         let until = match asked {
             true => deadline,

@@ -34,6 +34,7 @@ use proto::session::{SessionMode, SessionReply, SessionRequest};
 use tokio::io::{AsyncRead, AsyncWrite};
 use transport::{FramedIo, Prefixed};
 
+use crate::monitors::MonitorLayout;
 use crate::sound::Speaker;
 use crate::{ConnectError, Interaction, Progress};
 
@@ -299,14 +300,17 @@ fn performance_flags() -> ironrdp_pdu::rdp::client_info::PerformanceFlags {
 
 fn connector_config(
     creds: &RdpCredentials,
-    width: u16,
-    height: u16,
+    screens: &MonitorLayout,
     sound: bool,
 ) -> ironrdp_connector::Config {
     let keyboard = Keyboard::local();
+    let (width, height) = screens.desktop_size();
     ironrdp_connector::Config {
         desktop_size: DesktopSize { width, height },
-        monitor_layout: None,
+        // Several monitors go in the connection, so the server gives each
+        // its own screen (taskbar, maximised windows); one, as mstsc does,
+        // only as the desktop's size.
+        monitor_layout: (!screens.is_single()).then(|| screens.client_monitor_data()),
         desktop_scale_factor: 0,
         desktop_physical_size: None,
         desktop_orientation: None,
@@ -410,14 +414,14 @@ impl Channels {
 pub async fn connect<S>(
     pipe: FramedIo<S>,
     creds: &RdpCredentials,
-    size: (u16, u16),
+    screens: &MonitorLayout,
     channels: Channels,
     ui: &mut dyn Interaction,
 ) -> Result<RdpSession<Prefixed<S>>, ConnectError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + Sync,
 {
-    let begun = begin(creds, size, channels)?;
+    let begun = begin(creds, screens, channels)?;
     connect_begun(pipe, begun, ui).await
 }
 
@@ -479,11 +483,11 @@ where
 /// the RDP server.
 pub fn begin(
     creds: &RdpCredentials,
-    (width, height): (u16, u16),
+    screens: &MonitorLayout,
     channels: Channels,
 ) -> Result<(ClientConnector, Vec<u8>), ConnectError> {
     let client_addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
-    let config = connector_config(creds, width, height, channels.sound.is_some());
+    let config = connector_config(creds, screens, channels.sound.is_some());
     let mut connector = ClientConnector::new(config, client_addr);
     if channels.clipboard {
         connector.attach_static_channel::<CliprdrClient>(clipboard::channel());
@@ -932,22 +936,29 @@ where
         Ok(events)
     }
 
-    /// Asks the remote PC to run its desktop at `width`×`height` pixels
-    /// with `scale_percent` (100 for a normal screen, 200 for a high-DPI
-    /// one), through Display Control. Adjusted to what the protocol allows
-    /// (200–8192, even width). False when the server cannot resize (no
-    /// Display Control, or not ready yet): the UI scales the picture then.
-    /// The new size arrives as [`SessionEvent::Resized`].
+    /// Asks the remote PC to run its desktop on `screens` (one of a size,
+    /// or several monitors) with `scale_percent` (100 for a normal screen,
+    /// 200 for a high-DPI one), through Display Control. Adjusted to what
+    /// the protocol allows (200–8192, even width). False when the server
+    /// cannot resize (no Display Control, or not ready yet): the UI scales
+    /// the picture then. The new size arrives as [`SessionEvent::Resized`].
     pub async fn resize(
         &mut self,
-        width: u16,
-        height: u16,
+        screens: &MonitorLayout,
         scale_percent: u32,
     ) -> Result<bool, ConnectError> {
-        let (width, height) =
-            MonitorLayoutEntry::adjust_display_size(u32::from(width), u32::from(height));
-        let scale = MonitorLayoutEntry::adjust_desktop_scale_factor(scale_percent);
-        let frame = match self.stage.encode_resize(width, height, Some(scale), None) {
+        let encoded = if screens.is_single() {
+            let (width, height) = screens.desktop_size();
+            let (width, height) =
+                MonitorLayoutEntry::adjust_display_size(u32::from(width), u32::from(height));
+            let scale = MonitorLayoutEntry::adjust_desktop_scale_factor(scale_percent);
+            self.stage.encode_resize(width, height, Some(scale), None)
+        } else {
+            let layout = screens.display_control(scale_percent).map_err(rdp_err)?;
+            self.stage.encode_monitor_layout(&layout)
+        };
+        let (width, height) = screens.desktop_size();
+        let frame = match encoded {
             Some(Ok(frame)) => frame,
             None => return Ok(false),
             // Outside what the server said it takes: keep the size.

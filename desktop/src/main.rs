@@ -4,6 +4,7 @@
 //! desktop inside the app and connects to them, so the whole flow can be
 //! seen with no set-up.
 
+mod monitors;
 mod platform;
 mod storage;
 
@@ -27,6 +28,10 @@ struct Cli {
     /// Language of the app (default: the system's).
     #[arg(long, value_parser = ["ja", "en"])]
     lang: Option<String>,
+    /// Full screen over every monitor, each a screen of the remote desktop
+    /// (as mstsc's /multimon); remembered in the settings.
+    #[arg(long)]
+    multimon: bool,
     /// Text on the demo office PC's clipboard when the session begins (for
     /// tests of the clipboard).
     #[arg(long, requires = "demo", hide = true)]
@@ -175,6 +180,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let mut app = ThinApp::new(Box::new(platform));
     if let Some(choice) = cli.lang.as_deref() {
         app.set_lang(lang(choice));
+    }
+    if cli.multimon {
+        app.use_all_monitors();
     }
     if demo.is_some() {
         app.connect_when_shown(0);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use client_core::driver::{self, Handle};
 use client_core::native::{FilePins, NativeOpener, RelayTarget};
-use client_core::{PinStore, RdpCredentials};
+use client_core::{Monitor, MonitorLayout, PinStore, RdpCredentials};
 use transport::dial::Proxy;
 use ui::{Availability, DemoCodes, Entry, Platform, Settings};
 
@@ -61,6 +61,7 @@ impl Platform for NativePlatform {
         settings: &Settings,
         entry: &Entry,
         creds: RdpCredentials,
+        screens: MonitorLayout,
         wake: Arc<dyn Fn() + Send + Sync>,
     ) -> Result<Handle, String> {
         let proxy = settings
@@ -91,13 +92,12 @@ impl Platform for NativePlatform {
             None
         };
         let (handle, driver) = driver::channel(wake);
-        let size = (settings.width, settings.height);
         let devices = driver::Devices {
             share,
             sound: Some(Box::new(client_core::native::speaker)),
         };
         self.runtime
-            .spawn(driver::run(opener, creds, size, devices, driver));
+            .spawn(driver::run(opener, creds, screens, devices, driver));
         Ok(handle)
     }
 
@@ -106,6 +106,10 @@ impl Platform for NativePlatform {
         let mut hosts = pins.load()?;
         hosts.forget(pin);
         pins.save(&hosts)
+    }
+
+    fn monitors(&self) -> (Vec<Monitor>, usize) {
+        crate::monitors::list()
     }
 
     fn drive_sharing(&self) -> Availability {

@@ -496,6 +496,13 @@ mod tests {
     }
 
     fn connect_initial_named(names: Vec<ChannelName>) -> Vec<u8> {
+        connect_initial_with(names, None)
+    }
+
+    fn connect_initial_with(
+        names: Vec<ChannelName>,
+        monitor: Option<ironrdp_pdu::gcc::ClientMonitorData>,
+    ) -> Vec<u8> {
         let blocks = ClientGccBlocks {
             core: ClientCoreData {
                 version: RdpVersion::V5_PLUS,
@@ -523,7 +530,7 @@ mod tests {
                     .collect(),
             }),
             cluster: None,
-            monitor: None,
+            monitor,
             message_channel: None,
             multi_transport_channel: None,
             monitor_extended: None,
@@ -545,6 +552,37 @@ mod tests {
                 .map(|c| c.name.as_str().unwrap().to_owned())
                 .collect()
         })
+    }
+
+    #[test]
+    fn the_client_s_monitors_survive_the_rewrite() {
+        use ironrdp_pdu::gcc::{ClientMonitorData, Monitor, MonitorFlags};
+        let monitors = ClientMonitorData {
+            monitors: vec![
+                Monitor {
+                    left: 0,
+                    top: 0,
+                    right: 1919,
+                    bottom: 1079,
+                    flags: MonitorFlags::PRIMARY,
+                },
+                Monitor {
+                    left: -1280,
+                    top: 0,
+                    right: -1,
+                    bottom: 1023,
+                    flags: MonitorFlags::empty(),
+                },
+            ],
+        };
+        let names = vec![ChannelName::from_utf8("rdpdr").unwrap()];
+        let request = connect_initial_with(names, Some(monitors.clone()));
+        let out = strip(&request, &[DRIVES]).unwrap();
+        let data = decode::<X224<X224Data<'_>>>(&out.packet).unwrap().0;
+        let initial = decode::<ConnectInitial>(data.data.as_ref()).unwrap();
+        let blocks = initial.conference_create_request.gcc_blocks();
+        assert_eq!(blocks.monitor.as_ref(), Some(&monitors));
+        assert_eq!(out.removed, ["rdpdr"]);
     }
 
     #[test]

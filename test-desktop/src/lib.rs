@@ -18,7 +18,9 @@ pub use picture::{
     key_strip_color, picture_pixel, pointer_pixel, CLICK_MARK, KEY_STRIP_HEIGHT, MARK_RADIUS,
     POINTER_HOTSPOT, POINTER_SIZE,
 };
-pub use server::{encoded_tile, ChannelProbe, InputEcho, TestDesktop, TestDesktopHandle};
+pub use server::{
+    encoded_tile, ChannelProbe, ClientMonitor, InputEcho, TestDesktop, TestDesktopHandle,
+};
 
 pub const DEFAULT_WIDTH: u16 = 1024;
 pub const DEFAULT_HEIGHT: u16 = 768;

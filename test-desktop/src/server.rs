@@ -40,7 +40,7 @@ use tracing::{debug, info, warn};
 use crate::drive::DriveObserver;
 use crate::picture::{Canvas, Rect};
 use crate::sound::{tone_blocks, ToneSource};
-use ironrdp_displaycontrol::pdu::DisplayControlMonitorLayout;
+use ironrdp_displaycontrol::pdu::{DisplayControlCapabilities, DisplayControlMonitorLayout};
 use ironrdp_displaycontrol::server::{DisplayControlHandler, DisplayControlServer};
 use ironrdp_dvc::DrdynvcServer;
 use ironrdp_rdpdr::server::RdpdrServer;
@@ -117,6 +117,30 @@ pub enum InputEcho {
     DynamicChannelOpened {
         name: &'static str,
     },
+    /// The client has several monitors (in its connection, or later over
+    /// Display Control): the desktop runs over all of them, as Windows
+    /// gives a multi-monitor client one screen per monitor.
+    Monitors {
+        monitors: Vec<ClientMonitor>,
+        over_display_control: bool,
+    },
+}
+
+/// One of the client's monitors: left, top, width, height (the primary
+/// at 0, 0).
+pub type ClientMonitor = (i32, i32, u32, u32);
+
+/// The rectangle around `monitors`: its width and height.
+fn monitors_size(monitors: &[ClientMonitor]) -> (u32, u32) {
+    let (mut left, mut top, mut right, mut bottom) = (i64::MAX, i64::MAX, i64::MIN, i64::MIN);
+    for &(l, t, w, h) in monitors {
+        left = left.min(l.into());
+        top = top.min(t.into());
+        right = right.max(i64::from(l) + i64::from(w));
+        bottom = bottom.max(i64::from(t) + i64::from(h));
+    }
+    let edge = |v: i64| u32::try_from(v).unwrap_or(0);
+    (edge(right - left), edge(bottom - top))
 }
 
 impl fmt::Display for InputEcho {
@@ -150,6 +174,20 @@ impl fmt::Display for InputEcho {
                 if *ours { "ours" } else { "unknown" }
             ),
             InputEcho::DynamicChannelOpened { name } => write!(f, "dynamic channel opened: {name}"),
+            InputEcho::Monitors {
+                monitors,
+                over_display_control,
+            } => {
+                let via = match over_display_control {
+                    true => "over display control",
+                    false => "at logon",
+                };
+                write!(f, "{} monitors {via}:", monitors.len())?;
+                for (left, top, width, height) in monitors {
+                    write!(f, " {width}x{height}{left:+}{top:+}")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -384,8 +422,9 @@ impl TestDesktop {
             }
         });
         let (wishes, resize_wishes) = std::sync::mpsc::channel();
-        let mut dynamic = DrdynvcServer::new()
-            .with_dynamic_channel(DisplayControlServer::new(Box::new(SizeWishes(wishes))));
+        let mut dynamic = DrdynvcServer::new().with_dynamic_channel(DisplayControlServer::new(
+            Box::new(SizeWishes(wishes, self.echo.clone())),
+        ));
         if self.tone.is_some() {
             // Windows offers its sound over a dynamic channel first.
             let (name, echo) = (proto::channels::DYNAMIC_SOUND[0], self.echo.clone());
@@ -446,6 +485,29 @@ impl TestDesktop {
             tone,
             stall_on_resize: self.stall_on_resize,
         };
+        // A client with several monitors gets a desktop over all of them.
+        let monitors: Vec<ClientMonitor> = result
+            .client_monitors
+            .iter()
+            .map(|m| {
+                let edge = |from: i32, to: i32| u32::try_from(i64::from(to) - i64::from(from) + 1);
+                Ok((
+                    m.left,
+                    m.top,
+                    edge(m.left, m.right)?,
+                    edge(m.top, m.bottom)?,
+                ))
+            })
+            .collect::<Result<_, std::num::TryFromIntError>>()
+            .context("a monitor of the client ends before it begins")?;
+        let spanned = (monitors.len() > 1).then(|| monitors_size(&monitors));
+        if spanned.is_some() {
+            info!(count = monitors.len(), "the client has several monitors");
+            let _ = self.echo.send(InputEcho::Monitors {
+                monitors,
+                over_display_control: false,
+            });
+        }
         if let Some(cookie) = &result.auto_reconnect {
             let _ = self.echo.send(InputEcho::AutoReconnect {
                 logon_id: cookie.logon_id,
@@ -455,6 +517,9 @@ impl TestDesktop {
         session.start_channels().await?;
         session.framed.write_all(&encode_pointer()?).await?;
         session.give_reconnect_cookie().await?;
+        if let Some((width, height)) = spanned {
+            session.resize(width, height).await?;
+        }
         for event in result.input_events {
             session.handle_fast_path_input(&event).await?;
         }
@@ -507,20 +572,39 @@ struct Tone {
     sent: bool,
 }
 
-/// Display Control's handler: passes the size of the client's primary
-/// monitor on to the session, which resizes between PDUs.
-struct SizeWishes(std::sync::mpsc::Sender<(u32, u32)>);
+/// Display Control's handler: passes the size the client's monitors take
+/// together on to the session, which resizes between PDUs.
+struct SizeWishes(
+    std::sync::mpsc::Sender<(u32, u32)>,
+    broadcast::Sender<InputEcho>,
+);
 
 impl DisplayControlHandler for SizeWishes {
     fn monitor_layout(&self, layout: DisplayControlMonitorLayout) {
-        let monitors = layout.monitors();
-        if let Some(primary) = monitors
+        let monitors: Vec<ClientMonitor> = layout
+            .monitors()
             .iter()
-            .find(|m| m.is_primary())
-            .or(monitors.first())
-        {
-            let _ = self.0.send(primary.dimensions());
+            .map(|m| {
+                let (left, top) = m.position().unwrap_or_default();
+                let (width, height) = m.dimensions();
+                (left, top, width, height)
+            })
+            .collect();
+        if monitors.is_empty() {
+            return;
         }
+        let _ = self.0.send(monitors_size(&monitors));
+        if monitors.len() > 1 {
+            let _ = self.1.send(InputEcho::Monitors {
+                monitors,
+                over_display_control: true,
+            });
+        }
+    }
+
+    /// As many monitors as RDP carries, each up to 8192×8192 (as Windows).
+    fn capabilities(&self) -> ironrdp_pdu::PduResult<DisplayControlCapabilities> {
+        DisplayControlCapabilities::new(16, 8192, 8192).map_err(|e| ironrdp_pdu::decode_err!(e))
     }
 }
 

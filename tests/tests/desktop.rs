@@ -32,6 +32,56 @@ fn code(line: &str, key: &str) -> String {
         .to_owned()
 }
 
+fn screenshot(display: &str, path: &Path) {
+    let status = Command::new("import")
+        .args(["-window", "root"])
+        .arg(path)
+        .env("DISPLAY", display)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Answers the demo's questions as a person would: trusts the host key,
+/// types the one-time password (then calls `at_otp`), the host password
+/// and the Windows password, and waits for the session. The mouse waits at
+/// `corner`, outside the window (the remote pointer is drawn where it
+/// hovers over the picture).
+fn log_on(app: &mut Proc, display: &str, corner: (u32, u32), at_otp: &dyn Fn()) {
+    let codes = app.wait_for("demo: otp=", Duration::from_secs(60));
+    let limit = Duration::from_secs(30);
+    app.wait_for("prompt=NewHostKey", limit);
+    xdotool(
+        display,
+        &[
+            "search",
+            "--sync",
+            "--name",
+            "thin",
+            "windowfocus",
+            "--sync",
+        ],
+    );
+    let (cx, cy) = (corner.0.to_string(), corner.1.to_string());
+    xdotool(display, &["mousemove", &cx, &cy]);
+    // The first connection shows the host key; Enter trusts it.
+    xdotool(display, &["key", "Return"]);
+    for (prompt, answer) in [
+        ("prompt=Otp", code(&codes, "otp")),
+        ("prompt=HostPassword", code(&codes, "host_password")),
+        ("prompt=RemoteLogon", code(&codes, "windows_password")),
+    ] {
+        app.wait_for(prompt, limit);
+        std::thread::sleep(Duration::from_millis(300));
+        if prompt == "prompt=Otp" {
+            at_otp();
+        }
+        xdotool(display, &["type", "--delay", "20", &answer]);
+        xdotool(display, &["key", "Return"]);
+    }
+    app.wait_for("session connected", limit);
+}
+
 /// Text on the demo office PC's clipboard, and text copied at home.
 const OFFICE_TEXT: &str = "会社のPCでコピー ✓ office";
 const HOME_TEXT: &str = "家でコピー ✓ home";
@@ -48,51 +98,14 @@ fn run_demo(lang: &str) -> PathBuf {
             .env("HOME", home.path())
             .env("THIN_CONFIG_DIR", home.path().join("config")),
     );
-    let codes = app.wait_for("demo: otp=", Duration::from_secs(60));
-    let limit = Duration::from_secs(30);
-    app.wait_for("prompt=NewHostKey", limit);
-    xdotool(
-        &x.display,
-        &[
-            "search",
-            "--sync",
-            "--name",
-            "thin",
-            "windowfocus",
-            "--sync",
-        ],
-    );
-    // The mouse waits outside the window (the remote pointer is drawn where
-    // it hovers over the picture).
-    xdotool(&x.display, &["mousemove", "1399", "949"]);
-    // The first connection shows the host key; Enter trusts it.
-    xdotool(&x.display, &["key", "Return"]);
     let dir = target_dir().join("screenshots");
     std::fs::create_dir_all(&dir).unwrap();
-    let screenshot = |path: &Path| {
-        let status = Command::new("import")
-            .args(["-window", "root"])
-            .arg(path)
-            .env("DISPLAY", &x.display)
-            .status()
-            .unwrap();
-        assert!(status.success());
-    };
-    for (prompt, answer) in [
-        ("prompt=Otp", code(&codes, "otp")),
-        ("prompt=HostPassword", code(&codes, "host_password")),
-        ("prompt=RemoteLogon", code(&codes, "windows_password")),
-    ] {
-        app.wait_for(prompt, limit);
-        std::thread::sleep(Duration::from_millis(300));
-        if prompt == "prompt=Otp" {
-            // The connecting steps and the OTP question, for people to look at.
-            screenshot(&dir.join(format!("desktop-{lang}-prompt.png")));
-        }
-        xdotool(&x.display, &["type", "--delay", "20", &answer]);
-        xdotool(&x.display, &["key", "Return"]);
-    }
-    app.wait_for("session connected", limit);
+    let screenshot = |path: &Path| self::screenshot(&x.display, path);
+    let limit = Duration::from_secs(30);
+    log_on(&mut app, &x.display, (1399, 949), &|| {
+        // The connecting steps and the OTP question, for people to look at.
+        screenshot(&dir.join(format!("desktop-{lang}-prompt.png")));
+    });
 
     let shot = dir.join(format!("desktop-{lang}.png"));
     // The picture arrives in tiles: try a few times for a complete frame.
@@ -201,4 +214,60 @@ fn the_demo_reaches_the_session_in_a_real_window_in_japanese_and_english() {
         let shot = run_demo(lang);
         eprintln!("screenshot: {}", shot.display());
     }
+}
+
+/// A person with two monitors at home and "use all my monitors" on: the
+/// app reads the monitors from the X server (RandR; TigerVNC's Xvnc takes
+/// a monitor layout where Xvfb keeps one), puts their layout in the
+/// connection, and the window covers both without decorations; the
+/// remote desktop (the demo's test desktop) runs over both and its
+/// picture fills both monitors pixel for pixel.
+#[test]
+fn with_all_monitors_the_session_covers_both_monitors() {
+    if !real_peer_programs(
+        &["Xvnc", "xrandr", "xdotool", "import"],
+        "tigervnc-standalone-server x11-xserver-utils xdotool imagemagick",
+    ) {
+        return;
+    }
+    let x = Xvnc::with_monitors(&[("LEFT", 1280, 900, 0, 0), ("RIGHT", 1120, 768, 1280, 0)]);
+    let home = tempfile::tempdir().unwrap();
+    let mut app = Proc::start_cmd(
+        "thin-desktop",
+        Command::new(bin("thin-desktop"))
+            .args(["--demo", "--lang", "en", "--multimon"])
+            .env("DISPLAY", &x.display)
+            .env("LIBGL_ALWAYS_SOFTWARE", "1")
+            .env("HOME", home.path())
+            .env("THIN_CONFIG_DIR", home.path().join("config")),
+    );
+    // The mouse waits where no monitor is (below the right one).
+    log_on(&mut app, &x.display, (2399, 899), &|| {});
+    let limit = Duration::from_secs(30);
+    app.wait_for(
+        "demo desktop: 2 monitors at logon: 1280x900+0+0 1120x768+1280+0",
+        limit,
+    );
+    app.wait_for("demo desktop: resized to 2400x900", limit);
+    let dir = target_dir().join("screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let shot = dir.join("desktop-two-monitors.png");
+    // Both monitors show the remote desktop 1:1, the right one's far
+    // corner too.
+    let points = [(3, 3), (1279, 899), (1280, 0), (1700, 500), (2399, 767)];
+    let covered = (0..20).any(|_| {
+        std::thread::sleep(Duration::from_millis(500));
+        screenshot(&x.display, &shot);
+        let (w, h, rgb) = read_png(&shot);
+        (w, h) == (2400, 900)
+            && points.iter().all(|&(px, py)| {
+                let i = ((py * w + px) * 3) as usize;
+                rgb[i..i + 3] == test_desktop::picture_pixel(px as u16, py as u16)
+            })
+    });
+    assert!(
+        covered,
+        "the remote desktop does not cover both monitors: {}",
+        shot.display()
+    );
 }

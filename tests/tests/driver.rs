@@ -39,7 +39,7 @@ fn the_driver_runs_a_whole_session_for_a_ui() {
             password: String::new(),
             ..demo.rdp.clone()
         };
-        tokio::spawn(driver::run(opener, creds, (1024, 768), driver::Devices::default(), drive));
+        tokio::spawn(driver::run(opener, creds, (1024, 768).into(), driver::Devices::default(), drive));
 
         let pixel = |fb: &driver::Framebuffer, x: usize, y: usize| {
             let i = (y * usize::from(fb.width) + x) * 4;
@@ -86,7 +86,7 @@ fn the_driver_runs_a_whole_session_for_a_ui() {
                         let done = at_office.contains(&v_pressed) && at_office.contains(&copied);
                         if pasted && done && !resized {
                             resized = true;
-                            let resize = Command::Resize { width: 1280, height: 720, scale_percent: 100 };
+                            let resize = Command::Resize { screens: (1280, 720).into(), scale_percent: 100 };
                             handle.commands.send(resize).unwrap();
                         }
                         if at_office.contains(&wide_click) && !disconnected {
@@ -261,7 +261,7 @@ fn a_paste_too_long_to_type_is_refused_and_a_short_one_is_typed() {
         tokio::spawn(driver::run(
             opener,
             demo.rdp.clone(),
-            (1024, 768),
+            (1024, 768).into(),
             devices,
             drive,
         ));
@@ -343,7 +343,7 @@ fn a_person_can_leave_while_the_remote_pc_hangs_in_a_resize() {
         let run = tokio::spawn(driver::run(
             opener,
             demo.rdp.clone(),
-            (1024, 768),
+            (1024, 768).into(),
             driver::Devices::default(),
             drive,
         ));
@@ -380,8 +380,7 @@ fn a_person_can_leave_while_the_remote_pc_hangs_in_a_resize() {
                     UiEvent::Frame if !resized => {
                         resized = true;
                         let resize = Command::Resize {
-                            width: 1280,
-                            height: 720,
+                            screens: (1280, 720).into(),
                             scale_percent: 100,
                         };
                         handle.commands.send(resize).unwrap();
@@ -640,7 +639,7 @@ fn start_driver(
     tokio::spawn(driver::run(
         opener,
         creds,
-        (1024, 768),
+        (1024, 768).into(),
         driver::Devices::default(),
         drive,
     ));

@@ -287,7 +287,7 @@ fn mailed_codes_arrive_expire_and_run_out() {
                 password: PASSWORD.into(),
                 domain: None,
             },
-            size: (1024, 768),
+            screens: (1024, 768).into(),
             frame_timeout: Duration::from_secs(30),
             share: None,
         };

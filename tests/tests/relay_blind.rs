@@ -42,7 +42,7 @@ fn rdp_options() -> RdpOptions {
             password: RDP_PASSWORD.into(),
             domain: None,
         },
-        size: (1024, 768),
+        screens: (1024, 768).into(),
         frame_timeout: Duration::from_secs(30),
         share: None,
     }
@@ -226,7 +226,7 @@ fn the_relay_forwards_only_ciphertext_for_native_and_browser_clients() {
         let rdp = rdp_options();
         let channels = client_core::rdp::Channels::allowed(&admission, None, None);
         let mut session =
-            client_core::rdp::connect(conn, &rdp.creds, rdp.size, channels, &mut answers)
+            client_core::rdp::connect(conn, &rdp.creds, &rdp.screens, channels, &mut answers)
                 .await
                 .expect("the RDP session runs over the WebSocket");
         native::wait_first_frame(&mut session, rdp.frame_timeout)

@@ -114,7 +114,7 @@ fn session_shows_the_picture_and_carries_input_both_ways() {
         };
         let rdp = RdpOptions {
             creds,
-            size: (1024, 768),
+            screens: (1024, 768).into(),
             frame_timeout: Duration::from_secs(30),
             share: None,
         };
@@ -200,7 +200,7 @@ fn a_desktop_in_motion_keeps_repainting_and_still_hears_input() {
         let mut echo = demo.desktop.subscribe();
         let options = RdpOptions {
             creds: demo.rdp.clone(),
-            size: (width, height),
+            screens: (width, height).into(),
             frame_timeout: Duration::from_secs(30),
             share: None,
         };
@@ -318,10 +318,15 @@ fn a_shared_folder_reaches_the_remote_pc_only_when_its_host_allows_it() {
             share: Some(share),
             sound: Some(client_core::sound::Speaker::new(player, Default::default())),
         };
-        let session =
-            client_core::rdp::connect(channel, &test_creds(), (1024, 768), channels, &mut answers)
-                .await
-                .expect("the session runs, without the drive");
+        let session = client_core::rdp::connect(
+            channel,
+            &test_creds(),
+            &(1024, 768).into(),
+            channels,
+            &mut answers,
+        )
+        .await
+        .expect("the session runs, without the drive");
         // Time for a drive announcement, were the channel there.
         picture_then_leave(session).await;
     });
@@ -496,6 +501,63 @@ fn the_remote_desktop_follows_a_resize_and_its_pointer_arrives_through_relay_and
     }
 }
 
+/// A person with two monitors at home gets two remote screens: the
+/// monitor layout goes in the connection through relay and host (the host
+/// rewrites the Connect Initial to enforce its policy and must keep it),
+/// the test desktop runs over both and the picture covers both. Later a
+/// Display Control layout (full screen over every monitor, after starting
+/// in a window) does the same.
+#[test]
+fn two_monitors_at_home_make_two_remote_screens_through_relay_and_host() {
+    let relay = RelayProc::start(&[]);
+    let (mut desktop, desktop_addr) = test_desktop(USER, PASSWORD);
+    let work = tempfile::tempdir().unwrap();
+    let _host = HostProc::start(work.path(), &relay, "two-screens", &desktop_addr);
+    let shot = work.path().join("shot.png");
+    let connect = |extra: &[&str]| {
+        thin_client_connect(
+            &relay.addr,
+            &relay.ca(),
+            "two-screens",
+            (USER, PASSWORD),
+            &shot,
+            extra,
+        )
+    };
+    let (code, out) = connect(&["--monitors", "1280x800+0+0,1024x768+1280+32"]);
+    assert_eq!(code, 0, "{out}");
+    desktop.wait_for(
+        "input: 2 monitors at logon: 1280x800+0+0 1024x768+1280+32",
+        Duration::from_secs(5),
+    );
+    desktop.wait_for("input: resized to 2304x800", Duration::from_secs(5));
+    let (w, h, rgb) = read_png(&shot);
+    assert_eq!((w, h), (2304, 800));
+    // Painted across both monitors, the second's far corner too.
+    for (x, y) in [(0, 0), (1279, 799), (1280, 32), (2303, 799), (2000, 400)] {
+        let i = ((y * w + x) * 3) as usize;
+        assert_eq!(
+            &rgb[i..i + 3],
+            &picture_pixel(x as u16, y as u16),
+            "pixel {x},{y}"
+        );
+    }
+
+    let (code, out) = connect(&["--resize", "800x600+0+0,800x600+0+600"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("resized=800x1200"), "{out}");
+    desktop.wait_for(
+        "input: 2 monitors over display control: 800x600+0+0 800x600+0+600",
+        Duration::from_secs(5),
+    );
+    assert_eq!(read_png(&shot).0, 800);
+
+    // A layout RDP cannot carry is refused before anything is sent.
+    let (code, out) = connect(&["--monitors", "1920x1080+0+0,1920x1080+100+0"]);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("overlap"), "{out}");
+}
+
 /// A sound player that only counts the wave blocks it is given.
 #[derive(Debug)]
 struct CountingPlayer {
@@ -652,7 +714,8 @@ fn connect_taking_dynamic_sound(relay: &RelayProc, id: &str) -> bool {
     rt.block_on(async {
         let (channel, _, mut answers) = open_ignoring_policy(relay, id).await;
         let (mut connector, x224) =
-            client_core::rdp::begin(&test_creds(), (1024, 768), Default::default()).unwrap();
+            client_core::rdp::begin(&test_creds(), &(1024, 768).into(), Default::default())
+                .unwrap();
         connector
             .attach_static_channel(ironrdp_dvc::DrdynvcClient::new().with_dynamic_channel(taker));
         let session = client_core::rdp::connect_begun(channel, (connector, x224), &mut answers)
@@ -762,7 +825,7 @@ fn a_person_who_takes_two_minutes_over_the_host_key_still_connects() {
                 password: PASSWORD.into(),
                 domain: None,
             },
-            size: (1024, 768),
+            screens: (1024, 768).into(),
             frame_timeout: Duration::from_secs(30),
             share: None,
         };

@@ -6,14 +6,16 @@ use std::sync::Arc;
 
 use client_core::driver::{Command, Handle, UiEvent};
 use client_core::interaction::OtpWrong;
-use client_core::{Admission, Answer, ConnectError, OtpKind, Progress, Prompt, RdpCredentials};
+use client_core::{
+    Admission, Answer, ConnectError, MonitorLayout, OtpKind, Progress, Prompt, RdpCredentials,
+};
 use egui::{Color32, RichText, Ui};
 use zeroize::Zeroizing;
 
 use crate::errors::explain;
 use crate::i18n::{fill, Lang, T};
 use crate::platform::{Availability, Platform, Portable};
-use crate::session::{SessionView, SoundSwitch};
+use crate::session::{Lasting, SessionView, Span};
 use crate::settings::{Entry, Settings};
 
 pub struct ThinApp {
@@ -62,8 +64,15 @@ struct Connection {
     /// The path broke and the connection is being opened again: the
     /// attempt under way.
     reconnecting: Option<u32>,
-    /// The mute switch and whether this computer can play sound at all.
-    sound: SoundSwitch,
+    /// The mute switch, whether this computer can play sound at all, and
+    /// full screen (over every monitor or not).
+    lasting: Lasting,
+    /// Full screen over every monitor, where the person asked for it and
+    /// has several.
+    span: Option<Span>,
+    /// The session began over every monitor: the window goes there as the
+    /// first picture arrives.
+    start_spanned: bool,
 }
 
 /// A question from the connection with what the user has typed so far.
@@ -162,6 +171,15 @@ impl ThinApp {
         &self.settings
     }
 
+    /// Full screen over every monitor from now on (remembered, as when set
+    /// on the settings screen).
+    pub fn use_all_monitors(&mut self) {
+        if !self.settings.all_monitors {
+            self.settings.all_monitors = true;
+            self.persist();
+        }
+    }
+
     fn t(&self, text: T) -> &'static str {
         text.get(self.lang())
     }
@@ -218,7 +236,13 @@ impl ThinApp {
         if !in_session {
             egui::Panel::top("top").show(ui, |ui| self.top_bar(ui));
         }
-        egui::CentralPanel::default_margins().show(ui, |ui| {
+        // The remote picture reaches the window's edges (pixel for pixel
+        // over every monitor in full screen).
+        let panel = match in_session {
+            true => egui::CentralPanel::no_frame(),
+            false => egui::CentralPanel::default_margins(),
+        };
+        panel.show(ui, |ui| {
             if let Some(notice) = &self.notice {
                 ui.colored_label(Color32::from_rgb(200, 120, 0), notice.as_str());
             }
@@ -276,7 +300,7 @@ impl ThinApp {
                     conn.reconnecting = Some(attempt);
                     conn.session = None;
                     // The next connection says again whether it has sound.
-                    conn.sound.unavailable = false;
+                    conn.lasting.sound.unavailable = false;
                     conn.reached.clear();
                     conn.otp_asked = false;
                     conn.form = None;
@@ -285,7 +309,15 @@ impl ThinApp {
                     conn.reconnecting = None;
                     let first = !self.settings.fullscreen_hint_seen;
                     let follow = !self.settings.fixed_size;
-                    conn.session = Some(SessionView::new(width, height, follow, first));
+                    let mut view =
+                        SessionView::new(width, height, follow, first, conn.span.clone());
+                    if std::mem::take(&mut conn.start_spanned) {
+                        let send = |command| {
+                            let _ = conn.handle.commands.send(command);
+                        };
+                        view.set_fullscreen(ctx, &mut conn.lasting.window, true, &send);
+                    }
+                    conn.session = Some(view);
                     if first {
                         self.settings.fullscreen_hint_seen = true;
                         let _ = self.platform.save_settings(&self.settings);
@@ -317,7 +349,7 @@ impl ThinApp {
                         view.notify(ctx, text);
                     }
                 }
-                UiEvent::SoundUnavailable(_) => conn.sound.unavailable = true,
+                UiEvent::SoundUnavailable(_) => conn.lasting.sound.unavailable = true,
                 UiEvent::Pointer(pointer) => {
                     if let Some(view) = &mut conn.session {
                         view.set_pointer(ctx, &pointer);
@@ -466,7 +498,23 @@ impl ThinApp {
         if !settings.fixed_size {
             (settings.width, settings.height) = crate::session::initial_size(ctx);
         }
-        match self.platform.connect(&settings, &entry, creds, wake) {
+        // "Use all my monitors": full screen over all of them from the start,
+        // their layout in the connection (as mstsc's multimon).
+        let span = match settings.all_monitors {
+            true => {
+                let (monitors, primary) = self.platform.monitors();
+                Span::over(&monitors, primary)
+            }
+            false => None,
+        };
+        let screens = span.as_ref().map_or_else(
+            || MonitorLayout::single(settings.width, settings.height),
+            |span| span.layout.clone(),
+        );
+        match self
+            .platform
+            .connect(&settings, &entry, creds, screens, wake)
+        {
             Ok(handle) => {
                 self.screen = Screen::Connection(Box::new(Connection {
                     entry,
@@ -481,7 +529,9 @@ impl ThinApp {
                     pin_removed: false,
                     leaving: false,
                     reconnecting: None,
-                    sound: SoundSwitch::default(),
+                    lasting: Lasting::default(),
+                    start_spanned: span.is_some(),
+                    span,
                 }))
             }
             Err(e) => self.notice = Some(e),
@@ -621,6 +671,16 @@ impl ThinApp {
                     .labelled_by(h.id);
             });
         });
+        // Only where this computer's monitors can be told (not the browser).
+        let (monitors, _) = self.platform.monitors();
+        if !monitors.is_empty() {
+            ui.horizontal(|ui| {
+                ui.checkbox(&mut draft.all_monitors, self.t(T::AllMonitors));
+                if monitors.len() == 1 {
+                    ui.label(RichText::new(self.t(T::OneMonitorFound)).italics());
+                }
+            });
+        }
         ui.label(
             RichText::new(fill(
                 self.t(T::StorageAt),
@@ -680,6 +740,7 @@ impl ThinApp {
                 Err(error) => self.failed(ui, &mut conn, error),
             };
             conn.outcome = Some(outcome);
+            crate::session::leave_fullscreen(ui.ctx(), &mut conn.lasting.window);
             if !changed {
                 self.screen = Screen::Connection(conn);
             }
@@ -692,7 +753,7 @@ impl ThinApp {
                 lang,
                 &conn.entry,
                 conn.admission,
-                &mut conn.sound,
+                &mut conn.lasting,
                 &conn.handle,
             );
             if leave {

@@ -203,6 +203,8 @@ texts! {
     ScreenSize => "Remote screen size", "リモート画面のサイズ";
     ScreenFollowsWindow => "Follow the window", "ウィンドウに合わせる";
     ScreenFixed => "Fixed:", "固定:";
+    AllMonitors => "Full screen uses all my monitors", "全画面表示ですべてのモニターを使う";
+    OneMonitorFound => "(this computer has one monitor now)", "(このコンピューターのモニターは今1台です)";
     Width => "Width", "幅";
     Height => "Height", "高さ";
     BadPort => "The proxy port must be a number from 1 to 65535.", "プロキシーのポートは1〜65535の数字で入力してください。";

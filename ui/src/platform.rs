@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use client_core::driver::Handle;
-use client_core::RdpCredentials;
+use client_core::{Monitor, MonitorLayout, RdpCredentials};
 
 use crate::i18n::T;
 use crate::settings::{Entry, Settings};
@@ -39,14 +39,23 @@ pub trait Platform {
     fn load_settings(&self) -> Result<Settings, String>;
     fn save_settings(&self, settings: &Settings) -> Result<(), String>;
 
-    /// Starts a connection in the background; `wake` repaints the UI.
+    /// Starts a connection in the background, asking for a remote desktop
+    /// on `screens`; `wake` repaints the UI.
     fn connect(
         &self,
         settings: &Settings,
         entry: &Entry,
         creds: RdpCredentials,
+        screens: MonitorLayout,
         wake: Arc<dyn Fn() + Send + Sync>,
     ) -> Result<Handle, String>;
+
+    /// This computer's monitors in its screen pixels, and the index of the
+    /// primary one; none where they cannot be told (the browser, a
+    /// display server that does not say).
+    fn monitors(&self) -> (Vec<Monitor>, usize) {
+        (Vec::new(), 0)
+    }
 
     /// Removes a pinned host key (after the user confirmed why it changed).
     fn forget_pin(&self, pin: &str) -> Result<(), String>;

@@ -4,7 +4,7 @@
 
 use client_core::driver::{Command, Framebuffer, Handle, SharedFrame};
 use client_core::rdp::{MouseButton, RemotePointer};
-use client_core::Admission;
+use client_core::{Admission, Monitor, MonitorLayout};
 use egui::{
     Color32, ColorImage, Event, Key, Modifiers, Pos2, Rect, RichText, Sense, TextureHandle,
     TextureOptions, Ui, Vec2,
@@ -35,6 +35,35 @@ pub struct SoundSwitch {
     pub unavailable: bool,
 }
 
+/// Full screen over every monitor ("use all my monitors", as mstsc's
+/// multimon): the remote desktop gets one screen per monitor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Span {
+    /// The monitors as the remote desktop gets them.
+    pub layout: MonitorLayout,
+    /// The rectangle around them, in this computer's screen pixels: the
+    /// window covers it, without decorations.
+    pub area: egui::Rect,
+}
+
+/// What belongs to the connection rather than to one session view, so it
+/// outlives the view across reconnects (as the driver's own state does).
+#[derive(Debug, Default)]
+pub struct Lasting {
+    pub sound: SoundSwitch,
+    pub window: WindowMode,
+}
+
+/// How the session's window is shown (a reconnect keeps the person in
+/// full screen).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WindowMode {
+    pub fullscreen: bool,
+    /// Full screen over every monitor: where the window was (outer
+    /// position and inner size, points), to go back there.
+    pub spanned_from: Option<(egui::Pos2, Vec2)>,
+}
+
 pub struct SessionView {
     width: u16,
     height: u16,
@@ -42,7 +71,10 @@ pub struct SessionView {
     fit: bool,
     /// In "fit to window", the remote desktop follows the window's size.
     follow: bool,
-    fullscreen: bool,
+    /// What full screen means here: every monitor, or (None) this one.
+    span: Option<Span>,
+    /// The full-screen shortcut was pressed.
+    toggle_fullscreen: bool,
     /// Modifier keys as last sent to the remote PC.
     sent: Modifiers,
     window_focused: bool,
@@ -88,14 +120,21 @@ pub fn initial_size(ctx: &egui::Context) -> (u16, u16) {
 }
 
 impl SessionView {
-    pub fn new(width: u16, height: u16, follow: bool, first_time: bool) -> Self {
+    pub fn new(
+        width: u16,
+        height: u16,
+        follow: bool,
+        first_time: bool,
+        span: Option<Span>,
+    ) -> Self {
         Self {
             width,
             height,
             texture: None,
             fit: true,
             follow,
-            fullscreen: false,
+            span,
+            toggle_fullscreen: false,
             sent: Modifiers::NONE,
             window_focused: true,
             hint: None,
@@ -174,9 +213,10 @@ impl SessionView {
         lang: Lang,
         entry: &Entry,
         admission: Option<Admission>,
-        sound: &mut SoundSwitch,
+        lasting: &mut Lasting,
         handle: &Handle,
     ) -> bool {
+        let Lasting { sound, window } = lasting;
         let t = |text: T| text.get(lang);
         let now = ui.input(|i| i.time);
         if self.show_hint {
@@ -187,7 +227,7 @@ impl SessionView {
             let _ = handle.commands.send(command);
         };
         let mut disconnect = false;
-        if !self.fullscreen {
+        if !window.fullscreen {
             egui::Panel::top("session-bar").show(ui, |ui| {
                 ui.horizontal_wrapped(|ui| {
                     ui.label(RichText::new(fill(t(T::ConnectedTo), &[&entry.name])).strong());
@@ -243,7 +283,8 @@ impl SessionView {
                 ui.label(fill(t(T::ScreenTooLarge), &[&size, &max]));
                 return;
             }
-            if self.fit && self.follow {
+            // Spanning every monitor, the remote desktop has their layout.
+            if self.fit && self.follow && window.spanned_from.is_none() {
                 self.follow_window(ui, now, &send);
             }
             if self.fit {
@@ -253,9 +294,105 @@ impl SessionView {
             }
         });
         self.notes(ui, lang, now);
+        if std::mem::take(&mut self.toggle_fullscreen) {
+            let on = !window.fullscreen;
+            self.set_fullscreen(ui.ctx(), window, on, &send);
+        }
         disconnect
     }
 
+    /// Goes full screen, or back to the window. Where "use all my
+    /// monitors" is on and there are several, full screen is a window
+    /// without decorations over all of them, and the remote desktop is
+    /// asked for one screen per monitor; back in the window it follows the
+    /// window again.
+    pub fn set_fullscreen(
+        &mut self,
+        ctx: &egui::Context,
+        window: &mut WindowMode,
+        on: bool,
+        send: &impl Fn(Command),
+    ) {
+        use egui::{ViewportCommand as V, WindowLevel};
+        if window.fullscreen == on {
+            return;
+        }
+        let Some(span) = self.span.as_ref().filter(|_| on) else {
+            match on {
+                true => {
+                    window.fullscreen = true;
+                    ctx.send_viewport_cmd(V::Fullscreen(true));
+                }
+                false => leave_fullscreen(ctx, window),
+            }
+            return;
+        };
+        window.fullscreen = true;
+        let (outer, inner) = ctx.input(|i| (i.viewport().outer_rect, i.viewport().inner_rect));
+        let back = (
+            outer.map_or(egui::Pos2::ZERO, |r| r.min),
+            inner.map_or(Vec2::new(1024.0, 768.0), |r| r.size()),
+        );
+        window.spanned_from = Some(back);
+        // Monitors count in screen pixels; the window in points.
+        let ppp = ctx.native_pixels_per_point().unwrap_or(1.0);
+        ctx.send_viewport_cmd(V::Decorations(false));
+        ctx.send_viewport_cmd(V::OuterPosition(span.area.min / ppp));
+        ctx.send_viewport_cmd(V::InnerSize(span.area.size() / ppp));
+        ctx.send_viewport_cmd(V::WindowLevel(WindowLevel::AlwaysOnTop));
+        let (width, height) = span.layout.desktop_size();
+        self.settling = None;
+        // A session that began over every monitor has their layout already.
+        if (width, height) != (self.width, self.height) {
+            self.asked = Some((width, height));
+            send(Command::Resize {
+                screens: span.layout.clone(),
+                scale_percent: (ppp * 100.0).round() as u32,
+            });
+        }
+    }
+}
+
+/// Back to the window from full screen (on one monitor or over all).
+pub fn leave_fullscreen(ctx: &egui::Context, window: &mut WindowMode) {
+    use egui::{ViewportCommand as V, WindowLevel};
+    if !std::mem::take(&mut window.fullscreen) {
+        return;
+    }
+    match window.spanned_from.take() {
+        Some((position, size)) => {
+            ctx.send_viewport_cmd(V::WindowLevel(WindowLevel::Normal));
+            ctx.send_viewport_cmd(V::Decorations(true));
+            ctx.send_viewport_cmd(V::OuterPosition(position));
+            ctx.send_viewport_cmd(V::InnerSize(size));
+        }
+        None => ctx.send_viewport_cmd(V::Fullscreen(false)),
+    }
+}
+
+impl Span {
+    /// Full screen over `monitors` (this computer's, in its screen pixels;
+    /// `primary` the index of its primary), where there are several and
+    /// RDP can carry them. Why not, in the log.
+    pub fn over(monitors: &[Monitor], primary: usize) -> Option<Span> {
+        if monitors.len() < 2 {
+            return None;
+        }
+        let layout = MonitorLayout::new(monitors, primary)
+            .map_err(|e| tracing::warn!("full screen stays on one monitor: {e}"))
+            .ok()?;
+        let area = monitors.iter().fold(egui::Rect::NOTHING, |area, m| {
+            let min = egui::pos2(m.left as f32, m.top as f32);
+            area.union(egui::Rect::from_min_size(
+                min,
+                Vec2::new(m.width as f32, m.height as f32),
+            ))
+        });
+        Some(Span { layout, area })
+    }
+}
+
+impl SessionView {
     /// The full-screen hint and notices, floating at the bottom of the
     /// picture (not in the session bar: a bar that grows and shrinks would
     /// change the picture's room, and with it the remote desktop's size).
@@ -305,8 +442,7 @@ impl SessionView {
                     self.settling = None;
                     self.asked = Some(wanted);
                     send(Command::Resize {
-                        width: wanted.0,
-                        height: wanted.1,
+                        screens: MonitorLayout::single(wanted.0, wanted.1),
                         scale_percent: (ppp * 100.0).round() as u32,
                     });
                     return;
@@ -451,9 +587,7 @@ impl SessionView {
                     modifiers,
                     ..
                 } if modifiers.ctrl && modifiers.alt && modifiers.shift => {
-                    self.fullscreen = !self.fullscreen;
-                    ui.ctx()
-                        .send_viewport_cmd(egui::ViewportCommand::Fullscreen(self.fullscreen));
+                    self.toggle_fullscreen = true;
                 }
                 Event::Key {
                     key,

@@ -25,6 +25,9 @@ pub struct Settings {
     pub connections: Vec<Entry>,
     /// The full-screen shortcut was pointed out once already.
     pub fullscreen_hint_seen: bool,
+    /// Full screen covers every monitor, each a screen of the remote
+    /// desktop (where there are several); sessions start that way.
+    pub all_monitors: bool,
 }
 
 impl Default for Settings {
@@ -39,6 +42,7 @@ impl Default for Settings {
             height: 800,
             connections: Vec::new(),
             fullscreen_hint_seen: false,
+            all_monitors: false,
         }
     }
 }

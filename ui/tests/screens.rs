@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use client_core::driver::{Command, Framebuffer, Handle, UiEvent};
 use client_core::interaction::OtpWrong;
-use client_core::{Answer, ConnectError, OtpKind, Progress, Prompt, RdpCredentials};
+use client_core::{
+    Answer, ConnectError, Monitor, MonitorLayout, OtpKind, Progress, Prompt, RdpCredentials,
+};
 use egui::accesskit::Role;
 use egui_kittest::kittest::{NodeT as _, Queryable as _};
 use egui_kittest::Harness;
@@ -30,6 +32,10 @@ struct Shared {
     forgotten: Vec<String>,
     /// The desktop size the last connection asked for.
     connect_size: Option<(u16, u16)>,
+    /// The screens the last connection asked for.
+    connect_screens: Option<MonitorLayout>,
+    /// This computer's monitors and the primary's index.
+    monitors: (Vec<Monitor>, usize),
 }
 
 struct FakePlatform {
@@ -55,12 +61,14 @@ impl Platform for FakePlatform {
         settings: &Settings,
         _entry: &Entry,
         creds: RdpCredentials,
+        screens: MonitorLayout,
         _wake: Arc<dyn Fn() + Send + Sync>,
     ) -> Result<Handle, String> {
         let (cmd_tx, cmd_rx) = unbounded_channel();
         let (ev_tx, ev_rx) = unbounded_channel();
         let frame = Arc::new(Mutex::new(Framebuffer::default()));
         self.shared.lock().unwrap().connect_size = Some((settings.width, settings.height));
+        self.shared.lock().unwrap().connect_screens = Some(screens);
         self.shared.lock().unwrap().remote = Some(Remote {
             events: ev_tx,
             commands: cmd_rx,
@@ -85,6 +93,10 @@ impl Platform for FakePlatform {
 
     fn storage_location(&self) -> String {
         "/tmp/thin-test".into()
+    }
+
+    fn monitors(&self) -> (Vec<Monitor>, usize) {
+        self.shared.lock().unwrap().monitors.clone()
     }
 
     fn portable(&self) -> Portable {
@@ -437,10 +449,12 @@ fn resizes(shared: &Arc<Mutex<Shared>>) -> Vec<(u16, u16, u32)> {
         .into_iter()
         .filter_map(|command| match command {
             Command::Resize {
-                width,
-                height,
+                screens,
                 scale_percent,
-            } => Some((width, height, scale_percent)),
+            } => {
+                let (width, height) = screens.desktop_size();
+                Some((width, height, scale_percent))
+            }
             _ => None,
         })
         .collect()
@@ -502,6 +516,96 @@ fn the_remote_desktop_follows_the_window_once_it_stops_changing() {
     send(&shared, UiEvent::Frame);
     harness.run_steps(2);
     harness.get_by_label_contains("is larger than this computer's graphics can show");
+}
+
+/// "Full screen uses all my monitors": a session starts over both of a
+/// person's monitors (their layout in the connection, the primary first),
+/// the full-screen shortcut goes back to the window (the remote desktop
+/// follows the window again) and over both monitors again (asked over
+/// Display Control). Where this computer has one monitor, the setting
+/// changes nothing.
+#[test]
+fn with_all_monitors_on_full_screen_covers_every_monitor() {
+    let settings = Settings {
+        all_monitors: true,
+        ..office()
+    };
+    let (mut harness, shared) = app(settings.clone(), "en_US");
+    let right = Monitor {
+        left: 1920,
+        top: 0,
+        width: 1280,
+        height: 1024,
+    };
+    let left = Monitor {
+        left: 0,
+        top: 0,
+        width: 1920,
+        height: 1080,
+    };
+    shared.lock().unwrap().monitors = (vec![right, left], 1);
+    harness.run_steps(4);
+    connect_first_entry(&mut harness, "Connect");
+    harness.run_steps(1);
+    let both = MonitorLayout::parse("1920x1080+0+0,1280x1024+1920+0").unwrap();
+    assert_eq!(shared.lock().unwrap().connect_screens, Some(both.clone()));
+    {
+        let shared = shared.lock().unwrap();
+        let remote = shared.remote.as_ref().unwrap();
+        remote.frame.lock().unwrap().resize(3200, 1080);
+    }
+    send(
+        &shared,
+        UiEvent::Connected {
+            width: 3200,
+            height: 1080,
+        },
+    );
+    harness.run_steps(4);
+    // Full screen: no session bar, and the remote desktop already has the
+    // monitors' layout (not asked again, nor for the window's size).
+    assert!(harness.query_by_label("Disconnect").is_none());
+    assert_eq!(resizes(&shared), []);
+
+    let shortcut = egui::Modifiers::CTRL | egui::Modifiers::ALT | egui::Modifiers::SHIFT;
+    harness.key_press_modifiers(shortcut, egui::Key::F);
+    harness.run_steps(6);
+    harness.get_by_label("Disconnect");
+    let windowed = resizes(&shared);
+    assert_eq!(windowed.len(), 1, "{windowed:?}");
+    // The window's picture area (the harness's window and its margin).
+    assert!(windowed[0].0 <= 1016 && windowed[0].1 < 760, "{windowed:?}");
+    {
+        let shared = shared.lock().unwrap();
+        let remote = shared.remote.as_ref().unwrap();
+        remote
+            .frame
+            .lock()
+            .unwrap()
+            .resize(windowed[0].0, windowed[0].1);
+    }
+    send(&shared, UiEvent::Frame);
+    harness.run_steps(2);
+
+    harness.key_press_modifiers(shortcut, egui::Key::F);
+    harness.run_steps(2);
+    let spanned: Vec<_> = drain_commands(&shared)
+        .into_iter()
+        .filter_map(|command| match command {
+            Command::Resize { screens, .. } => Some(screens),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(spanned, [both]);
+
+    // One monitor: the connection asks for the window's size.
+    let (mut harness, shared) = app(settings, "en_US");
+    shared.lock().unwrap().monitors = (vec![left], 0);
+    harness.run_steps(4);
+    connect_first_entry(&mut harness, "Connect");
+    harness.run_steps(1);
+    let screens = shared.lock().unwrap().connect_screens.clone().unwrap();
+    assert!(screens.is_single(), "{screens}");
 }
 
 #[test]
@@ -656,9 +760,10 @@ fn drive_sharing_is_off_by_default_and_explained_when_unavailable() {
             s: &Settings,
             e: &Entry,
             c: RdpCredentials,
+            m: MonitorLayout,
             w: Arc<dyn Fn() + Send + Sync>,
         ) -> Result<Handle, String> {
-            self.0.connect(s, e, c, w)
+            self.0.connect(s, e, c, m, w)
         }
         fn forget_pin(&self, pin: &str) -> Result<(), String> {
             self.0.forget_pin(pin)

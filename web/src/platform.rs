@@ -8,7 +8,8 @@ use client_core::driver::{self, Handle, Opener};
 use client_core::interaction::BoxFuture;
 use client_core::known_hosts::pin_name;
 use client_core::{
-    Admission, ConnectError, Interaction, KnownHosts, PinStore, Progress, RdpCredentials,
+    Admission, ConnectError, Interaction, KnownHosts, MonitorLayout, PinStore, Progress,
+    RdpCredentials,
 };
 use proto::ComputerId;
 use transport::{FramedIo, Prefixed, SecureStream};
@@ -193,6 +194,7 @@ impl Platform for WebPlatform {
         settings: &Settings,
         entry: &Entry,
         creds: RdpCredentials,
+        screens: MonitorLayout,
         wake: Arc<dyn Fn() + Send + Sync>,
     ) -> Result<Handle, String> {
         let opener = WebOpener {
@@ -201,12 +203,11 @@ impl Platform for WebPlatform {
             resumption: Default::default(),
         };
         let (handle, driver) = driver::channel(wake);
-        let size = (settings.width, settings.height);
         let devices = driver::Devices {
             share: None,
             sound: Some(Box::new(crate::sound::WebSpeaker::player)),
         };
-        wasm_bindgen_futures::spawn_local(driver::run(opener, creds, size, devices, driver));
+        wasm_bindgen_futures::spawn_local(driver::run(opener, creds, screens, devices, driver));
         Ok(handle)
     }
 

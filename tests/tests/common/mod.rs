@@ -667,6 +667,63 @@ impl Xvfb {
     }
 }
 
+/// An X server with several monitors: TigerVNC's Xvnc (Xvfb keeps its one
+/// RandR monitor whatever it is told), its first monitor on its only
+/// output and the others beside it, as `xrandr --setmonitor` makes them.
+/// Nothing listens for VNC clients.
+pub struct Xvnc {
+    pub display: String,
+    _proc: Proc,
+}
+
+impl Xvnc {
+    /// `monitors`: name, width, height, left, top; the first is the primary.
+    pub fn with_monitors(monitors: &[(&str, u32, u32, i32, i32)]) -> Self {
+        let (width, height) = monitors.iter().fold((0, 0), |(w, h), m| {
+            (w.max(m.3 as u32 + m.1), h.max(m.4 as u32 + m.2))
+        });
+        let mut proc = Proc::start_cmd(
+            "Xvnc",
+            Command::new("Xvnc")
+                .args(["-displayfd", "1", "-geometry"])
+                .arg(format!("{width}x{height}"))
+                .args(["-depth", "24", "-SecurityTypes", "None", "-rfbport", "-1"])
+                .args(["-nolisten", "tcp"]),
+        );
+        let number = loop {
+            let line = proc.next_line(Duration::from_secs(20));
+            if let Ok(n) = line.trim().parse::<u32>() {
+                break n;
+            }
+        };
+        let display = format!(":{number}");
+        let xrandr = |args: &[&str]| {
+            let out = Command::new("xrandr")
+                .args(args)
+                .env("DISPLAY", &display)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "xrandr {args:?}: {out:?}");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        for (i, &(name, w, h, left, top)) in monitors.iter().enumerate() {
+            // Sizes in millimetres at about 96 dpi.
+            let geometry = format!("{w}/{}x{h}/{}+{left}+{top}", w * 254 / 960, h * 254 / 960);
+            let output = if i == 0 { "VNC-0" } else { "none" };
+            xrandr(&["--setmonitor", name, &geometry, output]);
+        }
+        let listed = xrandr(&["--listactivemonitors"]);
+        assert!(
+            listed.starts_with(&format!("Monitors: {}", monitors.len())),
+            "{listed}"
+        );
+        Self {
+            display,
+            _proc: proc,
+        }
+    }
+}
+
 /// `target/` of this build (for artefacts such as screenshots).
 pub fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
