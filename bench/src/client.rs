@@ -200,6 +200,8 @@ async fn count_frames(session: &mut Session, frames: usize) -> anyhow::Result<Fr
                 // The demo's desktop copies nothing, and nobody resizes.
                 SessionEvent::RemoteClipboard(_)
                 | SessionEvent::RemoteClipboardTooLarge(_)
+                | SessionEvent::RemoteImage(_)
+                | SessionEvent::RemoteImageTooLarge(_)
                 | SessionEvent::TooLongToType(_)
                 | SessionEvent::Pointer(_) => {}
                 SessionEvent::Resized(..) => bail!("the test desktop changed its size"),

@@ -118,6 +118,11 @@ struct ConnectArgs {
     /// copied on the remote PC is printed as remote_clipboard=…).
     #[arg(long, conflicts_with = "listen")]
     copy_text: Option<String>,
+    /// Put this picture (a PNG file) on the remote PC's clipboard once
+    /// connected (a picture copied on the remote PC is printed as
+    /// remote_clipboard_image=WxH rgba-sha256=…).
+    #[arg(long, conflicts_with_all = ["listen", "copy_text"])]
+    copy_image: Option<PathBuf>,
     /// Once connected, ask the remote PC to resize its desktop to
     /// WIDTHxHEIGHT, or to monitors written as for --monitors (Display
     /// Control, as when the app's window changes size or goes full screen
@@ -401,6 +406,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     shot: &shot,
                     hold: Duration::from_secs(args.hold),
                     copy_text: args.copy_text,
+                    copy_image: args.copy_image.as_deref(),
                     resize: args.resize,
                     sound_out: args.sound_out.as_deref(),
                     pointer_out: args.pointer_out.as_deref(),
@@ -461,6 +467,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     shot: &shot,
                     hold: Duration::ZERO,
                     copy_text: None,
+                    copy_image: None,
                     resize: None,
                     sound_out: None,
                     pointer_out: None,
@@ -480,6 +487,8 @@ struct Plan<'a> {
     hold: Duration,
     /// Put this text on the remote clipboard.
     copy_text: Option<String>,
+    /// Put this picture (PNG file) on the remote clipboard.
+    copy_image: Option<&'a std::path::Path>,
     /// Ask for these screens once connected.
     resize: Option<MonitorLayout>,
     /// Record the remote PC's sound here.
@@ -500,6 +509,7 @@ async fn screenshot_session(
         shot,
         hold,
         copy_text,
+        copy_image,
         resize,
         sound_out,
         pointer_out,
@@ -520,6 +530,12 @@ async fn screenshot_session(
             .map_err(|e: ConnectError| anyhow::anyhow!(e))?;
     let finish = |session: &client_core::RdpSession<_>| -> anyhow::Result<()> {
         print_remote_clipboard(session.remote_clipboard());
+        if let Some(png) = session.remote_image() {
+            println!(
+                "remote_clipboard_image={}",
+                proto::clipboard::describe_image(png)
+            );
+        }
         print_pointer(session.pointer(), pointer_out)?;
         if let (Some(path), Some(recorded)) = (sound_out, &recorded) {
             let recorded = recorded.lock().expect("not poisoned");
@@ -569,6 +585,14 @@ async fn screenshot_session(
     if let Some(text) = copy_text {
         session
             .copy_text(text)
+            .await
+            .map_err(|e| anyhow::anyhow!(e))??;
+    }
+    if let Some(path) = copy_image {
+        let png = std::fs::read(path)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+        session
+            .copy_image(&png)
             .await
             .map_err(|e| anyhow::anyhow!(e))??;
     }

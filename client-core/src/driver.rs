@@ -50,12 +50,21 @@ pub enum UiEvent {
     Frame,
     /// Text was copied on the remote PC: put it on the local clipboard.
     RemoteClipboard(String),
-    /// Clipboard text over [`proto::clipboard::MAX_TEXT_BYTES`] was not
+    /// A picture was copied on the remote PC: put it (PNG) on the local
+    /// clipboard.
+    RemoteImage(Vec<u8>),
+    /// Clipboard text over [`proto::clipboard::MAX_TEXT_BYTES`], or a
+    /// `picture` over [`proto::clipboard::MAX_IMAGE_BYTES`], was not
     /// carried: `outgoing` when it was copied on this computer.
     ClipboardTooLarge {
         bytes: usize,
         outgoing: bool,
+        picture: bool,
     },
+    /// A picture copied on this computer was not pasted: the office PC
+    /// takes nothing from the clipboard in this session (`None`), or the
+    /// picture cannot be read (why).
+    ImageNotPasted(Option<String>),
     /// Text to paste was not typed on the remote PC: it takes no clipboard
     /// text in this session, and the text is longer than
     /// [`rdp::MAX_TYPED_CHARS`] characters.
@@ -100,6 +109,9 @@ pub enum Command {
     /// Paste this text from the local clipboard at the remote cursor (see
     /// [`rdp::RdpSession::paste`]).
     Paste(String),
+    /// Paste this picture (PNG) from the local clipboard at the remote
+    /// cursor (see [`rdp::RdpSession::paste_image`]).
+    PasteImage(Vec<u8>),
     /// The window's picture area is now this many pixels (or, in full
     /// screen over every monitor, these monitors), at this scale (percent):
     /// the remote desktop follows where the server can resize (see
@@ -498,7 +510,11 @@ where
                             driver.send(UiEvent::RemoteClipboard(text));
                         }
                         SessionEvent::RemoteClipboardTooLarge(bytes) => {
-                            driver.send(UiEvent::ClipboardTooLarge { bytes, outgoing: false });
+                            driver.send(UiEvent::ClipboardTooLarge { bytes, outgoing: false, picture: false });
+                        }
+                        SessionEvent::RemoteImage(png) => driver.send(UiEvent::RemoteImage(png)),
+                        SessionEvent::RemoteImageTooLarge(bytes) => {
+                            driver.send(UiEvent::ClipboardTooLarge { bytes, outgoing: false, picture: true });
                         }
                         SessionEvent::TooLongToType(chars) => {
                             driver.send(UiEvent::PasteTooLongToType { chars });
@@ -528,14 +544,13 @@ where
                 Some(Command::Wheel { units, vertical }) => session.wheel(units, vertical).await?,
                 Some(Command::ReleaseAll) => session.release_all().await?,
                 Some(Command::Paste(text)) => {
-                    match session.paste(text).await? {
-                        Ok(()) => {}
-                        Err(rdp::NotPasted::TooLarge(too_large)) => {
-                            driver.send(UiEvent::ClipboardTooLarge { bytes: too_large.0, outgoing: true });
-                        }
-                        Err(rdp::NotPasted::TooLongToType(chars)) => {
-                            driver.send(UiEvent::PasteTooLongToType { chars });
-                        }
+                    if let Err(not) = session.paste(text).await? {
+                        driver.send(not_pasted(not));
+                    }
+                }
+                Some(Command::PasteImage(png)) => {
+                    if let Err(not) = session.paste_image(&png).await? {
+                        driver.send(not_pasted(not));
                     }
                 }
                 Some(Command::Resize { screens, scale_percent }) => {
@@ -551,6 +566,28 @@ where
                 Some(Command::Answer(_)) => {}
             },
         }
+    }
+}
+
+/// What the UI says about a paste that did not happen.
+fn not_pasted(not: rdp::NotPasted) -> UiEvent {
+    use proto::clipboard::ImageNotOffered;
+    match not {
+        rdp::NotPasted::TooLarge(too_large) => UiEvent::ClipboardTooLarge {
+            bytes: too_large.0,
+            outgoing: true,
+            picture: false,
+        },
+        rdp::NotPasted::TooLongToType(chars) => UiEvent::PasteTooLongToType { chars },
+        rdp::NotPasted::Image(ImageNotOffered::TooLarge(bytes)) => UiEvent::ClipboardTooLarge {
+            bytes,
+            outgoing: true,
+            picture: true,
+        },
+        rdp::NotPasted::Image(ImageNotOffered::Unreadable(why)) => {
+            UiEvent::ImageNotPasted(Some(why))
+        }
+        rdp::NotPasted::NoClipboard => UiEvent::ImageNotPasted(None),
     }
 }
 

@@ -29,7 +29,7 @@ use ironrdp_rdpsnd::client::Rdpsnd;
 use ironrdp_session::image::DecodedImage;
 use ironrdp_session::{ActiveStage, ActiveStageBuilder, ActiveStageOutput};
 use ironrdp_tokio::{FramedWrite as _, TokioFramed};
-use proto::clipboard::{self, Arrived, CliprdrClient, TooLarge};
+use proto::clipboard::{self, Arrived, Clip, CliprdrClient, ImageNotOffered, TooLarge};
 use proto::session::{SessionMode, SessionReply, SessionRequest};
 use tokio::io::{AsyncRead, AsyncWrite};
 use transport::{FramedIo, Prefixed};
@@ -67,6 +67,11 @@ pub enum SessionEvent {
     /// Text copied on the remote PC was over the size limit: not taken (its
     /// size in bytes).
     RemoteClipboardTooLarge(usize),
+    /// A picture was copied on the remote PC (PNG, for the local clipboard).
+    RemoteImage(Vec<u8>),
+    /// A picture copied on the remote PC was over the size limit (see
+    /// [`clipboard::MAX_IMAGE_BYTES`]): not taken (its size in bytes).
+    RemoteImageTooLarge(usize),
     /// The remote desktop now has this size (after a resize the client asked
     /// for, or one the server made); the whole picture follows.
     Resized(u16, u16),
@@ -84,13 +89,26 @@ pub enum SessionEvent {
 pub const MAX_TYPED_CHARS: usize = 10_000;
 
 /// Why a paste did not happen; nothing was sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NotPasted {
     /// Over the clipboard's limit (see [`TooLarge`]).
     TooLarge(TooLarge),
     /// It would have been typed and is longer than [`MAX_TYPED_CHARS`]
     /// (its length in characters).
     TooLongToType(usize),
+    /// A picture too large or unreadable.
+    Image(ImageNotOffered),
+    /// A picture, and the clipboard channel is not up (the office PC's
+    /// owner turned the clipboard off): a picture cannot be typed.
+    NoClipboard,
+}
+
+/// What is being pasted: Ctrl+V waits until the remote PC took it.
+#[derive(Debug)]
+enum Pasting {
+    /// Typed instead if the remote PC refuses it.
+    Text(String),
+    Image,
 }
 
 /// The RDP bytes a session carried each way since it began: the server's
@@ -589,6 +607,7 @@ where
         frame: FrameStatus::new(size.width, size.height),
         clipboard: None,
         remote_clipboard: None,
+        remote_image: None,
         pointer: RemotePointer::System,
         traffic: Traffic::default(),
         reconnect_cookie: None,
@@ -656,16 +675,18 @@ pub struct RdpSession<S> {
     image: DecodedImage,
     input: Database,
     frame: FrameStatus,
-    /// The text this side offers on the remote clipboard, once copied.
-    clipboard: Option<String>,
+    /// What this side offers on the remote clipboard, once copied.
+    clipboard: Option<Clip>,
     /// The text last copied on the remote PC.
     remote_clipboard: Option<String>,
+    /// The picture last copied on the remote PC (PNG).
+    remote_image: Option<Vec<u8>>,
     /// The pointer the remote PC last set.
     pointer: RemotePointer,
     traffic: Traffic,
     reconnect_cookie: Option<ReconnectCookie>,
-    /// Text being pasted: Ctrl+V waits until the remote PC took it.
-    pasting: Option<String>,
+    /// What is being pasted.
+    pasting: Option<Pasting>,
 }
 
 impl<S> RdpSession<S>
@@ -689,6 +710,12 @@ where
     /// [`SessionEvent::RemoteClipboard`]).
     pub fn remote_clipboard(&self) -> Option<&str> {
         self.remote_clipboard.as_deref()
+    }
+
+    /// The picture last copied on the remote PC, as PNG (also reported as
+    /// [`SessionEvent::RemoteImage`]).
+    pub fn remote_image(&self) -> Option<&[u8]> {
+        self.remote_image.as_deref()
     }
 
     /// The server's auto-reconnect cookie, if it gave one: the next
@@ -754,7 +781,7 @@ where
         let Some(cliprdr) = self.stage.get_svc_processor_mut::<CliprdrClient>() else {
             return Ok(());
         };
-        let done = clipboard::answer(cliprdr, self.clipboard.as_deref()).map_err(rdp_err)?;
+        let done = clipboard::answer(cliprdr, self.clipboard.as_ref()).map_err(rdp_err)?;
         for arrived in done.arrived {
             events.push(match arrived {
                 Arrived::Text(text) => {
@@ -762,6 +789,15 @@ where
                     SessionEvent::RemoteClipboard(text)
                 }
                 Arrived::TooLarge(bytes) => SessionEvent::RemoteClipboardTooLarge(bytes),
+                Arrived::Image(png) => {
+                    self.remote_image = Some(png.clone());
+                    SessionEvent::RemoteImage(png)
+                }
+                Arrived::ImageTooLarge(bytes) => SessionEvent::RemoteImageTooLarge(bytes),
+                Arrived::Unreadable(why) => {
+                    tracing::warn!("the picture copied on the remote PC cannot be read: {why}");
+                    continue;
+                }
             });
         }
         self.send_clipboard(done.messages).await?;
@@ -771,11 +807,12 @@ where
         };
         match self.pasting.take() {
             Some(_) if taken => self.press_paste().await?,
-            Some(text) => {
+            Some(Pasting::Text(text)) => {
                 if let Err(NotPasted::TooLongToType(chars)) = self.type_paste(&text).await? {
                     events.push(SessionEvent::TooLongToType(chars));
                 }
             }
+            Some(Pasting::Image) => tracing::warn!("the remote PC refused the pasted picture"),
             None => {}
         }
         Ok(())
@@ -799,7 +836,25 @@ where
         if let Err(too_large) = self.copy_text(text.clone()).await? {
             return Ok(Err(NotPasted::TooLarge(too_large)));
         }
-        self.pasting = Some(text);
+        self.pasting = Some(Pasting::Text(text));
+        Ok(Ok(()))
+    }
+
+    /// Pastes a picture (PNG) from this computer where the remote PC's
+    /// cursor is: on the remote clipboard, then Ctrl+V there once the
+    /// remote PC took it.
+    pub async fn paste_image(&mut self, png: &[u8]) -> Result<Result<(), NotPasted>, ConnectError> {
+        let ready = self
+            .stage
+            .get_svc_processor_mut::<CliprdrClient>()
+            .is_some_and(|cliprdr| cliprdr.is_ready());
+        if !ready {
+            return Ok(Err(NotPasted::NoClipboard));
+        }
+        if let Err(why) = self.copy_image(png).await? {
+            return Ok(Err(NotPasted::Image(why)));
+        }
+        self.pasting = Some(Pasting::Image);
         Ok(Ok(()))
     }
 
@@ -887,12 +942,31 @@ where
         if let Err(too_large) = clipboard::check_size(&text) {
             return Ok(Err(too_large));
         }
-        self.clipboard = Some(text);
+        self.offer(Clip::Text(text)).await.map(Ok)
+    }
+
+    /// Offers a picture (PNG), copied on this computer, to the remote PC's
+    /// clipboard. One over [`clipboard::MAX_IMAGE_BYTES`] as a DIB, or not
+    /// a readable PNG, is refused and nothing changes.
+    pub async fn copy_image(
+        &mut self,
+        png: &[u8],
+    ) -> Result<Result<(), ImageNotOffered>, ConnectError> {
+        match Clip::image(png) {
+            Ok(clip) => self.offer(clip).await.map(Ok),
+            Err(why) => Ok(Err(why)),
+        }
+    }
+
+    /// Makes `clip` this side's clipboard (sent now if the channel is up).
+    async fn offer(&mut self, clip: Clip) -> Result<(), ConnectError> {
         let Some(cliprdr) = self.stage.get_svc_processor_mut::<CliprdrClient>() else {
-            return Ok(Ok(()));
+            self.clipboard = Some(clip);
+            return Ok(());
         };
-        let messages = clipboard::offer(cliprdr).map_err(rdp_err)?;
-        self.send_clipboard(messages).await.map(Ok)
+        let messages = clipboard::offer(cliprdr, &clip).map_err(rdp_err)?;
+        self.clipboard = Some(clip);
+        self.send_clipboard(messages).await
     }
 
     async fn apply(

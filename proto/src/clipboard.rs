@@ -1,5 +1,8 @@
-//! Text through the RDP clipboard channel (MS-RDPECLIP, on ironrdp-cliprdr),
-//! the same for both ends: the client and the test desktop.
+//! Text and pictures through the RDP clipboard channel (MS-RDPECLIP, on
+//! ironrdp-cliprdr), the same for both ends: the client and the test
+//! desktop. Text crosses as `CF_UNICODETEXT`, pictures as `CF_DIB` (what
+//! every Windows program reads and writes; ironrdp-cliprdr-format converts
+//! to and from PNG, which is what the apps hold).
 //!
 //! The channel reports what the other side asked for through callbacks that
 //! cannot reach their owner's state, so [`CallRecorder`] only writes them
@@ -23,6 +26,135 @@ use ironrdp_svc::SvcMessage;
 /// is refused with [`Arrived::TooLarge`] or [`TooLarge`].
 pub const MAX_TEXT_BYTES: usize = 4 << 20;
 
+/// The largest picture carried either way, as a DIB: a 4K screenshot (33
+/// MB at 32 bits a pixel) fits. Larger ones are refused with
+/// [`Arrived::ImageTooLarge`] or [`ImageNotOffered::TooLarge`].
+pub const MAX_IMAGE_BYTES: usize = 40 << 20;
+
+/// What one side copied and offers the other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Clip {
+    /// Text (checked with [`check_size`]).
+    Text(String),
+    /// A picture, made with [`Clip::image`].
+    Image(Dib),
+}
+
+/// A picture as the clipboard channel carries it (`CF_DIB`), within
+/// [`MAX_IMAGE_BYTES`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Dib(Vec<u8>);
+
+impl std::fmt::Debug for Dib {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Dib({} bytes)", self.0.len())
+    }
+}
+
+/// Why a picture copied here is not offered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ImageNotOffered {
+    #[error(
+        "the copied picture is too large for the remote clipboard ({0} bytes; at most \
+         {MAX_IMAGE_BYTES})"
+    )]
+    TooLarge(usize),
+    #[error("the copied picture cannot be read: {0}")]
+    Unreadable(String),
+}
+
+impl Clip {
+    /// A picture from its PNG bytes.
+    pub fn image(png: &[u8]) -> Result<Clip, ImageNotOffered> {
+        let (width, height) = png_size(png).map_err(ImageNotOffered::Unreadable)?;
+        // The DIB's pixels, before converting: a huge picture is refused
+        // without being decoded.
+        let bytes = usize::try_from(u64::from(width) * u64::from(height) * 4).unwrap_or(usize::MAX);
+        if bytes > MAX_IMAGE_BYTES {
+            return Err(ImageNotOffered::TooLarge(bytes));
+        }
+        let dib = ironrdp_cliprdr_format::bitmap::png_to_cf_dib(png)
+            .map_err(|e| ImageNotOffered::Unreadable(e.to_string()))?;
+        if dib.len() > MAX_IMAGE_BYTES {
+            return Err(ImageNotOffered::TooLarge(dib.len()));
+        }
+        Ok(Clip::Image(Dib(dib)))
+    }
+
+    fn formats(clip: Option<&Clip>) -> Vec<ClipboardFormat> {
+        match clip {
+            Some(Clip::Text(_)) => vec![ClipboardFormat::new(ClipboardFormatId::CF_UNICODETEXT)],
+            Some(Clip::Image(_)) => vec![ClipboardFormat::new(ClipboardFormatId::CF_DIB)],
+            None => Vec::new(),
+        }
+    }
+}
+
+/// A PNG's width and height, from its header.
+pub fn png_size(png: &[u8]) -> Result<(u32, u32), String> {
+    let decoder = png::Decoder::new(std::io::Cursor::new(png));
+    let reader = decoder.read_info().map_err(|e| e.to_string())?;
+    let info = reader.info();
+    Ok((info.width, info.height))
+}
+
+/// Encodes `rgba` (`width`×`height`, 8 bits a channel) as PNG.
+pub fn png_from_rgba(width: u32, height: u32, rgba: &[u8]) -> Result<Vec<u8>, String> {
+    let mut png = Vec::new();
+    let mut encoder = png::Encoder::new(&mut png, width, height);
+    encoder.set_color(png::ColorType::Rgba);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().map_err(|e| e.to_string())?;
+    writer.write_image_data(rgba).map_err(|e| e.to_string())?;
+    writer.finish().map_err(|e| e.to_string())?;
+    Ok(png)
+}
+
+/// Decodes a PNG to RGBA, 8 bits a channel: width, height, pixels. At most
+/// [`MAX_IMAGE_BYTES`] of pixels.
+pub fn rgba_from_png(png: &[u8]) -> Result<(u32, u32, Vec<u8>), String> {
+    let mut decoder = png::Decoder::new(std::io::Cursor::new(png));
+    decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+    decoder.set_limits(png::Limits {
+        bytes: MAX_IMAGE_BYTES,
+    });
+    let mut reader = decoder.read_info().map_err(|e| e.to_string())?;
+    let size = reader
+        .output_buffer_size()
+        .ok_or("the picture is too large")?;
+    let mut pixels = vec![0; size];
+    let info = reader.next_frame(&mut pixels).map_err(|e| e.to_string())?;
+    pixels.truncate(info.buffer_size());
+    let rgba = match info.color_type {
+        png::ColorType::Rgba => pixels,
+        png::ColorType::Rgb => pixels
+            .chunks_exact(3)
+            .flat_map(|p| [p[0], p[1], p[2], 255])
+            .collect(),
+        png::ColorType::GrayscaleAlpha => pixels
+            .chunks_exact(2)
+            .flat_map(|p| [p[0], p[0], p[0], p[1]])
+            .collect(),
+        png::ColorType::Grayscale => pixels.iter().flat_map(|&g| [g, g, g, 255]).collect(),
+        png::ColorType::Indexed => return Err("a paletted PNG was not expanded".into()),
+    };
+    Ok((info.width, info.height, rgba))
+}
+
+/// A picture's size and a digest of its pixels (`64x48 rgba-sha256=…`),
+/// the same whatever encoding carried it: for logs and tests.
+pub fn describe_image(png: &[u8]) -> String {
+    use sha2::Digest as _;
+    match rgba_from_png(png) {
+        Ok((width, height, rgba)) => {
+            let digest = sha2::Sha256::digest(&rgba);
+            let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+            format!("{width}x{height} rgba-sha256={hex}")
+        }
+        Err(e) => format!("unreadable picture ({e})"),
+    }
+}
+
 /// What the other side asked for, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Call {
@@ -30,8 +162,9 @@ enum Call {
     Ready,
     /// The server is ready for the client's first format list.
     AnnounceLocal,
-    /// The other side copied something; `text` if it has Unicode text.
-    RemoteCopied { text: bool },
+    /// The other side copied something: whether as Unicode text, whether
+    /// as a picture.
+    RemoteCopied { text: bool, image: bool },
     /// The other side pastes: it wants our data in this format.
     SendLocal(ClipboardFormatId),
     /// Our request for the other side's text was answered.
@@ -44,6 +177,8 @@ enum Call {
 #[derive(Debug, Default)]
 pub struct CallRecorder {
     calls: Vec<Call>,
+    /// The format last asked of the other side, whose data comes next.
+    asked: Option<ClipboardFormatId>,
 }
 
 ironrdp_core::impl_as_any!(CallRecorder);
@@ -73,10 +208,11 @@ impl CliprdrBackend for CallRecorder {
     fn on_process_negotiated_capabilities(&mut self, _: ClipboardGeneralCapabilityFlags) {}
 
     fn on_remote_copy(&mut self, formats: &[ClipboardFormat]) {
-        let text = formats
-            .iter()
-            .any(|f| f.id == ClipboardFormatId::CF_UNICODETEXT);
-        self.calls.push(Call::RemoteCopied { text });
+        let has = |id| formats.iter().any(|f| f.id == id);
+        self.calls.push(Call::RemoteCopied {
+            text: has(ClipboardFormatId::CF_UNICODETEXT),
+            image: has(ClipboardFormatId::CF_DIB),
+        });
     }
 
     fn on_format_data_request(&mut self, request: FormatDataRequest) {
@@ -95,17 +231,23 @@ impl CliprdrBackend for CallRecorder {
     fn on_unlock(&mut self, _: LockDataId) {}
 }
 
-/// A new clipboard channel of either role that carries text.
+/// A new clipboard channel of either role that carries text and pictures.
 pub fn channel<R: Role>() -> Cliprdr<R> {
     Cliprdr::new(Box::new(CallRecorder::default()))
 }
 
-/// Text that arrived from the other side.
+/// What arrived from the other side.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Arrived {
     Text(String),
-    /// Over [`MAX_TEXT_BYTES`]: not taken (the size in bytes).
+    /// Text over [`MAX_TEXT_BYTES`]: not taken (the size in bytes).
     TooLarge(usize),
+    /// A picture, as PNG.
+    Image(Vec<u8>),
+    /// A picture over [`MAX_IMAGE_BYTES`]: not taken (the size in bytes).
+    ImageTooLarge(usize),
+    /// A picture that is not a readable DIB: not taken (why).
+    Unreadable(String),
 }
 
 /// Local text over [`MAX_TEXT_BYTES`], not offered (the size in bytes).
@@ -127,11 +269,11 @@ pub fn check_size(text: &str) -> Result<(), TooLarge> {
 /// Offers `text` (checked with [`check_size`]) as this side's clipboard;
 /// before the channel is ready nothing is sent (the offer goes with the
 /// first format list, from [`answer`]).
-pub fn offer<R: Role>(cliprdr: &mut Cliprdr<R>) -> PduResult<Vec<SvcMessage>> {
+pub fn offer<R: Role>(cliprdr: &mut Cliprdr<R>, clip: &Clip) -> PduResult<Vec<SvcMessage>> {
     if !cliprdr.is_ready() {
         return Ok(Vec::new());
     }
-    Ok(cliprdr.initiate_copy(&text_formats(true))?.into())
+    Ok(cliprdr.initiate_copy(&Clip::formats(Some(clip)))?.into())
 }
 
 /// What [`answer`] did.
@@ -143,46 +285,57 @@ pub struct Answered {
     pub arrived: Vec<Arrived>,
     /// Whether the other side took our last offer, if it answered it.
     pub offer_taken: Option<bool>,
-    /// The other side offered text (it arrives in `arrived` later).
+    /// The other side offered text or a picture (it arrives in `arrived`
+    /// later).
     pub text_offered: bool,
 }
 
 /// Answers what the other side asked for since the last call, offering
-/// `local` (text already checked with [`check_size`]) as this side's
-/// clipboard. The other side's text is fetched as soon as it is copied
-/// (text is small; a person expects it at once).
-pub fn answer<R: Role>(cliprdr: &mut Cliprdr<R>, local: Option<&str>) -> PduResult<Answered> {
-    let calls = cliprdr
+/// `local` as this side's clipboard. The other side's copy is fetched as
+/// soon as it is made, text where it has text, else a picture (a person
+/// expects it at once; the size limits keep it bounded).
+pub fn answer<R: Role>(cliprdr: &mut Cliprdr<R>, local: Option<&Clip>) -> PduResult<Answered> {
+    let (calls, mut asked) = cliprdr
         .downcast_backend_mut::<CallRecorder>()
-        .map(|recorder| std::mem::take(&mut recorder.calls))
+        .map(|recorder| (std::mem::take(&mut recorder.calls), recorder.asked.take()))
         .unwrap_or_default();
     let mut done = Answered::default();
     let (messages, arrived) = (&mut done.messages, &mut done.arrived);
     for call in calls {
         match call {
             Call::AnnounceLocal => {
-                let list = cliprdr.initiate_copy(&text_formats(local.is_some()))?;
+                let list = cliprdr.initiate_copy(&Clip::formats(local))?;
                 messages.extend(Vec::<SvcMessage>::from(list));
             }
             Call::Ready if R::is_server() && local.is_some() => {
                 messages.extend(Vec::<SvcMessage>::from(
-                    cliprdr.initiate_copy(&text_formats(true))?,
+                    cliprdr.initiate_copy(&Clip::formats(local))?,
                 ));
             }
-            Call::Ready | Call::RemoteCopied { text: false } => {}
+            Call::Ready
+            | Call::RemoteCopied {
+                text: false,
+                image: false,
+            } => {}
             // Out of order (before the channel is up): nothing can be asked
             // or answered yet, and the session goes on.
             Call::RemoteCopied { .. } | Call::SendLocal(_) if !cliprdr.is_ready() => {}
-            Call::RemoteCopied { text: true } => {
+            Call::RemoteCopied { text, .. } => {
                 done.text_offered = true;
-                messages.extend(Vec::<SvcMessage>::from(
-                    cliprdr.initiate_paste(ClipboardFormatId::CF_UNICODETEXT)?,
-                ));
+                let format = match text {
+                    true => ClipboardFormatId::CF_UNICODETEXT,
+                    false => ClipboardFormatId::CF_DIB,
+                };
+                asked = Some(format);
+                messages.extend(Vec::<SvcMessage>::from(cliprdr.initiate_paste(format)?));
             }
             Call::SendLocal(format) => {
                 let response = match local {
-                    Some(text) if format == ClipboardFormatId::CF_UNICODETEXT => {
+                    Some(Clip::Text(text)) if format == ClipboardFormatId::CF_UNICODETEXT => {
                         OwnedFormatDataResponse::new_unicode_string(text)
+                    }
+                    Some(Clip::Image(Dib(dib))) if format == ClipboardFormatId::CF_DIB => {
+                        OwnedFormatDataResponse::new_data(dib.clone())
                     }
                     _ => OwnedFormatDataResponse::new_error(),
                 };
@@ -190,23 +343,29 @@ pub fn answer<R: Role>(cliprdr: &mut Cliprdr<R>, local: Option<&str>) -> PduResu
                     cliprdr.submit_format_data(response)?,
                 ));
             }
-            // The text may be MAX_TEXT_BYTES, then its 2-byte terminator.
-            Call::Received(Some(data)) if data.len() > MAX_TEXT_BYTES + 2 => {
-                arrived.push(Arrived::TooLarge(data.len()));
-            }
-            Call::Received(Some(data)) => arrived.push(Arrived::Text(utf16_text(&data))),
+            Call::Received(Some(data)) => arrived.push(arrival(asked.take(), &data)),
             // The other side could not give its data after all.
-            Call::Received(None) => {}
+            Call::Received(None) => asked = None,
             Call::OfferAnswered(taken) => done.offer_taken = Some(taken),
         }
+    }
+    if let Some(recorder) = cliprdr.downcast_backend_mut::<CallRecorder>() {
+        recorder.asked = asked;
     }
     Ok(done)
 }
 
-fn text_formats(text: bool) -> Vec<ClipboardFormat> {
-    match text {
-        true => vec![ClipboardFormat::new(ClipboardFormatId::CF_UNICODETEXT)],
-        false => Vec::new(),
+/// What `data`, answering our request for `format`, brings.
+fn arrival(format: Option<ClipboardFormatId>, data: &[u8]) -> Arrived {
+    match format {
+        Some(ClipboardFormatId::CF_DIB) if data.len() > MAX_IMAGE_BYTES => {
+            Arrived::ImageTooLarge(data.len())
+        }
+        Some(ClipboardFormatId::CF_DIB) => ironrdp_cliprdr_format::bitmap::dib_to_png(data)
+            .map_or_else(|e| Arrived::Unreadable(e.to_string()), Arrived::Image),
+        // The text may be MAX_TEXT_BYTES, then its 2-byte terminator.
+        _ if data.len() > MAX_TEXT_BYTES + 2 => Arrived::TooLarge(data.len()),
+        _ => Arrived::Text(utf16_text(data)),
     }
 }
 
@@ -231,9 +390,9 @@ mod tests {
     /// step, until both are quiet; returns the text each side received.
     fn converse(
         client: &mut CliprdrClient,
-        client_text: Option<&str>,
+        client_text: Option<&Clip>,
         server: &mut CliprdrServer,
-        server_text: Option<&str>,
+        server_text: Option<&Clip>,
         mut to_client: Vec<SvcMessage>,
     ) -> (Vec<Arrived>, Vec<Arrived>) {
         let (mut at_client, mut at_server) = (Vec::new(), Vec::new());
@@ -265,18 +424,15 @@ mod tests {
         let mut client = channel();
         let mut server = channel();
         let start = server.start().unwrap();
-        let (at_client, at_server) = converse(
-            &mut client,
-            Some("ホームの文字 ✓"),
-            &mut server,
-            Some("オフィスの文字 ✓"),
-            start,
-        );
+        let home = Clip::Text("ホームの文字 ✓".into());
+        let office = Clip::Text("オフィスの文字 ✓".into());
+        let (at_client, at_server) =
+            converse(&mut client, Some(&home), &mut server, Some(&office), start);
         assert_eq!(at_client, [Arrived::Text("オフィスの文字 ✓".into())]);
         assert_eq!(at_server, [Arrived::Text("ホームの文字 ✓".into())]);
 
         // A later copy on the client reaches the server, which takes it.
-        let copy = offer(&mut client).unwrap();
+        let copy = offer(&mut client, &home).unwrap();
         let mut to_client = Vec::new();
         for message in copy {
             to_client.extend(
@@ -296,8 +452,115 @@ mod tests {
                 .process(&message.encode_unframed_pdu().unwrap())
                 .unwrap();
         }
-        let done = answer(&mut client, Some("ホームの文字 ✓")).unwrap();
+        let done = answer(&mut client, Some(&home)).unwrap();
         assert_eq!(done.offer_taken, Some(true));
+    }
+
+    /// A 3×2 picture, every channel of it different, partly transparent.
+    fn picture() -> (Vec<u8>, Vec<u8>) {
+        let rgba: Vec<u8> = (0..24u8).map(|i| i * 10 + 5).collect();
+        (png_from_rgba(3, 2, &rgba).unwrap(), rgba)
+    }
+
+    #[test]
+    fn pictures_cross_both_ways_pixel_for_pixel() {
+        let (png, rgba) = picture();
+        let grey = png_from_rgba(1, 1, &[9, 9, 9, 255]).unwrap();
+        let mut client = channel();
+        let mut server = channel();
+        let start = server.start().unwrap();
+        let (home, office) = (Clip::image(&png).unwrap(), Clip::image(&grey).unwrap());
+        let (at_client, at_server) =
+            converse(&mut client, Some(&home), &mut server, Some(&office), start);
+        let [Arrived::Image(from_office)] = &at_client[..] else {
+            panic!("{at_client:?}");
+        };
+        let [Arrived::Image(from_home)] = &at_server[..] else {
+            panic!("{at_server:?}");
+        };
+        assert_eq!(
+            rgba_from_png(from_office).unwrap(),
+            (1, 1, vec![9, 9, 9, 255])
+        );
+        // CF_DIB has no transparency (as between Windows programs): the
+        // colours arrive exact, every pixel opaque.
+        let opaque: Vec<u8> = rgba
+            .chunks_exact(4)
+            .flat_map(|p| [p[0], p[1], p[2], 255])
+            .collect();
+        assert_eq!(rgba_from_png(from_home).unwrap(), (3, 2, opaque.clone()));
+        let opaque_png = png_from_rgba(3, 2, &opaque).unwrap();
+        assert_eq!(describe_image(from_home), describe_image(&opaque_png));
+    }
+
+    /// Text wins where the other side copied both (a spreadsheet's cells
+    /// come as text and as a picture of them).
+    #[test]
+    fn text_is_taken_before_a_picture_of_it() {
+        let mut client: CliprdrClient = channel();
+        let recorder = client.downcast_backend_mut::<CallRecorder>().unwrap();
+        recorder.calls.push(Call::RemoteCopied {
+            text: true,
+            image: true,
+        });
+        // (Not ready: nothing is asked; the choice is seen on a ready one.)
+        let mut server: CliprdrServer = channel();
+        let start = server.start().unwrap();
+        let _ = converse(&mut client, None, &mut server, None, start);
+        let recorder = client.downcast_backend_mut::<CallRecorder>().unwrap();
+        recorder.calls.push(Call::RemoteCopied {
+            text: true,
+            image: true,
+        });
+        let done = answer(&mut client, None).unwrap();
+        assert!(done.text_offered);
+        let recorder = client.downcast_backend_mut::<CallRecorder>().unwrap();
+        assert_eq!(recorder.asked, Some(ClipboardFormatId::CF_UNICODETEXT));
+    }
+
+    /// A picture over the limit, or one that is not a DIB, is not taken;
+    /// one too large to offer is refused before it is decoded.
+    #[test]
+    fn pictures_have_limits_and_broken_ones_are_refused() {
+        let mut client: CliprdrClient = channel();
+        let mut arrive = |data: Vec<u8>| {
+            let recorder = client.downcast_backend_mut::<CallRecorder>().unwrap();
+            recorder.asked = Some(ClipboardFormatId::CF_DIB);
+            recorder.calls.push(Call::Received(Some(data)));
+            answer(&mut client, None).unwrap().arrived
+        };
+        assert_eq!(
+            arrive(vec![0; MAX_IMAGE_BYTES + 1]),
+            [Arrived::ImageTooLarge(MAX_IMAGE_BYTES + 1)]
+        );
+        assert!(matches!(
+            &arrive(vec![1, 2, 3])[..],
+            [Arrived::Unreadable(_)]
+        ));
+        let mut header = [0u8; 40];
+        header[0] = 40;
+        header[4..8].copy_from_slice(&i32::MAX.to_le_bytes());
+        assert!(matches!(
+            &arrive(header.to_vec())[..],
+            [Arrived::Unreadable(_)]
+        ));
+
+        // A 4000×3000 picture is 48 MB of pixels: refused from its header.
+        let mut huge = Vec::new();
+        {
+            let mut encoder = png::Encoder::new(&mut huge, 4000, 3000);
+            encoder.set_color(png::ColorType::Grayscale);
+            let mut writer = encoder.write_header().unwrap();
+            writer.write_image_data(&vec![0; 4000 * 3000]).unwrap();
+        }
+        assert_eq!(
+            Clip::image(&huge),
+            Err(ImageNotOffered::TooLarge(48_000_000))
+        );
+        assert!(matches!(
+            Clip::image(b"not a png"),
+            Err(ImageNotOffered::Unreadable(_))
+        ));
     }
 
     #[test]
@@ -316,7 +579,9 @@ mod tests {
     fn out_of_order_messages_are_ignored() {
         let mut client: CliprdrClient = channel();
         let mut server: CliprdrServer = channel();
-        let mut early = Vec::<SvcMessage>::from(server.initiate_copy(&text_formats(true)).unwrap());
+        let secret = Clip::Text("secret".into());
+        let mut early =
+            Vec::<SvcMessage>::from(server.initiate_copy(&Clip::formats(Some(&secret))).unwrap());
         early.push(
             ironrdp_cliprdr::pdu::ClipboardPdu::FormatDataRequest(FormatDataRequest {
                 format: ClipboardFormatId::CF_UNICODETEXT,
@@ -326,12 +591,13 @@ mod tests {
         for message in early {
             let payload = message.encode_unframed_pdu().unwrap();
             let _ = client.process(&payload);
-            let done = answer(&mut client, Some("secret")).unwrap();
+            let done = answer(&mut client, Some(&secret)).unwrap();
             assert!(done.messages.is_empty() && done.arrived.is_empty());
         }
         // The channel still comes up as usual afterwards.
         let start = server.start().unwrap();
-        let (at_client, _) = converse(&mut client, None, &mut server, Some("late"), start);
+        let late = Clip::Text("late".into());
+        let (at_client, _) = converse(&mut client, None, &mut server, Some(&late), start);
         assert_eq!(at_client, [Arrived::Text("late".into())]);
     }
 

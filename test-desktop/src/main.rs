@@ -27,6 +27,9 @@ struct Cli {
     /// as it connects; a client's copy replaces it).
     #[arg(long)]
     clipboard: Option<String>,
+    /// A picture (PNG file) on this desktop's clipboard at start, instead.
+    #[arg(long, conflicts_with = "clipboard")]
+    clipboard_image: Option<std::path::PathBuf>,
     /// Play a one-second tone of this many Hz to each client that takes
     /// sound.
     #[arg(long)]
@@ -53,6 +56,11 @@ fn main() -> ExitCode {
                 }
                 if let Some(text) = &cli.clipboard {
                     desktop = desktop.with_clipboard(text);
+                }
+                if let Some(path) = &cli.clipboard_image {
+                    let png = std::fs::read(path)
+                        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+                    desktop = desktop.with_clipboard_image(&png)?;
                 }
                 if let Some(hz) = cli.tone {
                     desktop = desktop.with_tone(hz);

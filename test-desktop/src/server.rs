@@ -46,7 +46,7 @@ use ironrdp_dvc::DrdynvcServer;
 use ironrdp_rdpdr::server::RdpdrServer;
 use ironrdp_rdpsnd::server::RdpsndServer;
 use ironrdp_svc::StaticChannelSet;
-use proto::clipboard::{Arrived, CliprdrServer};
+use proto::clipboard::{Arrived, Clip, CliprdrServer};
 
 /// Tile edge for bitmap updates: a 64×64 planar tile always fits one
 /// fast-path update, so no fragmentation is needed.
@@ -91,9 +91,18 @@ pub enum InputEcho {
     Clipboard {
         text: String,
     },
-    /// Text the client copied was over the size limit (bytes).
+    /// Text or a picture the client copied was over the size limit (bytes).
     ClipboardTooLarge {
         bytes: usize,
+    },
+    /// A picture the client copied, now on this desktop's clipboard: its
+    /// size and pixels' digest ([`proto::clipboard::describe_image`]).
+    ClipboardImage {
+        described: String,
+    },
+    /// A picture the client copied could not be read (why).
+    ClipboardUnreadable {
+        why: String,
     },
     /// The client asked for a new desktop size (Display Control) and the
     /// desktop now runs at this size.
@@ -165,6 +174,8 @@ impl fmt::Display for InputEcho {
             InputEcho::ClipboardOffered => write!(f, "clipboard offered"),
             InputEcho::Clipboard { text } => write!(f, "clipboard {text:?}"),
             InputEcho::ClipboardTooLarge { bytes } => write!(f, "clipboard too large: {bytes}"),
+            InputEcho::ClipboardImage { described } => write!(f, "clipboard image {described}"),
+            InputEcho::ClipboardUnreadable { why } => write!(f, "clipboard unreadable: {why}"),
             InputEcho::Resized { width, height } => write!(f, "resized to {width}x{height}"),
             InputEcho::ToneSent { format } => write!(f, "tone sent as {format}"),
             InputEcho::ResizeStalled => write!(f, "resize stalled on purpose"),
@@ -214,10 +225,9 @@ pub struct TestDesktop {
     size: DesktopSize,
     echo: broadcast::Sender<InputEcho>,
     motion: bool,
-    /// This desktop's clipboard text: offered to each client as it
-    /// connects (as Windows announces its clipboard), replaced by what a
-    /// client copies.
-    clipboard: Arc<Mutex<Option<String>>>,
+    /// This desktop's clipboard: offered to each client as it connects (as
+    /// Windows announces its clipboard), replaced by what a client copies.
+    clipboard: Arc<Mutex<Option<Clip>>>,
     /// The user's desktop while no client is connected: like a Windows
     /// session, it outlives a dropped connection, and the next logon of
     /// the user gets it back with whatever input drew on it.
@@ -299,8 +309,14 @@ impl TestDesktop {
 
     /// Puts `text` on this desktop's clipboard, as if copied on it.
     pub fn with_clipboard(self, text: &str) -> Self {
-        *self.clipboard.lock().expect("not poisoned") = Some(text.to_owned());
+        *self.clipboard.lock().expect("not poisoned") = Some(Clip::Text(text.to_owned()));
         self
+    }
+
+    /// Puts a picture (PNG) on this desktop's clipboard, as if copied on it.
+    pub fn with_clipboard_image(self, png: &[u8]) -> anyhow::Result<Self> {
+        *self.clipboard.lock().expect("not poisoned") = Some(Clip::image(png)?);
+        Ok(self)
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -554,7 +570,7 @@ struct Session<S> {
     /// Static virtual channels the client joined (drive redirection).
     channels: StaticChannelSet,
     echo: broadcast::Sender<InputEcho>,
-    clipboard: Arc<Mutex<Option<String>>>,
+    clipboard: Arc<Mutex<Option<Clip>>>,
     /// The finished connection's acceptor: it runs the capability exchange
     /// again when the desktop changes size.
     acceptor: Option<Acceptor>,
@@ -749,7 +765,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + Sync> Session<S> {
         }
         if let Some(cliprdr) = channel.channel_processor_downcast_mut::<CliprdrServer>() {
             let mut clipboard = self.clipboard.lock().expect("not poisoned");
-            let done = proto::clipboard::answer(cliprdr, clipboard.as_deref())
+            let done = proto::clipboard::answer(cliprdr, clipboard.as_ref())
                 .map_err(|e| anyhow::anyhow!("clipboard: {e}"))?;
             messages.extend(done.messages);
             if done.text_offered {
@@ -758,10 +774,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + Sync> Session<S> {
             for arrived in done.arrived {
                 let echo = match arrived {
                     Arrived::Text(text) => {
-                        *clipboard = Some(text.clone());
+                        *clipboard = Some(Clip::Text(text.clone()));
                         InputEcho::Clipboard { text }
                     }
-                    Arrived::TooLarge(bytes) => InputEcho::ClipboardTooLarge { bytes },
+                    Arrived::Image(png) => {
+                        *clipboard = Clip::image(&png).ok();
+                        let described = proto::clipboard::describe_image(&png);
+                        InputEcho::ClipboardImage { described }
+                    }
+                    Arrived::TooLarge(bytes) | Arrived::ImageTooLarge(bytes) => {
+                        InputEcho::ClipboardTooLarge { bytes }
+                    }
+                    Arrived::Unreadable(why) => InputEcho::ClipboardUnreadable { why },
                 };
                 let _ = self.echo.send(echo);
             }

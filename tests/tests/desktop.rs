@@ -154,6 +154,25 @@ fn run_demo(lang: &str) -> PathBuf {
     xdotool(&x.display, &["key", "ctrl+v"]);
     app.wait_for(&format!("demo desktop: clipboard {HOME_TEXT:?}"), limit);
 
+    // A picture on the X clipboard (as a screenshot tool puts it there)
+    // goes with Ctrl+V too, pixel for pixel.
+    let rgba: Vec<u8> = (0..90u32 * 60)
+        .flat_map(|i| [(i * 7) as u8, (i / 90 * 4) as u8, (i % 90 * 2) as u8, 255])
+        .collect();
+    let png = proto::clipboard::png_from_rgba(90, 60, &rgba).unwrap();
+    let png_file = dir.join(format!("desktop-{lang}-copied.png"));
+    std::fs::write(&png_file, &png).unwrap();
+    let status = Command::new("xclip")
+        .args(["-i", "-selection", "clipboard", "-t", "image/png"])
+        .arg(&png_file)
+        .env("DISPLAY", &x.display)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    xdotool(&x.display, &["key", "ctrl+v"]);
+    let described = proto::clipboard::describe_image(&png);
+    app.wait_for(&format!("demo desktop: clipboard image {described}"), limit);
+
     // The person makes the window larger: the remote desktop follows (the
     // test desktop paints its picture over the whole new size).
     xdotool(

@@ -172,6 +172,8 @@ fn the_driver_runs_a_whole_session_for_a_ui() {
                     }
                     UiEvent::RemoteClipboard(text) => from_office.push(text),
                     UiEvent::ClipboardTooLarge { bytes, .. } => panic!("too large: {bytes}"),
+                    UiEvent::RemoteImage(_) => panic!("no picture was copied at the office"),
+                    UiEvent::ImageNotPasted(why) => panic!("no picture was pasted: {why:?}"),
                     UiEvent::PasteTooLongToType { chars } => panic!("too long: {chars}"),
                     UiEvent::SoundUnavailable(why) => panic!("no sound device wanted: {why}"),
                     UiEvent::Pointer(pointer) => pointers.push(pointer),
@@ -480,6 +482,8 @@ fn the_driver_reconnects_into_the_same_session_after_the_relay_restarts() {
                     UiEvent::Progress(_)
                     | UiEvent::Admitted(_)
                     | UiEvent::RemoteClipboard(_)
+                    | UiEvent::RemoteImage(_)
+                    | UiEvent::ImageNotPasted(_)
                     | UiEvent::SoundUnavailable(_)
                     | UiEvent::Pointer(_)
                     | UiEvent::ClipboardTooLarge { .. }

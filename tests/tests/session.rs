@@ -373,6 +373,76 @@ fn a_shared_folder_reaches_the_remote_pc_only_when_its_host_allows_it() {
     }
 }
 
+/// A picture copied at home (a screenshot, say) reaches the office PC's
+/// clipboard and one copied there comes home, pixel for pixel (as opaque
+/// pixels: the clipboard's DIB has no transparency), through relay and
+/// host. A picture over the limit is refused with a plain message and
+/// nothing is sent.
+#[test]
+fn clipboard_pictures_cross_both_ways_through_relay_and_host() {
+    let work = tempfile::tempdir().unwrap();
+    let picture = |width: u32, height: u32, seed: u32| {
+        let rgba: Vec<u8> = (0..width * height)
+            .flat_map(|i| {
+                let v = i.wrapping_mul(2_654_435_761).wrapping_add(seed);
+                [v as u8, (v >> 8) as u8, (v >> 16) as u8, 255]
+            })
+            .collect();
+        proto::clipboard::png_from_rgba(width, height, &rgba).unwrap()
+    };
+    let office_png = picture(120, 80, 7);
+    let home_png = picture(333, 101, 1);
+    let office_file = work.path().join("office.png");
+    let home_file = work.path().join("home.png");
+    std::fs::write(&office_file, &office_png).unwrap();
+    std::fs::write(&home_file, &home_png).unwrap();
+    let relay = RelayProc::start(&[]);
+    let (mut desktop, desktop_addr) = test_desktop_with(
+        USER,
+        PASSWORD,
+        &["--clipboard-image", office_file.to_str().unwrap()],
+    );
+    let _host = HostProc::start(work.path(), &relay, "picture-pc", &desktop_addr);
+    let shot = work.path().join("shot.png");
+    let connect = |file: &std::path::Path| {
+        let extra = ["--copy-image", file.to_str().unwrap(), "--hold", "2"];
+        thin_client_connect(
+            &relay.addr,
+            &relay.ca(),
+            "picture-pc",
+            (USER, PASSWORD),
+            &shot,
+            &extra,
+        )
+    };
+    let (code, out) = connect(&home_file);
+    assert_eq!(code, 0, "{out}");
+    let office = proto::clipboard::describe_image(&office_png);
+    assert!(
+        out.contains(&format!("remote_clipboard_image={office}")),
+        "{out}"
+    );
+    let home = proto::clipboard::describe_image(&home_png);
+    desktop.wait_for(
+        &format!("input: clipboard image {home}"),
+        Duration::from_secs(10),
+    );
+
+    // 4000×3000 is 48 MB of pixels: over the 40 MB limit.
+    let huge_file = work.path().join("huge.png");
+    let mut huge = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut huge, 4000, 3000);
+        encoder.set_color(png::ColorType::Grayscale);
+        let mut writer = encoder.write_header().unwrap();
+        writer.write_image_data(&vec![0; 4000 * 3000]).unwrap();
+    }
+    std::fs::write(&huge_file, &huge).unwrap();
+    let (code, out) = connect(&huge_file);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("the copied picture is too large"), "{out}");
+}
+
 /// Text copied at home reaches the office PC's clipboard and the office
 /// PC's comes home, through relay and host; with the clipboard forbidden by
 /// the host's policy, nothing crosses either way although the client asks

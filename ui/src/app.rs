@@ -331,11 +331,33 @@ impl ThinApp {
                 // egui hands it to the platform's clipboard (the system's on
                 // the desktop, the browser's Clipboard API on the web).
                 UiEvent::RemoteClipboard(text) => ctx.copy_text(text),
-                UiEvent::ClipboardTooLarge { bytes, outgoing } => {
+                UiEvent::RemoteImage(png) => match proto::clipboard::rgba_from_png(&png) {
+                    Ok((width, height, rgba)) => {
+                        let size = [width as usize, height as usize];
+                        ctx.copy_image(egui::ColorImage::from_rgba_unmultiplied(size, &rgba));
+                    }
+                    Err(e) => tracing::warn!("the remote picture cannot be decoded: {e}"),
+                },
+                UiEvent::ImageNotPasted(why) => {
                     if let Some(view) = &mut conn.session {
-                        let text = match outgoing {
-                            true => T::ClipboardTooLargeOut,
-                            false => T::ClipboardTooLargeIn,
+                        let text = match why {
+                            None => T::ImageNoClipboard.get(lang).to_owned(),
+                            Some(why) => fill(T::ImageUnreadable.get(lang), &[&why]),
+                        };
+                        view.notify(ctx, text);
+                    }
+                }
+                UiEvent::ClipboardTooLarge {
+                    bytes,
+                    outgoing,
+                    picture,
+                } => {
+                    if let Some(view) = &mut conn.session {
+                        let text = match (outgoing, picture) {
+                            (true, false) => T::ClipboardTooLargeOut,
+                            (false, false) => T::ClipboardTooLargeIn,
+                            (true, true) => T::ImageTooLargeOut,
+                            (false, true) => T::ImageTooLargeIn,
                         };
                         let megabytes = format!("{:.1}", bytes as f64 / 1_048_576.0);
                         view.notify(ctx, fill(text.get(lang), &[&megabytes]));
@@ -915,9 +937,13 @@ fn log_event(event: &UiEvent) {
         UiEvent::RemoteClipboard(text) => {
             tracing::debug!(chars = text.chars().count(), "remote clipboard")
         }
-        UiEvent::ClipboardTooLarge { bytes, outgoing } => {
-            tracing::warn!(bytes, outgoing, "clipboard text too large")
-        }
+        UiEvent::RemoteImage(png) => tracing::debug!(bytes = png.len(), "remote picture"),
+        UiEvent::ImageNotPasted(why) => tracing::warn!(?why, "picture not pasted"),
+        UiEvent::ClipboardTooLarge {
+            bytes,
+            outgoing,
+            picture,
+        } => tracing::warn!(bytes, outgoing, picture, "clipboard too large"),
         UiEvent::PasteTooLongToType { chars } => {
             tracing::warn!(chars, "pasted text too long to type")
         }

@@ -175,6 +175,14 @@ texts! {
         "コピーしたテキストが大きすぎるため、リモートPCに貼り付けられません ({} MB、上限 4 MB)。少しずつコピーしてください。";
     ClipboardTooLargeIn => "The text copied on the remote PC is too large to bring to this computer ({} MB; at most 4 MB). Copy less at a time.",
         "リモートPCでコピーしたテキストが大きすぎるため、このコンピューターに持ってこられません ({} MB、上限 4 MB)。少しずつコピーしてください。";
+    ImageTooLargeOut => "The copied picture is too large to paste on the remote PC ({} MB; at most 40 MB). Copy a smaller part.",
+        "コピーした画像が大きすぎるため、リモートPCに貼り付けられません ({} MB、上限 40 MB)。小さい範囲をコピーしてください。";
+    ImageTooLargeIn => "The picture copied on the remote PC is too large to bring to this computer ({} MB; at most 40 MB). Copy a smaller part.",
+        "リモートPCでコピーした画像が大きすぎるため、このコンピューターに持ってこられません ({} MB、上限 40 MB)。小さい範囲をコピーしてください。";
+    ImageNoClipboard => "The picture was not pasted: the office PC does not allow the clipboard, and a picture cannot be typed.",
+        "画像は貼り付けられませんでした: 会社のPCがクリップボードを許可していないため、画像は送れません。";
+    ImageUnreadable => "The copied picture cannot be read ({}). Copy it again, or save it as a file.",
+        "コピーした画像を読み取れません ({})。もう一度コピーするか、ファイルとして保存してください。";
     PasteTooLongToType => "The pasted text is too long to type on the remote PC ({} characters; at most {}). This session does not take text through the clipboard, so a paste is typed. Paste less at a time.",
         "貼り付けるテキストが長すぎるため、リモートPCで入力できません ({} 文字、上限 {} 文字)。この接続ではクリップボードが使えないので、貼り付けは文字の入力になります。少しずつ貼り付けてください。";
     ConnectedTo => "Connected to {}", "{} に接続中";

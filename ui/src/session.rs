@@ -537,7 +537,9 @@ impl SessionView {
                 )
             })
         };
-        let pasting = events.iter().any(|e| matches!(e, Event::Paste(_)));
+        let pasting = events
+            .iter()
+            .any(|e| matches!(e, Event::Paste(_) | Event::PasteImage(_)));
         for event in &events {
             match event {
                 Event::PointerMoved(pos) => {
@@ -614,6 +616,18 @@ impl SessionView {
                 }
                 // Through the remote clipboard, then Ctrl+V there.
                 Event::Paste(text) => send(Command::Paste(text.clone())),
+                Event::PasteImage(image) => {
+                    let [width, height] = image.size.map(|v| v as u32);
+                    let rgba: Vec<u8> = image
+                        .pixels
+                        .iter()
+                        .flat_map(|p| p.to_srgba_unmultiplied())
+                        .collect();
+                    match proto::clipboard::png_from_rgba(width, height, &rgba) {
+                        Ok(png) => send(Command::PasteImage(png)),
+                        Err(e) => tracing::warn!("the copied picture cannot be encoded: {e}"),
+                    }
+                }
                 Event::Text(text) => type_text(&send, text),
                 Event::Ime(egui::ImeEvent::Commit(text)) => type_text(&send, text),
                 Event::Copy => tap_with_held(&send, keys::scancode(Key::C)),
