@@ -44,6 +44,9 @@ pub struct Span {
     /// The rectangle around them, in this computer's screen pixels: the
     /// window covers it, without decorations.
     pub area: egui::Rect,
+    /// The primary monitor, in the same pixels (notes show there: the
+    /// middle of the rectangle may be on no monitor at all).
+    pub primary: egui::Rect,
 }
 
 /// What belongs to the connection rather than to one session view, so it
@@ -293,7 +296,7 @@ impl SessionView {
                 egui::ScrollArea::both().show(ui, |ui| self.picture(ui, handle));
             }
         });
-        self.notes(ui, lang, now);
+        self.notes(ui, lang, now, window.spanned_from.is_some());
         if std::mem::take(&mut self.toggle_fullscreen) {
             let on = !window.fullscreen;
             self.set_fullscreen(ui.ctx(), window, on, &send);
@@ -381,14 +384,19 @@ impl Span {
         let layout = MonitorLayout::new(monitors, primary)
             .map_err(|e| tracing::warn!("full screen stays on one monitor: {e}"))
             .ok()?;
-        let area = monitors.iter().fold(egui::Rect::NOTHING, |area, m| {
+        let rect = |m: &Monitor| {
             let min = egui::pos2(m.left as f32, m.top as f32);
-            area.union(egui::Rect::from_min_size(
-                min,
-                Vec2::new(m.width as f32, m.height as f32),
-            ))
-        });
-        Some(Span { layout, area })
+            egui::Rect::from_min_size(min, Vec2::new(m.width as f32, m.height as f32))
+        };
+        let area = monitors
+            .iter()
+            .fold(egui::Rect::NOTHING, |area, m| area.union(rect(m)));
+        let primary = rect(&monitors[primary.min(monitors.len() - 1)]);
+        Some(Span {
+            layout,
+            area,
+            primary,
+        })
     }
 }
 
@@ -396,7 +404,7 @@ impl SessionView {
     /// The full-screen hint and notices, floating at the bottom of the
     /// picture (not in the session bar: a bar that grows and shrinks would
     /// change the picture's room, and with it the remote desktop's size).
-    fn notes(&mut self, ui: &Ui, lang: Lang, now: f64) {
+    fn notes(&mut self, ui: &Ui, lang: Lang, now: f64, spanned: bool) {
         let hint = self
             .hint
             .filter(|until| now < *until)
@@ -407,19 +415,28 @@ impl SessionView {
         if hint.is_none() && self.notice.is_none() {
             return;
         }
-        egui::Area::new(egui::Id::unique("session-notes"))
-            .anchor(egui::Align2::CENTER_BOTTOM, [0.0, -16.0])
-            .interactable(false)
-            .show(ui.ctx(), |ui| {
-                egui::Frame::popup(ui.style()).show(ui, |ui| {
-                    if let Some(hint) = hint {
-                        ui.colored_label(Color32::from_rgb(0, 110, 200), hint.get(lang));
-                    }
-                    if let Some((text, _)) = &self.notice {
-                        ui.colored_label(Color32::from_rgb(200, 120, 0), text.as_str());
-                    }
-                });
+        let area = egui::Area::new(egui::Id::unique("session-notes"));
+        // Over every monitor: at the bottom of the primary one.
+        let area = match self.span.as_ref().filter(|_| spanned) {
+            Some(span) => {
+                let ppp = ui.ctx().native_pixels_per_point().unwrap_or(1.0);
+                let bottom = egui::pos2(span.primary.center().x, span.primary.max.y);
+                let at = (bottom - span.area.min) / ppp;
+                area.pivot(egui::Align2::CENTER_BOTTOM)
+                    .fixed_pos(egui::pos2(at.x, at.y - 16.0))
+            }
+            None => area.anchor(egui::Align2::CENTER_BOTTOM, [0.0, -16.0]),
+        };
+        area.interactable(false).show(ui.ctx(), |ui| {
+            egui::Frame::popup(ui.style()).show(ui, |ui| {
+                if let Some(hint) = hint {
+                    ui.colored_label(Color32::from_rgb(0, 110, 200), hint.get(lang));
+                }
+                if let Some((text, _)) = &self.notice {
+                    ui.colored_label(Color32::from_rgb(200, 120, 0), text.as_str());
+                }
             });
+        });
     }
 
     /// In "fit to window", asks the remote PC to run its desktop at the
