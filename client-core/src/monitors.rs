@@ -36,6 +36,16 @@ impl Monitor {
         i64::from(self.top) + i64::from(self.height)
     }
 
+    /// Shares a stretch of edge with `other` (side by side, or one above
+    /// the other).
+    fn touches(&self, other: &Monitor) -> bool {
+        let rows = i64::from(self.top) < other.bottom() && i64::from(other.top) < self.bottom();
+        let columns = i64::from(self.left) < other.right() && i64::from(other.left) < self.right();
+        (rows && (self.right() == i64::from(other.left) || other.right() == i64::from(self.left)))
+            || (columns
+                && (self.bottom() == i64::from(other.top) || other.bottom() == i64::from(self.top)))
+    }
+
     fn overlaps(&self, other: &Monitor) -> bool {
         i64::from(self.left) < other.right()
             && i64::from(other.left) < self.right()
@@ -65,6 +75,8 @@ pub enum LayoutError {
     TooSmall(Monitor),
     #[error("monitors {0} and {1} overlap")]
     Overlap(Monitor, Monitor),
+    #[error("monitor {0} touches no other monitor; RDP needs them side by side without gaps")]
+    Apart(Monitor),
     #[error(
         "all monitors together are {0}×{1} pixels; this app shows at most \
          {MAX_DESKTOP_EDGE}×{MAX_DESKTOP_EDGE}"
@@ -74,9 +86,8 @@ pub enum LayoutError {
     Unreadable(String),
 }
 
-/// The remote desktop's monitors, the primary first and at (0, 0), as RDP
-/// wants them. Widths are even (Display Control refuses odd ones: an odd
-/// monitor loses its last column).
+/// The remote desktop's monitors, the primary first and at (0, 0), each
+/// touching another, as RDP wants them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MonitorLayout {
     monitors: Vec<Monitor>,
@@ -123,6 +134,16 @@ impl MonitorLayout {
                 return Err(LayoutError::Overlap(*other, *m));
             }
         }
+        if ordered.len() > 1 {
+            if let Some(alone) = ordered.iter().enumerate().find(|(i, m)| {
+                !ordered
+                    .iter()
+                    .enumerate()
+                    .any(|(j, o)| j != *i && o.touches(m))
+            }) {
+                return Err(LayoutError::Apart(*alone.1));
+            }
+        }
         let (left, top, right, bottom) = bounds(&ordered);
         let (width, height) = (right - left, bottom - top);
         let max = i64::from(MAX_DESKTOP_EDGE);
@@ -135,8 +156,8 @@ impl MonitorLayout {
             .map(|m| Monitor {
                 left: m.left - origin.left,
                 top: m.top - origin.top,
-                width: m.width.min(MAX_DESKTOP_EDGE.into()) & !1,
-                height: m.height.min(MAX_DESKTOP_EDGE.into()),
+                width: m.width,
+                height: m.height,
             })
             .collect();
         Ok(Self { monitors })
@@ -192,12 +213,24 @@ impl MonitorLayout {
     }
 
     /// The same layout as a Display Control request (MS-RDPEDISP), with
-    /// the scale factor (percent) on every monitor.
+    /// the scale factor (percent) on every monitor. Display Control takes
+    /// only even widths: an odd monitor loses its last column and the
+    /// monitors right of it move left by one, so they still touch (an
+    /// XWayland monitor at 150 % is 1707 pixels wide).
     pub fn display_control(
         &self,
         scale_percent: u32,
     ) -> Result<DisplayControlMonitorLayout, String> {
         let scale = MonitorLayoutEntry::adjust_desktop_scale_factor(scale_percent);
+        let shift = |m: &Monitor| {
+            let odd_to_the_left = self
+                .monitors
+                .iter()
+                .filter(|o| o.width % 2 == 1 && o.right() <= i64::from(m.left))
+                .count();
+            i32::try_from(odd_to_the_left).unwrap_or(0)
+        };
+        let primary_shift = shift(&self.monitors[0]);
         let entries = self
             .monitors
             .iter()
@@ -208,8 +241,9 @@ impl MonitorLayout {
                     0 => MonitorLayoutEntry::new_primary(width, height),
                     _ => MonitorLayoutEntry::new_secondary(width, height),
                 };
+                let left = m.left - shift(m) + primary_shift;
                 entry
-                    .and_then(|e| e.with_position(m.left, m.top))
+                    .and_then(|e| e.with_position(left, m.top))
                     .and_then(|e| e.with_desktop_scale_factor(scale))
             })
             .collect::<Result<Vec<_>, _>>()
@@ -338,10 +372,55 @@ mod tests {
     }
 
     #[test]
-    fn odd_widths_lose_a_column_and_negative_offsets_are_read() {
-        let layout = MonitorLayout::parse("1367x768+0+0,1280x1024-1280+0").unwrap();
-        assert_eq!(layout.monitors()[0].width, 1366);
-        assert_eq!(layout.monitors()[1], m(1280, 1024, -1280, 0));
-        assert_eq!(layout.desktop_size(), (2646, 1024));
+    fn odd_widths_lose_a_column_over_display_control_and_still_touch() {
+        // Two XWayland monitors at 150 %, then an odd one left of the primary.
+        for text in [
+            "1707x960+0+0,1707x960+1707+0,1280x1024+3414+0",
+            "1280x1024+0+0,1367x768-1367+0,1707x960-3074+0",
+        ] {
+            let layout = MonitorLayout::parse(text).unwrap();
+            assert_eq!(
+                layout.to_string(),
+                text,
+                "the connection keeps every column"
+            );
+            let request = layout
+                .display_control(100)
+                .unwrap_or_else(|e| panic!("{text}: {e}"));
+            let placed: Vec<_> = request
+                .monitors()
+                .iter()
+                .map(|e| (e.position().unwrap(), e.dimensions()))
+                .collect();
+            assert_eq!(
+                placed[0],
+                (
+                    (0, 0),
+                    (
+                        if text.starts_with("1707") { 1706 } else { 1280 },
+                        placed[0].1 .1
+                    )
+                )
+            );
+            assert!(placed.iter().all(|(_, (w, _))| w % 2 == 0), "{placed:?}");
+        }
+        let layout = MonitorLayout::parse("1707x960+0+0,1707x960+1707+0").unwrap();
+        let request = layout.display_control(100).unwrap();
+        assert_eq!(request.monitors()[1].position(), Some((1706, 0)));
+    }
+
+    #[test]
+    fn monitors_must_touch() {
+        assert!(matches!(
+            MonitorLayout::parse("1920x1080+0+0,1280x1024+1930+0"),
+            Err(LayoutError::Apart(_))
+        ));
+        // Corner to corner is not side by side.
+        assert!(matches!(
+            MonitorLayout::parse("800x600+0+0,800x600+800+600"),
+            Err(LayoutError::Apart(_))
+        ));
+        assert!(MonitorLayout::parse("800x600+0+0,800x600+0+600").is_ok());
+        assert!(MonitorLayout::parse("1280x1024-1280+0,1920x1080+0+0").is_ok());
     }
 }

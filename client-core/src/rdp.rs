@@ -1028,8 +1028,15 @@ where
             let scale = MonitorLayoutEntry::adjust_desktop_scale_factor(scale_percent);
             self.stage.encode_resize(width, height, Some(scale), None)
         } else {
-            let layout = screens.display_control(scale_percent).map_err(rdp_err)?;
-            self.stage.encode_monitor_layout(&layout)
+            match screens.display_control(scale_percent) {
+                Ok(layout) => self.stage.encode_monitor_layout(&layout),
+                // Not a layout Display Control carries: the picture is
+                // scaled instead, and the session goes on.
+                Err(e) => {
+                    tracing::warn!(%screens, error = %e, "the monitors cannot be asked for");
+                    return Ok(false);
+                }
+            }
         };
         let (width, height) = screens.desktop_size();
         let frame = match encoded {

@@ -1,9 +1,9 @@
 //! This computer's monitors, for full screen over all of them: where each
 //! sits in screen pixels, and which is the primary (the taskbar's).
 //!
-//! X11 (and XWayland) says through RandR's monitor list, Windows through
-//! EnumDisplayMonitors; elsewhere nothing is known and full screen stays
-//! on one monitor.
+//! X11 says through RandR's monitor list, Windows through
+//! EnumDisplayMonitors; elsewhere (Wayland, where a window cannot place
+//! itself) nothing is known and full screen stays on one monitor.
 
 use client_core::Monitor;
 
@@ -25,6 +25,11 @@ mod os {
     use x11rb::protocol::randr::ConnectionExt as _;
 
     pub fn list() -> Result<(Vec<Monitor>, usize), String> {
+        // The app's window is a Wayland one there, and a Wayland window
+        // cannot place itself (XWayland would still list the monitors).
+        if std::env::var_os("WAYLAND_DISPLAY").is_some() {
+            return Err("on Wayland a window cannot place itself over several monitors".into());
+        }
         let (conn, screen) = x11rb::connect(None).map_err(|e| e.to_string())?;
         let root = conn.setup().roots[screen].root;
         let reply = conn

@@ -119,6 +119,10 @@ pub fn rgba_from_png(png: &[u8]) -> Result<(u32, u32, Vec<u8>), String> {
         bytes: MAX_IMAGE_BYTES,
     });
     let mut reader = decoder.read_info().map_err(|e| e.to_string())?;
+    let (width, height) = (reader.info().width, reader.info().height);
+    if u64::from(width) * u64::from(height) * 4 > MAX_IMAGE_BYTES as u64 {
+        return Err(format!("the picture is too large ({width}×{height})"));
+    }
     let size = reader
         .output_buffer_size()
         .ok_or("the picture is too large")?;
@@ -162,9 +166,13 @@ enum Call {
     Ready,
     /// The server is ready for the client's first format list.
     AnnounceLocal,
-    /// The other side copied something: whether as Unicode text, whether
-    /// as a picture.
-    RemoteCopied { text: bool, image: bool },
+    /// The other side copied something: whether as Unicode text, and the
+    /// picture format it offers (`CF_DIBV5`, which keeps what Windows puts
+    /// in bit masks, before `CF_DIB`).
+    RemoteCopied {
+        text: bool,
+        image: Option<ClipboardFormatId>,
+    },
     /// The other side pastes: it wants our data in this format.
     SendLocal(ClipboardFormatId),
     /// Our request for the other side's text was answered.
@@ -177,8 +185,9 @@ enum Call {
 #[derive(Debug, Default)]
 pub struct CallRecorder {
     calls: Vec<Call>,
-    /// The format last asked of the other side, whose data comes next.
-    asked: Option<ClipboardFormatId>,
+    /// The formats asked of the other side, in order: each answer is for
+    /// the first (a peer may copy twice before the first answer comes).
+    asked: std::collections::VecDeque<ClipboardFormatId>,
 }
 
 ironrdp_core::impl_as_any!(CallRecorder);
@@ -209,9 +218,12 @@ impl CliprdrBackend for CallRecorder {
 
     fn on_remote_copy(&mut self, formats: &[ClipboardFormat]) {
         let has = |id| formats.iter().any(|f| f.id == id);
+        let image = [ClipboardFormatId::CF_DIBV5, ClipboardFormatId::CF_DIB]
+            .into_iter()
+            .find(|id| has(*id));
         self.calls.push(Call::RemoteCopied {
             text: has(ClipboardFormatId::CF_UNICODETEXT),
-            image: has(ClipboardFormatId::CF_DIB),
+            image,
         });
     }
 
@@ -297,7 +309,10 @@ pub struct Answered {
 pub fn answer<R: Role>(cliprdr: &mut Cliprdr<R>, local: Option<&Clip>) -> PduResult<Answered> {
     let (calls, mut asked) = cliprdr
         .downcast_backend_mut::<CallRecorder>()
-        .map(|recorder| (std::mem::take(&mut recorder.calls), recorder.asked.take()))
+        .map(|recorder| {
+            let asked = std::mem::take(&mut recorder.asked);
+            (std::mem::take(&mut recorder.calls), asked)
+        })
         .unwrap_or_default();
     let mut done = Answered::default();
     let (messages, arrived) = (&mut done.messages, &mut done.arrived);
@@ -315,18 +330,18 @@ pub fn answer<R: Role>(cliprdr: &mut Cliprdr<R>, local: Option<&Clip>) -> PduRes
             Call::Ready
             | Call::RemoteCopied {
                 text: false,
-                image: false,
+                image: None,
             } => {}
             // Out of order (before the channel is up): nothing can be asked
             // or answered yet, and the session goes on.
             Call::RemoteCopied { .. } | Call::SendLocal(_) if !cliprdr.is_ready() => {}
-            Call::RemoteCopied { text, .. } => {
+            Call::RemoteCopied { text, image } => {
                 done.text_offered = true;
-                let format = match text {
-                    true => ClipboardFormatId::CF_UNICODETEXT,
-                    false => ClipboardFormatId::CF_DIB,
+                let format = match (text, image) {
+                    (true, _) | (false, None) => ClipboardFormatId::CF_UNICODETEXT,
+                    (false, Some(image)) => image,
                 };
-                asked = Some(format);
+                asked.push_back(format);
                 messages.extend(Vec::<SvcMessage>::from(cliprdr.initiate_paste(format)?));
             }
             Call::SendLocal(format) => {
@@ -343,9 +358,16 @@ pub fn answer<R: Role>(cliprdr: &mut Cliprdr<R>, local: Option<&Clip>) -> PduRes
                     cliprdr.submit_format_data(response)?,
                 ));
             }
-            Call::Received(Some(data)) => arrived.push(arrival(asked.take(), &data)),
+            // An answer to nothing asked is not ours to believe.
+            Call::Received(Some(data)) => {
+                if let Some(format) = asked.pop_front() {
+                    arrived.push(arrival(format, &data));
+                }
+            }
             // The other side could not give its data after all.
-            Call::Received(None) => asked = None,
+            Call::Received(None) => {
+                asked.pop_front();
+            }
             Call::OfferAnswered(taken) => done.offer_taken = Some(taken),
         }
     }
@@ -356,13 +378,17 @@ pub fn answer<R: Role>(cliprdr: &mut Cliprdr<R>, local: Option<&Clip>) -> PduRes
 }
 
 /// What `data`, answering our request for `format`, brings.
-fn arrival(format: Option<ClipboardFormatId>, data: &[u8]) -> Arrived {
+fn arrival(format: ClipboardFormatId, data: &[u8]) -> Arrived {
+    use ironrdp_cliprdr_format::bitmap::{dib_to_png, dibv5_to_png};
+    let picture = format == ClipboardFormatId::CF_DIB || format == ClipboardFormatId::CF_DIBV5;
     match format {
-        Some(ClipboardFormatId::CF_DIB) if data.len() > MAX_IMAGE_BYTES => {
-            Arrived::ImageTooLarge(data.len())
+        _ if picture && data.len() > MAX_IMAGE_BYTES => Arrived::ImageTooLarge(data.len()),
+        ClipboardFormatId::CF_DIBV5 => {
+            dibv5_to_png(data).map_or_else(|e| Arrived::Unreadable(e.to_string()), Arrived::Image)
         }
-        Some(ClipboardFormatId::CF_DIB) => ironrdp_cliprdr_format::bitmap::dib_to_png(data)
-            .map_or_else(|e| Arrived::Unreadable(e.to_string()), Arrived::Image),
+        ClipboardFormatId::CF_DIB => {
+            dib_to_png(data).map_or_else(|e| Arrived::Unreadable(e.to_string()), Arrived::Image)
+        }
         // The text may be MAX_TEXT_BYTES, then its 2-byte terminator.
         _ if data.len() > MAX_TEXT_BYTES + 2 => Arrived::TooLarge(data.len()),
         _ => Arrived::Text(utf16_text(data)),
@@ -501,7 +527,7 @@ mod tests {
         let recorder = client.downcast_backend_mut::<CallRecorder>().unwrap();
         recorder.calls.push(Call::RemoteCopied {
             text: true,
-            image: true,
+            image: Some(ClipboardFormatId::CF_DIB),
         });
         // (Not ready: nothing is asked; the choice is seen on a ready one.)
         let mut server: CliprdrServer = channel();
@@ -510,12 +536,54 @@ mod tests {
         let recorder = client.downcast_backend_mut::<CallRecorder>().unwrap();
         recorder.calls.push(Call::RemoteCopied {
             text: true,
-            image: true,
+            image: Some(ClipboardFormatId::CF_DIB),
         });
         let done = answer(&mut client, None).unwrap();
         assert!(done.text_offered);
         let recorder = client.downcast_backend_mut::<CallRecorder>().unwrap();
-        assert_eq!(recorder.asked, Some(ClipboardFormatId::CF_UNICODETEXT));
+        assert_eq!(recorder.asked, [ClipboardFormatId::CF_UNICODETEXT]);
+    }
+
+    /// A peer that copies twice before the first answer (Word and Firefox
+    /// send two format lists at once): each answer is read as what was
+    /// asked first; an answer to nothing asked is dropped.
+    #[test]
+    fn answers_are_matched_to_requests_in_order() {
+        let (png, _) = picture();
+        let Clip::Image(Dib(dib)) = Clip::image(&png).unwrap() else {
+            unreachable!()
+        };
+        let text: Vec<u8> = "abc"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .chain([0, 0])
+            .collect();
+        let mut client: CliprdrClient = channel();
+        let recorder = client.downcast_backend_mut::<CallRecorder>().unwrap();
+        recorder
+            .asked
+            .extend([ClipboardFormatId::CF_UNICODETEXT, ClipboardFormatId::CF_DIB]);
+        recorder.calls.extend([
+            Call::Received(Some(text.clone())),
+            Call::Received(Some(dib)),
+            Call::Received(Some(text)),
+        ]);
+        let arrived = answer(&mut client, None).unwrap().arrived;
+        assert!(
+            matches!(&arrived[..], [Arrived::Text(t), Arrived::Image(_)] if t == "abc"),
+            "{arrived:?}"
+        );
+        // A failed answer takes its request with it.
+        let recorder = client.downcast_backend_mut::<CallRecorder>().unwrap();
+        recorder
+            .asked
+            .extend([ClipboardFormatId::CF_DIB, ClipboardFormatId::CF_UNICODETEXT]);
+        recorder.calls.extend([
+            Call::Received(None),
+            Call::Received(Some(vec![0x41, 0, 0, 0])),
+        ]);
+        let arrived = answer(&mut client, None).unwrap().arrived;
+        assert_eq!(arrived, [Arrived::Text("A".into())]);
     }
 
     /// A picture over the limit, or one that is not a DIB, is not taken;
@@ -525,7 +593,7 @@ mod tests {
         let mut client: CliprdrClient = channel();
         let mut arrive = |data: Vec<u8>| {
             let recorder = client.downcast_backend_mut::<CallRecorder>().unwrap();
-            recorder.asked = Some(ClipboardFormatId::CF_DIB);
+            recorder.asked.push_back(ClipboardFormatId::CF_DIB);
             recorder.calls.push(Call::Received(Some(data)));
             answer(&mut client, None).unwrap().arrived
         };
@@ -607,6 +675,7 @@ mod tests {
         let mut client: CliprdrClient = channel();
         let mut arrive = |data: Vec<u8>| {
             let recorder = client.downcast_backend_mut::<CallRecorder>().unwrap();
+            recorder.asked.push_back(ClipboardFormatId::CF_UNICODETEXT);
             recorder.calls.push(Call::Received(Some(data)));
             answer(&mut client, None).unwrap().arrived
         };

@@ -256,6 +256,7 @@ fn with_all_monitors_the_session_covers_both_monitors() {
         Command::new(bin("thin-desktop"))
             .args(["--demo", "--lang", "en", "--multimon"])
             .env("DISPLAY", &x.display)
+            .env_remove("WAYLAND_DISPLAY")
             .env("LIBGL_ALWAYS_SOFTWARE", "1")
             .env("HOME", home.path())
             .env("THIN_CONFIG_DIR", home.path().join("config")),

@@ -31,6 +31,10 @@ pub struct ThinApp {
     /// The computer ID typed in the quick-connect field.
     quick_id: String,
     quick_focused: bool,
+    /// The window's full-screen mode as the connection screen last had it:
+    /// whichever way that screen is left (ended, cancelled while
+    /// reconnecting), the window goes back to normal.
+    window_shown: crate::session::WindowMode,
 }
 
 enum Screen {
@@ -153,6 +157,7 @@ impl ThinApp {
             pending_connect: None,
             quick_id: String::new(),
             quick_focused: false,
+            window_shown: Default::default(),
         }
     }
 
@@ -233,6 +238,9 @@ impl ThinApp {
         }
 
         let in_session = matches!(&self.screen, Screen::Connection(c) if c.session.is_some() && c.outcome.is_none());
+        // Ctrl+Plus in a session is for the remote PC (and zooming here
+        // would move a window placed over every monitor).
+        ui.ctx().options_mut(|o| o.zoom_with_keyboard = !in_session);
         if !in_session {
             egui::Panel::top("top").show(ui, |ui| self.top_bar(ui));
         }
@@ -257,6 +265,10 @@ impl ThinApp {
                 Screen::Connection(conn) => self.connection(ui, conn),
             }
         });
+        match &self.screen {
+            Screen::Connection(c) => self.window_shown = c.lasting.window.clone(),
+            _ => crate::session::leave_fullscreen(ui.ctx(), &mut self.window_shown),
+        }
     }
 
     fn top_bar(&mut self, ui: &mut Ui) {

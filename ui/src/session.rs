@@ -63,8 +63,8 @@ pub struct Lasting {
 pub struct WindowMode {
     pub fullscreen: bool,
     /// Full screen over every monitor: where the window was (outer
-    /// position and inner size, points), to go back there.
-    pub spanned_from: Option<(egui::Pos2, Vec2)>,
+    /// position, inner size in points, maximised), to go back there.
+    pub spanned_from: Option<(egui::Pos2, Vec2, bool)>,
 }
 
 pub struct SessionView {
@@ -331,14 +331,21 @@ impl SessionView {
             return;
         };
         window.fullscreen = true;
-        let (outer, inner) = ctx.input(|i| (i.viewport().outer_rect, i.viewport().inner_rect));
+        let (outer, inner, maximized) = ctx.input(|i| {
+            let v = i.viewport();
+            (v.outer_rect, v.inner_rect, v.maximized.unwrap_or(false))
+        });
         let back = (
             outer.map_or(egui::Pos2::ZERO, |r| r.min),
             inner.map_or(Vec2::new(1024.0, 768.0), |r| r.size()),
+            maximized,
         );
         window.spanned_from = Some(back);
-        // Monitors count in screen pixels; the window in points.
-        let ppp = ctx.native_pixels_per_point().unwrap_or(1.0);
+        // Monitors count in screen pixels; the window in points (the
+        // system's scale and egui's zoom).
+        let ppp = ctx.pixels_per_point();
+        // A maximised window would not move.
+        ctx.send_viewport_cmd(V::Maximized(false));
         ctx.send_viewport_cmd(V::Decorations(false));
         ctx.send_viewport_cmd(V::OuterPosition(span.area.min / ppp));
         ctx.send_viewport_cmd(V::InnerSize(span.area.size() / ppp));
@@ -363,11 +370,12 @@ pub fn leave_fullscreen(ctx: &egui::Context, window: &mut WindowMode) {
         return;
     }
     match window.spanned_from.take() {
-        Some((position, size)) => {
+        Some((position, size, maximized)) => {
             ctx.send_viewport_cmd(V::WindowLevel(WindowLevel::Normal));
             ctx.send_viewport_cmd(V::Decorations(true));
             ctx.send_viewport_cmd(V::OuterPosition(position));
             ctx.send_viewport_cmd(V::InnerSize(size));
+            ctx.send_viewport_cmd(V::Maximized(maximized));
         }
         None => ctx.send_viewport_cmd(V::Fullscreen(false)),
     }
@@ -419,7 +427,7 @@ impl SessionView {
         // Over every monitor: at the bottom of the primary one.
         let area = match self.span.as_ref().filter(|_| spanned) {
             Some(span) => {
-                let ppp = ui.ctx().native_pixels_per_point().unwrap_or(1.0);
+                let ppp = ui.ctx().pixels_per_point();
                 let bottom = egui::pos2(span.primary.center().x, span.primary.max.y);
                 let at = (bottom - span.area.min) / ppp;
                 area.pivot(egui::Align2::CENTER_BOTTOM)
