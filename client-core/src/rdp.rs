@@ -842,13 +842,10 @@ where
 
     /// Pastes a picture (PNG) from this computer where the remote PC's
     /// cursor is: on the remote clipboard, then Ctrl+V there once the
-    /// remote PC took it.
+    /// remote PC took it (a channel still starting offers it as it comes
+    /// up).
     pub async fn paste_image(&mut self, png: &[u8]) -> Result<Result<(), NotPasted>, ConnectError> {
-        let ready = self
-            .stage
-            .get_svc_processor_mut::<CliprdrClient>()
-            .is_some_and(|cliprdr| cliprdr.is_ready());
-        if !ready {
+        if self.stage.get_svc_processor::<CliprdrClient>().is_none() {
             return Ok(Err(NotPasted::NoClipboard));
         }
         if let Err(why) = self.copy_image(png).await? {

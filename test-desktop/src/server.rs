@@ -530,12 +530,14 @@ impl TestDesktop {
                 ours: cookie.logon_id == LOGON_ID,
             });
         }
-        session.start_channels().await?;
-        session.framed.write_all(&encode_pointer()?).await?;
-        session.give_reconnect_cookie().await?;
+        // Before the channels start: their first answers must not come
+        // in the middle of the capability exchange.
         if let Some((width, height)) = spanned {
             session.resize(width, height).await?;
         }
+        session.start_channels().await?;
+        session.framed.write_all(&encode_pointer()?).await?;
+        session.give_reconnect_cookie().await?;
         for event in result.input_events {
             session.handle_fast_path_input(&event).await?;
         }

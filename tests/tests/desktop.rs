@@ -238,18 +238,25 @@ fn the_demo_reaches_the_session_in_a_real_window_in_japanese_and_english() {
 /// A person with two monitors at home and "use all my monitors" on: the
 /// app reads the monitors from the X server (RandR; TigerVNC's Xvnc takes
 /// a monitor layout where Xvfb keeps one), puts their layout in the
-/// connection, and the window covers both without decorations; the
-/// remote desktop (the demo's test desktop) runs over both and its
-/// picture fills both monitors pixel for pixel.
+/// connection, and the window covers both without decorations under a
+/// real window manager (openbox); the remote desktop (the demo's test
+/// desktop) runs over both and its picture fills both monitors pixel for
+/// pixel. The shortcut brings the window back and the remote desktop
+/// follows it again.
 #[test]
 fn with_all_monitors_the_session_covers_both_monitors() {
     if !real_peer_programs(
-        &["Xvnc", "xrandr", "xdotool", "import"],
-        "tigervnc-standalone-server x11-xserver-utils xdotool imagemagick",
+        &["Xvnc", "xrandr", "xdotool", "import", "openbox"],
+        "tigervnc-standalone-server x11-xserver-utils xdotool imagemagick openbox",
     ) {
         return;
     }
     let x = Xvnc::with_monitors(&[("LEFT", 1280, 900, 0, 0), ("RIGHT", 1120, 768, 1280, 0)]);
+    // A real window manager, which decides where windows may go.
+    let _wm = Proc::start_cmd(
+        "openbox",
+        Command::new("openbox").env("DISPLAY", &x.display),
+    );
     let home = tempfile::tempdir().unwrap();
     let mut app = Proc::start_cmd(
         "thin-desktop",
@@ -289,5 +296,31 @@ fn with_all_monitors_the_session_covers_both_monitors() {
         covered,
         "the remote desktop does not cover both monitors: {}",
         shot.display()
+    );
+
+    // The shortcut leaves full screen: the window is back (the right
+    // monitor shows the desktop behind it) and the remote desktop follows
+    // the window again.
+    xdotool(&x.display, &["key", "ctrl+alt+shift+f"]);
+    let deadline = std::time::Instant::now() + limit;
+    let windowed = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = app.next_line(left);
+        if line.contains("demo desktop: resized to") && !line.contains("2400x900") {
+            break line;
+        }
+    };
+    let size = windowed.rsplit(' ').next().unwrap();
+    let width: u32 = size.split('x').next().unwrap().parse().unwrap();
+    assert!(width < 1400, "{windowed}");
+    let back = dir.join("desktop-two-monitors-left.png");
+    screenshot(&x.display, &back);
+    let (w, _, rgb) = read_png(&back);
+    let i = ((700 * w + 2300) * 3) as usize;
+    assert_ne!(
+        rgb[i..i + 3],
+        test_desktop::picture_pixel(2300, 700),
+        "the window still covers the right monitor: {}",
+        back.display()
     );
 }
