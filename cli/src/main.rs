@@ -123,6 +123,11 @@ struct ConnectArgs {
     /// remote_clipboard_image=WxH rgba-sha256=…).
     #[arg(long, conflicts_with_all = ["listen", "copy_text"])]
     copy_image: Option<PathBuf>,
+    /// Put these files on the remote PC's clipboard once connected (repeat
+    /// for several); pasted in its Explorer, they are read from here, so
+    /// keep the session with --hold meanwhile.
+    #[arg(long, conflicts_with_all = ["listen", "copy_text", "copy_image"])]
+    copy_file: Vec<PathBuf>,
     /// Once connected, ask the remote PC to resize its desktop to
     /// WIDTHxHEIGHT, or to monitors written as for --monitors (Display
     /// Control, as when the app's window changes size or goes full screen
@@ -407,6 +412,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     hold: Duration::from_secs(args.hold),
                     copy_text: args.copy_text,
                     copy_image: args.copy_image.as_deref(),
+                    copy_files: &args.copy_file,
                     resize: args.resize,
                     sound_out: args.sound_out.as_deref(),
                     pointer_out: args.pointer_out.as_deref(),
@@ -468,6 +474,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     hold: Duration::ZERO,
                     copy_text: None,
                     copy_image: None,
+                    copy_files: &[],
                     resize: None,
                     sound_out: None,
                     pointer_out: None,
@@ -489,6 +496,8 @@ struct Plan<'a> {
     copy_text: Option<String>,
     /// Put this picture (PNG file) on the remote clipboard.
     copy_image: Option<&'a std::path::Path>,
+    /// Put these files on the remote clipboard.
+    copy_files: &'a [PathBuf],
     /// Ask for these screens once connected.
     resize: Option<MonitorLayout>,
     /// Record the remote PC's sound here.
@@ -510,6 +519,7 @@ async fn screenshot_session(
         hold,
         copy_text,
         copy_image,
+        copy_files,
         resize,
         sound_out,
         pointer_out,
@@ -595,6 +605,13 @@ async fn screenshot_session(
             .copy_image(&png)
             .await
             .map_err(|e| anyhow::anyhow!(e))??;
+    }
+    if !copy_files.is_empty() {
+        session
+            .copy_files(copy_files)
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?
+            .map_err(|e| anyhow::anyhow!(e))?;
     }
     if hold.is_zero() {
         finish(&session)?;

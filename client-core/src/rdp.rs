@@ -29,7 +29,10 @@ use ironrdp_rdpsnd::client::Rdpsnd;
 use ironrdp_session::image::DecodedImage;
 use ironrdp_session::{ActiveStage, ActiveStageBuilder, ActiveStageOutput};
 use ironrdp_tokio::{FramedWrite as _, TokioFramed};
-use proto::clipboard::{self, Arrived, Clip, CliprdrClient, ImageNotOffered, TooLarge};
+use proto::clipboard::{
+    self, Arrived, Clip, CliprdrClient, FileAsk, FileContents, ImageNotOffered, OfferedFile,
+    TooLarge,
+};
 use proto::session::{SessionMode, SessionReply, SessionRequest};
 use tokio::io::{AsyncRead, AsyncWrite};
 use transport::{FramedIo, Prefixed};
@@ -608,6 +611,7 @@ where
         clipboard: None,
         remote_clipboard: None,
         remote_image: None,
+        offered_files: Vec::new(),
         pointer: RemotePointer::System,
         traffic: Traffic::default(),
         reconnect_cookie: None,
@@ -681,6 +685,8 @@ pub struct RdpSession<S> {
     remote_clipboard: Option<String>,
     /// The picture last copied on the remote PC (PNG).
     remote_image: Option<Vec<u8>>,
+    /// The files on offer (with `clipboard`), read when the remote PC asks.
+    offered_files: Vec<std::path::PathBuf>,
     /// The pointer the remote PC last set.
     pointer: RemotePointer,
     traffic: Traffic,
@@ -798,9 +804,30 @@ where
                     tracing::warn!("the picture copied on the remote PC cannot be read: {why}");
                     continue;
                 }
+                Arrived::Files { files, .. } => {
+                    tracing::info!(
+                        count = files.len(),
+                        "files copied on the remote PC (they do not come to this computer yet)"
+                    );
+                    continue;
+                }
+                Arrived::FileData { .. } => continue,
             });
         }
-        self.send_clipboard(done.messages).await?;
+        let mut messages = done.messages;
+        for request in &done.file_requests {
+            let contents = FileAsk::of(request).map_or(FileContents::Failed, |ask| {
+                read_offered(&self.offered_files, ask)
+            });
+            let cliprdr = self
+                .stage
+                .get_svc_processor::<CliprdrClient>()
+                .ok_or_else(|| rdp_err("the clipboard channel went away while answering"))?;
+            messages.extend(
+                clipboard::give_file_contents(cliprdr, request, contents).map_err(rdp_err)?,
+            );
+        }
+        self.send_clipboard(messages).await?;
         // A paste waits for the office PC's answer to its offer.
         let Some(taken) = done.offer_taken else {
             return Ok(());
@@ -955,8 +982,43 @@ where
         }
     }
 
+    /// Offers files copied on this computer to the remote PC's clipboard
+    /// (pasted in its Explorer, they are read from here as it asks). Only
+    /// files: a folder or something unreadable is refused with why, and
+    /// nothing changes.
+    pub async fn copy_files(
+        &mut self,
+        paths: &[std::path::PathBuf],
+    ) -> Result<Result<(), String>, ConnectError> {
+        let mut offered = Vec::new();
+        for path in paths {
+            let shown = path.display();
+            let meta = match std::fs::metadata(path) {
+                Ok(meta) => meta,
+                Err(e) => return Ok(Err(format!("cannot read {shown}: {e}"))),
+            };
+            if !meta.is_file() {
+                return Ok(Err(format!(
+                    "{shown} is not a file (folders cannot be copied yet)"
+                )));
+            }
+            let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+                return Ok(Err(format!("{shown} has no file name")));
+            };
+            offered.push(OfferedFile {
+                name,
+                size: meta.len(),
+            });
+        }
+        self.offered_files = paths.to_vec();
+        self.offer(Clip::Files(offered)).await.map(Ok)
+    }
+
     /// Makes `clip` this side's clipboard (sent now if the channel is up).
     async fn offer(&mut self, clip: Clip) -> Result<(), ConnectError> {
+        if !matches!(clip, Clip::Files(_)) {
+            self.offered_files.clear();
+        }
         let Some(cliprdr) = self.stage.get_svc_processor_mut::<CliprdrClient>() else {
             self.clipboard = Some(clip);
             return Ok(());
@@ -1230,6 +1292,36 @@ fn lost(e: &std::io::Error) -> String {
         ),
         _ => format!("the connection to the office PC failed ({e})"),
     }
+}
+
+/// The bytes or size of an offered file, as the remote PC asks (read here,
+/// at most [`clipboard::MAX_FILE_CHUNK`] at a time).
+fn read_offered(paths: &[std::path::PathBuf], ask: FileAsk) -> FileContents {
+    use std::io::{Read as _, Seek as _};
+    let read = || -> std::io::Result<FileContents> {
+        match ask {
+            FileAsk::Size { file } => {
+                let path = paths.get(file).ok_or(std::io::ErrorKind::NotFound)?;
+                Ok(FileContents::Size(std::fs::metadata(path)?.len()))
+            }
+            FileAsk::Range {
+                file,
+                position,
+                length,
+            } => {
+                let path = paths.get(file).ok_or(std::io::ErrorKind::NotFound)?;
+                let mut file = std::fs::File::open(path)?;
+                file.seek(std::io::SeekFrom::Start(position))?;
+                let mut data = Vec::with_capacity(length as usize);
+                file.take(u64::from(length)).read_to_end(&mut data)?;
+                Ok(FileContents::Data(data))
+            }
+        }
+    };
+    read().unwrap_or_else(|e| {
+        tracing::warn!("a file offered on the clipboard cannot be read: {e}");
+        FileContents::Failed
+    })
 }
 
 #[cfg(test)]

@@ -12,9 +12,9 @@
 
 use ironrdp_cliprdr::backend::CliprdrBackend;
 use ironrdp_cliprdr::pdu::{
-    ClipboardFormat, ClipboardFormatId, ClipboardGeneralCapabilityFlags, FileContentsRequest,
-    FileContentsResponse, FormatDataRequest, FormatDataResponse, LockDataId,
-    OwnedFormatDataResponse,
+    ClipboardFormat, ClipboardFormatId, ClipboardFormatName, ClipboardGeneralCapabilityFlags,
+    FileContentsFlags, FileContentsRequest, FileContentsResponse, FileDescriptor,
+    FormatDataRequest, FormatDataResponse, LockDataId, OwnedFormatDataResponse,
 };
 use ironrdp_cliprdr::{Cliprdr, Role};
 pub use ironrdp_cliprdr::{CliprdrClient, CliprdrServer};
@@ -38,6 +38,40 @@ pub enum Clip {
     Text(String),
     /// A picture, made with [`Clip::image`].
     Image(Dib),
+    /// Files (names and sizes; their owner reads their bytes when the other
+    /// side asks, see [`Answered::file_requests`]).
+    Files(Vec<OfferedFile>),
+}
+
+/// A file offered on the clipboard: its name, without folders, and size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfferedFile {
+    pub name: String,
+    pub size: u64,
+}
+
+/// A file the other side copied (its name as ironrdp-cliprdr made safe:
+/// no folders, no device names). Its bytes are asked for with
+/// [`ask_file_contents`] by `index`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteFile {
+    pub index: i32,
+    pub name: String,
+    /// As the other side says: to be checked against what arrives.
+    pub size: Option<u64>,
+}
+
+/// The most bytes one file-contents answer carries: what a request is
+/// served with, however much it asked.
+pub const MAX_FILE_CHUNK: u32 = 1 << 20;
+
+/// What to answer a request for a file's contents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileContents {
+    Size(u64),
+    Data(Vec<u8>),
+    /// The file cannot be read (gone, no permission).
+    Failed,
 }
 
 /// A picture as the clipboard channel carries it (`CF_DIB`), within
@@ -85,7 +119,8 @@ impl Clip {
         match clip {
             Some(Clip::Text(_)) => vec![ClipboardFormat::new(ClipboardFormatId::CF_UNICODETEXT)],
             Some(Clip::Image(_)) => vec![ClipboardFormat::new(ClipboardFormatId::CF_DIB)],
-            None => Vec::new(),
+            // Files go with `Cliprdr::initiate_file_copy` (see `announce`).
+            Some(Clip::Files(_)) | None => Vec::new(),
         }
     }
 }
@@ -148,15 +183,20 @@ pub fn rgba_from_png(png: &[u8]) -> Result<(u32, u32, Vec<u8>), String> {
 /// A picture's size and a digest of its pixels (`64x48 rgba-sha256=…`),
 /// the same whatever encoding carried it: for logs and tests.
 pub fn describe_image(png: &[u8]) -> String {
-    use sha2::Digest as _;
     match rgba_from_png(png) {
-        Ok((width, height, rgba)) => {
-            let digest = sha2::Sha256::digest(&rgba);
-            let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-            format!("{width}x{height} rgba-sha256={hex}")
-        }
+        Ok((width, height, rgba)) => format!("{width}x{height} rgba-sha256={}", digest(&rgba)),
         Err(e) => format!("unreadable picture ({e})"),
     }
+}
+
+/// The first 8 bytes of `bytes`' SHA-256, in hex: enough to tell whether
+/// what crossed is what left, in logs and tests.
+pub fn digest(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes)[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// What the other side asked for, in order.
@@ -172,6 +212,19 @@ enum Call {
     RemoteCopied {
         text: bool,
         image: Option<ClipboardFormatId>,
+        files: Option<ClipboardFormatId>,
+    },
+    /// The other side wants the contents of a file we offered.
+    FileRequest(FileContentsRequest),
+    /// The other side's copied files (the list we asked for).
+    RemoteFiles {
+        files: Vec<RemoteFile>,
+        clip_data_id: Option<u32>,
+    },
+    /// Contents of the other side's file (None: it could not give them).
+    FileData {
+        stream_id: u32,
+        data: Option<Vec<u8>>,
     },
     /// The other side pastes: it wants our data in this format.
     SendLocal(ClipboardFormatId),
@@ -199,7 +252,9 @@ impl CliprdrBackend for CallRecorder {
     }
 
     fn client_capabilities(&self) -> ClipboardGeneralCapabilityFlags {
-        ClipboardGeneralCapabilityFlags::empty()
+        // Files as streams of bytes, never as paths on this computer.
+        ClipboardGeneralCapabilityFlags::STREAM_FILECLIP_ENABLED
+            | ClipboardGeneralCapabilityFlags::FILECLIP_NO_FILE_PATHS
     }
 
     fn on_ready(&mut self) {
@@ -221,9 +276,18 @@ impl CliprdrBackend for CallRecorder {
         let image = [ClipboardFormatId::CF_DIBV5, ClipboardFormatId::CF_DIB]
             .into_iter()
             .find(|id| has(*id));
+        let files = formats
+            .iter()
+            .find(|f| {
+                f.name
+                    .as_ref()
+                    .is_some_and(|n| n.value() == ClipboardFormatName::FILE_LIST.value())
+            })
+            .map(|f| f.id);
         self.calls.push(Call::RemoteCopied {
             text: has(ClipboardFormatId::CF_UNICODETEXT),
             image,
+            files,
         });
     }
 
@@ -237,8 +301,32 @@ impl CliprdrBackend for CallRecorder {
     }
 
     // Files are neither offered nor fetched: nothing to answer.
-    fn on_file_contents_request(&mut self, _: FileContentsRequest) {}
-    fn on_file_contents_response(&mut self, _: FileContentsResponse<'_>) {}
+    fn on_file_contents_request(&mut self, request: FileContentsRequest) {
+        self.calls.push(Call::FileRequest(request));
+    }
+
+    fn on_file_contents_response(&mut self, response: FileContentsResponse<'_>) {
+        self.calls.push(Call::FileData {
+            stream_id: response.stream_id(),
+            data: (!response.is_error()).then(|| response.data().to_vec()),
+        });
+    }
+
+    fn on_remote_file_list(&mut self, files: &[FileDescriptor], clip_data_id: Option<u32>) {
+        let files = files
+            .iter()
+            .zip(0..)
+            .map(|(file, index)| RemoteFile {
+                index,
+                name: file.name.clone(),
+                size: file.file_size,
+            })
+            .collect();
+        self.calls.push(Call::RemoteFiles {
+            files,
+            clip_data_id,
+        });
+    }
     fn on_lock(&mut self, _: LockDataId) {}
     fn on_unlock(&mut self, _: LockDataId) {}
 }
@@ -260,6 +348,18 @@ pub enum Arrived {
     ImageTooLarge(usize),
     /// A picture that is not a readable DIB: not taken (why).
     Unreadable(String),
+    /// The other side copied files: their names and sizes (the bytes come
+    /// when asked for with [`ask_file_contents`]).
+    Files {
+        files: Vec<RemoteFile>,
+        clip_data_id: Option<u32>,
+    },
+    /// Bytes of a file asked for (None: the other side could not give
+    /// them).
+    FileData {
+        stream_id: u32,
+        data: Option<Vec<u8>>,
+    },
 }
 
 /// Local text over [`MAX_TEXT_BYTES`], not offered (the size in bytes).
@@ -285,7 +385,98 @@ pub fn offer<R: Role>(cliprdr: &mut Cliprdr<R>, clip: &Clip) -> PduResult<Vec<Sv
     if !cliprdr.is_ready() {
         return Ok(Vec::new());
     }
-    Ok(cliprdr.initiate_copy(&Clip::formats(Some(clip)))?.into())
+    announce(cliprdr, Some(clip))
+}
+
+/// The format list for `local`: files through ironrdp-cliprdr's file copy
+/// (which answers the file list itself); where the other side takes no
+/// files, an empty list (nothing on offer).
+fn announce<R: Role>(cliprdr: &mut Cliprdr<R>, local: Option<&Clip>) -> PduResult<Vec<SvcMessage>> {
+    if let Some(Clip::Files(files)) = local.filter(|_| cliprdr.is_ready()) {
+        let descriptors = files
+            .iter()
+            .map(|f| FileDescriptor::new(f.name.clone()).with_file_size(f.size))
+            .collect();
+        if let Ok(list) = cliprdr.initiate_file_copy(descriptors) {
+            return Ok(list.into());
+        }
+    }
+    Ok(cliprdr.initiate_copy(&Clip::formats(local))?.into())
+}
+
+/// What a request for a file we offered asks: its size, or bytes from it
+/// (at most [`MAX_FILE_CHUNK`]), by the file's place in our offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileAsk {
+    Size {
+        file: usize,
+    },
+    Range {
+        file: usize,
+        position: u64,
+        length: u32,
+    },
+}
+
+impl FileAsk {
+    /// None for a request no file of ours can answer (a negative index).
+    pub fn of(request: &FileContentsRequest) -> Option<FileAsk> {
+        let file = usize::try_from(request.index).ok()?;
+        Some(match request.flags.contains(FileContentsFlags::SIZE) {
+            true => FileAsk::Size { file },
+            false => FileAsk::Range {
+                file,
+                position: request.position,
+                length: request.requested_size.min(MAX_FILE_CHUNK),
+            },
+        })
+    }
+}
+
+/// Answers the other side's `request` for a file we offered.
+pub fn give_file_contents<R: Role>(
+    cliprdr: &Cliprdr<R>,
+    request: &FileContentsRequest,
+    contents: FileContents,
+) -> PduResult<Vec<SvcMessage>> {
+    let id = request.stream_id;
+    let response = match contents {
+        FileContents::Size(size) => FileContentsResponse::new_size_response(id, size),
+        FileContents::Data(data) => FileContentsResponse::new_data_response(id, data),
+        FileContents::Failed => FileContentsResponse::new_error(id),
+    };
+    Ok(cliprdr.submit_file_contents(response)?.into())
+}
+
+/// Asks the other side for `size` bytes (at most [`MAX_FILE_CHUNK`]) of its
+/// file `index` from `position`; they arrive as [`Arrived::FileData`]
+/// with this `stream_id`.
+pub fn ask_file_contents<R: Role>(
+    cliprdr: &mut Cliprdr<R>,
+    stream_id: u32,
+    file: &RemoteFile,
+    position: u64,
+    size: u32,
+    clip_data_id: Option<u32>,
+) -> PduResult<Vec<SvcMessage>> {
+    let request = FileContentsRequest {
+        stream_id,
+        index: file.index,
+        flags: FileContentsFlags::RANGE,
+        position,
+        // Not past the end the other side gave (ironrdp-cliprdr holds
+        // requests to it).
+        requested_size: file
+            .size
+            .map_or(size, |total| {
+                u32::try_from(total.saturating_sub(position))
+                    .unwrap_or(u32::MAX)
+                    .min(size)
+            })
+            .min(MAX_FILE_CHUNK),
+        data_id: clip_data_id,
+    };
+    Ok(cliprdr.request_file_contents(request)?.into())
 }
 
 /// What [`answer`] did.
@@ -297,6 +488,9 @@ pub struct Answered {
     pub arrived: Vec<Arrived>,
     /// Whether the other side took our last offer, if it answered it.
     pub offer_taken: Option<bool>,
+    /// The other side asks for the contents of files we offered: answer
+    /// each with [`give_file_contents`].
+    pub file_requests: Vec<FileContentsRequest>,
     /// The other side offered text or a picture (it arrives in `arrived`
     /// later).
     pub text_offered: bool,
@@ -318,24 +512,34 @@ pub fn answer<R: Role>(cliprdr: &mut Cliprdr<R>, local: Option<&Clip>) -> PduRes
     let (messages, arrived) = (&mut done.messages, &mut done.arrived);
     for call in calls {
         match call {
-            Call::AnnounceLocal => {
-                let list = cliprdr.initiate_copy(&Clip::formats(local))?;
-                messages.extend(Vec::<SvcMessage>::from(list));
-            }
-            Call::Ready if R::is_server() && local.is_some() => {
-                messages.extend(Vec::<SvcMessage>::from(
-                    cliprdr.initiate_copy(&Clip::formats(local))?,
-                ));
+            Call::AnnounceLocal => messages.extend(announce(cliprdr, local)?),
+            // A client's first list goes out before the channel is ready,
+            // which files cannot: they follow once it is.
+            Call::Ready
+                if (R::is_server() && local.is_some()) || matches!(local, Some(Clip::Files(_))) =>
+            {
+                messages.extend(announce(cliprdr, local)?);
             }
             Call::Ready
             | Call::RemoteCopied {
                 text: false,
                 image: None,
+                files: None,
             } => {}
             // Out of order (before the channel is up): nothing can be asked
             // or answered yet, and the session goes on.
             Call::RemoteCopied { .. } | Call::SendLocal(_) if !cliprdr.is_ready() => {}
-            Call::RemoteCopied { text, image } => {
+            // Files before a picture (Explorer puts icons beside them); the
+            // list comes to the channel itself, not as format data.
+            Call::RemoteCopied {
+                text: false,
+                files: Some(list),
+                ..
+            } => {
+                done.text_offered = true;
+                messages.extend(Vec::<SvcMessage>::from(cliprdr.initiate_paste(list)?));
+            }
+            Call::RemoteCopied { text, image, .. } => {
                 done.text_offered = true;
                 let format = match (text, image) {
                     (true, _) | (false, None) => ClipboardFormatId::CF_UNICODETEXT,
@@ -343,6 +547,17 @@ pub fn answer<R: Role>(cliprdr: &mut Cliprdr<R>, local: Option<&Clip>) -> PduRes
                 };
                 asked.push_back(format);
                 messages.extend(Vec::<SvcMessage>::from(cliprdr.initiate_paste(format)?));
+            }
+            Call::FileRequest(request) => done.file_requests.push(request),
+            Call::RemoteFiles {
+                files,
+                clip_data_id,
+            } => arrived.push(Arrived::Files {
+                files,
+                clip_data_id,
+            }),
+            Call::FileData { stream_id, data } => {
+                arrived.push(Arrived::FileData { stream_id, data })
             }
             Call::SendLocal(format) => {
                 let response = match local {
@@ -482,6 +697,104 @@ mod tests {
         assert_eq!(done.offer_taken, Some(true));
     }
 
+    /// Files offered by the client reach the server as a list, and their
+    /// bytes come in ranges as the server asks, answered from the client's
+    /// own reads; a read that fails is refused, not invented.
+    #[test]
+    fn files_cross_from_the_client_in_ranges() {
+        const SIZE: usize = 2_500_000;
+        let contents: Vec<u8> = (0..SIZE).map(|b| (b * 7 % 251) as u8).collect();
+        let home = Clip::Files(vec![
+            OfferedFile {
+                name: "見積書.xlsx".into(),
+                size: SIZE as u64,
+            },
+            OfferedFile {
+                name: "gone.txt".into(),
+                size: 10,
+            },
+        ]);
+        let mut client: CliprdrClient = channel();
+        let mut server: CliprdrServer = channel();
+        let mut to_client = server.start().unwrap();
+        let mut to_server = Vec::new();
+        let mut listed: Option<(Vec<RemoteFile>, Option<u32>)> = None;
+        let mut received: Vec<u8> = Vec::new();
+        let mut failed = false;
+        for _ in 0..100 {
+            for message in std::mem::take(&mut to_client) {
+                let payload = message.encode_unframed_pdu().unwrap();
+                to_server.extend(client.process(&payload).unwrap());
+                let done = answer(&mut client, Some(&home)).unwrap();
+                to_server.extend(done.messages);
+                for request in done.file_requests {
+                    let answer = match request.index {
+                        0 => {
+                            let start = request.position as usize;
+                            let end = (start + request.requested_size as usize).min(SIZE);
+                            FileContents::Data(contents[start..end].to_vec())
+                        }
+                        _ => FileContents::Failed,
+                    };
+                    to_server.extend(give_file_contents(&client, &request, answer).unwrap());
+                }
+            }
+            for message in std::mem::take(&mut to_server) {
+                let payload = message.encode_unframed_pdu().unwrap();
+                to_client.extend(server.process(&payload).unwrap());
+                let done = answer(&mut server, None).unwrap();
+                to_client.extend(done.messages);
+                for arrived in done.arrived {
+                    match arrived {
+                        Arrived::Files {
+                            files,
+                            clip_data_id,
+                        } => {
+                            assert_eq!(files.len(), 2);
+                            assert_eq!(files[0].name, "見積書.xlsx");
+                            assert_eq!(files[0].size, Some(SIZE as u64));
+                            let ask = ask_file_contents(
+                                &mut server,
+                                1,
+                                &files[0],
+                                0,
+                                u32::MAX,
+                                clip_data_id,
+                            );
+                            to_client.extend(ask.unwrap());
+                            listed = Some((files, clip_data_id));
+                        }
+                        Arrived::FileData {
+                            stream_id: 1,
+                            data: Some(data),
+                        } => {
+                            assert!(data.len() <= MAX_FILE_CHUNK as usize);
+                            received.extend(data);
+                            let (files, clip) = listed.as_ref().unwrap();
+                            let (file, id, at) = match received.len() < SIZE {
+                                true => (&files[0], 1, received.len() as u64),
+                                false => (&files[1], 2, 0),
+                            };
+                            let ask = ask_file_contents(&mut server, id, file, at, u32::MAX, *clip);
+                            to_client.extend(ask.unwrap());
+                        }
+                        Arrived::FileData {
+                            stream_id: 2,
+                            data: None,
+                        } => failed = true,
+                        other => panic!("{other:?}"),
+                    }
+                }
+            }
+            if to_client.is_empty() && to_server.is_empty() {
+                break;
+            }
+        }
+        assert!(listed.is_some(), "no file list arrived");
+        assert!(received == contents, "{} bytes arrived", received.len());
+        assert!(failed, "the unreadable file was not refused");
+    }
+
     /// A 3×2 picture, every channel of it different, partly transparent.
     fn picture() -> (Vec<u8>, Vec<u8>) {
         let rgba: Vec<u8> = (0..24u8).map(|i| i * 10 + 5).collect();
@@ -528,6 +841,7 @@ mod tests {
         recorder.calls.push(Call::RemoteCopied {
             text: true,
             image: Some(ClipboardFormatId::CF_DIB),
+            files: None,
         });
         // (Not ready: nothing is asked; the choice is seen on a ready one.)
         let mut server: CliprdrServer = channel();
@@ -537,6 +851,7 @@ mod tests {
         recorder.calls.push(Call::RemoteCopied {
             text: true,
             image: Some(ClipboardFormatId::CF_DIB),
+            files: None,
         });
         let done = answer(&mut client, None).unwrap();
         assert!(done.text_offered);

@@ -104,6 +104,18 @@ pub enum InputEcho {
     ClipboardUnreadable {
         why: String,
     },
+    /// A file the client copied, fetched whole as Explorer does on a
+    /// paste: its name, size and digest (SHA-256, first 8 bytes in hex).
+    ClipboardFile {
+        name: String,
+        bytes: usize,
+        sha256: String,
+    },
+    /// A file the client copied that it could not give, or that was over
+    /// the desktop's limit.
+    ClipboardFileFailed {
+        name: String,
+    },
     /// The client asked for a new desktop size (Display Control) and the
     /// desktop now runs at this size.
     Resized {
@@ -176,6 +188,14 @@ impl fmt::Display for InputEcho {
             InputEcho::ClipboardTooLarge { bytes } => write!(f, "clipboard too large: {bytes}"),
             InputEcho::ClipboardImage { described } => write!(f, "clipboard image {described}"),
             InputEcho::ClipboardUnreadable { why } => write!(f, "clipboard unreadable: {why}"),
+            InputEcho::ClipboardFile {
+                name,
+                bytes,
+                sha256,
+            } => write!(f, "clipboard file {name:?} {bytes} bytes sha256={sha256}"),
+            InputEcho::ClipboardFileFailed { name } => {
+                write!(f, "clipboard file {name:?} not fetched")
+            }
             InputEcho::Resized { width, height } => write!(f, "resized to {width}x{height}"),
             InputEcho::ToneSent { format } => write!(f, "tone sent as {format}"),
             InputEcho::ResizeStalled => write!(f, "resize stalled on purpose"),
@@ -500,6 +520,7 @@ impl TestDesktop {
             resize_wishes,
             tone,
             stall_on_resize: self.stall_on_resize,
+            download: None,
         };
         // A client with several monitors gets a desktop over all of them.
         let monitors: Vec<ClientMonitor> = result
@@ -581,6 +602,61 @@ struct Session<S> {
     /// The tone to play once the sound channel is up.
     tone: Option<Tone>,
     stall_on_resize: bool,
+    /// Files the client copied, being fetched.
+    download: Option<Download>,
+}
+
+/// The most bytes of one file the test desktop fetches.
+const MAX_FETCHED_FILE: usize = 64 << 20;
+
+/// Files a client copied, fetched one after another in ranges (as
+/// Explorer does when a person pastes them).
+struct Download {
+    files: Vec<proto::clipboard::RemoteFile>,
+    clip_data_id: Option<u32>,
+    /// The file being fetched and what arrived of it.
+    current: usize,
+    data: Vec<u8>,
+}
+
+impl Download {
+    /// Asks for the next range of the current file.
+    fn ask(&self, cliprdr: &mut CliprdrServer) -> anyhow::Result<Vec<ironrdp_svc::SvcMessage>> {
+        let file = &self.files[self.current];
+        let stream = u32::try_from(self.current)?;
+        let at = u64::try_from(self.data.len())?;
+        let chunk = proto::clipboard::MAX_FILE_CHUNK;
+        proto::clipboard::ask_file_contents(cliprdr, stream, file, at, chunk, self.clip_data_id)
+            .map_err(|e| anyhow::anyhow!("clipboard file request: {e}"))
+    }
+
+    /// Takes an answer; the finished file's echo when one is done. Then
+    /// `current` is the next file (past the end when all are done).
+    fn take(&mut self, data: Option<Vec<u8>>) -> Option<InputEcho> {
+        let name = self.files[self.current].name.clone();
+        let size = self.files[self.current].size;
+        let done = match data {
+            None => Some(InputEcho::ClipboardFileFailed { name }),
+            Some(_) if self.data.len() > MAX_FETCHED_FILE => {
+                Some(InputEcho::ClipboardFileFailed { name })
+            }
+            Some(chunk) => {
+                let ended = chunk.is_empty()
+                    || size.is_some_and(|size| (self.data.len() + chunk.len()) as u64 >= size);
+                self.data.extend(chunk);
+                ended.then(|| InputEcho::ClipboardFile {
+                    name,
+                    bytes: self.data.len(),
+                    sha256: proto::clipboard::digest(&self.data),
+                })
+            }
+        };
+        if done.is_some() {
+            self.current += 1;
+            self.data.clear();
+        }
+        done
+    }
 }
 
 struct Tone {
@@ -788,6 +864,38 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + Sync> Session<S> {
                         InputEcho::ClipboardTooLarge { bytes }
                     }
                     Arrived::Unreadable(why) => InputEcho::ClipboardUnreadable { why },
+                    Arrived::Files {
+                        files,
+                        clip_data_id,
+                    } => {
+                        let download = Download {
+                            files,
+                            clip_data_id,
+                            current: 0,
+                            data: Vec::new(),
+                        };
+                        if !download.files.is_empty() {
+                            messages.extend(download.ask(cliprdr)?);
+                        }
+                        self.download = Some(download);
+                        continue;
+                    }
+                    Arrived::FileData { stream_id, data } => {
+                        let Some(download) = self.download.as_mut() else {
+                            continue;
+                        };
+                        if u32::try_from(download.current).ok() != Some(stream_id) {
+                            continue;
+                        }
+                        let finished = download.take(data);
+                        if download.current < download.files.len() {
+                            messages.extend(download.ask(cliprdr)?);
+                        }
+                        match finished {
+                            Some(echo) => echo,
+                            None => continue,
+                        }
+                    }
                 };
                 let _ = self.echo.send(echo);
             }

@@ -443,6 +443,60 @@ fn clipboard_pictures_cross_both_ways_through_relay_and_host() {
     assert!(out.contains("the copied picture is too large"), "{out}");
 }
 
+/// Files copied at home are pasted at the office PC: its Explorer (the
+/// test desktop) fetches them in ranges through relay and host and gets
+/// them byte for byte, a 3 MB one and one with a Japanese name; a folder
+/// is refused before anything is offered.
+#[test]
+fn clipboard_files_cross_from_home_to_the_office_through_relay_and_host() {
+    let work = tempfile::tempdir().unwrap();
+    let big: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let big_file = work.path().join("big.bin");
+    let small_file = work.path().join("見積書.txt");
+    std::fs::write(&big_file, &big).unwrap();
+    std::fs::write(&small_file, "御見積 ✓\n").unwrap();
+    let relay = RelayProc::start(&[]);
+    let (mut desktop, desktop_addr) = test_desktop(USER, PASSWORD);
+    let _host = HostProc::start(work.path(), &relay, "files-pc", &desktop_addr);
+    let shot = work.path().join("shot.png");
+    let connect = |extra: &[&str]| {
+        thin_client_connect(
+            &relay.addr,
+            &relay.ca(),
+            "files-pc",
+            (USER, PASSWORD),
+            &shot,
+            extra,
+        )
+    };
+    let (code, out) = connect(&[
+        "--copy-file",
+        big_file.to_str().unwrap(),
+        "--copy-file",
+        small_file.to_str().unwrap(),
+        "--hold",
+        "6",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let limit = Duration::from_secs(10);
+    let big_digest = proto::clipboard::digest(&big);
+    desktop.wait_for(
+        &format!("input: clipboard file \"big.bin\" 3000000 bytes sha256={big_digest}"),
+        limit,
+    );
+    let small_digest = proto::clipboard::digest("御見積 ✓\n".as_bytes());
+    desktop.wait_for(
+        &format!("input: clipboard file \"見積書.txt\" 14 bytes sha256={small_digest}"),
+        limit,
+    );
+
+    let (code, out) = connect(&["--copy-file", work.path().to_str().unwrap()]);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("is not a file"), "{out}");
+}
+
 /// Text copied at home reaches the office PC's clipboard and the office
 /// PC's comes home, through relay and host; with the clipboard forbidden by
 /// the host's policy, nothing crosses either way although the client asks
