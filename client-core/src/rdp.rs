@@ -685,8 +685,9 @@ pub struct RdpSession<S> {
     remote_clipboard: Option<String>,
     /// The picture last copied on the remote PC (PNG).
     remote_image: Option<Vec<u8>>,
-    /// The files on offer (with `clipboard`), read when the remote PC asks.
-    offered_files: Vec<std::path::PathBuf>,
+    /// The files on offer (with `clipboard`), opened when offered and read
+    /// when the remote PC asks (a path swapped meanwhile changes nothing).
+    offered_files: Vec<std::fs::File>,
     /// The pointer the remote PC last set.
     pointer: RemotePointer,
     traffic: Traffic,
@@ -813,6 +814,11 @@ where
                 }
                 Arrived::FileData { .. } => continue,
             });
+        }
+        // The office PC's own copy replaced ours there: our files are no
+        // longer on offer.
+        if done.text_offered {
+            self.offered_files.clear();
         }
         let mut messages = done.messages;
         for request in &done.file_requests {
@@ -990,11 +996,25 @@ where
         &mut self,
         paths: &[std::path::PathBuf],
     ) -> Result<Result<(), String>, ConnectError> {
+        match self.stage.get_svc_processor::<CliprdrClient>() {
+            None => return Ok(Err("the office PC does not allow the clipboard".into())),
+            Some(cliprdr) if clipboard::takes_files(cliprdr) == Some(false) => {
+                return Ok(Err(
+                    "the office PC's remote desktop does not take files through the clipboard"
+                        .into(),
+                ))
+            }
+            Some(_) => {}
+        }
         let mut offered = Vec::new();
+        let mut opened = Vec::new();
         for path in paths {
             let shown = path.display();
-            let meta = match std::fs::metadata(path) {
-                Ok(meta) => meta,
+            let (file, meta) = match std::fs::File::open(path).and_then(|f| {
+                let meta = f.metadata()?;
+                Ok((f, meta))
+            }) {
+                Ok(found) => found,
                 Err(e) => return Ok(Err(format!("cannot read {shown}: {e}"))),
             };
             if !meta.is_file() {
@@ -1002,16 +1022,24 @@ where
                     "{shown} is not a file (folders cannot be copied yet)"
                 )));
             }
+            if meta.len() > clipboard::MAX_OFFERED_FILE {
+                return Ok(Err(format!("{shown} is larger than 4 GB")));
+            }
             let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
                 return Ok(Err(format!("{shown} has no file name")));
             };
+            if let Err(why) = clipboard::check_file_name(&name) {
+                return Ok(Err(why));
+            }
             offered.push(OfferedFile {
                 name,
                 size: meta.len(),
             });
+            opened.push(file);
         }
-        self.offered_files = paths.to_vec();
-        self.offer(Clip::Files(offered)).await.map(Ok)
+        self.offer(Clip::Files(offered)).await?;
+        self.offered_files = opened;
+        Ok(Ok(()))
     }
 
     /// Makes `clip` this side's clipboard (sent now if the channel is up).
@@ -1296,21 +1324,20 @@ fn lost(e: &std::io::Error) -> String {
 
 /// The bytes or size of an offered file, as the remote PC asks (read here,
 /// at most [`clipboard::MAX_FILE_CHUNK`] at a time).
-fn read_offered(paths: &[std::path::PathBuf], ask: FileAsk) -> FileContents {
+fn read_offered(files: &[std::fs::File], ask: FileAsk) -> FileContents {
     use std::io::{Read as _, Seek as _};
     let read = || -> std::io::Result<FileContents> {
         match ask {
             FileAsk::Size { file } => {
-                let path = paths.get(file).ok_or(std::io::ErrorKind::NotFound)?;
-                Ok(FileContents::Size(std::fs::metadata(path)?.len()))
+                let file = files.get(file).ok_or(std::io::ErrorKind::NotFound)?;
+                Ok(FileContents::Size(file.metadata()?.len()))
             }
             FileAsk::Range {
                 file,
                 position,
                 length,
             } => {
-                let path = paths.get(file).ok_or(std::io::ErrorKind::NotFound)?;
-                let mut file = std::fs::File::open(path)?;
+                let mut file = files.get(file).ok_or(std::io::ErrorKind::NotFound)?;
                 file.seek(std::io::SeekFrom::Start(position))?;
                 let mut data = Vec::with_capacity(length as usize);
                 file.take(u64::from(length)).read_to_end(&mut data)?;
@@ -1326,7 +1353,49 @@ fn read_offered(paths: &[std::path::PathBuf], ask: FileAsk) -> FileContents {
 
 #[cfg(test)]
 mod tests {
-    use super::{check_desktop_size, FrameStatus, Keyboard, MAX_DESKTOP_EDGE};
+    use super::{check_desktop_size, read_offered, FrameStatus, Keyboard, MAX_DESKTOP_EDGE};
+    use proto::clipboard::{FileAsk, FileContents};
+
+    /// What the office PC may ask of offered files: only what was offered,
+    /// at most what it asked, nothing past the end invented.
+    #[test]
+    fn offered_files_answer_only_what_they_hold() {
+        let dir = std::env::temp_dir().join(format!("thin-offered-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("a.bin");
+        std::fs::write(&path, vec![7u8; 3000]).unwrap();
+        let files = vec![std::fs::File::open(&path).unwrap()];
+        let range = |file, position, length| FileAsk::Range {
+            file,
+            position,
+            length,
+        };
+        assert_eq!(
+            read_offered(&files, FileAsk::Size { file: 0 }),
+            FileContents::Size(3000)
+        );
+        assert_eq!(
+            read_offered(&files, range(0, 2990, 100)),
+            FileContents::Data(vec![7; 10])
+        );
+        assert_eq!(
+            read_offered(&files, range(0, 5000, 100)),
+            FileContents::Data(Vec::new())
+        );
+        assert_eq!(read_offered(&files, range(1, 0, 100)), FileContents::Failed);
+        assert_eq!(
+            read_offered(&files, FileAsk::Size { file: 9 }),
+            FileContents::Failed
+        );
+        // The path gone after the offer: the offered file is what is read.
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, b"other").unwrap();
+        assert_eq!(
+            read_offered(&files, range(0, 0, 4)),
+            FileContents::Data(vec![7; 4])
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
     use ironrdp_connector::DesktopSize;
 
     #[test]

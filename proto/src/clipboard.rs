@@ -239,15 +239,19 @@ enum Call {
 pub struct CallRecorder {
     calls: Vec<Call>,
     /// The formats asked of the other side, in order: each answer is for
-    /// the first (a peer may copy twice before the first answer comes).
-    asked: std::collections::VecDeque<ClipboardFormatId>,
+    /// the first (a peer may copy twice before the first answer comes);
+    /// None for a file list (whose answer ironrdp-cliprdr reads itself,
+    /// unless it fails).
+    asked: std::collections::VecDeque<Option<ClipboardFormatId>>,
+    /// What both sides agreed to, once they did.
+    negotiated: Option<ClipboardGeneralCapabilityFlags>,
 }
 
 ironrdp_core::impl_as_any!(CallRecorder);
 
 impl CliprdrBackend for CallRecorder {
     fn temporary_directory(&self) -> &str {
-        // Only files need it, and no files are offered.
+        // Only file paths would need it, and files go as streams.
         ".thin-clipboard"
     }
 
@@ -269,7 +273,9 @@ impl CliprdrBackend for CallRecorder {
         self.calls.push(Call::OfferAnswered(ok));
     }
 
-    fn on_process_negotiated_capabilities(&mut self, _: ClipboardGeneralCapabilityFlags) {}
+    fn on_process_negotiated_capabilities(&mut self, flags: ClipboardGeneralCapabilityFlags) {
+        self.negotiated = Some(flags);
+    }
 
     fn on_remote_copy(&mut self, formats: &[ClipboardFormat]) {
         let has = |id| formats.iter().any(|f| f.id == id);
@@ -300,7 +306,6 @@ impl CliprdrBackend for CallRecorder {
         self.calls.push(Call::Received(data));
     }
 
-    // Files are neither offered nor fetched: nothing to answer.
     fn on_file_contents_request(&mut self, request: FileContentsRequest) {
         self.calls.push(Call::FileRequest(request));
     }
@@ -404,6 +409,38 @@ fn announce<R: Role>(cliprdr: &mut Cliprdr<R>, local: Option<&Clip>) -> PduResul
     Ok(cliprdr.initiate_copy(&Clip::formats(local))?.into())
 }
 
+/// Whether the other side takes files (streams), once the channel's
+/// capabilities are agreed (None before).
+pub fn takes_files<R: Role>(cliprdr: &Cliprdr<R>) -> Option<bool> {
+    let flags = cliprdr.downcast_backend::<CallRecorder>()?.negotiated?;
+    Some(flags.contains(ClipboardGeneralCapabilityFlags::STREAM_FILECLIP_ENABLED))
+}
+
+/// Whether `name` can be a file's name on the office PC: Windows refuses
+/// `\ / : * ? " < > |`, a trailing dot or space and device names (CON,
+/// LPT1 …), and a longer name than 259 characters does not fit the list.
+pub fn check_file_name(name: &str) -> Result<(), String> {
+    let bad = name
+        .chars()
+        .find(|c| "\\/:*?\"<>|".contains(*c) || c.is_control());
+    if let Some(c) = bad {
+        return Err(format!(
+            "'{name}' has '{c}', which Windows does not allow in a file name"
+        ));
+    }
+    if name.is_empty() || name.ends_with(['.', ' ']) || name.chars().count() > 259 {
+        return Err(format!("'{name}' is not a name Windows takes for a file"));
+    }
+    if ironrdp_cliprdr::is_windows_device_name(name) {
+        return Err(format!("'{name}' is a device name on Windows"));
+    }
+    Ok(())
+}
+
+/// The largest file offered: without the huge-file capability the channel
+/// carries at most 4 GiB (32-bit sizes).
+pub const MAX_OFFERED_FILE: u64 = u32::MAX as u64;
+
 /// What a request for a file we offered asks: its size, or bytes from it
 /// (at most [`MAX_FILE_CHUNK`]), by the file's place in our offer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -419,8 +456,13 @@ pub enum FileAsk {
 }
 
 impl FileAsk {
-    /// None for a request no file of ours can answer (a negative index).
+    /// None for a request no file of ours can answer: a negative index, or
+    /// one tagged with a lock of an earlier offer (locks are not offered,
+    /// and the files it means may not be these).
     pub fn of(request: &FileContentsRequest) -> Option<FileAsk> {
+        if request.data_id.is_some() {
+            return None;
+        }
         let file = usize::try_from(request.index).ok()?;
         Some(match request.flags.contains(FileContentsFlags::SIZE) {
             true => FileAsk::Size { file },
@@ -535,27 +577,39 @@ pub fn answer<R: Role>(cliprdr: &mut Cliprdr<R>, local: Option<&Clip>) -> PduRes
                 text: false,
                 files: Some(list),
                 ..
-            } => {
+            } if R::is_server() => {
                 done.text_offered = true;
+                asked.push_back(None);
                 messages.extend(Vec::<SvcMessage>::from(cliprdr.initiate_paste(list)?));
             }
+            // A client does not fetch files yet (they cannot come home).
+            Call::RemoteCopied {
+                text: false,
+                files: Some(_),
+                ..
+            } => done.text_offered = true,
             Call::RemoteCopied { text, image, .. } => {
                 done.text_offered = true;
                 let format = match (text, image) {
                     (true, _) | (false, None) => ClipboardFormatId::CF_UNICODETEXT,
                     (false, Some(image)) => image,
                 };
-                asked.push_back(format);
+                asked.push_back(Some(format));
                 messages.extend(Vec::<SvcMessage>::from(cliprdr.initiate_paste(format)?));
             }
             Call::FileRequest(request) => done.file_requests.push(request),
             Call::RemoteFiles {
                 files,
                 clip_data_id,
-            } => arrived.push(Arrived::Files {
-                files,
-                clip_data_id,
-            }),
+            } => {
+                if asked.front() == Some(&None) {
+                    asked.pop_front();
+                }
+                arrived.push(Arrived::Files {
+                    files,
+                    clip_data_id,
+                });
+            }
             Call::FileData { stream_id, data } => {
                 arrived.push(Arrived::FileData { stream_id, data })
             }
@@ -574,8 +628,10 @@ pub fn answer<R: Role>(cliprdr: &mut Cliprdr<R>, local: Option<&Clip>) -> PduRes
                 ));
             }
             // An answer to nothing asked is not ours to believe.
+            // A file list that failed or did not parse comes this way: its
+            // bytes are not text.
             Call::Received(Some(data)) => {
-                if let Some(format) = asked.pop_front() {
+                if let Some(Some(format)) = asked.pop_front() {
                     arrived.push(arrival(format, &data));
                 }
             }
@@ -795,6 +851,58 @@ mod tests {
         assert!(failed, "the unreadable file was not refused");
     }
 
+    #[test]
+    fn file_names_windows_refuses_are_refused_and_locked_requests_too() {
+        for bad in [
+            "a:b.txt", "a\\b", "CON", "com1.txt", "end.", "end ", "", "q?.txt",
+        ] {
+            assert!(check_file_name(bad).is_err(), "{bad}");
+        }
+        for good in ["見積書.xlsx", "report v2.pdf", ".profile", "a.b.c"] {
+            assert!(check_file_name(good).is_ok(), "{good}");
+        }
+        let mut request = FileContentsRequest {
+            stream_id: 1,
+            index: 0,
+            flags: FileContentsFlags::RANGE,
+            position: 5,
+            requested_size: u32::MAX,
+            data_id: None,
+        };
+        assert_eq!(
+            FileAsk::of(&request),
+            Some(FileAsk::Range {
+                file: 0,
+                position: 5,
+                length: MAX_FILE_CHUNK
+            })
+        );
+        request.flags = FileContentsFlags::SIZE;
+        assert_eq!(FileAsk::of(&request), Some(FileAsk::Size { file: 0 }));
+        request.data_id = Some(3);
+        assert_eq!(FileAsk::of(&request), None);
+        request.data_id = None;
+        request.index = -1;
+        assert_eq!(FileAsk::of(&request), None);
+    }
+
+    /// A file list that fails comes back as format data: it does not take
+    /// the place of the text asked after it.
+    #[test]
+    fn a_failed_file_list_does_not_take_the_text_s_answer() {
+        let mut server: CliprdrServer = channel();
+        let recorder = server.downcast_backend_mut::<CallRecorder>().unwrap();
+        recorder
+            .asked
+            .extend([None, Some(ClipboardFormatId::CF_UNICODETEXT)]);
+        recorder.calls.extend([
+            Call::Received(Some(vec![0xff; 6])),
+            Call::Received(Some(vec![0x41, 0, 0, 0])),
+        ]);
+        let arrived = answer(&mut server, None).unwrap().arrived;
+        assert_eq!(arrived, [Arrived::Text("A".into())]);
+    }
+
     /// A 3×2 picture, every channel of it different, partly transparent.
     fn picture() -> (Vec<u8>, Vec<u8>) {
         let rgba: Vec<u8> = (0..24u8).map(|i| i * 10 + 5).collect();
@@ -856,7 +964,7 @@ mod tests {
         let done = answer(&mut client, None).unwrap();
         assert!(done.text_offered);
         let recorder = client.downcast_backend_mut::<CallRecorder>().unwrap();
-        assert_eq!(recorder.asked, [ClipboardFormatId::CF_UNICODETEXT]);
+        assert_eq!(recorder.asked, [Some(ClipboardFormatId::CF_UNICODETEXT)]);
     }
 
     /// A peer that copies twice before the first answer (Word and Firefox
@@ -875,9 +983,10 @@ mod tests {
             .collect();
         let mut client: CliprdrClient = channel();
         let recorder = client.downcast_backend_mut::<CallRecorder>().unwrap();
-        recorder
-            .asked
-            .extend([ClipboardFormatId::CF_UNICODETEXT, ClipboardFormatId::CF_DIB]);
+        recorder.asked.extend([
+            Some(ClipboardFormatId::CF_UNICODETEXT),
+            Some(ClipboardFormatId::CF_DIB),
+        ]);
         recorder.calls.extend([
             Call::Received(Some(text.clone())),
             Call::Received(Some(dib)),
@@ -890,9 +999,10 @@ mod tests {
         );
         // A failed answer takes its request with it.
         let recorder = client.downcast_backend_mut::<CallRecorder>().unwrap();
-        recorder
-            .asked
-            .extend([ClipboardFormatId::CF_DIB, ClipboardFormatId::CF_UNICODETEXT]);
+        recorder.asked.extend([
+            Some(ClipboardFormatId::CF_DIB),
+            Some(ClipboardFormatId::CF_UNICODETEXT),
+        ]);
         recorder.calls.extend([
             Call::Received(None),
             Call::Received(Some(vec![0x41, 0, 0, 0])),
@@ -908,7 +1018,7 @@ mod tests {
         let mut client: CliprdrClient = channel();
         let mut arrive = |data: Vec<u8>| {
             let recorder = client.downcast_backend_mut::<CallRecorder>().unwrap();
-            recorder.asked.push_back(ClipboardFormatId::CF_DIB);
+            recorder.asked.push_back(Some(ClipboardFormatId::CF_DIB));
             recorder.calls.push(Call::Received(Some(data)));
             answer(&mut client, None).unwrap().arrived
         };
@@ -990,7 +1100,9 @@ mod tests {
         let mut client: CliprdrClient = channel();
         let mut arrive = |data: Vec<u8>| {
             let recorder = client.downcast_backend_mut::<CallRecorder>().unwrap();
-            recorder.asked.push_back(ClipboardFormatId::CF_UNICODETEXT);
+            recorder
+                .asked
+                .push_back(Some(ClipboardFormatId::CF_UNICODETEXT));
             recorder.calls.push(Call::Received(Some(data)));
             answer(&mut client, None).unwrap().arrived
         };

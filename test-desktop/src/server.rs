@@ -614,6 +614,9 @@ const MAX_FETCHED_FILE: usize = 64 << 20;
 struct Download {
     files: Vec<proto::clipboard::RemoteFile>,
     clip_data_id: Option<u32>,
+    /// Stream IDs of this list's files begin here (answers to an earlier
+    /// list's requests are not mixed in).
+    first_stream: u32,
     /// The file being fetched and what arrived of it.
     current: usize,
     data: Vec<u8>,
@@ -623,11 +626,29 @@ impl Download {
     /// Asks for the next range of the current file.
     fn ask(&self, cliprdr: &mut CliprdrServer) -> anyhow::Result<Vec<ironrdp_svc::SvcMessage>> {
         let file = &self.files[self.current];
-        let stream = u32::try_from(self.current)?;
+        let stream = self.stream()?;
         let at = u64::try_from(self.data.len())?;
         let chunk = proto::clipboard::MAX_FILE_CHUNK;
         proto::clipboard::ask_file_contents(cliprdr, stream, file, at, chunk, self.clip_data_id)
             .map_err(|e| anyhow::anyhow!("clipboard file request: {e}"))
+    }
+
+    fn stream(&self) -> anyhow::Result<u32> {
+        Ok(self.first_stream.wrapping_add(u32::try_from(self.current)?))
+    }
+
+    /// Passes over empty files (nothing to ask: they are done).
+    fn skip_empty(&mut self) -> Vec<InputEcho> {
+        let mut done = Vec::new();
+        while let Some(file) = self.files.get(self.current).filter(|f| f.size == Some(0)) {
+            done.push(InputEcho::ClipboardFile {
+                name: file.name.clone(),
+                bytes: 0,
+                sha256: proto::clipboard::digest(&[]),
+            });
+            self.current += 1;
+        }
+        done
     }
 
     /// Takes an answer; the finished file's echo when one is done. Then
@@ -868,13 +889,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + Sync> Session<S> {
                         files,
                         clip_data_id,
                     } => {
-                        let download = Download {
+                        let first_stream = self
+                            .download
+                            .as_ref()
+                            .map_or(0, |d| d.first_stream.wrapping_add(d.files.len() as u32));
+                        let mut download = Download {
                             files,
                             clip_data_id,
+                            first_stream,
                             current: 0,
                             data: Vec::new(),
                         };
-                        if !download.files.is_empty() {
+                        for echo in download.skip_empty() {
+                            let _ = self.echo.send(echo);
+                        }
+                        if download.current < download.files.len() {
                             messages.extend(download.ask(cliprdr)?);
                         }
                         self.download = Some(download);
@@ -884,14 +913,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + Sync> Session<S> {
                         let Some(download) = self.download.as_mut() else {
                             continue;
                         };
-                        if u32::try_from(download.current).ok() != Some(stream_id) {
+                        if download.current >= download.files.len()
+                            || download.stream().ok() != Some(stream_id)
+                        {
                             continue;
                         }
                         let finished = download.take(data);
+                        let mut echoes: Vec<InputEcho> = finished.into_iter().collect();
+                        echoes.extend(download.skip_empty());
                         if download.current < download.files.len() {
                             messages.extend(download.ask(cliprdr)?);
                         }
-                        match finished {
+                        let last = echoes.pop();
+                        for echo in echoes {
+                            let _ = self.echo.send(echo);
+                        }
+                        match last {
                             Some(echo) => echo,
                             None => continue,
                         }

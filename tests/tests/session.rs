@@ -445,8 +445,9 @@ fn clipboard_pictures_cross_both_ways_through_relay_and_host() {
 
 /// Files copied at home are pasted at the office PC: its Explorer (the
 /// test desktop) fetches them in ranges through relay and host and gets
-/// them byte for byte, a 3 MB one and one with a Japanese name; a folder
-/// is refused before anything is offered.
+/// them byte for byte, a 3 MB one, an empty one and one with a Japanese
+/// name; a folder, and a name Windows cannot take, are refused before
+/// anything is offered.
 #[test]
 fn clipboard_files_cross_from_home_to_the_office_through_relay_and_host() {
     let work = tempfile::tempdir().unwrap();
@@ -457,6 +458,8 @@ fn clipboard_files_cross_from_home_to_the_office_through_relay_and_host() {
     let small_file = work.path().join("見積書.txt");
     std::fs::write(&big_file, &big).unwrap();
     std::fs::write(&small_file, "御見積 ✓\n").unwrap();
+    let empty_file = work.path().join("empty.txt");
+    std::fs::write(&empty_file, "").unwrap();
     let relay = RelayProc::start(&[]);
     let (mut desktop, desktop_addr) = test_desktop(USER, PASSWORD);
     let _host = HostProc::start(work.path(), &relay, "files-pc", &desktop_addr);
@@ -475,6 +478,8 @@ fn clipboard_files_cross_from_home_to_the_office_through_relay_and_host() {
         "--copy-file",
         big_file.to_str().unwrap(),
         "--copy-file",
+        empty_file.to_str().unwrap(),
+        "--copy-file",
         small_file.to_str().unwrap(),
         "--hold",
         "6",
@@ -492,9 +497,20 @@ fn clipboard_files_cross_from_home_to_the_office_through_relay_and_host() {
         limit,
     );
 
+    let empty_digest = proto::clipboard::digest(&[]);
+    desktop.wait_for(
+        &format!("input: clipboard file \"empty.txt\" 0 bytes sha256={empty_digest}"),
+        limit,
+    );
+
     let (code, out) = connect(&["--copy-file", work.path().to_str().unwrap()]);
     assert_ne!(code, 0, "{out}");
     assert!(out.contains("is not a file"), "{out}");
+    let colon = work.path().join("a:b.txt");
+    std::fs::write(&colon, "x").unwrap();
+    let (code, out) = connect(&["--copy-file", colon.to_str().unwrap()]);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("which Windows does not allow"), "{out}");
 }
 
 /// Text copied at home reaches the office PC's clipboard and the office
