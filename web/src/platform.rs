@@ -191,7 +191,7 @@ impl Platform for WebPlatform {
 
     fn connect(
         &self,
-        settings: &Settings,
+        _settings: &Settings,
         entry: &Entry,
         creds: RdpCredentials,
         screens: MonitorLayout,
