@@ -202,6 +202,8 @@ async fn count_frames(session: &mut Session, frames: usize) -> anyhow::Result<Fr
                 | SessionEvent::RemoteClipboardTooLarge(_)
                 | SessionEvent::RemoteImage(_)
                 | SessionEvent::RemoteImageTooLarge(_)
+                | SessionEvent::RemoteFiles(_)
+                | SessionEvent::FilesFetched(_)
                 | SessionEvent::TooLongToType(_)
                 | SessionEvent::Pointer(_) => {}
                 SessionEvent::Resized(..) => bail!("the test desktop changed its size"),

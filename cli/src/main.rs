@@ -128,6 +128,11 @@ struct ConnectArgs {
     /// keep the session with --hold meanwhile.
     #[arg(long, conflicts_with_all = ["listen", "copy_text", "copy_image"])]
     copy_file: Vec<PathBuf>,
+    /// Bring the files copied on the remote PC (now, or while the session
+    /// is held with --hold) into this folder, as pasting them here would;
+    /// prints remote_clipboard_file="NAME" N bytes sha256=… for each.
+    #[arg(long, conflicts_with = "listen")]
+    paste_files: Option<PathBuf>,
     /// Once connected, ask the remote PC to resize its desktop to
     /// WIDTHxHEIGHT, or to monitors written as for --monitors (Display
     /// Control, as when the app's window changes size or goes full screen
@@ -413,6 +418,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     copy_text: args.copy_text,
                     copy_image: args.copy_image.as_deref(),
                     copy_files: &args.copy_file,
+                    paste_files: args.paste_files.as_deref(),
                     resize: args.resize,
                     sound_out: args.sound_out.as_deref(),
                     pointer_out: args.pointer_out.as_deref(),
@@ -475,6 +481,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     copy_text: None,
                     copy_image: None,
                     copy_files: &[],
+                    paste_files: None,
                     resize: None,
                     sound_out: None,
                     pointer_out: None,
@@ -498,6 +505,8 @@ struct Plan<'a> {
     copy_image: Option<&'a std::path::Path>,
     /// Put these files on the remote clipboard.
     copy_files: &'a [PathBuf],
+    /// Bring the remote PC's copied files into this folder.
+    paste_files: Option<&'a std::path::Path>,
     /// Ask for these screens once connected.
     resize: Option<MonitorLayout>,
     /// Record the remote PC's sound here.
@@ -520,6 +529,7 @@ async fn screenshot_session(
         copy_text,
         copy_image,
         copy_files,
+        paste_files,
         resize,
         sound_out,
         pointer_out,
@@ -613,6 +623,9 @@ async fn screenshot_session(
             .map_err(|e| anyhow::anyhow!(e))?
             .map_err(|e| anyhow::anyhow!(e))?;
     }
+    if let Some(dir) = paste_files.filter(|_| !session.remote_files().is_empty()) {
+        fetch_files(&mut session, dir).await?;
+    }
     if hold.is_zero() {
         finish(&session)?;
         let _ = session.disconnect().await;
@@ -650,6 +663,12 @@ async fn screenshot_session(
                         client_core::SessionEvent::RemoteClipboardTooLarge(bytes) => eprintln!(
                             "the text copied on the remote PC is too large to take ({bytes} bytes)"
                         ),
+                        client_core::SessionEvent::RemoteFiles(_) => {
+                            if let Some(dir) = paste_files {
+                                fetch_files(&mut session, dir).await?;
+                            }
+                        }
+                        client_core::SessionEvent::FilesFetched(result) => print_fetched(&result),
                         _ => {}
                     }
                 }
@@ -673,6 +692,46 @@ async fn screenshot_session(
     finish(&session)?;
     let _ = session.disconnect().await;
     Ok(())
+}
+
+/// Starts bringing the remote PC's copied files into `dir` (printed as
+/// they all came, see [`print_fetched`]).
+async fn fetch_files<S>(
+    session: &mut client_core::RdpSession<S>,
+    dir: &std::path::Path,
+) -> anyhow::Result<()>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + Sync,
+{
+    let started = session
+        .fetch_remote_files(dir)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    match started {
+        Ok(Some(result)) => print_fetched(&result),
+        Ok(None) => {}
+        Err(why) => eprintln!("the remote PC's files were not fetched: {why}"),
+    }
+    Ok(())
+}
+
+/// Each fetched file with its size and digest; each that did not come
+/// with why.
+fn print_fetched(result: &client_core::incoming::FilesFetched) {
+    for path in &result.saved {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        match std::fs::read(path) {
+            Ok(bytes) => println!(
+                "remote_clipboard_file={name:?} {} bytes sha256={}",
+                bytes.len(),
+                proto::clipboard::digest(&bytes)
+            ),
+            Err(e) => eprintln!("cannot read {}: {e}", path.display()),
+        }
+    }
+    for (name, why) in &result.failed {
+        println!("remote_clipboard_file_failed={name:?}: {why}");
+    }
 }
 
 /// `bytes` over `time` in kbit/s.

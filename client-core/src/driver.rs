@@ -71,6 +71,17 @@ pub enum UiEvent {
     PasteTooLongToType {
         chars: usize,
     },
+    /// Files were copied on the remote PC (names and sizes): fetch them
+    /// with [`Command::FetchFiles`] to paste them here.
+    RemoteFiles(Vec<proto::clipboard::RemoteFile>),
+    /// A fetch of the remote PC's files ended (where they are, or why
+    /// not).
+    FilesFetched(crate::incoming::FilesFetched),
+    /// Files were not fetched, or files copied here not offered (why).
+    FilesNotCarried {
+        why: String,
+        outgoing: bool,
+    },
     /// The host allows sound but this computer cannot play it (why).
     SoundUnavailable(String),
     /// The remote PC's pointer changed: draw this one over the picture.
@@ -112,6 +123,12 @@ pub enum Command {
     /// Paste this picture (PNG) from the local clipboard at the remote
     /// cursor (see [`rdp::RdpSession::paste_image`]).
     PasteImage(Vec<u8>),
+    /// Paste these files, copied on this computer, at the remote cursor
+    /// (see [`rdp::RdpSession::paste_files`]).
+    PasteFiles(Vec<std::path::PathBuf>),
+    /// Bring the files copied on the remote PC into this folder (see
+    /// [`rdp::RdpSession::fetch_remote_files`]).
+    FetchFiles(std::path::PathBuf),
     /// The window's picture area is now this many pixels (or, in full
     /// screen over every monitor, these monitors), at this scale (percent):
     /// the remote desktop follows where the server can resize (see
@@ -519,8 +536,10 @@ where
                         SessionEvent::TooLongToType(chars) => {
                             driver.send(UiEvent::PasteTooLongToType { chars });
                         }
-                        // The UI sees the new size in the framebuffer.
+                        SessionEvent::RemoteFiles(files) => driver.send(UiEvent::RemoteFiles(files)),
+                        SessionEvent::FilesFetched(result) => driver.send(UiEvent::FilesFetched(result)),
                         SessionEvent::Pointer(pointer) => driver.send(UiEvent::Pointer(pointer)),
+                        // The UI sees the new size in the framebuffer.
                         SessionEvent::Resized(width, height) => {
                             driver.frame.lock().expect("not poisoned").resize(width, height);
                             driver.send(UiEvent::Frame);
@@ -553,6 +572,16 @@ where
                         driver.send(not_pasted(not));
                     }
                 }
+                Some(Command::PasteFiles(paths)) => {
+                    if let Err(why) = session.paste_files(&paths).await? {
+                        driver.send(UiEvent::FilesNotCarried { why, outgoing: true });
+                    }
+                }
+                Some(Command::FetchFiles(dir)) => match session.fetch_remote_files(&dir).await? {
+                    Ok(None) => {}
+                    Ok(Some(result)) => driver.send(UiEvent::FilesFetched(result)),
+                    Err(why) => driver.send(UiEvent::FilesNotCarried { why, outgoing: false }),
+                },
                 Some(Command::Resize { screens, scale_percent }) => {
                     driver.wanted_screens = Some(screens.clone());
                     pending_resize = None;

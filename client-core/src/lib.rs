@@ -14,6 +14,7 @@
 pub mod auth;
 pub mod driver;
 pub mod error;
+pub mod incoming;
 pub mod interaction;
 pub mod known_hosts;
 pub mod monitors;

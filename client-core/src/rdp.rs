@@ -31,12 +31,13 @@ use ironrdp_session::{ActiveStage, ActiveStageBuilder, ActiveStageOutput};
 use ironrdp_tokio::{FramedWrite as _, TokioFramed};
 use proto::clipboard::{
     self, Arrived, Clip, CliprdrClient, FileAsk, FileContents, ImageNotOffered, OfferedFile,
-    TooLarge,
+    RemoteFile, TooLarge,
 };
 use proto::session::{SessionMode, SessionReply, SessionRequest};
 use tokio::io::{AsyncRead, AsyncWrite};
 use transport::{FramedIo, Prefixed};
 
+use crate::incoming::{FilesFetched, Incoming};
 use crate::monitors::MonitorLayout;
 use crate::sound::Speaker;
 use crate::{ConnectError, Interaction, Progress};
@@ -75,6 +76,11 @@ pub enum SessionEvent {
     /// A picture copied on the remote PC was over the size limit (see
     /// [`clipboard::MAX_IMAGE_BYTES`]): not taken (its size in bytes).
     RemoteImageTooLarge(usize),
+    /// Files were copied on the remote PC: their names and sizes. Their
+    /// bytes come when asked for with [`RdpSession::fetch_remote_files`].
+    RemoteFiles(Vec<RemoteFile>),
+    /// A fetch of the remote PC's files ended.
+    FilesFetched(FilesFetched),
     /// The remote desktop now has this size (after a resize the client asked
     /// for, or one the server made); the whole picture follows.
     Resized(u16, u16),
@@ -112,6 +118,7 @@ enum Pasting {
     /// Typed instead if the remote PC refuses it.
     Text(String),
     Image,
+    Files,
 }
 
 /// The RDP bytes a session carried each way since it began: the server's
@@ -612,6 +619,9 @@ where
         remote_clipboard: None,
         remote_image: None,
         offered_files: Vec::new(),
+        remote_files: None,
+        incoming: None,
+        next_stream: 0,
         pointer: RemotePointer::System,
         traffic: Traffic::default(),
         reconnect_cookie: None,
@@ -688,6 +698,14 @@ pub struct RdpSession<S> {
     /// The files on offer (with `clipboard`), opened when offered and read
     /// when the remote PC asks (a path swapped meanwhile changes nothing).
     offered_files: Vec<std::fs::File>,
+    /// The files last copied on the remote PC, with the lock their list
+    /// came with.
+    remote_files: Option<(Vec<RemoteFile>, Option<u32>)>,
+    /// Files of the remote PC being fetched.
+    incoming: Option<Incoming>,
+    /// Where the next fetch's stream IDs begin (answers to an earlier
+    /// fetch are not mixed in).
+    next_stream: u32,
     /// The pointer the remote PC last set.
     pointer: RemotePointer,
     traffic: Traffic,
@@ -723,6 +741,45 @@ where
     /// [`SessionEvent::RemoteImage`]).
     pub fn remote_image(&self) -> Option<&[u8]> {
         self.remote_image.as_deref()
+    }
+
+    /// The files last copied on the remote PC (also reported as
+    /// [`SessionEvent::RemoteFiles`]); empty when it copied something else.
+    pub fn remote_files(&self) -> &[RemoteFile] {
+        self.remote_files.as_ref().map_or(&[], |(files, _)| files)
+    }
+
+    /// Brings the files last copied on the remote PC into `dir`, one after
+    /// another as the session goes on; [`SessionEvent::FilesFetched`] says
+    /// where they are (or why not) once all came — or this returns it
+    /// when nothing needed asking (only empty files, or none this computer
+    /// can take). Refused (why) when no files are copied there or a fetch
+    /// is still running.
+    pub async fn fetch_remote_files(
+        &mut self,
+        dir: &std::path::Path,
+    ) -> Result<Result<Option<FilesFetched>, String>, ConnectError> {
+        if self.incoming.is_some() {
+            return Ok(Err("files from the office PC are still coming".into()));
+        }
+        let Some((files, clip_data_id)) = &self.remote_files else {
+            return Ok(Err("no files are copied on the office PC".into()));
+        };
+        let mut incoming = match Incoming::new(files, *clip_data_id, self.next_stream, dir) {
+            Ok(incoming) => incoming,
+            Err(why) => return Ok(Err(why)),
+        };
+        self.next_stream = incoming.fetch().next_first_stream();
+        let Some(cliprdr) = self.stage.get_svc_processor_mut::<CliprdrClient>() else {
+            return Ok(Err("the office PC does not allow the clipboard".into()));
+        };
+        let (settled, messages) = incoming.fetch().ask(cliprdr).map_err(rdp_err)?;
+        let ended = incoming.apply(settled);
+        if ended.is_none() {
+            self.incoming = Some(incoming);
+        }
+        self.send_clipboard(messages).await?;
+        Ok(Ok(ended))
     }
 
     /// The server's auto-reconnect cookie, if it gave one: the next
@@ -789,6 +846,7 @@ where
             return Ok(());
         };
         let done = clipboard::answer(cliprdr, self.clipboard.as_ref()).map_err(rdp_err)?;
+        let mut asks = Vec::new();
         for arrived in done.arrived {
             events.push(match arrived {
                 Arrived::Text(text) => {
@@ -805,22 +863,54 @@ where
                     tracing::warn!("the picture copied on the remote PC cannot be read: {why}");
                     continue;
                 }
-                Arrived::Files { files, .. } => {
-                    tracing::info!(
-                        count = files.len(),
-                        "files copied on the remote PC (they do not come to this computer yet)"
-                    );
-                    continue;
+                Arrived::Files {
+                    files,
+                    clip_data_id,
+                } => {
+                    self.remote_files = Some((files.clone(), clip_data_id));
+                    SessionEvent::RemoteFiles(files)
                 }
-                Arrived::FileData { .. } => continue,
+                Arrived::FileData { stream_id, data } => {
+                    let Some(incoming) = self.incoming.as_mut() else {
+                        continue;
+                    };
+                    let Some(fetched) = incoming.fetch().take(stream_id, data) else {
+                        continue;
+                    };
+                    let mut ended = incoming.apply(fetched);
+                    if ended.is_none() {
+                        let cliprdr = self
+                            .stage
+                            .get_svc_processor_mut::<CliprdrClient>()
+                            .ok_or_else(|| rdp_err("the clipboard channel went away"))?;
+                        let (settled, ask) = incoming.fetch().ask(cliprdr).map_err(rdp_err)?;
+                        ended = incoming.apply(settled);
+                        asks.extend(ask);
+                    }
+                    match ended {
+                        Some(result) => {
+                            self.incoming = None;
+                            SessionEvent::FilesFetched(result)
+                        }
+                        None => continue,
+                    }
+                }
             });
         }
         // The office PC's own copy replaced ours there: our files are no
-        // longer on offer.
+        // longer on offer, and its earlier files no longer listed — nor can
+        // they still be fetched (without locks, a file's place in the list
+        // would now mean another file).
         if done.text_offered {
             self.offered_files.clear();
+            self.remote_files = None;
+            if let Some(incoming) = self.incoming.take() {
+                let why = "something else was copied on the office PC meanwhile";
+                events.push(SessionEvent::FilesFetched(incoming.abandon(why)));
+            }
         }
         let mut messages = done.messages;
+        messages.extend(asks);
         for request in &done.file_requests {
             let contents = FileAsk::of(request).map_or(FileContents::Failed, |ask| {
                 read_offered(&self.offered_files, ask)
@@ -846,6 +936,7 @@ where
                 }
             }
             Some(Pasting::Image) => tracing::warn!("the remote PC refused the pasted picture"),
+            Some(Pasting::Files) => tracing::warn!("the remote PC refused the pasted files"),
             None => {}
         }
         Ok(())
@@ -886,6 +977,21 @@ where
         }
         self.pasting = Some(Pasting::Image);
         Ok(Ok(()))
+    }
+
+    /// Pastes files from this computer where the remote PC's cursor is
+    /// (its Explorer reads them from here as it asks): on the remote
+    /// clipboard (see [`copy_files`](Self::copy_files)), then Ctrl+V there
+    /// once the remote PC took them.
+    pub async fn paste_files(
+        &mut self,
+        paths: &[std::path::PathBuf],
+    ) -> Result<Result<(), String>, ConnectError> {
+        let copied = self.copy_files(paths).await?;
+        if copied.is_ok() {
+            self.pasting = Some(Pasting::Files);
+        }
+        Ok(copied)
     }
 
     /// Ctrl+V alone: Ctrl left as the person holds it, other modifiers let

@@ -58,6 +58,9 @@ pub struct DemoOptions {
     /// Text on the test desktop's clipboard at start
     /// ([`test_desktop::TestDesktop::with_clipboard`]).
     pub desktop_clipboard: Option<String>,
+    /// Files (name, contents) on the test desktop's clipboard at start
+    /// ([`test_desktop::TestDesktop::with_clipboard_files`]).
+    pub desktop_files: Vec<(String, Vec<u8>)>,
     /// The test desktop hangs half-way through a resize
     /// ([`test_desktop::TestDesktop::with_stalled_resize`]).
     pub stalled_resize: bool,
@@ -75,6 +78,7 @@ impl Default for DemoOptions {
             motion: false,
             otp: true,
             desktop_clipboard: None,
+            desktop_files: Vec::new(),
             stalled_resize: false,
             rdp_server: None,
             clipboard: true,
@@ -109,6 +113,9 @@ impl Demo {
             test_desktop::TestDesktop::bind(loopback, DEMO_USER, &password, width, height).await?;
         if let Some(text) = &options.desktop_clipboard {
             desktop = desktop.with_clipboard(text);
+        }
+        if !options.desktop_files.is_empty() {
+            desktop = desktop.with_clipboard_files(options.desktop_files.clone())?;
         }
         if options.motion {
             desktop = desktop.with_motion();

@@ -36,6 +36,15 @@ struct Cli {
     /// tests of the clipboard).
     #[arg(long, requires = "demo", hide = true)]
     demo_clipboard: Option<String>,
+    /// Files on the demo office PC's clipboard when the session begins, as
+    /// if copied in its Explorer (for tests of the clipboard).
+    #[arg(
+        long,
+        requires = "demo",
+        hide = true,
+        conflicts_with = "demo_clipboard"
+    )]
+    demo_clipboard_file: Vec<std::path::PathBuf>,
 }
 
 struct DesktopApp(ThinApp);
@@ -123,8 +132,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     tracing::info!(dir = %storage.dir.display(), portable = storage.portable, "storage");
 
     let demo = if cli.demo {
+        let mut desktop_files = Vec::new();
+        for path in &cli.demo_clipboard_file {
+            let bytes = std::fs::read(path)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            desktop_files.push((name.into_owned(), bytes));
+        }
         let options = demo::DemoOptions {
             desktop_clipboard: cli.demo_clipboard.clone(),
+            desktop_files,
             ..Default::default()
         };
         let demo = runtime.block_on(demo::Demo::start_with(options))?;
@@ -145,11 +162,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     } else {
         None
     };
-    let platform = NativePlatform {
-        storage,
-        runtime: runtime.clone(),
-        demo: demo.clone(),
-    };
+    let platform = NativePlatform::new(storage, runtime.clone(), demo.clone());
     if let Some(demo) = &demo {
         let settings = Settings {
             lang: cli.lang.as_deref().map(lang),

@@ -2,7 +2,7 @@
 //! tokio runtime, the relay dialed natively.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use client_core::driver::{self, Handle};
 use client_core::native::{FilePins, NativeOpener, RelayTarget};
@@ -17,9 +17,43 @@ pub struct NativePlatform {
     pub runtime: Arc<tokio::runtime::Runtime>,
     /// The in-process demo (relay, host, test desktop), when running it.
     pub demo: Option<Arc<demo::Demo>>,
+    /// The system clipboard, for files (egui has text and pictures). Kept
+    /// for the app's life: on X11 what it offers lives as long as it does.
+    clipboard: Mutex<Option<arboard::Clipboard>>,
+    /// Where files copied on the remote PC are brought: this process's own
+    /// folder, private to the user, removed when the app closes.
+    fetched: PathBuf,
 }
 
 impl NativePlatform {
+    pub fn new(
+        storage: Storage,
+        runtime: Arc<tokio::runtime::Runtime>,
+        demo: Option<Arc<demo::Demo>>,
+    ) -> NativePlatform {
+        let fetched =
+            std::env::temp_dir().join(format!("thin-desktop-files-{}", std::process::id()));
+        NativePlatform {
+            storage,
+            runtime,
+            demo,
+            clipboard: Mutex::new(None),
+            fetched,
+        }
+    }
+
+    /// Runs `use_it` on the system clipboard (opened the first time).
+    fn with_clipboard<R>(
+        &self,
+        use_it: impl FnOnce(&mut arboard::Clipboard) -> Result<R, arboard::Error>,
+    ) -> Result<R, String> {
+        let mut held = self.clipboard.lock().map_err(|e| e.to_string())?;
+        if held.is_none() {
+            *held = Some(arboard::Clipboard::new().map_err(|e| e.to_string())?);
+        }
+        use_it(held.as_mut().expect("opened above")).map_err(|e| e.to_string())
+    }
+
     fn pins(&self) -> FilePins {
         FilePins {
             path: self.storage.known_hosts(),
@@ -35,6 +69,13 @@ impl NativePlatform {
         } else {
             path
         }
+    }
+}
+
+impl Drop for NativePlatform {
+    /// Files brought from the remote PC do not outlive the app.
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.fetched);
     }
 }
 
@@ -134,6 +175,29 @@ impl Platform for NativePlatform {
 
     fn locale(&self) -> String {
         sys_locale::get_locale().unwrap_or_default()
+    }
+
+    fn fetched_files_folder(&self) -> Option<PathBuf> {
+        let mut folder = std::fs::DirBuilder::new();
+        folder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut folder, 0o700);
+        match folder.create(&self.fetched) {
+            Ok(()) => Some(self.fetched.clone()),
+            Err(e) => {
+                tracing::warn!("cannot make {}: {e}", self.fetched.display());
+                None
+            }
+        }
+    }
+
+    fn put_files_on_clipboard(&self, paths: &[PathBuf]) -> Result<(), String> {
+        self.with_clipboard(|clipboard| clipboard.set().file_list(paths))
+    }
+
+    fn copied_files(&self) -> Option<Vec<PathBuf>> {
+        let files = self.with_clipboard(|clipboard| clipboard.get().file_list());
+        files.ok().filter(|files| !files.is_empty())
     }
 
     fn demo(&self) -> Option<DemoCodes> {

@@ -21,6 +21,9 @@ pub use ironrdp_cliprdr::{CliprdrClient, CliprdrServer};
 use ironrdp_pdu::PduResult;
 use ironrdp_svc::SvcMessage;
 
+mod fetch;
+pub use fetch::{FetchFailure, Fetched, FileFetch};
+
 /// The most clipboard text carried either way, in UTF-16 bytes (about two
 /// million characters: a long document, not a database dump). Larger text
 /// is refused with [`Arrived::TooLarge`] or [`TooLarge`].
@@ -572,22 +575,17 @@ pub fn answer<R: Role>(cliprdr: &mut Cliprdr<R>, local: Option<&Clip>) -> PduRes
             // or answered yet, and the session goes on.
             Call::RemoteCopied { .. } | Call::SendLocal(_) if !cliprdr.is_ready() => {}
             // Files before a picture (Explorer puts icons beside them); the
-            // list comes to the channel itself, not as format data.
+            // list (names and sizes, not the bytes) comes to the channel
+            // itself, not as format data.
             Call::RemoteCopied {
                 text: false,
                 files: Some(list),
                 ..
-            } if R::is_server() => {
+            } => {
                 done.text_offered = true;
                 asked.push_back(None);
                 messages.extend(Vec::<SvcMessage>::from(cliprdr.initiate_paste(list)?));
             }
-            // A client does not fetch files yet (they cannot come home).
-            Call::RemoteCopied {
-                text: false,
-                files: Some(_),
-                ..
-            } => done.text_offered = true,
             Call::RemoteCopied { text, image, .. } => {
                 done.text_offered = true;
                 let format = match (text, image) {
@@ -849,6 +847,127 @@ mod tests {
         assert!(listed.is_some(), "no file list arrived");
         assert!(received == contents, "{} bytes arrived", received.len());
         assert!(failed, "the unreadable file was not refused");
+    }
+
+    /// Files offered by the server come home with a [`FileFetch`]: whole,
+    /// in ranges, an empty one without asking; a file the server cannot
+    /// read, one over the fetch's limit and one that grows past its
+    /// announced size are refused, and the fetch goes on past them.
+    #[test]
+    fn files_cross_from_the_server_with_a_fetch() {
+        const SIZE: usize = 2_300_000;
+        let big: Vec<u8> = (0..SIZE).map(|b| (b * 13 % 251) as u8).collect();
+        let offered = [
+            ("議事録.docx", SIZE as u64),
+            ("empty.txt", 0),
+            ("unreadable.txt", 10),
+            ("huge.iso", 3_000_001),
+            ("grows.log", 4),
+            ("after.txt", 5),
+        ];
+        let office = Clip::Files(
+            offered
+                .iter()
+                .map(|(name, size)| OfferedFile {
+                    name: (*name).into(),
+                    size: *size,
+                })
+                .collect(),
+        );
+        // What the server's owner answers: the truth, except for the
+        // unreadable file and the one that gives more than it announced.
+        let serve = |request: &FileContentsRequest| match FileAsk::of(request) {
+            Some(FileAsk::Range {
+                file: 0,
+                position,
+                length,
+            }) => {
+                let start = position as usize;
+                let end = (start + length as usize).min(SIZE);
+                FileContents::Data(big[start..end].to_vec())
+            }
+            Some(FileAsk::Range { file: 4, .. }) => FileContents::Data(b"longer".to_vec()),
+            Some(FileAsk::Range { file: 5, .. }) => FileContents::Data(b"after".to_vec()),
+            _ => FileContents::Failed,
+        };
+        let mut client: CliprdrClient = channel();
+        let mut server: CliprdrServer = channel();
+        let mut to_client = server.start().unwrap();
+        let mut to_server = Vec::new();
+        let mut fetch: Option<FileFetch> = None;
+        let mut fetched: Vec<Fetched> = Vec::new();
+        for _ in 0..100 {
+            for message in std::mem::take(&mut to_client) {
+                let payload = message.encode_unframed_pdu().unwrap();
+                to_server.extend(client.process(&payload).unwrap());
+                let done = answer(&mut client, None).unwrap();
+                to_server.extend(done.messages);
+                for arrived in done.arrived {
+                    let taken = match arrived {
+                        Arrived::Files {
+                            files,
+                            clip_data_id,
+                        } => {
+                            assert_eq!(files.len(), offered.len());
+                            fetch = Some(FileFetch::new(files, clip_data_id, 7, 3_000_000));
+                            Vec::new()
+                        }
+                        Arrived::FileData { stream_id, data } => {
+                            let fetch = fetch.as_mut().expect("a list first");
+                            assert_eq!(fetch.take(stream_id + 100, None), None, "not ours");
+                            fetch.take(stream_id, data).expect("an answer of the fetch")
+                        }
+                        other => panic!("{other:?}"),
+                    };
+                    fetched.extend(taken);
+                    let (settled, ask) = fetch.as_mut().unwrap().ask(&mut client).unwrap();
+                    fetched.extend(settled);
+                    to_server.extend(ask);
+                }
+            }
+            for message in std::mem::take(&mut to_server) {
+                let payload = message.encode_unframed_pdu().unwrap();
+                to_client.extend(server.process(&payload).unwrap());
+                let done = answer(&mut server, Some(&office)).unwrap();
+                to_client.extend(done.messages);
+                for request in &done.file_requests {
+                    let contents = serve(request);
+                    to_client.extend(give_file_contents(&server, request, contents).unwrap());
+                }
+            }
+            if to_client.is_empty() && to_server.is_empty() {
+                break;
+            }
+        }
+        let fetch = fetch.expect("the list arrived");
+        assert!(fetch.is_done());
+        assert_eq!(fetch.next_first_stream(), 7 + offered.len() as u32);
+        let mut first = Vec::new();
+        let mut ends = Vec::new();
+        for step in fetched {
+            match step {
+                Fetched::Data { file: 0, data } => first.extend(data),
+                Fetched::Data { file: 5, data } => assert_eq!(data, b"after"),
+                Fetched::Data { file, .. } => panic!("bytes of file {file}"),
+                end => ends.push(end),
+            }
+        }
+        assert!(first == big, "{} bytes of the first file", first.len());
+        let failed = |file, why| Fetched::Failed { file, why };
+        assert_eq!(
+            ends,
+            [
+                Fetched::Done {
+                    file: 0,
+                    bytes: SIZE as u64
+                },
+                Fetched::Done { file: 1, bytes: 0 },
+                failed(2, FetchFailure::Refused),
+                failed(3, FetchFailure::TooLarge(3_000_000)),
+                failed(4, FetchFailure::Overlong),
+                Fetched::Done { file: 5, bytes: 5 },
+            ]
+        );
     }
 
     #[test]

@@ -30,6 +30,10 @@ struct Cli {
     /// A picture (PNG file) on this desktop's clipboard at start, instead.
     #[arg(long, conflicts_with = "clipboard")]
     clipboard_image: Option<std::path::PathBuf>,
+    /// Files on this desktop's clipboard at start, instead, as if copied in
+    /// its Explorer (repeat for several; read at start).
+    #[arg(long, conflicts_with_all = ["clipboard", "clipboard_image"])]
+    clipboard_file: Vec<std::path::PathBuf>,
     /// Play a one-second tone of this many Hz to each client that takes
     /// sound.
     #[arg(long)]
@@ -61,6 +65,16 @@ fn main() -> ExitCode {
                     let png = std::fs::read(path)
                         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
                     desktop = desktop.with_clipboard_image(&png)?;
+                }
+                if !cli.clipboard_file.is_empty() {
+                    let mut files = Vec::new();
+                    for path in &cli.clipboard_file {
+                        let bytes = std::fs::read(path)
+                            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+                        let name = path.file_name().unwrap_or_default().to_string_lossy();
+                        files.push((name.into_owned(), bytes));
+                    }
+                    desktop = desktop.with_clipboard_files(files)?;
                 }
                 if let Some(hz) = cli.tone {
                     desktop = desktop.with_tone(hz);

@@ -46,7 +46,7 @@ use ironrdp_dvc::DrdynvcServer;
 use ironrdp_rdpdr::server::RdpdrServer;
 use ironrdp_rdpsnd::server::RdpsndServer;
 use ironrdp_svc::StaticChannelSet;
-use proto::clipboard::{Arrived, Clip, CliprdrServer};
+use proto::clipboard::{Arrived, Clip, CliprdrServer, Fetched, FileAsk, FileContents, FileFetch};
 
 /// Tile edge for bitmap updates: a 64×64 planar tile always fits one
 /// fast-path update, so no fragmentation is needed.
@@ -248,6 +248,8 @@ pub struct TestDesktop {
     /// This desktop's clipboard: offered to each client as it connects (as
     /// Windows announces its clipboard), replaced by what a client copies.
     clipboard: Arc<Mutex<Option<Clip>>>,
+    /// The bytes of the files on `clipboard`, when it offers files.
+    offered_files: Arc<Vec<Vec<u8>>>,
     /// The user's desktop while no client is connected: like a Windows
     /// session, it outlives a dropped connection, and the next logon of
     /// the user gets it back with whatever input drew on it.
@@ -295,6 +297,7 @@ impl TestDesktop {
             echo: broadcast::channel(256).0,
             motion: false,
             clipboard: Arc::default(),
+            offered_files: Arc::default(),
             kept: Mutex::new(None),
             tone: None,
             stall_on_resize: false,
@@ -336,6 +339,24 @@ impl TestDesktop {
     /// Puts a picture (PNG) on this desktop's clipboard, as if copied on it.
     pub fn with_clipboard_image(self, png: &[u8]) -> anyhow::Result<Self> {
         *self.clipboard.lock().expect("not poisoned") = Some(Clip::image(png)?);
+        Ok(self)
+    }
+
+    /// Puts files (name and contents) on this desktop's clipboard, as if
+    /// copied in its Explorer: a client fetches them as it pastes.
+    pub fn with_clipboard_files(mut self, files: Vec<(String, Vec<u8>)>) -> anyhow::Result<Self> {
+        for (name, _) in &files {
+            proto::clipboard::check_file_name(name).map_err(anyhow::Error::msg)?;
+        }
+        let (listed, contents): (Vec<_>, Vec<_>) = files
+            .into_iter()
+            .map(|(name, bytes)| {
+                let size = bytes.len() as u64;
+                (proto::clipboard::OfferedFile { name, size }, bytes)
+            })
+            .unzip();
+        *self.clipboard.lock().expect("not poisoned") = Some(Clip::Files(listed));
+        self.offered_files = Arc::new(contents);
         Ok(self)
     }
 
@@ -516,6 +537,7 @@ impl TestDesktop {
             channels: result.static_channels,
             echo: self.echo.clone(),
             clipboard: self.clipboard.clone(),
+            offered_files: self.offered_files.clone(),
             acceptor: Some(acceptor),
             resize_wishes,
             tone,
@@ -594,6 +616,7 @@ struct Session<S> {
     channels: StaticChannelSet,
     echo: broadcast::Sender<InputEcho>,
     clipboard: Arc<Mutex<Option<Clip>>>,
+    offered_files: Arc<Vec<Vec<u8>>>,
     /// The finished connection's acceptor: it runs the capability exchange
     /// again when the desktop changes size.
     acceptor: Option<Acceptor>,
@@ -607,76 +630,75 @@ struct Session<S> {
 }
 
 /// The most bytes of one file the test desktop fetches.
-const MAX_FETCHED_FILE: usize = 64 << 20;
+const MAX_FETCHED_FILE: u64 = 64 << 20;
 
-/// Files a client copied, fetched one after another in ranges (as
-/// Explorer does when a person pastes them).
+/// Files a client copied, fetched one after another (as Explorer does
+/// when a person pastes them), kept in memory to be echoed.
 struct Download {
-    files: Vec<proto::clipboard::RemoteFile>,
-    clip_data_id: Option<u32>,
-    /// Stream IDs of this list's files begin here (answers to an earlier
-    /// list's requests are not mixed in).
-    first_stream: u32,
-    /// The file being fetched and what arrived of it.
-    current: usize,
+    fetch: FileFetch,
+    /// What arrived of the file being fetched.
     data: Vec<u8>,
 }
 
 impl Download {
-    /// Asks for the next range of the current file.
-    fn ask(&self, cliprdr: &mut CliprdrServer) -> anyhow::Result<Vec<ironrdp_svc::SvcMessage>> {
-        let file = &self.files[self.current];
-        let stream = self.stream()?;
-        let at = u64::try_from(self.data.len())?;
-        let chunk = proto::clipboard::MAX_FILE_CHUNK;
-        proto::clipboard::ask_file_contents(cliprdr, stream, file, at, chunk, self.clip_data_id)
-            .map_err(|e| anyhow::anyhow!("clipboard file request: {e}"))
+    /// Asks for the next range (if any file is left), echoing the files
+    /// settled on the way (those that arrived whole or failed).
+    fn ask(
+        &mut self,
+        cliprdr: &mut CliprdrServer,
+        echo: &broadcast::Sender<InputEcho>,
+    ) -> anyhow::Result<Vec<ironrdp_svc::SvcMessage>> {
+        let (settled, messages) = self
+            .fetch
+            .ask(cliprdr)
+            .map_err(|e| anyhow::anyhow!("clipboard file request: {e}"))?;
+        self.echo(settled, echo);
+        Ok(messages)
     }
 
-    fn stream(&self) -> anyhow::Result<u32> {
-        Ok(self.first_stream.wrapping_add(u32::try_from(self.current)?))
-    }
-
-    /// Passes over empty files (nothing to ask: they are done).
-    fn skip_empty(&mut self) -> Vec<InputEcho> {
-        let mut done = Vec::new();
-        while let Some(file) = self.files.get(self.current).filter(|f| f.size == Some(0)) {
-            done.push(InputEcho::ClipboardFile {
-                name: file.name.clone(),
-                bytes: 0,
-                sha256: proto::clipboard::digest(&[]),
-            });
-            self.current += 1;
+    fn echo(&mut self, fetched: Vec<Fetched>, echo: &broadcast::Sender<InputEcho>) {
+        for step in fetched {
+            let name = |file: usize| self.fetch.files()[file].name.clone();
+            let event = match step {
+                Fetched::Data { data, .. } => {
+                    self.data.extend(data);
+                    continue;
+                }
+                Fetched::Done { file, bytes } => InputEcho::ClipboardFile {
+                    name: name(file),
+                    bytes: usize::try_from(bytes).unwrap_or(usize::MAX),
+                    sha256: proto::clipboard::digest(&std::mem::take(&mut self.data)),
+                },
+                Fetched::Failed { file, .. } => {
+                    self.data.clear();
+                    InputEcho::ClipboardFileFailed { name: name(file) }
+                }
+            };
+            let _ = echo.send(event);
         }
-        done
     }
+}
 
-    /// Takes an answer; the finished file's echo when one is done. Then
-    /// `current` is the next file (past the end when all are done).
-    fn take(&mut self, data: Option<Vec<u8>>) -> Option<InputEcho> {
-        let name = self.files[self.current].name.clone();
-        let size = self.files[self.current].size;
-        let done = match data {
-            None => Some(InputEcho::ClipboardFileFailed { name }),
-            Some(_) if self.data.len() > MAX_FETCHED_FILE => {
-                Some(InputEcho::ClipboardFileFailed { name })
-            }
-            Some(chunk) => {
-                let ended = chunk.is_empty()
-                    || size.is_some_and(|size| (self.data.len() + chunk.len()) as u64 >= size);
-                self.data.extend(chunk);
-                ended.then(|| InputEcho::ClipboardFile {
-                    name,
-                    bytes: self.data.len(),
-                    sha256: proto::clipboard::digest(&self.data),
-                })
-            }
-        };
-        if done.is_some() {
-            self.current += 1;
-            self.data.clear();
+/// What a client asks of a file this desktop offers.
+fn serve_file(files: &[Vec<u8>], ask: FileAsk) -> FileContents {
+    match ask {
+        FileAsk::Size { file } => files
+            .get(file)
+            .map_or(FileContents::Failed, |f| FileContents::Size(f.len() as u64)),
+        FileAsk::Range {
+            file,
+            position,
+            length,
+        } => {
+            let Some(bytes) = files.get(file) else {
+                return FileContents::Failed;
+            };
+            let start = usize::try_from(position)
+                .unwrap_or(usize::MAX)
+                .min(bytes.len());
+            let end = start.saturating_add(length as usize).min(bytes.len());
+            FileContents::Data(bytes[start..end].to_vec())
         }
-        done
     }
 }
 
@@ -870,6 +892,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + Sync> Session<S> {
             if done.text_offered {
                 let _ = self.echo.send(InputEcho::ClipboardOffered);
             }
+            // Files of ours the client pastes: served while they are still
+            // what this desktop's clipboard offers.
+            for request in &done.file_requests {
+                let contents = match (clipboard.as_ref(), FileAsk::of(request)) {
+                    (Some(Clip::Files(_)), Some(ask)) => serve_file(&self.offered_files, ask),
+                    _ => FileContents::Failed,
+                };
+                messages.extend(
+                    proto::clipboard::give_file_contents(cliprdr, request, contents)
+                        .map_err(|e| anyhow::anyhow!("clipboard: {e}"))?,
+                );
+            }
             for arrived in done.arrived {
                 let echo = match arrived {
                     Arrived::Text(text) => {
@@ -892,20 +926,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + Sync> Session<S> {
                         let first_stream = self
                             .download
                             .as_ref()
-                            .map_or(0, |d| d.first_stream.wrapping_add(d.files.len() as u32));
+                            .map_or(0, |d| d.fetch.next_first_stream());
+                        let fetch =
+                            FileFetch::new(files, clip_data_id, first_stream, MAX_FETCHED_FILE);
                         let mut download = Download {
-                            files,
-                            clip_data_id,
-                            first_stream,
-                            current: 0,
+                            fetch,
                             data: Vec::new(),
                         };
-                        for echo in download.skip_empty() {
-                            let _ = self.echo.send(echo);
-                        }
-                        if download.current < download.files.len() {
-                            messages.extend(download.ask(cliprdr)?);
-                        }
+                        messages.extend(download.ask(cliprdr, &self.echo)?);
                         self.download = Some(download);
                         continue;
                     }
@@ -913,25 +941,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + Sync> Session<S> {
                         let Some(download) = self.download.as_mut() else {
                             continue;
                         };
-                        if download.current >= download.files.len()
-                            || download.stream().ok() != Some(stream_id)
-                        {
+                        let Some(fetched) = download.fetch.take(stream_id, data) else {
                             continue;
-                        }
-                        let finished = download.take(data);
-                        let mut echoes: Vec<InputEcho> = finished.into_iter().collect();
-                        echoes.extend(download.skip_empty());
-                        if download.current < download.files.len() {
-                            messages.extend(download.ask(cliprdr)?);
-                        }
-                        let last = echoes.pop();
-                        for echo in echoes {
-                            let _ = self.echo.send(echo);
-                        }
-                        match last {
-                            Some(echo) => echo,
-                            None => continue,
-                        }
+                        };
+                        download.echo(fetched, &self.echo);
+                        messages.extend(download.ask(cliprdr, &self.echo)?);
+                        continue;
                     }
                 };
                 let _ = self.echo.send(echo);

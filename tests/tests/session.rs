@@ -513,6 +513,71 @@ fn clipboard_files_cross_from_home_to_the_office_through_relay_and_host() {
     assert!(out.contains("which Windows does not allow"), "{out}");
 }
 
+/// Files copied in the office PC's Explorer (the test desktop) come home
+/// through host and relay, pasted into a folder: a 3 MB one in ranges, an
+/// empty one and one with a Japanese name, byte for byte; a file of that
+/// name already at home is kept and the new one gets a number; nothing
+/// half-fetched is left behind.
+#[test]
+fn clipboard_files_cross_from_the_office_to_home_through_relay_and_host() {
+    let work = tempfile::tempdir().unwrap();
+    let office = work.path().join("office");
+    std::fs::create_dir(&office).unwrap();
+    let big: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2_246_822_519) >> 11) as u8)
+        .collect();
+    let files = [
+        ("report.bin", big.clone()),
+        ("empty.txt", Vec::new()),
+        ("議事録.txt", "会議の記録 ✓\n".as_bytes().to_vec()),
+    ];
+    let mut args = Vec::new();
+    for (name, bytes) in &files {
+        let path = office.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        args.push("--clipboard-file".to_owned());
+        args.push(path.to_str().unwrap().to_owned());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let relay = RelayProc::start(&[]);
+    let (_desktop, desktop_addr) = test_desktop_with(USER, PASSWORD, &args);
+    let _host = HostProc::start(work.path(), &relay, "office-files", &desktop_addr);
+    let home = work.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    std::fs::write(home.join("empty.txt"), "mine").unwrap();
+    let shot = work.path().join("shot.png");
+    let (code, out) = thin_client_connect(
+        &relay.addr,
+        &relay.ca(),
+        "office-files",
+        (USER, PASSWORD),
+        &shot,
+        &["--paste-files", home.to_str().unwrap(), "--hold", "5"],
+    );
+    assert_eq!(code, 0, "{out}");
+    let expected = [
+        ("report.bin", &files[0].1),
+        ("empty (2).txt", &files[1].1),
+        ("議事録.txt", &files[2].1),
+    ];
+    for (name, bytes) in expected {
+        let line = format!(
+            "remote_clipboard_file={name:?} {} bytes sha256={}",
+            bytes.len(),
+            proto::clipboard::digest(bytes)
+        );
+        assert!(out.contains(&line), "no {line} in\n{out}");
+        assert!(std::fs::read(home.join(name)).unwrap() == *bytes, "{name}");
+    }
+    assert!(!out.contains("remote_clipboard_file_failed"), "{out}");
+    assert_eq!(std::fs::read(home.join("empty.txt")).unwrap(), b"mine");
+    assert_eq!(
+        std::fs::read_dir(&home).unwrap().count(),
+        4,
+        "no .part left"
+    );
+}
+
 /// Text copied at home reaches the office PC's clipboard and the office
 /// PC's comes home, through relay and host; with the clipboard forbidden by
 /// the host's policy, nothing crosses either way although the client asks

@@ -77,6 +77,8 @@ struct Connection {
     /// The session began over every monitor: the window goes there as the
     /// first picture arrives.
     start_spanned: bool,
+    /// Files through the clipboard.
+    files: crate::files::FileClipboard,
 }
 
 /// A question from the connection with what the user has typed so far.
@@ -383,6 +385,31 @@ impl ThinApp {
                         view.notify(ctx, text);
                     }
                 }
+                UiEvent::RemoteFiles(files) => {
+                    let platform = &*self.platform;
+                    let (fetch, note) = conn.files.remote_copied(&files, platform, lang);
+                    if let Some(fetch) = fetch {
+                        let _ = conn.handle.commands.send(fetch);
+                    }
+                    if let Some(view) = &mut conn.session {
+                        view.notify(ctx, note);
+                    }
+                }
+                UiEvent::FilesFetched(result) => {
+                    let note = conn.files.fetched(&result, &*self.platform, lang);
+                    if let Some(view) = &mut conn.session {
+                        view.notify(ctx, note);
+                    }
+                }
+                UiEvent::FilesNotCarried { why, outgoing } => {
+                    if let Some(view) = &mut conn.session {
+                        let text = match outgoing {
+                            true => T::FilesNotPasted,
+                            false => T::FilesNotBrought,
+                        };
+                        view.notify(ctx, fill(text.get(lang), &[&why]));
+                    }
+                }
                 UiEvent::SoundUnavailable(_) => conn.lasting.sound.unavailable = true,
                 UiEvent::Pointer(pointer) => {
                     if let Some(view) = &mut conn.session {
@@ -565,6 +592,7 @@ impl ThinApp {
                     reconnecting: None,
                     lasting: Lasting::default(),
                     start_spanned: span.is_some(),
+                    files: Default::default(),
                     span,
                 }))
             }
@@ -790,6 +818,11 @@ impl ThinApp {
                 &mut conn.lasting,
                 &conn.handle,
             );
+            if let Some(text) = view.take_paste() {
+                for command in conn.files.paste(text, &*self.platform) {
+                    let _ = conn.handle.commands.send(command);
+                }
+            }
             if leave {
                 conn.leaving = true;
                 let _ = conn.handle.commands.send(Command::Disconnect);
@@ -964,6 +997,15 @@ fn log_event(event: &UiEvent) {
             in_secs,
             reason,
         } => tracing::warn!(attempt, in_secs, %reason, "reconnecting"),
+        UiEvent::RemoteFiles(files) => tracing::info!(count = files.len(), "remote files"),
+        UiEvent::FilesFetched(result) => tracing::info!(
+            saved = result.saved.len(),
+            failed = ?result.failed,
+            "remote files fetched"
+        ),
+        UiEvent::FilesNotCarried { why, outgoing } => {
+            tracing::warn!(%why, outgoing, "files not carried")
+        }
         UiEvent::SoundUnavailable(why) => tracing::warn!(%why, "no sound"),
         UiEvent::Pointer(_) => {}
         UiEvent::Ended(Ok(())) => tracing::info!("connection ended"),

@@ -183,6 +183,22 @@ texts! {
         "画像は貼り付けられませんでした: 会社のPCがクリップボードを許可していないため、画像は送れません。";
     ImageUnreadable => "The copied picture cannot be read ({}). Copy it again, or save it as a file.",
         "コピーした画像を読み取れません ({})。もう一度コピーするか、ファイルとして保存してください。";
+    FilesComing => "Bringing {} file(s) copied on the office PC to this computer ({} MB)…",
+        "会社のPCでコピーしたファイル {} 個をこのコンピューターに取り込んでいます ({} MB)…";
+    FilesOnClipboard => "{} file(s) from the office PC are on this computer's clipboard: paste them into a folder.",
+        "会社のPCのファイル {} 個をこのコンピューターのクリップボードに入れました。フォルダーに貼り付けてください。";
+    FilesNotOnClipboard => "The files from the office PC could not be put on this computer's clipboard ({}). Use drive sharing instead.",
+        "会社のPCのファイルをこのコンピューターのクリップボードに入れられませんでした ({})。代わりにドライブ共有をお使いください。";
+    FilesNotFetched => "Not brought from the office PC: {} ({}). Copy it there again.",
+        "会社のPCから取り込めなかったファイル: {} ({})。もう一度コピーしてください。";
+    FilesTooLargeIn => "The files copied on the office PC are too many or too large for the clipboard ({} files, {} MB; at most {} files and {} MB). Use drive sharing for them.",
+        "会社のPCでコピーしたファイルは、クリップボードで運ぶには多すぎるか大きすぎます ({} 個、{} MB、上限 {} 個・{} MB)。ドライブ共有をお使いください。";
+    FilesNotHere => "Files copied on the office PC cannot come to this computer through the clipboard here. Use the desktop app, or drive sharing.",
+        "会社のPCでコピーしたファイルは、ここではクリップボードで受け取れません。デスクトップアプリかドライブ共有をお使いください。";
+    FilesNotBrought => "The files copied on the office PC were not brought to this computer: {}",
+        "会社のPCでコピーしたファイルをこのコンピューターに取り込めませんでした: {}";
+    FilesNotPasted => "The files were not pasted on the office PC: {}",
+        "ファイルは会社のPCに貼り付けられませんでした: {}";
     PasteTooLongToType => "The pasted text is too long to type on the remote PC ({} characters; at most {}). This session does not take text through the clipboard, so a paste is typed. Paste less at a time.",
         "貼り付けるテキストが長すぎるため、リモートPCで入力できません ({} 文字、上限 {} 文字)。この接続ではクリップボードが使えないので、貼り付けは文字の入力になります。少しずつ貼り付けてください。";
     ConnectedTo => "Connected to {}", "{} に接続中";

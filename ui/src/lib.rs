@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod errors;
+mod files;
 pub mod fonts;
 pub mod i18n;
 pub mod keys;

@@ -87,6 +87,24 @@ pub trait Platform {
         Vec::new()
     }
 
+    /// A folder of this app's own where files copied on the remote PC are
+    /// brought before they go on this computer's clipboard; None where
+    /// files cannot come (the browser gives a page no file clipboard).
+    fn fetched_files_folder(&self) -> Option<std::path::PathBuf> {
+        None
+    }
+
+    /// Puts files on this computer's clipboard, as a file manager's copy.
+    fn put_files_on_clipboard(&self, _paths: &[std::path::PathBuf]) -> Result<(), String> {
+        Err("this app cannot put files on the clipboard here".into())
+    }
+
+    /// The files on this computer's clipboard (copied in a file manager),
+    /// when it holds files.
+    fn copied_files(&self) -> Option<Vec<std::path::PathBuf>> {
+        None
+    }
+
     /// The demo's current codes, when running the demo.
     fn demo(&self) -> Option<DemoCodes> {
         None

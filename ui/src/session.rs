@@ -78,6 +78,12 @@ pub struct SessionView {
     span: Option<Span>,
     /// The full-screen shortcut was pressed.
     toggle_fullscreen: bool,
+    /// The person pasted (see [`take_paste`](Self::take_paste)).
+    paste: Option<Option<String>>,
+    /// A V press was seen, and a paste event (a Ctrl+V that egui turned
+    /// into one) since the last V release.
+    v_pressed: bool,
+    pasted: bool,
     /// Modifier keys as last sent to the remote PC.
     sent: Modifiers,
     window_focused: bool,
@@ -138,6 +144,9 @@ impl SessionView {
             follow,
             span,
             toggle_fullscreen: false,
+            paste: None,
+            v_pressed: false,
+            pasted: false,
             sent: Modifiers::NONE,
             window_focused: true,
             hint: None,
@@ -200,6 +209,13 @@ impl SessionView {
                 self.height = fb.height;
             }
         }
+    }
+
+    /// The person pasted since the last call: the local clipboard's text,
+    /// or None for a Ctrl+V in which egui found no text nor picture (files
+    /// copied in a file manager; the platform is asked for them).
+    pub fn take_paste(&mut self) -> Option<Option<String>> {
+        self.paste.take()
     }
 
     /// Shows `text` on the session bar for a while.
@@ -625,10 +641,26 @@ impl SessionView {
                     let chord = modifiers.ctrl || modifiers.alt || modifiers.mac_cmd;
                     // Text keys travel as the text they make (layout and IME
                     // decide), except in shortcuts such as Ctrl+C.
-                    if keys::produces_text(*key) && !chord {
-                        continue;
+                    if *key == Key::V {
+                        // egui turns Ctrl+V into a paste event and drops the
+                        // press; a release with neither before it was a
+                        // Ctrl+V it found nothing to paste for.
+                        if *pressed {
+                            self.v_pressed = true;
+                        } else {
+                            let seen = std::mem::take(&mut self.v_pressed)
+                                | std::mem::take(&mut self.pasted)
+                                | pasting;
+                            if !seen {
+                                self.paste.get_or_insert(None);
+                                continue;
+                            }
+                        }
+                        if pasting {
+                            continue;
+                        }
                     }
-                    if *key == Key::V && pasting {
+                    if keys::produces_text(*key) && !chord {
                         continue;
                     }
                     if let Some((scancode, extended)) = keys::scancode(*key) {
@@ -640,8 +672,14 @@ impl SessionView {
                     }
                 }
                 // Through the remote clipboard, then Ctrl+V there.
-                Event::Paste(text) => send(Command::Paste(text.clone())),
+                // Files copied here may be what the person pastes: the app
+                // asks the platform before it sends the text.
+                Event::Paste(text) => {
+                    self.pasted = true;
+                    self.paste = Some(Some(text.clone()));
+                }
                 Event::PasteImage(image) => {
+                    self.pasted = true;
                     let [width, height] = image.size.map(|v| v as u32);
                     let rgba: Vec<u8> = image
                         .pixels
