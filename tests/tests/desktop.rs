@@ -224,6 +224,127 @@ fn run_demo(lang: &str) -> PathBuf {
     shot
 }
 
+/// Files copied in the office PC's Explorer come to the real X clipboard
+/// as files (a `text/uri-list`, as a file manager pastes them), byte for
+/// byte; files copied here in a file manager (only a `text/uri-list` on
+/// the clipboard, no text: egui sees nothing to paste) go to the office
+/// PC with Ctrl+V, where its Explorer fetches them whole.
+#[test]
+fn files_cross_both_ways_through_the_system_clipboard() {
+    if !real_peer_programs(PROGRAMS, PACKAGES) {
+        return;
+    }
+    let x = Xvfb::sized(1200, 900);
+    let work = tempfile::tempdir().unwrap();
+    let office = work.path().join("office");
+    std::fs::create_dir(&office).unwrap();
+    let big: Vec<u8> = (0..1_500_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 7) as u8)
+        .collect();
+    let office_files = [
+        ("report.bin", big),
+        ("議事録 1.txt", "会議の記録 ✓\n".as_bytes().to_vec()),
+    ];
+    let mut args = vec!["--demo".to_owned(), "--lang".into(), "en".into()];
+    for (name, bytes) in &office_files {
+        let path = office.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        args.push("--demo-clipboard-file".into());
+        args.push(path.to_str().unwrap().into());
+    }
+    let home = work.path().join("home");
+    let mut app = Proc::start_cmd(
+        "thin-desktop",
+        Command::new(bin("thin-desktop"))
+            .args(&args)
+            .env("DISPLAY", &x.display)
+            .env("LIBGL_ALWAYS_SOFTWARE", "1")
+            .env("HOME", &home)
+            .env("TMPDIR", work.path())
+            .env("THIN_CONFIG_DIR", home.join("config")),
+    );
+    log_on(&mut app, &x.display, (1199, 899), &|| {});
+
+    // The office PC's files arrive on the X clipboard as files.
+    let uri_list = || {
+        let out = Command::new("xclip")
+            .args(["-o", "-selection", "clipboard", "-t", "text/uri-list"])
+            .env("DISPLAY", &x.display)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let mut listed = Vec::new();
+    for _ in 0..60 {
+        std::thread::sleep(Duration::from_millis(250));
+        listed = uri_list()
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("file://").map(percent_decoded))
+            .collect::<Vec<PathBuf>>();
+        if listed.len() == office_files.len() {
+            break;
+        }
+    }
+    assert_eq!(listed.len(), office_files.len(), "uri-list: {}", uri_list());
+    for ((name, bytes), path) in office_files.iter().zip(&listed) {
+        assert_eq!(path.file_name().unwrap().to_str().unwrap(), *name);
+        assert!(std::fs::read(path).unwrap() == *bytes, "{}", path.display());
+    }
+    app.wait_for("remote files fetched saved=2", Duration::from_secs(10));
+    // The session bar says where they are, for people to look at.
+    let dir = target_dir().join("screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    screenshot(&x.display, &dir.join("desktop-files-came.png"));
+
+    // Files copied here go to the office PC with Ctrl+V.
+    std::fs::create_dir_all(&home).unwrap();
+    let mine = home.join("見積書.txt");
+    std::fs::write(&mine, "御見積 ✓\n").unwrap();
+    let uri = format!("file://{}", mine.display());
+    let mut copy = Command::new("xclip")
+        .args(["-i", "-selection", "clipboard", "-t", "text/uri-list"])
+        .env("DISPLAY", &x.display)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        copy.stdin
+            .take()
+            .unwrap()
+            .write_all(uri.as_bytes())
+            .unwrap();
+    }
+    assert!(copy.wait().unwrap().success());
+    xdotool(&x.display, &["key", "ctrl+v"]);
+    let digest = proto::clipboard::digest("御見積 ✓\n".as_bytes());
+    app.wait_for(
+        &format!("demo desktop: clipboard file \"見積書.txt\" 14 bytes sha256={digest}"),
+        Duration::from_secs(20),
+    );
+}
+
+/// `%XX` escapes of a `file://` URI's path undone.
+fn percent_decoded(path: &str) -> PathBuf {
+    let bytes = path.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+            Some(byte) if bytes[i] == b'%' => {
+                out.push(byte);
+                i += 3;
+            }
+            _ => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    PathBuf::from(String::from_utf8(out).unwrap())
+}
+
 #[test]
 fn the_demo_reaches_the_session_in_a_real_window_in_japanese_and_english() {
     if !real_peer_programs(PROGRAMS, PACKAGES) {
