@@ -202,7 +202,7 @@ async fn count_frames(session: &mut Session, frames: usize) -> anyhow::Result<Fr
                 | SessionEvent::RemoteClipboardTooLarge(_)
                 | SessionEvent::RemoteImage(_)
                 | SessionEvent::RemoteImageTooLarge(_)
-                | SessionEvent::RemoteFiles(_)
+                | SessionEvent::RemoteFiles { .. }
                 | SessionEvent::FilesFetched(_)
                 | SessionEvent::TooLongToType(_)
                 | SessionEvent::Pointer(_) => {}

@@ -109,14 +109,20 @@ pub async fn run(sizes: &Sizes, only: Option<Group>) -> anyhow::Result<()> {
     if wanted(Group::Client) {
         client_figures(sizes).await?;
     }
-    if wanted(Group::Office) && crate::office::available() {
-        let office = crate::office::bandwidth(sizes.office_time).await?;
-        figure("office_scroll_kbps", office.scrolling_compressed);
-        figure(
-            "office_scroll_uncompressed_kbps",
-            office.scrolling_uncompressed,
-        );
-        figure("office_still_kbps", office.still_compressed);
+    use crate::office::Shadow;
+    for (shadow, prefix) in [(Shadow::FreeRdp2, "office"), (Shadow::FreeRdp3, "office3")] {
+        if wanted(Group::Office) && crate::office::available(shadow) {
+            let office = crate::office::bandwidth(shadow, sizes.office_time).await?;
+            figure(
+                &format!("{prefix}_scroll_kbps"),
+                office.scrolling_compressed,
+            );
+            figure(
+                &format!("{prefix}_scroll_uncompressed_kbps"),
+                office.scrolling_uncompressed,
+            );
+            figure(&format!("{prefix}_still_kbps"), office.still_compressed);
+        }
     }
     Ok(())
 }

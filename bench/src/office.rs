@@ -1,5 +1,5 @@
-//! What an office scene costs on the wire: a terminal on the FreeRDP 2
-//! shadow server (a real RDP server, shadowing an Xvfb screen) printing a
+//! What an office scene costs on the wire: a terminal on a FreeRDP shadow
+//! server (2 or 3: real RDP servers, shadowing an Xvfb screen) printing a
 //! line of text ten times a second, so the screen scrolls as a document or
 //! a log does, through relay and host — with bulk compression, as the client
 //! connects, and without (the same run's baseline); and the same screen
@@ -20,9 +20,42 @@ use demo::{Demo, DemoOptions};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
 
-/// The programs the scene needs, and the Debian packages that have them.
-const PROGRAMS: &[&str] = &["Xvfb", "freerdp-shadow-cli", "winpr-hash", "xterm"];
-pub const PACKAGES: &str = "xvfb freerdp2-shadow-x11 winpr-utils xterm";
+/// A FreeRDP shadow server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shadow {
+    /// FreeRDP 2 (Debian's `freerdp2-shadow-x11`).
+    FreeRdp2,
+    /// FreeRDP 3 (`freerdp3-shadow-x11`, in bookworm-backports).
+    FreeRdp3,
+}
+
+impl Shadow {
+    /// The server, and the program that hashes its users' passwords.
+    fn programs(self) -> [&'static str; 2] {
+        match self {
+            Shadow::FreeRdp2 => ["freerdp-shadow-cli", "winpr-hash"],
+            Shadow::FreeRdp3 => ["freerdp-shadow-cli3", "winpr-hash3"],
+        }
+    }
+
+    fn packages(self) -> &'static str {
+        match self {
+            Shadow::FreeRdp2 => "xvfb freerdp2-shadow-x11 winpr-utils xterm",
+            Shadow::FreeRdp3 => {
+                "xvfb xterm; -t bookworm-backports freerdp3-shadow-x11 winpr3-utils"
+            }
+        }
+    }
+
+    /// Its options besides address and users: FreeRDP 2 needs `-auth` for
+    /// NLA; FreeRDP 3 refuses to negotiate with it.
+    fn options(self) -> &'static [&'static str] {
+        match self {
+            Shadow::FreeRdp2 => &["-auth", "/sec:nla"],
+            Shadow::FreeRdp3 => &["/sec:nla"],
+        }
+    }
+}
 
 const USER: &str = "office";
 const PASSWORD: &str = "Office-Scene-1";
@@ -35,9 +68,10 @@ pub struct Bandwidth {
 }
 
 /// Whether this machine has the programs (a note on stderr if not).
-pub fn available() -> bool {
-    let missing: Vec<_> = PROGRAMS
-        .iter()
+pub fn available(shadow: Shadow) -> bool {
+    let [server, hasher] = shadow.programs();
+    let missing: Vec<_> = ["Xvfb", "xterm", server, hasher]
+        .into_iter()
         .filter(|p| {
             !std::process::Command::new("sh")
                 .args(["-c", &format!("command -v {p}")])
@@ -47,16 +81,17 @@ pub fn available() -> bool {
         })
         .collect();
     if !missing.is_empty() {
-        eprintln!("office scene skipped: {missing:?} missing (apt-get install {PACKAGES})");
+        let packages = shadow.packages();
+        eprintln!("office scene skipped: {missing:?} missing (apt-get install {packages})");
     }
     missing.is_empty()
 }
 
 /// Measures each case for `time`.
-pub async fn bandwidth(time: Duration) -> anyhow::Result<Bandwidth> {
+pub async fn bandwidth(shadow: Shadow, time: Duration) -> anyhow::Result<Bandwidth> {
     let work = tempfile::tempdir()?;
     let (_x, display) = xvfb().await?;
-    let (_shadow, server) = shadow_server(work.path(), &display).await?;
+    let (_shadow, server) = shadow_server(shadow, work.path(), &display).await?;
     let demo = Demo::start_with(DemoOptions {
         otp: false,
         rdp_server: Some(server),
@@ -144,12 +179,17 @@ async fn xvfb() -> anyhow::Result<(Child, String)> {
     Ok((x, format!(":{}", number.trim())))
 }
 
-/// The FreeRDP 2 shadow server on `display`, with NLA and one user.
-async fn shadow_server(work: &Path, display: &str) -> anyhow::Result<(Child, SocketAddr)> {
-    let hash = std::process::Command::new("winpr-hash")
+/// A FreeRDP shadow server on `display`, with NLA and one user.
+async fn shadow_server(
+    shadow: Shadow,
+    work: &Path,
+    display: &str,
+) -> anyhow::Result<(Child, SocketAddr)> {
+    let [server, hasher] = shadow.programs();
+    let hash = std::process::Command::new(hasher)
         .args(["-u", USER, "-p", PASSWORD, "-f", "sam"])
         .output()
-        .context("winpr-hash")?;
+        .context(hasher)?;
     if !hash.status.success() {
         bail!("winpr-hash failed ({})", hash.status);
     }
@@ -158,13 +198,9 @@ async fn shadow_server(work: &Path, display: &str) -> anyhow::Result<(Child, Soc
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    let mut shadow = Command::new("freerdp-shadow-cli")
-        .args([
-            "/bind-address:127.0.0.1",
-            &format!("/port:{port}"),
-            "-auth",
-            "/sec:nla",
-        ])
+    let mut shadow = Command::new(server)
+        .args(["/bind-address:127.0.0.1", &format!("/port:{port}")])
+        .args(shadow.options())
         .arg(format!("/sam-file:{}", sam.display()))
         .env("DISPLAY", display)
         .stdout(Stdio::null())

@@ -623,8 +623,8 @@ async fn screenshot_session(
             .map_err(|e| anyhow::anyhow!(e))?
             .map_err(|e| anyhow::anyhow!(e))?;
     }
-    if let Some(dir) = paste_files.filter(|_| !session.remote_files().is_empty()) {
-        fetch_files(&mut session, dir).await?;
+    if let (Some(dir), Some((list, _))) = (paste_files, session.remote_files()) {
+        fetch_files(&mut session, dir, list).await?;
     }
     if hold.is_zero() {
         finish(&session)?;
@@ -642,6 +642,9 @@ async fn screenshot_session(
     let at_start = session.traffic();
     let (mut last, mut last_at) = (at_start, std::time::Instant::now());
     loop {
+        if let Some(ended) = session.check_fetch() {
+            print_fetched(&ended);
+        }
         tokio::select! {
             _ = &mut hold => break,
             _ = tick.tick(), if stats => {
@@ -663,9 +666,9 @@ async fn screenshot_session(
                         client_core::SessionEvent::RemoteClipboardTooLarge(bytes) => eprintln!(
                             "the text copied on the remote PC is too large to take ({bytes} bytes)"
                         ),
-                        client_core::SessionEvent::RemoteFiles(_) => {
+                        client_core::SessionEvent::RemoteFiles { list, .. } => {
                             if let Some(dir) = paste_files {
-                                fetch_files(&mut session, dir).await?;
+                                fetch_files(&mut session, dir, list).await?;
                             }
                         }
                         client_core::SessionEvent::FilesFetched(result) => print_fetched(&result),
@@ -699,12 +702,15 @@ async fn screenshot_session(
 async fn fetch_files<S>(
     session: &mut client_core::RdpSession<S>,
     dir: &std::path::Path,
+    list: u32,
 ) -> anyhow::Result<()>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + Sync,
 {
+    // Asked for by name: as much as the office PC copied (each file within
+    // the channel's limit).
     let started = session
-        .fetch_remote_files(dir)
+        .fetch_remote_files(dir, list, u64::MAX)
         .await
         .map_err(|e| anyhow::anyhow!(e))?;
     match started {
@@ -720,17 +726,22 @@ where
 fn print_fetched(result: &client_core::incoming::FilesFetched) {
     for path in &result.saved {
         let name = path.file_name().unwrap_or_default().to_string_lossy();
-        match std::fs::read(path) {
-            Ok(bytes) => println!(
-                "remote_clipboard_file={name:?} {} bytes sha256={}",
-                bytes.len(),
-                proto::clipboard::digest(&bytes)
-            ),
+        if path.is_dir() {
+            println!("remote_clipboard_folder={name:?}");
+            continue;
+        }
+        match proto::clipboard::digest_file(path) {
+            Ok((bytes, digest)) => {
+                println!("remote_clipboard_file={name:?} {bytes} bytes sha256={digest}")
+            }
             Err(e) => eprintln!("cannot read {}: {e}", path.display()),
         }
     }
     for (name, why) in &result.failed {
         println!("remote_clipboard_file_failed={name:?}: {why}");
+    }
+    if let Some(why) = &result.abandoned {
+        println!("remote_clipboard_files_abandoned: {why}");
     }
 }
 

@@ -71,9 +71,12 @@ pub enum UiEvent {
     PasteTooLongToType {
         chars: usize,
     },
-    /// Files were copied on the remote PC (names and sizes): fetch them
-    /// with [`Command::FetchFiles`] to paste them here.
-    RemoteFiles(Vec<proto::clipboard::RemoteFile>),
+    /// Files were copied on the remote PC (names and sizes, and the copy's
+    /// number): fetch them with [`Command::FetchFiles`] to paste them here.
+    RemoteFiles {
+        list: u32,
+        files: Vec<proto::clipboard::RemoteFile>,
+    },
     /// A fetch of the remote PC's files ended (where they are, or why
     /// not).
     FilesFetched(crate::incoming::FilesFetched),
@@ -126,9 +129,16 @@ pub enum Command {
     /// Paste these files, copied on this computer, at the remote cursor
     /// (see [`rdp::RdpSession::paste_files`]).
     PasteFiles(Vec<std::path::PathBuf>),
-    /// Bring the files copied on the remote PC into this folder (see
-    /// [`rdp::RdpSession::fetch_remote_files`]).
-    FetchFiles(std::path::PathBuf),
+    /// Bring the files of the remote PC's copy number `list` into `dir`,
+    /// at most `budget` bytes (see [`rdp::RdpSession::fetch_remote_files`]).
+    FetchFiles {
+        dir: std::path::PathBuf,
+        list: u32,
+        budget: u64,
+    },
+    /// Press Ctrl+V on the remote PC, for what its own clipboard holds
+    /// (see [`rdp::RdpSession::press_paste`]).
+    PressPaste,
     /// The window's picture area is now this many pixels (or, in full
     /// screen over every monitor, these monitors), at this scale (percent):
     /// the remote desktop follows where the server can resize (see
@@ -504,6 +514,11 @@ where
         if let Some((screens, scale_percent)) = pending_resize.take_if(|_| session.can_resize()) {
             session.resize(&screens, scale_percent).await?;
         }
+        // Checked as anything happens (input, frames): a fetch that hears
+        // nothing for a minute is over however the session goes.
+        if let Some(ended) = session.check_fetch() {
+            driver.send(UiEvent::FilesFetched(ended));
+        }
         tokio::select! {
             // Only the read races the person's input (it is cancel-safe);
             // applying it writes answers (and after a Deactivate All runs
@@ -536,7 +551,9 @@ where
                         SessionEvent::TooLongToType(chars) => {
                             driver.send(UiEvent::PasteTooLongToType { chars });
                         }
-                        SessionEvent::RemoteFiles(files) => driver.send(UiEvent::RemoteFiles(files)),
+                        SessionEvent::RemoteFiles { list, files } => {
+                            driver.send(UiEvent::RemoteFiles { list, files })
+                        }
                         SessionEvent::FilesFetched(result) => driver.send(UiEvent::FilesFetched(result)),
                         SessionEvent::Pointer(pointer) => driver.send(UiEvent::Pointer(pointer)),
                         // The UI sees the new size in the framebuffer.
@@ -572,12 +589,13 @@ where
                         driver.send(not_pasted(not));
                     }
                 }
+                Some(Command::PressPaste) => session.press_paste().await?,
                 Some(Command::PasteFiles(paths)) => {
                     if let Err(why) = session.paste_files(&paths).await? {
                         driver.send(UiEvent::FilesNotCarried { why, outgoing: true });
                     }
                 }
-                Some(Command::FetchFiles(dir)) => match session.fetch_remote_files(&dir).await? {
+                Some(Command::FetchFiles { dir, list, budget }) => match session.fetch_remote_files(&dir, list, budget).await? {
                     Ok(None) => {}
                     Ok(Some(result)) => driver.send(UiEvent::FilesFetched(result)),
                     Err(why) => driver.send(UiEvent::FilesNotCarried { why, outgoing: false }),

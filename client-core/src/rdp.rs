@@ -30,14 +30,14 @@ use ironrdp_session::image::DecodedImage;
 use ironrdp_session::{ActiveStage, ActiveStageBuilder, ActiveStageOutput};
 use ironrdp_tokio::{FramedWrite as _, TokioFramed};
 use proto::clipboard::{
-    self, Arrived, Clip, CliprdrClient, FileAsk, FileContents, ImageNotOffered, OfferedFile,
-    RemoteFile, TooLarge,
+    self, Arrived, Clip, CliprdrClient, FetchLimits, FileAsk, FileContents, ImageNotOffered,
+    OfferedFile, RemoteFile, TooLarge,
 };
 use proto::session::{SessionMode, SessionReply, SessionRequest};
 use tokio::io::{AsyncRead, AsyncWrite};
 use transport::{FramedIo, Prefixed};
 
-use crate::incoming::{FilesFetched, Incoming};
+use crate::incoming::{Abandoned, FilesFetched, Incoming};
 use crate::monitors::MonitorLayout;
 use crate::sound::Speaker;
 use crate::{ConnectError, Interaction, Progress};
@@ -76,9 +76,10 @@ pub enum SessionEvent {
     /// A picture copied on the remote PC was over the size limit (see
     /// [`clipboard::MAX_IMAGE_BYTES`]): not taken (its size in bytes).
     RemoteImageTooLarge(usize),
-    /// Files were copied on the remote PC: their names and sizes. Their
-    /// bytes come when asked for with [`RdpSession::fetch_remote_files`].
-    RemoteFiles(Vec<RemoteFile>),
+    /// Files were copied on the remote PC: their names and sizes, and the
+    /// copy's number. Their bytes come when asked for with
+    /// [`RdpSession::fetch_remote_files`].
+    RemoteFiles { list: u32, files: Vec<RemoteFile> },
     /// A fetch of the remote PC's files ended.
     FilesFetched(FilesFetched),
     /// The remote desktop now has this size (after a resize the client asked
@@ -620,6 +621,7 @@ where
         remote_image: None,
         offered_files: Vec::new(),
         remote_files: None,
+        remote_lists: 0,
         incoming: None,
         next_stream: 0,
         pointer: RemotePointer::System,
@@ -679,6 +681,14 @@ pub struct ServerPdu {
     payload: ironrdp_tokio::bytes::BytesMut,
 }
 
+/// A file list the remote PC copied.
+struct RemoteCopy {
+    /// Which copy of the session it is (a fetch names the copy it wants).
+    number: u32,
+    files: Vec<RemoteFile>,
+    clip_data_id: Option<u32>,
+}
+
 /// A running RDP session: decoded framebuffer plus input.
 pub struct RdpSession<S> {
     framed: TokioFramed<S>,
@@ -698,9 +708,10 @@ pub struct RdpSession<S> {
     /// The files on offer (with `clipboard`), opened when offered and read
     /// when the remote PC asks (a path swapped meanwhile changes nothing).
     offered_files: Vec<std::fs::File>,
-    /// The files last copied on the remote PC, with the lock their list
-    /// came with.
-    remote_files: Option<(Vec<RemoteFile>, Option<u32>)>,
+    /// The files last copied on the remote PC.
+    remote_files: Option<RemoteCopy>,
+    /// How many file lists the remote PC gave (each copy's number).
+    remote_lists: u32,
     /// Files of the remote PC being fetched.
     incoming: Option<Incoming>,
     /// Where the next fetch's stream IDs begin (answers to an earlier
@@ -743,43 +754,74 @@ where
         self.remote_image.as_deref()
     }
 
-    /// The files last copied on the remote PC (also reported as
-    /// [`SessionEvent::RemoteFiles`]); empty when it copied something else.
-    pub fn remote_files(&self) -> &[RemoteFile] {
-        self.remote_files.as_ref().map_or(&[], |(files, _)| files)
+    /// The files last copied on the remote PC and the copy's number (also
+    /// reported as [`SessionEvent::RemoteFiles`]); None when it copied
+    /// something else.
+    pub fn remote_files(&self) -> Option<(u32, &[RemoteFile])> {
+        let copy = self.remote_files.as_ref()?;
+        Some((copy.number, &copy.files))
     }
 
-    /// Brings the files last copied on the remote PC into `dir`, one after
-    /// another as the session goes on; [`SessionEvent::FilesFetched`] says
-    /// where they are (or why not) once all came — or this returns it
-    /// when nothing needed asking (only empty files, or none this computer
-    /// can take). Refused (why) when no files are copied there or a fetch
-    /// is still running.
+    /// Brings the files (and folders) of the remote PC's copy number `list`
+    /// (see [`SessionEvent::RemoteFiles`]) into `dir`, one after another as
+    /// the session goes on, at most `budget` bytes in all;
+    /// [`SessionEvent::FilesFetched`] says where they are (or why not) once
+    /// all came — or this returns it when nothing needed asking. Refused
+    /// (why) when that copy is no longer the remote PC's, the remote PC
+    /// gives no files, or a fetch is still running.
     pub async fn fetch_remote_files(
         &mut self,
         dir: &std::path::Path,
+        list: u32,
+        budget: u64,
     ) -> Result<Result<Option<FilesFetched>, String>, ConnectError> {
         if self.incoming.is_some() {
             return Ok(Err("files from the office PC are still coming".into()));
         }
-        let Some((files, clip_data_id)) = &self.remote_files else {
-            return Ok(Err("no files are copied on the office PC".into()));
+        let Some(copied) = self.remote_files.as_ref().filter(|c| c.number == list) else {
+            return Ok(Err("the office PC copied something else meanwhile".into()));
         };
-        let mut incoming = match Incoming::new(files, *clip_data_id, self.next_stream, dir) {
+        let Some(cliprdr) = self.stage.get_svc_processor_mut::<CliprdrClient>() else {
+            return Ok(Err("the office PC does not allow the clipboard".into()));
+        };
+        let Some(largest) = clipboard::largest_file(cliprdr)
+            .filter(|_| clipboard::takes_files(cliprdr) == Some(true))
+        else {
+            return Ok(Err(
+                "the office PC's remote desktop gives no files through the clipboard".into(),
+            ));
+        };
+        let limits = FetchLimits {
+            file: largest,
+            total: budget,
+        };
+        let first_stream = self.next_stream;
+        let mut incoming = match Incoming::new(
+            &copied.files,
+            copied.clip_data_id,
+            first_stream,
+            limits,
+            dir,
+        ) {
             Ok(incoming) => incoming,
             Err(why) => return Ok(Err(why)),
         };
         self.next_stream = incoming.fetch().next_first_stream();
-        let Some(cliprdr) = self.stage.get_svc_processor_mut::<CliprdrClient>() else {
-            return Ok(Err("the office PC does not allow the clipboard".into()));
-        };
-        let (settled, messages) = incoming.fetch().ask(cliprdr).map_err(rdp_err)?;
+        let (settled, messages) = incoming.fetch().ask(cliprdr);
         let ended = incoming.apply(settled);
         if ended.is_none() {
             self.incoming = Some(incoming);
         }
         self.send_clipboard(messages).await?;
         Ok(Ok(ended))
+    }
+
+    /// Gives up a fetch the remote PC stopped answering (see
+    /// [`FETCH_STALL_LIMIT`](crate::incoming::FETCH_STALL_LIMIT)); call it
+    /// now and then. Its end, when it was given up.
+    pub fn check_fetch(&mut self) -> Option<FilesFetched> {
+        let mut incoming = self.incoming.take_if(|incoming| incoming.stalled())?;
+        Some(incoming.abandon(Abandoned::Stalled))
     }
 
     /// The server's auto-reconnect cookie, if it gave one: the next
@@ -867,8 +909,14 @@ where
                     files,
                     clip_data_id,
                 } => {
-                    self.remote_files = Some((files.clone(), clip_data_id));
-                    SessionEvent::RemoteFiles(files)
+                    self.remote_lists += 1;
+                    let list = self.remote_lists;
+                    self.remote_files = Some(RemoteCopy {
+                        number: list,
+                        files: files.clone(),
+                        clip_data_id,
+                    });
+                    SessionEvent::RemoteFiles { list, files }
                 }
                 Arrived::FileData { stream_id, data } => {
                     let Some(incoming) = self.incoming.as_mut() else {
@@ -877,13 +925,14 @@ where
                     let Some(fetched) = incoming.fetch().take(stream_id, data) else {
                         continue;
                     };
+                    incoming.heard();
                     let mut ended = incoming.apply(fetched);
                     if ended.is_none() {
                         let cliprdr = self
                             .stage
                             .get_svc_processor_mut::<CliprdrClient>()
                             .ok_or_else(|| rdp_err("the clipboard channel went away"))?;
-                        let (settled, ask) = incoming.fetch().ask(cliprdr).map_err(rdp_err)?;
+                        let (settled, ask) = incoming.fetch().ask(cliprdr);
                         ended = incoming.apply(settled);
                         asks.extend(ask);
                     }
@@ -901,12 +950,13 @@ where
         // longer on offer, and its earlier files no longer listed — nor can
         // they still be fetched (without locks, a file's place in the list
         // would now mean another file).
-        if done.text_offered {
+        if done.remote_copied {
             self.offered_files.clear();
             self.remote_files = None;
-            if let Some(incoming) = self.incoming.take() {
-                let why = "something else was copied on the office PC meanwhile";
-                events.push(SessionEvent::FilesFetched(incoming.abandon(why)));
+            if let Some(mut incoming) = self.incoming.take() {
+                asks.clear();
+                let ended = incoming.abandon(Abandoned::RemoteCopied);
+                events.push(SessionEvent::FilesFetched(ended));
             }
         }
         let mut messages = done.messages;
@@ -999,7 +1049,7 @@ where
     /// history, Ctrl+Shift+V pastes plain text in some programs and
     /// Ctrl+Alt+V is Paste Special; a Mac's Cmd travels as Win, and
     /// Shift+Insert is a paste too).
-    async fn press_paste(&mut self) -> Result<(), ConnectError> {
+    pub async fn press_paste(&mut self) -> Result<(), ConnectError> {
         let key = |extended, code| Scancode::from_u8(extended, code);
         let ctrl = key(false, 0x1d);
         let v = key(false, 0x2f);

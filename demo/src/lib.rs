@@ -58,9 +58,9 @@ pub struct DemoOptions {
     /// Text on the test desktop's clipboard at start
     /// ([`test_desktop::TestDesktop::with_clipboard`]).
     pub desktop_clipboard: Option<String>,
-    /// Files (name, contents) on the test desktop's clipboard at start
-    /// ([`test_desktop::TestDesktop::with_clipboard_files`]).
-    pub desktop_files: Vec<(String, Vec<u8>)>,
+    /// Files on the test desktop's clipboard at start
+    /// ([`test_desktop::TestDesktop::with_clipboard_paths`]).
+    pub desktop_files: Vec<std::path::PathBuf>,
     /// The test desktop hangs half-way through a resize
     /// ([`test_desktop::TestDesktop::with_stalled_resize`]).
     pub stalled_resize: bool,
@@ -115,7 +115,7 @@ impl Demo {
             desktop = desktop.with_clipboard(text);
         }
         if !options.desktop_files.is_empty() {
-            desktop = desktop.with_clipboard_files(options.desktop_files.clone())?;
+            desktop = desktop.with_clipboard_paths(&options.desktop_files)?;
         }
         if options.motion {
             desktop = desktop.with_motion();

@@ -132,16 +132,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     tracing::info!(dir = %storage.dir.display(), portable = storage.portable, "storage");
 
     let demo = if cli.demo {
-        let mut desktop_files = Vec::new();
-        for path in &cli.demo_clipboard_file {
-            let bytes = std::fs::read(path)
-                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-            let name = path.file_name().unwrap_or_default().to_string_lossy();
-            desktop_files.push((name.into_owned(), bytes));
-        }
         let options = demo::DemoOptions {
             desktop_clipboard: cli.demo_clipboard.clone(),
-            desktop_files,
+            desktop_files: cli.demo_clipboard_file.clone(),
             ..Default::default()
         };
         let demo = runtime.block_on(demo::Demo::start_with(options))?;

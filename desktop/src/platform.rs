@@ -191,6 +191,12 @@ impl Platform for NativePlatform {
         }
     }
 
+    fn forget_fetched(&self, folder: &std::path::Path) {
+        if folder.starts_with(&self.fetched) {
+            let _ = std::fs::remove_dir_all(folder);
+        }
+    }
+
     fn put_files_on_clipboard(&self, paths: &[PathBuf]) -> Result<(), String> {
         self.with_clipboard(|clipboard| clipboard.set().file_list(paths))
     }

@@ -12,9 +12,9 @@
 
 use ironrdp_cliprdr::backend::CliprdrBackend;
 use ironrdp_cliprdr::pdu::{
-    ClipboardFormat, ClipboardFormatId, ClipboardFormatName, ClipboardGeneralCapabilityFlags,
-    FileContentsFlags, FileContentsRequest, FileContentsResponse, FileDescriptor,
-    FormatDataRequest, FormatDataResponse, LockDataId, OwnedFormatDataResponse,
+    ClipboardFileAttributes, ClipboardFormat, ClipboardFormatId, ClipboardFormatName,
+    ClipboardGeneralCapabilityFlags, FileContentsFlags, FileContentsRequest, FileContentsResponse,
+    FileDescriptor, FormatDataRequest, FormatDataResponse, LockDataId, OwnedFormatDataResponse,
 };
 use ironrdp_cliprdr::{Cliprdr, Role};
 pub use ironrdp_cliprdr::{CliprdrClient, CliprdrServer};
@@ -22,7 +22,7 @@ use ironrdp_pdu::PduResult;
 use ironrdp_svc::SvcMessage;
 
 mod fetch;
-pub use fetch::{FetchFailure, Fetched, FileFetch};
+pub use fetch::{FetchFailure, FetchLimits, Fetched, FileFetch};
 
 /// The most clipboard text carried either way, in UTF-16 bytes (about two
 /// million characters: a long document, not a database dump). Larger text
@@ -53,13 +53,20 @@ pub struct OfferedFile {
     pub size: u64,
 }
 
-/// A file the other side copied (its name as ironrdp-cliprdr made safe:
-/// no folders, no device names). Its bytes are asked for with
+/// A file or folder the other side copied. Its name has no folders in it
+/// (ironrdp-cliprdr splits a path from the wire and drops drive letters
+/// and `..`), but may still be one a file system here refuses: check it
+/// with [`check_file_name`]. Its bytes are asked for with
 /// [`ask_file_contents`] by `index`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteFile {
     pub index: i32,
     pub name: String,
+    /// The folders it is in within what was copied, `\` between them
+    /// (None at the top).
+    pub folder: Option<String>,
+    /// A folder (its files follow in the list).
+    pub is_folder: bool,
     /// As the other side says: to be checked against what arrives.
     pub size: Option<u64>,
 }
@@ -202,6 +209,15 @@ pub fn digest(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// [`digest`] of a file, read a piece at a time, with its size.
+pub fn digest_file(path: &std::path::Path) -> std::io::Result<(u64, String)> {
+    use sha2::Digest as _;
+    let mut hasher = sha2::Sha256::new();
+    let size = std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
+    let hash = hasher.finalize();
+    Ok((size, hash[..8].iter().map(|b| format!("{b:02x}")).collect()))
+}
+
 /// What the other side asked for, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Call {
@@ -259,9 +275,11 @@ impl CliprdrBackend for CallRecorder {
     }
 
     fn client_capabilities(&self) -> ClipboardGeneralCapabilityFlags {
-        // Files as streams of bytes, never as paths on this computer.
+        // Files as streams of bytes, never as paths on this computer, and
+        // past 2 GB (64-bit positions).
         ClipboardGeneralCapabilityFlags::STREAM_FILECLIP_ENABLED
             | ClipboardGeneralCapabilityFlags::FILECLIP_NO_FILE_PATHS
+            | ClipboardGeneralCapabilityFlags::HUGE_FILE_SUPPORT_ENABLED
     }
 
     fn on_ready(&mut self) {
@@ -327,6 +345,10 @@ impl CliprdrBackend for CallRecorder {
             .map(|(file, index)| RemoteFile {
                 index,
                 name: file.name.clone(),
+                folder: file.relative_path.clone().filter(|path| !path.is_empty()),
+                is_folder: file
+                    .attributes
+                    .is_some_and(|a| a.contains(ClipboardFileAttributes::DIRECTORY)),
                 size: file.file_size,
             })
             .collect();
@@ -419,30 +441,77 @@ pub fn takes_files<R: Role>(cliprdr: &Cliprdr<R>) -> Option<bool> {
     Some(flags.contains(ClipboardGeneralCapabilityFlags::STREAM_FILECLIP_ENABLED))
 }
 
-/// Whether `name` can be a file's name on the office PC: Windows refuses
-/// `\ / : * ? " < > |`, a trailing dot or space and device names (CON,
-/// LPT1 …), and a longer name than 259 characters does not fit the list.
+/// Whether `name` can be a file's name on Windows (the office PC's, or a
+/// home computer's): Windows refuses `\ / : * ? " < > |`, a trailing dot
+/// or space and device names (CON, LPT1, COM¹ …), and a longer name than
+/// 259 characters does not fit the list. Characters that change how a
+/// name shows without being seen (right-to-left overrides, zero widths:
+/// "invoice\u{202E}fdp.exe" shows as "invoiceexe.pdf") are refused too.
 pub fn check_file_name(name: &str) -> Result<(), String> {
+    // As it would be read: only what cannot be seen is spelt out.
+    let shown: String = name
+        .chars()
+        .map(|c| match c.is_control() || INVISIBLE.contains(&c) {
+            true => c.escape_unicode().to_string(),
+            false => c.to_string(),
+        })
+        .collect();
     let bad = name
         .chars()
         .find(|c| "\\/:*?\"<>|".contains(*c) || c.is_control());
     if let Some(c) = bad {
         return Err(format!(
-            "'{name}' has '{c}', which Windows does not allow in a file name"
+            "'{shown}' has '{}', which Windows does not allow in a file name",
+            c.escape_debug()
+        ));
+    }
+    if let Some(c) = name.chars().find(|c| INVISIBLE.contains(c)) {
+        return Err(format!(
+            "'{shown}' has an invisible character ({}) that hides its real name",
+            c.escape_unicode()
         ));
     }
     if name.is_empty() || name.ends_with(['.', ' ']) || name.chars().count() > 259 {
-        return Err(format!("'{name}' is not a name Windows takes for a file"));
+        return Err(format!("'{shown}' is not a name Windows takes for a file"));
     }
-    if ironrdp_cliprdr::is_windows_device_name(name) {
-        return Err(format!("'{name}' is a device name on Windows"));
+    let stem = name
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_uppercase();
+    let device = ["CONIN$", "CONOUT$", "COM0", "LPT0"].contains(&stem.as_str())
+        || ["COM", "LPT"].iter().any(|port| {
+            stem.strip_prefix(port)
+                .is_some_and(|n| ["¹", "²", "³"].contains(&n))
+        });
+    if device || ironrdp_cliprdr::is_windows_device_name(name) {
+        return Err(format!("'{shown}' is a device name on Windows"));
     }
     Ok(())
 }
 
-/// The largest file offered: without the huge-file capability the channel
-/// carries at most 4 GiB (32-bit sizes).
+/// Format characters that change how a name shows while not being seen.
+const INVISIBLE: &[char] = &[
+    '\u{00AD}', '\u{061C}', '\u{180E}', '\u{200B}', '\u{200C}', '\u{200D}', '\u{200E}', '\u{200F}',
+    '\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{202E}', '\u{2060}', '\u{2061}', '\u{2062}',
+    '\u{2063}', '\u{2064}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}', '\u{FEFF}',
+];
+
+/// The largest file offered or fetched: 4 GiB.
 pub const MAX_OFFERED_FILE: u64 = u32::MAX as u64;
+
+/// The largest file the channel can carry once its capabilities are
+/// agreed: [`MAX_OFFERED_FILE`] where both sides take 64-bit positions,
+/// else 2 GiB (ironrdp-cliprdr sends no request from further in). None
+/// before the capabilities are agreed.
+pub fn largest_file<R: Role>(cliprdr: &Cliprdr<R>) -> Option<u64> {
+    let flags = cliprdr.downcast_backend::<CallRecorder>()?.negotiated?;
+    let huge = ClipboardGeneralCapabilityFlags::HUGE_FILE_SUPPORT_ENABLED;
+    Some(match flags.contains(huge) {
+        true => MAX_OFFERED_FILE,
+        false => 1 << 31,
+    })
+}
 
 /// What a request for a file we offered asks: its size, or bytes from it
 /// (at most [`MAX_FILE_CHUNK`]), by the file's place in our offer.
@@ -495,7 +564,8 @@ pub fn give_file_contents<R: Role>(
 
 /// Asks the other side for `size` bytes (at most [`MAX_FILE_CHUNK`]) of its
 /// file `index` from `position`; they arrive as [`Arrived::FileData`]
-/// with this `stream_id`.
+/// with this `stream_id`. Gives how many bytes were asked (no more may
+/// come) with the messages.
 pub fn ask_file_contents<R: Role>(
     cliprdr: &mut Cliprdr<R>,
     stream_id: u32,
@@ -503,25 +573,27 @@ pub fn ask_file_contents<R: Role>(
     position: u64,
     size: u32,
     clip_data_id: Option<u32>,
-) -> PduResult<Vec<SvcMessage>> {
+) -> PduResult<(u32, Vec<SvcMessage>)> {
+    // Not past the end the other side gave (ironrdp-cliprdr holds requests
+    // to it).
+    let requested_size = file
+        .size
+        .map_or(size, |total| {
+            u32::try_from(total.saturating_sub(position))
+                .unwrap_or(u32::MAX)
+                .min(size)
+        })
+        .min(MAX_FILE_CHUNK);
     let request = FileContentsRequest {
         stream_id,
         index: file.index,
         flags: FileContentsFlags::RANGE,
         position,
-        // Not past the end the other side gave (ironrdp-cliprdr holds
-        // requests to it).
-        requested_size: file
-            .size
-            .map_or(size, |total| {
-                u32::try_from(total.saturating_sub(position))
-                    .unwrap_or(u32::MAX)
-                    .min(size)
-            })
-            .min(MAX_FILE_CHUNK),
+        requested_size,
         data_id: clip_data_id,
     };
-    Ok(cliprdr.request_file_contents(request)?.into())
+    let messages = cliprdr.request_file_contents(request)?.into();
+    Ok((requested_size, messages))
 }
 
 /// What [`answer`] did.
@@ -536,9 +608,12 @@ pub struct Answered {
     /// The other side asks for the contents of files we offered: answer
     /// each with [`give_file_contents`].
     pub file_requests: Vec<FileContentsRequest>,
-    /// The other side offered text or a picture (it arrives in `arrived`
-    /// later).
+    /// The other side offered text, a picture or files (it arrives in
+    /// `arrived` later).
     pub text_offered: bool,
+    /// The other side copied something, whatever it is: what it copied
+    /// before is no longer on offer there.
+    pub remote_copied: bool,
 }
 
 /// Answers what the other side asked for since the last call, offering
@@ -556,6 +631,9 @@ pub fn answer<R: Role>(cliprdr: &mut Cliprdr<R>, local: Option<&Clip>) -> PduRes
     let mut done = Answered::default();
     let (messages, arrived) = (&mut done.messages, &mut done.arrived);
     for call in calls {
+        if matches!(call, Call::RemoteCopied { .. }) {
+            done.remote_copied = true;
+        }
         match call {
             Call::AnnounceLocal => messages.extend(announce(cliprdr, local)?),
             // A client's first list goes out before the channel is ready,
@@ -815,7 +893,7 @@ mod tests {
                                 u32::MAX,
                                 clip_data_id,
                             );
-                            to_client.extend(ask.unwrap());
+                            to_client.extend(ask.unwrap().1);
                             listed = Some((files, clip_data_id));
                         }
                         Arrived::FileData {
@@ -830,7 +908,7 @@ mod tests {
                                 false => (&files[1], 2, 0),
                             };
                             let ask = ask_file_contents(&mut server, id, file, at, u32::MAX, *clip);
-                            to_client.extend(ask.unwrap());
+                            to_client.extend(ask.unwrap().1);
                         }
                         Arrived::FileData {
                             stream_id: 2,
@@ -851,8 +929,10 @@ mod tests {
 
     /// Files offered by the server come home with a [`FileFetch`]: whole,
     /// in ranges, an empty one without asking; a file the server cannot
-    /// read, one over the fetch's limit and one that grows past its
-    /// announced size are refused, and the fetch goes on past them.
+    /// read, one over the fetch's limits (of a file, of all together), one
+    /// that grows past its announced size (or gives more than asked) and
+    /// one that ends short of it are refused, and the fetch goes on past
+    /// them.
     #[test]
     fn files_cross_from_the_server_with_a_fetch() {
         const SIZE: usize = 2_300_000;
@@ -863,6 +943,8 @@ mod tests {
             ("unreadable.txt", 10),
             ("huge.iso", 3_000_001),
             ("grows.log", 4),
+            ("short.txt", 10),
+            ("over-total.bin", 20),
             ("after.txt", 5),
         ];
         let office = Clip::Files(
@@ -887,7 +969,13 @@ mod tests {
                 FileContents::Data(big[start..end].to_vec())
             }
             Some(FileAsk::Range { file: 4, .. }) => FileContents::Data(b"longer".to_vec()),
-            Some(FileAsk::Range { file: 5, .. }) => FileContents::Data(b"after".to_vec()),
+            Some(FileAsk::Range {
+                file: 5,
+                position: 0,
+                ..
+            }) => FileContents::Data(b"shor".to_vec()),
+            Some(FileAsk::Range { file: 5, .. }) => FileContents::Data(Vec::new()),
+            Some(FileAsk::Range { file: 7, .. }) => FileContents::Data(b"after".to_vec()),
             _ => FileContents::Failed,
         };
         let mut client: CliprdrClient = channel();
@@ -909,7 +997,11 @@ mod tests {
                             clip_data_id,
                         } => {
                             assert_eq!(files.len(), offered.len());
-                            fetch = Some(FileFetch::new(files, clip_data_id, 7, 3_000_000));
+                            let limits = FetchLimits {
+                                file: 3_000_000,
+                                total: SIZE as u64 + 10,
+                            };
+                            fetch = Some(FileFetch::new(files, clip_data_id, 7, limits));
                             Vec::new()
                         }
                         Arrived::FileData { stream_id, data } => {
@@ -920,7 +1012,7 @@ mod tests {
                         other => panic!("{other:?}"),
                     };
                     fetched.extend(taken);
-                    let (settled, ask) = fetch.as_mut().unwrap().ask(&mut client).unwrap();
+                    let (settled, ask) = fetch.as_mut().unwrap().ask(&mut client);
                     fetched.extend(settled);
                     to_server.extend(ask);
                 }
@@ -947,7 +1039,8 @@ mod tests {
         for step in fetched {
             match step {
                 Fetched::Data { file: 0, data } => first.extend(data),
-                Fetched::Data { file: 5, data } => assert_eq!(data, b"after"),
+                Fetched::Data { file: 5, data } => assert_eq!(data, b"shor"),
+                Fetched::Data { file: 7, data } => assert_eq!(data, b"after"),
                 Fetched::Data { file, .. } => panic!("bytes of file {file}"),
                 end => ends.push(end),
             }
@@ -963,9 +1056,11 @@ mod tests {
                 },
                 Fetched::Done { file: 1, bytes: 0 },
                 failed(2, FetchFailure::Refused),
-                failed(3, FetchFailure::TooLarge(3_000_000)),
+                failed(3, FetchFailure::TooLarge(10)),
                 failed(4, FetchFailure::Overlong),
-                Fetched::Done { file: 5, bytes: 5 },
+                failed(5, FetchFailure::Truncated),
+                failed(6, FetchFailure::TooLarge(6)),
+                Fetched::Done { file: 7, bytes: 5 },
             ]
         );
     }
@@ -973,7 +1068,19 @@ mod tests {
     #[test]
     fn file_names_windows_refuses_are_refused_and_locked_requests_too() {
         for bad in [
-            "a:b.txt", "a\\b", "CON", "com1.txt", "end.", "end ", "", "q?.txt",
+            "a:b.txt",
+            "a\\b",
+            "CON",
+            "com1.txt",
+            "end.",
+            "end ",
+            "",
+            "q?.txt",
+            "COM¹.txt",
+            "conout$",
+            "LPT0",
+            "invoice\u{202E}fdp.exe",
+            "zero\u{200B}width",
         ] {
             assert!(check_file_name(bad).is_err(), "{bad}");
         }

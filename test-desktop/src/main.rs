@@ -67,14 +67,7 @@ fn main() -> ExitCode {
                     desktop = desktop.with_clipboard_image(&png)?;
                 }
                 if !cli.clipboard_file.is_empty() {
-                    let mut files = Vec::new();
-                    for path in &cli.clipboard_file {
-                        let bytes = std::fs::read(path)
-                            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-                        let name = path.file_name().unwrap_or_default().to_string_lossy();
-                        files.push((name.into_owned(), bytes));
-                    }
-                    desktop = desktop.with_clipboard_files(files)?;
+                    desktop = desktop.with_clipboard_paths(&cli.clipboard_file)?;
                 }
                 if let Some(hz) = cli.tone {
                     desktop = desktop.with_tone(hz);

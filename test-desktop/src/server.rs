@@ -46,7 +46,9 @@ use ironrdp_dvc::DrdynvcServer;
 use ironrdp_rdpdr::server::RdpdrServer;
 use ironrdp_rdpsnd::server::RdpsndServer;
 use ironrdp_svc::StaticChannelSet;
-use proto::clipboard::{Arrived, Clip, CliprdrServer, Fetched, FileAsk, FileContents, FileFetch};
+use proto::clipboard::{
+    Arrived, Clip, CliprdrServer, FetchLimits, Fetched, FileAsk, FileContents, FileFetch,
+};
 
 /// Tile edge for bitmap updates: a 64×64 planar tile always fits one
 /// fast-path update, so no fragmentation is needed.
@@ -340,6 +342,19 @@ impl TestDesktop {
     pub fn with_clipboard_image(self, png: &[u8]) -> anyhow::Result<Self> {
         *self.clipboard.lock().expect("not poisoned") = Some(Clip::image(png)?);
         Ok(self)
+    }
+
+    /// Puts these files on this desktop's clipboard (read now), as if
+    /// copied in its Explorer: a client fetches them as it pastes.
+    pub fn with_clipboard_paths(self, paths: &[std::path::PathBuf]) -> anyhow::Result<Self> {
+        let mut files = Vec::new();
+        for path in paths {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            files.push((name.into_owned(), bytes));
+        }
+        self.with_clipboard_files(files)
     }
 
     /// Puts files (name and contents) on this desktop's clipboard, as if
@@ -647,13 +662,10 @@ impl Download {
         &mut self,
         cliprdr: &mut CliprdrServer,
         echo: &broadcast::Sender<InputEcho>,
-    ) -> anyhow::Result<Vec<ironrdp_svc::SvcMessage>> {
-        let (settled, messages) = self
-            .fetch
-            .ask(cliprdr)
-            .map_err(|e| anyhow::anyhow!("clipboard file request: {e}"))?;
+    ) -> Vec<ironrdp_svc::SvcMessage> {
+        let (settled, messages) = self.fetch.ask(cliprdr);
         self.echo(settled, echo);
-        Ok(messages)
+        messages
     }
 
     fn echo(&mut self, fetched: Vec<Fetched>, echo: &broadcast::Sender<InputEcho>) {
@@ -927,13 +939,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + Sync> Session<S> {
                             .download
                             .as_ref()
                             .map_or(0, |d| d.fetch.next_first_stream());
-                        let fetch =
-                            FileFetch::new(files, clip_data_id, first_stream, MAX_FETCHED_FILE);
+                        let limits = FetchLimits {
+                            file: MAX_FETCHED_FILE,
+                            total: MAX_FETCHED_FILE,
+                        };
+                        let fetch = FileFetch::new(files, clip_data_id, first_stream, limits);
                         let mut download = Download {
                             fetch,
                             data: Vec::new(),
                         };
-                        messages.extend(download.ask(cliprdr, &self.echo)?);
+                        messages.extend(download.ask(cliprdr, &self.echo));
                         self.download = Some(download);
                         continue;
                     }
@@ -945,7 +960,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + Sync> Session<S> {
                             continue;
                         };
                         download.echo(fetched, &self.echo);
-                        messages.extend(download.ask(cliprdr, &self.echo)?);
+                        messages.extend(download.ask(cliprdr, &self.echo));
                         continue;
                     }
                 };

@@ -330,7 +330,9 @@ fn percent_decoded(path: &str) -> PathBuf {
     let mut out = Vec::new();
     let mut i = 0;
     while i < bytes.len() {
-        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
         match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
             Some(byte) if bytes[i] == b'%' => {
                 out.push(byte);

@@ -174,7 +174,7 @@ fn the_driver_runs_a_whole_session_for_a_ui() {
                     UiEvent::ClipboardTooLarge { bytes, .. } => panic!("too large: {bytes}"),
                     UiEvent::RemoteImage(_) => panic!("no picture was copied at the office"),
                     UiEvent::ImageNotPasted(why) => panic!("no picture was pasted: {why:?}"),
-                    UiEvent::RemoteFiles(_) | UiEvent::FilesFetched(_) => {
+                    UiEvent::RemoteFiles { .. } | UiEvent::FilesFetched(_) => {
                         panic!("no files were copied at the office")
                     }
                     UiEvent::FilesNotCarried { why, .. } => panic!("no files were pasted: {why}"),
@@ -488,7 +488,7 @@ fn the_driver_reconnects_into_the_same_session_after_the_relay_restarts() {
                     | UiEvent::RemoteClipboard(_)
                     | UiEvent::RemoteImage(_)
                     | UiEvent::ImageNotPasted(_)
-                    | UiEvent::RemoteFiles(_)
+                    | UiEvent::RemoteFiles { .. }
                     | UiEvent::FilesFetched(_)
                     | UiEvent::FilesNotCarried { .. }
                     | UiEvent::SoundUnavailable(_)

@@ -373,7 +373,7 @@ impl ThinApp {
                             (true, true) => T::ImageTooLargeOut,
                             (false, true) => T::ImageTooLargeIn,
                         };
-                        let megabytes = format!("{:.1}", bytes as f64 / 1_048_576.0);
+                        let megabytes = crate::files::megabytes(bytes as u64);
                         view.notify(ctx, fill(text.get(lang), &[&megabytes]));
                     }
                 }
@@ -385,9 +385,9 @@ impl ThinApp {
                         view.notify(ctx, text);
                     }
                 }
-                UiEvent::RemoteFiles(files) => {
+                UiEvent::RemoteFiles { list, files } => {
                     let platform = &*self.platform;
-                    let (fetch, note) = conn.files.remote_copied(&files, platform, lang);
+                    let (fetch, note) = conn.files.remote_copied(list, &files, platform, lang);
                     if let Some(fetch) = fetch {
                         let _ = conn.handle.commands.send(fetch);
                     }
@@ -819,9 +819,14 @@ impl ThinApp {
                 &conn.handle,
             );
             if let Some(text) = view.take_paste() {
-                for command in conn.files.paste(text, &*self.platform) {
-                    let _ = conn.handle.commands.send(command);
-                }
+                let paste = conn.files.paste(text, &*self.platform);
+                let what = match &paste {
+                    Command::PasteFiles(files) => format!("{} files", files.len()),
+                    Command::Paste(_) => "text".into(),
+                    _ => "the office PC's own clipboard".into(),
+                };
+                tracing::info!(%what, "paste");
+                let _ = conn.handle.commands.send(paste);
             }
             if leave {
                 conn.leaving = true;
@@ -997,10 +1002,13 @@ fn log_event(event: &UiEvent) {
             in_secs,
             reason,
         } => tracing::warn!(attempt, in_secs, %reason, "reconnecting"),
-        UiEvent::RemoteFiles(files) => tracing::info!(count = files.len(), "remote files"),
+        UiEvent::RemoteFiles { list, files } => {
+            tracing::info!(list, count = files.len(), "remote files")
+        }
         UiEvent::FilesFetched(result) => tracing::info!(
             saved = result.saved.len(),
             failed = ?result.failed,
+            abandoned = ?result.abandoned,
             "remote files fetched"
         ),
         UiEvent::FilesNotCarried { why, outgoing } => {

@@ -5,10 +5,11 @@
 //! platform has no file clipboard (the browser), the person is told why.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use client_core::driver::Command;
-use client_core::incoming::FilesFetched;
-use proto::clipboard::RemoteFile;
+use client_core::incoming::{Abandoned, FilesFetched, NotFetched};
+use proto::clipboard::{FetchFailure, RemoteFile};
 
 use crate::i18n::{fill, Lang, T};
 use crate::platform::Platform;
@@ -17,71 +18,108 @@ use crate::platform::Platform;
 /// more would hold the link for minutes for a copy the person may never
 /// paste here (drive sharing is the way for large files).
 pub const AUTO_FETCH_BYTES: u64 = 256 << 20;
-/// The most files fetched by themselves.
+/// The most files and folders fetched by themselves.
 pub const AUTO_FETCH_FILES: usize = 1000;
+/// The most files a note names as not fetched (the rest are counted).
+const NAMED_FAILURES: usize = 3;
+
+/// Fetches of this app, each into a folder of its own (so files keep their
+/// names, and a new copy never mixes with one still on the clipboard).
+static FETCHES: AtomicU32 = AtomicU32::new(0);
 
 /// The files of one connection.
 #[derive(Debug, Default)]
 pub struct FileClipboard {
-    /// The files this app put on the local clipboard (from the office PC):
-    /// pasted back there, they are the office PC's own.
-    fetched: Vec<PathBuf>,
-    /// How many fetches this connection made (each gets its own folder, so
-    /// files keep their names).
-    fetches: u32,
+    /// The folder of the fetch whose files are on the local clipboard.
+    on_clipboard: Option<PathBuf>,
+    /// The folder the running fetch writes into.
+    coming: Option<PathBuf>,
 }
 
 impl FileClipboard {
-    /// The office PC copied `files`: what to ask the connection, and what to
-    /// tell the person.
+    /// The office PC copied `files` (its copy number `list`): what to ask
+    /// the connection, and what to tell the person.
     pub fn remote_copied(
         &mut self,
+        list: u32,
         files: &[RemoteFile],
         platform: &dyn Platform,
         lang: Lang,
     ) -> (Option<Command>, String) {
-        let bytes: u64 = files.iter().filter_map(|f| f.size).sum();
-        let megabytes = megabytes(bytes);
+        // A file whose size is not told may be any size.
+        let bytes = files.iter().fold(0u64, |sum, f| {
+            sum.saturating_add(f.size.unwrap_or(u64::MAX))
+        });
         let count = files.len().to_string();
-        let Some(folder) = platform.fetched_files_folder() else {
+        let shown = match files.iter().all(|f| f.size.is_some()) {
+            true => megabytes(bytes),
+            false => "?".to_owned(),
+        };
+        let Some(base) = platform.fetched_files_folder() else {
             return (None, T::FilesNotHere.get(lang).to_owned());
         };
         if bytes > AUTO_FETCH_BYTES || files.len() > AUTO_FETCH_FILES {
             let limits = [
                 count.as_str(),
-                &megabytes,
+                &shown,
                 &AUTO_FETCH_FILES.to_string(),
-                &self::megabytes(AUTO_FETCH_BYTES),
+                &megabytes(AUTO_FETCH_BYTES),
             ];
             return (None, fill(T::FilesTooLargeIn.get(lang), &limits));
         }
-        self.fetches += 1;
-        let into = folder.join(self.fetches.to_string());
-        let note = fill(T::FilesComing.get(lang), &[&count, &megabytes]);
-        (Some(Command::FetchFiles(into)), note)
+        let dir = base.join(FETCHES.fetch_add(1, Ordering::Relaxed).to_string());
+        self.coming = Some(dir.clone());
+        let note = fill(T::FilesComing.get(lang), &[&count, &shown]);
+        let fetch = Command::FetchFiles {
+            dir,
+            list,
+            budget: AUTO_FETCH_BYTES,
+        };
+        (Some(fetch), note)
     }
 
-    /// A fetch ended: the files go on the local clipboard; what to tell the
-    /// person.
+    /// A fetch ended: its files go on the local clipboard (in place of an
+    /// earlier fetch's, whose folder goes); what to tell the person.
     pub fn fetched(
         &mut self,
         result: &FilesFetched,
         platform: &dyn Platform,
         lang: Lang,
     ) -> String {
+        let folder = self.coming.take();
         let mut notes = Vec::new();
-        if !result.saved.is_empty() {
+        if let Some(why) = &result.abandoned {
+            notes.push(match why {
+                Abandoned::RemoteCopied => T::FilesAbandonedCopied.get(lang).to_owned(),
+                Abandoned::Stalled => T::FilesAbandonedStalled.get(lang).to_owned(),
+                Abandoned::Disk(why) => fill(T::FilesAbandonedDisk.get(lang), &[why]),
+            });
+        } else if !result.saved.is_empty() {
             match platform.put_files_on_clipboard(&result.saved) {
                 Ok(()) => {
-                    self.fetched = result.saved.clone();
+                    let earlier = std::mem::replace(&mut self.on_clipboard, folder.clone());
+                    if let Some(earlier) = earlier.filter(|e| Some(e) != folder.as_ref()) {
+                        platform.forget_fetched(&earlier);
+                    }
                     let count = result.saved.len().to_string();
                     notes.push(fill(T::FilesOnClipboard.get(lang), &[&count]));
                 }
                 Err(why) => notes.push(fill(T::FilesNotOnClipboard.get(lang), &[&why])),
             }
         }
-        for (name, why) in &result.failed {
-            notes.push(fill(T::FilesNotFetched.get(lang), &[name, why]));
+        if self.on_clipboard != folder {
+            if let Some(folder) = &folder {
+                platform.forget_fetched(folder);
+            }
+        }
+        for (name, why) in result.failed.iter().take(NAMED_FAILURES) {
+            let why = reason(why, lang);
+            notes.push(fill(T::FilesNotFetched.get(lang), &[name, &why]));
+        }
+        if let Some(more) = result.failed.len().checked_sub(NAMED_FAILURES) {
+            if more > 0 {
+                notes.push(fill(T::FilesMoreFailed.get(lang), &[&more.to_string()]));
+            }
         }
         notes.join("\n")
     }
@@ -89,34 +127,40 @@ impl FileClipboard {
     /// The person pressed Ctrl+V in the session: `text` is what the local
     /// clipboard had as text (None when egui found neither text nor a
     /// picture there). Files win where the clipboard holds files.
-    pub fn paste(&self, text: Option<String>, platform: &dyn Platform) -> Vec<Command> {
+    pub fn paste(&self, text: Option<String>, platform: &dyn Platform) -> Command {
         match (platform.copied_files(), text) {
-            // The office PC's own files, still on its clipboard: pasted
-            // there as they are.
-            (Some(files), _) if files == self.fetched => press_v(),
-            (Some(files), _) => vec![Command::PasteFiles(files)],
-            (None, Some(text)) => vec![Command::Paste(text)],
-            // Nothing this app can carry: the remote PC gets the V it did
-            // not see (Ctrl is down there), as a paste of its own clipboard.
-            (None, None) => press_v(),
+            // The office PC's own files, back from this app's folder: still
+            // on its clipboard, pasted there as they are.
+            (Some(files), _) if files.iter().all(|f| self.is_ours(f)) => Command::PressPaste,
+            (Some(files), _) => Command::PasteFiles(files),
+            (None, Some(text)) => Command::Paste(text),
+            // Nothing this app can carry: Ctrl+V reaches the office PC,
+            // which pastes what its own clipboard holds.
+            (None, None) => Command::PressPaste,
         }
+    }
+
+    fn is_ours(&self, path: &std::path::Path) -> bool {
+        self.on_clipboard
+            .as_ref()
+            .is_some_and(|folder| path.starts_with(folder))
     }
 }
 
-/// V pressed and let go (the modifiers held are already down remotely).
-fn press_v() -> Vec<Command> {
-    let Some((scancode, extended)) = crate::keys::scancode(egui::Key::V) else {
-        return Vec::new();
-    };
-    [true, false]
-        .map(|down| Command::Key {
-            scancode,
-            extended,
-            down,
-        })
-        .into()
+/// Why a file did not come, in words.
+fn reason(why: &NotFetched, lang: Lang) -> String {
+    match why {
+        NotFetched::Remote(FetchFailure::Refused) => T::FileWhyRefused.get(lang).to_owned(),
+        NotFetched::Remote(FetchFailure::TooLarge(_)) => T::FileWhyTooLarge.get(lang).to_owned(),
+        NotFetched::Remote(FetchFailure::Overlong | FetchFailure::Truncated) => {
+            T::FileWhyBroken.get(lang).to_owned()
+        }
+        NotFetched::Name(_) => T::FileWhyName.get(lang).to_owned(),
+        NotFetched::Disk(why) => fill(T::FileWhyDisk.get(lang), &[why]),
+    }
 }
 
-fn megabytes(bytes: u64) -> String {
+/// Bytes as megabytes, one decimal, as notes show them.
+pub(crate) fn megabytes(bytes: u64) -> String {
     format!("{:.1}", bytes as f64 / 1_048_576.0)
 }

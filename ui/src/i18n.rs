@@ -189,8 +189,20 @@ texts! {
         "会社のPCのファイル {} 個をこのコンピューターのクリップボードに入れました。フォルダーに貼り付けてください。";
     FilesNotOnClipboard => "The files from the office PC could not be put on this computer's clipboard ({}). Use drive sharing instead.",
         "会社のPCのファイルをこのコンピューターのクリップボードに入れられませんでした ({})。代わりにドライブ共有をお使いください。";
-    FilesNotFetched => "Not brought from the office PC: {} ({}). Copy it there again.",
-        "会社のPCから取り込めなかったファイル: {} ({})。もう一度コピーしてください。";
+    FilesNotFetched => "Not brought from the office PC: {} ({}).",
+        "会社のPCから取り込めなかったファイル: {} ({})。";
+    FilesMoreFailed => "…and {} more.", "…ほか {} 件。";
+    FileWhyRefused => "the office PC could not give it", "会社のPCが渡せませんでした";
+    FileWhyTooLarge => "it is larger than the clipboard carries", "クリップボードで運べる大きさを超えています";
+    FileWhyBroken => "it did not arrive as the office PC announced it", "会社のPCが示した大きさどおりに届きませんでした";
+    FileWhyName => "its name cannot be used on this computer", "その名前はこのコンピューターでは使えません";
+    FileWhyDisk => "this computer could not save it: {}", "このコンピューターに保存できませんでした: {}";
+    FilesAbandonedCopied => "The office PC's files did not come: something else was copied there meanwhile. Copy them again.",
+        "会社のPCのファイルは届きませんでした: その間に別のものがコピーされました。もう一度コピーしてください。";
+    FilesAbandonedStalled => "The office PC's files did not come: it stopped answering for a minute. Copy them again.",
+        "会社のPCのファイルは届きませんでした: 1分間応答がありませんでした。もう一度コピーしてください。";
+    FilesAbandonedDisk => "The office PC's files did not come: this computer could not save them ({}).",
+        "会社のPCのファイルは届きませんでした: このコンピューターに保存できませんでした ({})。";
     FilesTooLargeIn => "The files copied on the office PC are too many or too large for the clipboard ({} files, {} MB; at most {} files and {} MB). Use drive sharing for them.",
         "会社のPCでコピーしたファイルは、クリップボードで運ぶには多すぎるか大きすぎます ({} 個、{} MB、上限 {} 個・{} MB)。ドライブ共有をお使いください。";
     FilesNotHere => "Files copied on the office PC cannot come to this computer through the clipboard here. Use the desktop app, or drive sharing.",

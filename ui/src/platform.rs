@@ -94,6 +94,11 @@ pub trait Platform {
         None
     }
 
+    /// Removes a folder of fetched files (from
+    /// [`fetched_files_folder`](Self::fetched_files_folder)) no longer on
+    /// the clipboard.
+    fn forget_fetched(&self, _folder: &std::path::Path) {}
+
     /// Puts files on this computer's clipboard, as a file manager's copy.
     fn put_files_on_clipboard(&self, _paths: &[std::path::PathBuf]) -> Result<(), String> {
         Err("this app cannot put files on the clipboard here".into())

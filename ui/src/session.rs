@@ -18,6 +18,9 @@ use crate::settings::Entry;
 const HINT_SECS: f64 = 10.0;
 /// How long a note on the session bar stays up (seconds).
 const NOTICE_SECS: f64 = 8.0;
+/// How long after Ctrl was last seen held a V release still counts as part
+/// of a Ctrl+V.
+const CHORD_SECS: f64 = 0.5;
 /// The window must keep its size this long before the remote desktop is
 /// asked to follow (seconds): dragging a window's edge would otherwise ask
 /// for dozens of sizes, each a reactivation on the remote PC.
@@ -84,6 +87,8 @@ pub struct SessionView {
     /// into one) since the last V release.
     v_pressed: bool,
     pasted: bool,
+    /// When Ctrl (Cmd on a Mac) was last seen held.
+    command_at: f64,
     /// Modifier keys as last sent to the remote PC.
     sent: Modifiers,
     window_focused: bool,
@@ -147,6 +152,7 @@ impl SessionView {
             paste: None,
             v_pressed: false,
             pasted: false,
+            command_at: f64::NEG_INFINITY,
             sent: Modifiers::NONE,
             window_focused: true,
             hint: None,
@@ -561,12 +567,22 @@ impl SessionView {
         let send = |command| {
             let _ = handle.commands.send(command);
         };
-        let (events, modifiers, window_focused) =
-            ui.input(|i| (i.events.clone(), i.modifiers, i.focused));
+        let (events, held, window_focused, now) =
+            ui.input(|i| (i.events.clone(), i.modifiers, i.focused, i.time));
+        let chord_held = events.iter().any(|e| match e {
+            Event::Key { modifiers, .. } => modifiers.command,
+            _ => false,
+        });
+        if held.command || chord_held {
+            self.command_at = now;
+        }
         if self.window_focused && !window_focused {
             // Keys held while the window lost focus would stick.
             send(Command::ReleaseAll);
             self.sent = Modifiers::NONE;
+            // Their releases will not come.
+            self.v_pressed = false;
+            self.pasted = false;
         }
         self.window_focused = window_focused;
         let to_remote = |pos: Pos2| -> Option<(u16, u16)> {
@@ -639,19 +655,24 @@ impl SessionView {
                     ..
                 } => {
                     let chord = modifiers.ctrl || modifiers.alt || modifiers.mac_cmd;
-                    // Text keys travel as the text they make (layout and IME
-                    // decide), except in shortcuts such as Ctrl+C.
                     if *key == Key::V {
                         // egui turns Ctrl+V into a paste event and drops the
-                        // press; a release with neither before it was a
-                        // Ctrl+V it found nothing to paste for.
+                        // press; a release in Ctrl+V with neither before it
+                        // was one egui found nothing to paste for (an IME
+                        // may swallow a plain V's press, so only Ctrl+V).
+                        // The modifiers may be reported out of step with the
+                        // keys (X11 can report Ctrl let go before a quick
+                        // Ctrl+V's V): Ctrl held just before counts too.
                         if *pressed {
                             self.v_pressed = true;
                         } else {
                             let seen = std::mem::take(&mut self.v_pressed)
                                 | std::mem::take(&mut self.pasted)
                                 | pasting;
-                            if !seen {
+                            let command = modifiers.command
+                                || held.command
+                                || now - self.command_at < CHORD_SECS;
+                            if !seen && command && !modifiers.alt {
                                 self.paste.get_or_insert(None);
                                 continue;
                             }
@@ -660,6 +681,8 @@ impl SessionView {
                             continue;
                         }
                     }
+                    // Text keys travel as the text they make (layout and IME
+                    // decide), except in shortcuts such as Ctrl+C.
                     if keys::produces_text(*key) && !chord {
                         continue;
                     }
@@ -699,7 +722,12 @@ impl SessionView {
             }
         }
         if focused {
-            self.sync_modifiers(modifiers, &send);
+            self.sync_modifiers(held, &send);
+        }
+        // A paste without Ctrl+V (Shift+Insert, the Paste key) has no V
+        // release to take the mark; once Ctrl is up, none will come.
+        if !held.command {
+            self.pasted = false;
         }
     }
 

@@ -1,13 +1,22 @@
 //! Fetching the files the other side copied, as Explorer does when a
 //! person pastes them: one file after another, in ranges of at most
-//! [`MAX_FILE_CHUNK`], never more than the other side announced nor more
-//! than the fetcher's limit. Sans I/O: the owner sends what [`FileFetch::ask`]
-//! gives and keeps (in memory or on disk) what [`FileFetch::take`] hands out.
+//! [`MAX_FILE_CHUNK`], never more than the other side announced, than was
+//! asked, or than the fetcher's limits. Sans I/O: the owner sends what
+//! [`FileFetch::ask`] gives and keeps (in memory or on disk) what
+//! [`FileFetch::take`] hands out.
 
 use super::{ask_file_contents, RemoteFile, MAX_FILE_CHUNK};
 use ironrdp_cliprdr::{Cliprdr, Role};
-use ironrdp_pdu::PduResult;
 use ironrdp_svc::SvcMessage;
+
+/// How much a fetch may bring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FetchLimits {
+    /// The most bytes of one file.
+    pub file: u64,
+    /// The most bytes of all files together.
+    pub total: u64,
+}
 
 /// The other side's copied files being fetched.
 #[derive(Debug)]
@@ -17,22 +26,25 @@ pub struct FileFetch {
     /// Stream IDs of this fetch's files begin here (answers to an earlier
     /// fetch's requests are not mixed in).
     first_stream: u32,
-    /// The most bytes one file may have.
-    max_file: u64,
+    limits: FetchLimits,
     /// The file being fetched (past the end when all are done) and how many
     /// of its bytes arrived.
     current: usize,
     received: u64,
-    /// A request is out for `current`.
-    waiting: bool,
+    /// Bytes of all files so far.
+    total: u64,
+    /// The bytes asked of `current` by the request that is out, if one is.
+    waiting: Option<u32>,
 }
 
-/// What happened to one file of a fetch (by its place in the fetch's list).
+/// What happened to one entry of a fetch (by its place in the fetch's
+/// list).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fetched {
     /// The next bytes of the file, in order.
     Data { file: usize, data: Vec<u8> },
-    /// The file arrived whole: this many bytes.
+    /// The file arrived whole: this many bytes (0 for a folder, which has
+    /// nothing to fetch).
     Done { file: usize, bytes: u64 },
     /// The file did not come; the fetch goes on with the next.
     Failed { file: usize, why: FetchFailure },
@@ -45,27 +57,30 @@ pub enum FetchFailure {
     Refused,
     #[error("the file is larger than {0} bytes")]
     TooLarge(u64),
-    #[error("the other side sent more than the file's announced size")]
+    #[error("the other side sent more than the file's size, or than was asked")]
     Overlong,
+    #[error("the other side ended the file before its announced size")]
+    Truncated,
 }
 
 impl FileFetch {
     /// A fetch of `files` (as listed with `clip_data_id`), its streams
-    /// numbered from `first_stream`, each file at most `max_file` bytes.
+    /// numbered from `first_stream`.
     pub fn new(
         files: Vec<RemoteFile>,
         clip_data_id: Option<u32>,
         first_stream: u32,
-        max_file: u64,
+        limits: FetchLimits,
     ) -> FileFetch {
         FileFetch {
             files,
             clip_data_id,
             first_stream,
-            max_file,
+            limits,
             current: 0,
             received: 0,
-            waiting: false,
+            total: 0,
+            waiting: None,
         }
     }
 
@@ -73,12 +88,12 @@ impl FileFetch {
         &self.files
     }
 
-    /// The files not settled yet, the one being fetched first.
+    /// The entries not settled yet, the one being fetched first.
     pub fn left(&self) -> &[RemoteFile] {
         self.files.get(self.current..).unwrap_or_default()
     }
 
-    /// Every file arrived or failed.
+    /// Every entry arrived or failed.
     pub fn is_done(&self) -> bool {
         self.current >= self.files.len()
     }
@@ -94,79 +109,96 @@ impl FileFetch {
         self.first_stream.wrapping_add(index)
     }
 
+    /// The most bytes the current file may still have.
+    fn room(&self) -> u64 {
+        let left_in_total = self.limits.total.saturating_sub(self.total);
+        self.limits.file.min(left_in_total + self.received)
+    }
+
     /// Asks for the next range, if a file is left and no request is out;
-    /// files with nothing to ask (empty, or announced larger than the
-    /// limit) are settled on the way and reported.
-    pub fn ask<R: Role>(
-        &mut self,
-        cliprdr: &mut Cliprdr<R>,
-    ) -> PduResult<(Vec<Fetched>, Vec<SvcMessage>)> {
+    /// entries with nothing to ask (folders, empty files, files announced
+    /// larger than the limits, requests the channel refuses to send) are
+    /// settled on the way and reported.
+    pub fn ask<R: Role>(&mut self, cliprdr: &mut Cliprdr<R>) -> (Vec<Fetched>, Vec<SvcMessage>) {
         let mut settled = Vec::new();
-        while let Some(file) = self.files.get(self.current).filter(|_| !self.waiting) {
+        while let Some(file) = self
+            .files
+            .get(self.current)
+            .filter(|_| self.waiting.is_none())
+        {
             let settle = match file.size {
+                _ if file.is_folder => Fetched::Done {
+                    file: self.current,
+                    bytes: 0,
+                },
                 Some(0) => Fetched::Done {
                     file: self.current,
                     bytes: 0,
                 },
-                Some(size) if size > self.max_file => Fetched::Failed {
+                Some(size) if size > self.room() => Fetched::Failed {
                     file: self.current,
-                    why: FetchFailure::TooLarge(self.max_file),
+                    why: FetchFailure::TooLarge(self.room()),
                 },
                 _ => {
                     let stream = self.stream();
-                    let messages = ask_file_contents(
-                        cliprdr,
-                        stream,
-                        file,
-                        self.received,
-                        MAX_FILE_CHUNK,
-                        self.clip_data_id,
-                    )?;
-                    self.waiting = true;
-                    return Ok((settled, messages));
+                    let (position, clip) = (self.received, self.clip_data_id);
+                    match ask_file_contents(cliprdr, stream, file, position, MAX_FILE_CHUNK, clip) {
+                        Ok((asked, messages)) => {
+                            self.waiting = Some(asked);
+                            return (settled, messages);
+                        }
+                        // The channel would not send it (the other side did
+                        // not agree to files, or to positions this far).
+                        Err(_) => Fetched::Failed {
+                            file: self.current,
+                            why: FetchFailure::Refused,
+                        },
+                    }
                 }
             };
             settled.push(settle);
             self.next_file();
         }
-        Ok((settled, Vec::new()))
+        (settled, Vec::new())
     }
 
     fn next_file(&mut self) {
         self.current += 1;
         self.received = 0;
-        self.waiting = false;
+        self.waiting = None;
     }
 
     /// Takes an answer to a request of this fetch (None: an answer to
     /// something else, ignored). Ask again with [`ask`](Self::ask) after an
     /// answer was taken.
     pub fn take(&mut self, stream_id: u32, data: Option<Vec<u8>>) -> Option<Vec<Fetched>> {
-        if !self.waiting || stream_id != self.stream() {
-            return None;
-        }
-        self.waiting = false;
+        let asked = self.waiting.filter(|_| stream_id == self.stream())?;
+        self.waiting = None;
         let file = self.current;
         let size = self.files[file].size;
+        let failed = |fetch: &mut FileFetch, why| {
+            fetch.next_file();
+            Some(vec![Fetched::Failed { file, why }])
+        };
         let Some(data) = data else {
-            self.next_file();
-            let why = FetchFailure::Refused;
-            return Some(vec![Fetched::Failed { file, why }]);
+            return failed(self, FetchFailure::Refused);
         };
         let received = self.received + data.len() as u64;
-        let failed = match size {
-            Some(size) if received > size => Some(FetchFailure::Overlong),
-            _ if received > self.max_file => Some(FetchFailure::TooLarge(self.max_file)),
-            _ => None,
-        };
-        if let Some(why) = failed {
-            self.next_file();
-            return Some(vec![Fetched::Failed { file, why }]);
+        if data.len() as u64 > u64::from(asked) || size.is_some_and(|size| received > size) {
+            return failed(self, FetchFailure::Overlong);
         }
-        // A file of unknown size ends with an empty answer.
+        if received > self.room() {
+            return failed(self, FetchFailure::TooLarge(self.room()));
+        }
+        // A file of unknown size ends with an empty answer; one of known
+        // size must reach it.
+        if data.is_empty() && size.is_some_and(|size| received < size) {
+            return failed(self, FetchFailure::Truncated);
+        }
         let ended = data.is_empty() || size == Some(received);
         let mut fetched = Vec::new();
         if !data.is_empty() {
+            self.total += data.len() as u64;
             fetched.push(Fetched::Data { file, data });
         }
         self.received = received;
