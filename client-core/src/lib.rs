@@ -23,6 +23,8 @@ pub mod rdp;
 pub mod secure;
 
 #[cfg(not(target_arch = "wasm32"))]
+pub mod graphics;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod native;
 pub mod sound;
 

@@ -37,6 +37,8 @@ use proto::session::{SessionMode, SessionReply, SessionRequest};
 use tokio::io::{AsyncRead, AsyncWrite};
 use transport::{FramedIo, Prefixed};
 
+#[cfg(not(target_arch = "wasm32"))]
+use crate::graphics;
 use crate::incoming::{Abandoned, FilesFetched, Incoming};
 use crate::monitors::MonitorLayout;
 use crate::sound::Speaker;
@@ -206,6 +208,8 @@ fn check_desktop_size(size: DesktopSize) -> Result<(), ConnectError> {
 /// Tracks which parts of the desktop have been drawn, to know when the first
 /// complete frame has arrived.
 pub struct FrameStatus {
+    width: u16,
+    height: u16,
     cell: u16,
     cols: u16,
     drawn: Vec<bool>,
@@ -215,11 +219,18 @@ pub struct FrameStatus {
 impl FrameStatus {
     const CELL: u16 = 16;
 
+    /// The picture's size it follows.
+    pub fn size(&self) -> (u16, u16) {
+        (self.width, self.height)
+    }
+
     pub fn new(width: u16, height: u16) -> Self {
         let cols = width.div_ceil(Self::CELL);
         let rows = height.div_ceil(Self::CELL);
         let cells = usize::from(cols) * usize::from(rows);
         Self {
+            width,
+            height,
             cell: Self::CELL,
             cols,
             drawn: vec![false; cells],
@@ -395,7 +406,8 @@ fn connector_config(
         enable_server_pointer: true,
         pointer_software_rendering: false,
         multitransport_flags: None,
-        support_dyn_vc_gfx_protocol: false,
+        // The graphics pipeline (H.264) where this build decodes it.
+        support_dyn_vc_gfx_protocol: cfg!(not(target_arch = "wasm32")),
     }
 }
 
@@ -529,9 +541,11 @@ pub fn begin(
     }
     // Display Control rides a dynamic channel: the desktop follows the
     // window. Servers without it keep the first size (the UI scales).
-    connector.attach_static_channel(
-        DrdynvcClient::new().with_dynamic_channel(DisplayControlClient::new(|_| Ok(Vec::new()))),
-    );
+    let dynamic =
+        DrdynvcClient::new().with_dynamic_channel(DisplayControlClient::new(|_| Ok(Vec::new())));
+    #[cfg(not(target_arch = "wasm32"))]
+    let dynamic = dynamic.with_dynamic_channel(graphics::pipeline());
+    connector.attach_static_channel(dynamic);
     let mut buf = WriteBuf::new();
     let written = connector.step_no_input(&mut buf).map_err(rdp_err)?;
     let x224_request = buf.filled()[..written.size().unwrap_or(0)].to_vec();
@@ -1217,6 +1231,13 @@ where
         outputs: Vec<ActiveStageOutput>,
     ) -> Result<Vec<SessionEvent>, ConnectError> {
         let mut events = Vec::new();
+        // The graphics pipeline's reset may have given the picture another
+        // size (the server's, as a Deactivate All would).
+        let (width, height) = (self.image.width(), self.image.height());
+        if (width, height) != self.frame.size() {
+            self.frame = FrameStatus::new(width, height);
+            events.push(SessionEvent::Resized(width, height));
+        }
         for output in outputs {
             match output {
                 ActiveStageOutput::ResponseFrame(frame) => self.send(&frame).await?,

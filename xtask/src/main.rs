@@ -6,7 +6,8 @@
 //!   portable-mode marker, a short README and the font licence. Unpacked, it
 //!   runs with no install and keeps everything beside itself. The Windows
 //!   build needs Debian's `rustc-web cargo-web rust-web-src
-//!   gcc-mingw-w64-x86-64` (see RECIPES.md).
+//!   gcc-mingw-w64-x86-64 g++-mingw-w64-x86-64` (see RECIPES.md; OpenH264
+//!   is C++).
 //! - `web [--out DIR]`: build the browser client into
 //!   `target/web` (or DIR), the folder `thin-relay serve --web` serves;
 //!   prints the gzipped size of the module (see `web.rs`).
@@ -196,12 +197,32 @@ fn debian_cargo(target_dir: &str) -> Command {
     cmd
 }
 
+/// Where the mingw C++ compiler keeps its static runtime.
+fn mingw_cxx_libs() -> anyhow::Result<PathBuf> {
+    let out = Command::new("x86_64-w64-mingw32-g++")
+        .arg("-print-file-name=libstdc++.a")
+        .output()
+        .context("x86_64-w64-mingw32-g++ (apt-get install g++-mingw-w64-x86-64)")?;
+    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    match path.parent() {
+        Some(dir) if path.is_absolute() => Ok(dir.to_owned()),
+        _ => bail!("x86_64-w64-mingw32-g++ has no static libstdc++"),
+    }
+}
+
 fn cargo_build(profile: &str, windows: bool) -> anyhow::Result<PathBuf> {
     let mut cmd = if windows {
         let mut cmd = debian_cargo("target/windows");
         cmd.env(
             "CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER",
             "x86_64-w64-mingw32-gcc",
+        )
+        // OpenH264 is C++: its runtime goes into the executable, since a
+        // portable zip cannot count on libstdc++-6.dll being there.
+        .env("CXXSTDLIB_x86_64_pc_windows_gnu", "static=stdc++")
+        .env(
+            "CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUSTFLAGS",
+            format!("-L native={}", mingw_cxx_libs()?.display()),
         )
         .args(["build", "--target", WINDOWS, "-Zbuild-std=std,panic_abort"]);
         cmd
