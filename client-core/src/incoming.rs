@@ -4,7 +4,10 @@
 //! whole, so a half-fetched file never looks finished; an existing file is
 //! never overwritten (a taken name gets a number: "report (2).txt").
 
-use proto::clipboard::{self, FetchFailure, FetchLimits, Fetched, FileFetch, RemoteFile};
+use ironrdp_svc::SvcMessage;
+use proto::clipboard::{
+    self, CliprdrClient, FetchFailure, FetchLimits, Fetched, FileFetch, RemoteFile,
+};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use web_time::{Duration, Instant};
@@ -101,14 +104,33 @@ impl Incoming {
         })
     }
 
-    pub(crate) fn fetch(&mut self) -> &mut FileFetch {
-        &mut self.fetch
+    /// Where the streams of a fetch after this one may begin.
+    pub(crate) fn next_first_stream(&self) -> u32 {
+        self.fetch.next_first_stream()
     }
 
-    /// The office PC answered (a fetch that hears nothing for
-    /// [`FETCH_STALL_LIMIT`] is [`stalled`](Self::stalled)).
-    pub(crate) fn heard(&mut self) {
+    /// Asks for the next range, settling (and writing) what needs no
+    /// asking on the way: the result if that ended the fetch, and the
+    /// messages to send.
+    pub(crate) fn ask(
+        &mut self,
+        cliprdr: &mut CliprdrClient,
+    ) -> (Option<FilesFetched>, Vec<SvcMessage>) {
+        let (settled, messages) = self.fetch.ask(cliprdr);
+        (self.apply(settled), messages)
+    }
+
+    /// Takes the office PC's answer and writes it: None when it answers
+    /// something else, else the result if the fetch is over (if not, ask
+    /// again). Each answer resets the clock of [`stalled`](Self::stalled).
+    pub(crate) fn answer(
+        &mut self,
+        stream_id: u32,
+        data: Option<Vec<u8>>,
+    ) -> Option<Option<FilesFetched>> {
+        let fetched = self.fetch.take(stream_id, data)?;
         self.progress = Instant::now();
+        Some(self.apply(fetched))
     }
 
     pub(crate) fn stalled(&self) -> bool {
@@ -118,7 +140,7 @@ impl Incoming {
     /// Writes what arrived; the result once every entry arrived or failed
     /// (or the disk refused a write, which gives up the rest: they would
     /// fail the same way).
-    pub(crate) fn apply(&mut self, fetched: Vec<Fetched>) -> Option<FilesFetched> {
+    fn apply(&mut self, fetched: Vec<Fetched>) -> Option<FilesFetched> {
         for step in fetched {
             let outcome = match step {
                 Fetched::Data { file, data } => self.write(file, &data),
@@ -329,11 +351,7 @@ mod tests {
             remote(6, "b.txt", Some("資料\\bad:dir"), 1),
         ];
         let mut incoming = Incoming::new(&files, None, 0, LIMITS, dir).unwrap();
-        assert_eq!(
-            incoming.fetch().files().len(),
-            5,
-            "CON and bad:dir left out"
-        );
+        assert_eq!(incoming.fetch.files().len(), 5, "CON and bad:dir left out");
         let data = |file, bytes: &[u8]| Fetched::Data {
             file,
             data: bytes.to_vec(),

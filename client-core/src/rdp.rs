@@ -820,9 +820,8 @@ where
             Ok(incoming) => incoming,
             Err(why) => return Ok(Err(why)),
         };
-        self.next_stream = incoming.fetch().next_first_stream();
-        let (settled, messages) = incoming.fetch().ask(cliprdr);
-        let ended = incoming.apply(settled);
+        self.next_stream = incoming.next_first_stream();
+        let (ended, messages) = incoming.ask(cliprdr);
         if ended.is_none() {
             self.incoming = Some(incoming);
         }
@@ -936,18 +935,16 @@ where
                     let Some(incoming) = self.incoming.as_mut() else {
                         continue;
                     };
-                    let Some(fetched) = incoming.fetch().take(stream_id, data) else {
+                    let Some(mut ended) = incoming.answer(stream_id, data) else {
                         continue;
                     };
-                    incoming.heard();
-                    let mut ended = incoming.apply(fetched);
                     if ended.is_none() {
                         let cliprdr = self
                             .stage
                             .get_svc_processor_mut::<CliprdrClient>()
                             .ok_or_else(|| rdp_err("the clipboard channel went away"))?;
-                        let (settled, ask) = incoming.fetch().ask(cliprdr);
-                        ended = incoming.apply(settled);
+                        let ask;
+                        (ended, ask) = incoming.ask(cliprdr);
                         asks.extend(ask);
                     }
                     match ended {

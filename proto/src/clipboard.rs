@@ -203,10 +203,7 @@ pub fn describe_image(png: &[u8]) -> String {
 /// what crossed is what left, in logs and tests.
 pub fn digest(bytes: &[u8]) -> String {
     use sha2::Digest as _;
-    sha2::Sha256::digest(bytes)[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    first_bytes_hex(&sha2::Sha256::digest(bytes))
 }
 
 /// [`digest`] of a file, read a piece at a time, with its size.
@@ -214,8 +211,12 @@ pub fn digest_file(path: &std::path::Path) -> std::io::Result<(u64, String)> {
     use sha2::Digest as _;
     let mut hasher = sha2::Sha256::new();
     let size = std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
-    let hash = hasher.finalize();
-    Ok((size, hash[..8].iter().map(|b| format!("{b:02x}")).collect()))
+    Ok((size, first_bytes_hex(&hasher.finalize())))
+}
+
+/// A hash's first 8 bytes in hex.
+fn first_bytes_hex(hash: &[u8]) -> String {
+    hash[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What the other side asked for, in order.

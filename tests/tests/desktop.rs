@@ -122,35 +122,13 @@ fn run_demo(lang: &str) -> PathBuf {
 
     // The office PC's clipboard came home to the real X clipboard as the
     // session began; text copied here goes there with Ctrl+V.
-    let clipboard = || {
-        let out = Command::new("xclip")
-            .args(["-o", "-selection", "clipboard"])
-            .env("DISPLAY", &x.display)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let clipboard = || xclip_out(&x.display, None);
     let arrived = (0..40).any(|_| {
         std::thread::sleep(Duration::from_millis(250));
         clipboard() == OFFICE_TEXT
     });
     assert!(arrived, "the X clipboard has {:?}", clipboard());
-    let mut copy = Command::new("xclip")
-        .args(["-i", "-selection", "clipboard"])
-        .env("DISPLAY", &x.display)
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write as _;
-        copy.stdin
-            .take()
-            .unwrap()
-            .write_all(HOME_TEXT.as_bytes())
-            .unwrap();
-    }
-    // xclip stays in the background to serve the selection.
-    assert!(copy.wait().unwrap().success());
+    xclip_in(&x.display, None, HOME_TEXT.as_bytes());
     xdotool(&x.display, &["key", "ctrl+v"]);
     app.wait_for(&format!("demo desktop: clipboard {HOME_TEXT:?}"), limit);
 
@@ -162,13 +140,7 @@ fn run_demo(lang: &str) -> PathBuf {
     let png = proto::clipboard::png_from_rgba(90, 60, &rgba).unwrap();
     let png_file = dir.join(format!("desktop-{lang}-copied.png"));
     std::fs::write(&png_file, &png).unwrap();
-    let status = Command::new("xclip")
-        .args(["-i", "-selection", "clipboard", "-t", "image/png"])
-        .arg(&png_file)
-        .env("DISPLAY", &x.display)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    xclip_in(&x.display, Some("image/png"), &png);
     xdotool(&x.display, &["key", "ctrl+v"]);
     let described = proto::clipboard::describe_image(&png);
     app.wait_for(&format!("demo desktop: clipboard image {described}"), limit);
@@ -266,14 +238,7 @@ fn files_cross_both_ways_through_the_system_clipboard() {
     log_on(&mut app, &x.display, (1199, 899), &|| {});
 
     // The office PC's files arrive on the X clipboard as files.
-    let uri_list = || {
-        let out = Command::new("xclip")
-            .args(["-o", "-selection", "clipboard", "-t", "text/uri-list"])
-            .env("DISPLAY", &x.display)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let uri_list = || xclip_out(&x.display, Some("text/uri-list"));
     let mut listed = Vec::new();
     for _ in 0..60 {
         std::thread::sleep(Duration::from_millis(250));
@@ -301,27 +266,39 @@ fn files_cross_both_ways_through_the_system_clipboard() {
     let mine = home.join("見積書.txt");
     std::fs::write(&mine, "御見積 ✓\n").unwrap();
     let uri = format!("file://{}", mine.display());
-    let mut copy = Command::new("xclip")
-        .args(["-i", "-selection", "clipboard", "-t", "text/uri-list"])
-        .env("DISPLAY", &x.display)
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write as _;
-        copy.stdin
-            .take()
-            .unwrap()
-            .write_all(uri.as_bytes())
-            .unwrap();
-    }
-    assert!(copy.wait().unwrap().success());
+    xclip_in(&x.display, Some("text/uri-list"), uri.as_bytes());
     xdotool(&x.display, &["key", "ctrl+v"]);
     let digest = proto::clipboard::digest("御見積 ✓\n".as_bytes());
     app.wait_for(
         &format!("demo desktop: clipboard file \"見積書.txt\" 14 bytes sha256={digest}"),
         Duration::from_secs(20),
     );
+}
+
+/// What the X clipboard holds (as `target`, else as text).
+fn xclip_out(display: &str, target: Option<&str>) -> String {
+    let out = Command::new("xclip")
+        .args(["-o", "-selection", "clipboard"])
+        .args(target.iter().flat_map(|t| ["-t", t]))
+        .env("DISPLAY", display)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Puts `bytes` on the X clipboard (as `target`, else as text), as a
+/// program there copies them; xclip stays in the background to serve them.
+fn xclip_in(display: &str, target: Option<&str>, bytes: &[u8]) {
+    use std::io::Write as _;
+    let mut copy = Command::new("xclip")
+        .args(["-i", "-selection", "clipboard"])
+        .args(target.iter().flat_map(|t| ["-t", t]))
+        .env("DISPLAY", display)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    copy.stdin.take().unwrap().write_all(bytes).unwrap();
+    assert!(copy.wait().unwrap().success(), "xclip -i failed");
 }
 
 /// `%XX` escapes of a `file://` URI's path undone.

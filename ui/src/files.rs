@@ -88,6 +88,7 @@ impl FileClipboard {
     ) -> String {
         let folder = self.coming.take();
         let mut notes = Vec::new();
+        let mut kept = false;
         if let Some(why) = &result.abandoned {
             notes.push(match why {
                 Abandoned::RemoteCopied => T::FilesAbandonedCopied.get(lang).to_owned(),
@@ -97,8 +98,10 @@ impl FileClipboard {
         } else if !result.saved.is_empty() {
             match platform.put_files_on_clipboard(&result.saved) {
                 Ok(()) => {
-                    let earlier = std::mem::replace(&mut self.on_clipboard, folder.clone());
-                    if let Some(earlier) = earlier.filter(|e| Some(e) != folder.as_ref()) {
+                    kept = true;
+                    // Each fetch has a folder of its own.
+                    if let Some(earlier) = std::mem::replace(&mut self.on_clipboard, folder.clone())
+                    {
                         platform.forget_fetched(&earlier);
                     }
                     let count = result.saved.len().to_string();
@@ -107,19 +110,16 @@ impl FileClipboard {
                 Err(why) => notes.push(fill(T::FilesNotOnClipboard.get(lang), &[&why])),
             }
         }
-        if self.on_clipboard != folder {
-            if let Some(folder) = &folder {
-                platform.forget_fetched(folder);
-            }
+        if let Some(folder) = folder.filter(|_| !kept) {
+            platform.forget_fetched(&folder);
         }
         for (name, why) in result.failed.iter().take(NAMED_FAILURES) {
             let why = reason(why, lang);
             notes.push(fill(T::FilesNotFetched.get(lang), &[name, &why]));
         }
-        if let Some(more) = result.failed.len().checked_sub(NAMED_FAILURES) {
-            if more > 0 {
-                notes.push(fill(T::FilesMoreFailed.get(lang), &[&more.to_string()]));
-            }
+        let more = result.failed.len().saturating_sub(NAMED_FAILURES);
+        if more > 0 {
+            notes.push(fill(T::FilesMoreFailed.get(lang), &[&more.to_string()]));
         }
         notes.join("\n")
     }
