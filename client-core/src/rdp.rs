@@ -1229,9 +1229,11 @@ where
     ) -> Result<Vec<SessionEvent>, ConnectError> {
         let mut events = Vec::new();
         // The graphics pipeline's reset may have given the picture another
-        // size (the server's, as a Deactivate All would).
+        // size (the server's, as a Deactivate All would), held to the same
+        // limit as a desktop size the server asks for.
         let (width, height) = (self.image.width(), self.image.height());
         if (width, height) != self.frame.size() {
+            check_desktop_size(DesktopSize { width, height })?;
             self.frame = FrameStatus::new(width, height);
             events.push(SessionEvent::Resized(width, height));
         }
