@@ -368,7 +368,7 @@ where
     let mut creds = creds;
     let mut session = connect_once(opener, &mut creds, &screens, &mut devices, driver).await?;
     loop {
-        let broke = match serve(&mut session, driver).await {
+        let broke = match serve(&mut session, opener, driver).await {
             Ok(()) => return Ok(()),
             Err(error) if path_broke(&error) => error,
             Err(error) => return Err(error),
@@ -498,12 +498,14 @@ where
 
 /// Carries one RDP session until the user or the server ends it (`Ok`) or
 /// it fails.
-async fn serve<S>(
+async fn serve<S, O>(
     session: &mut rdp::RdpSession<transport::Prefixed<S>>,
+    opener: &O,
     driver: &mut Driver,
 ) -> Result<(), ConnectError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + Sync,
+    O: Opener<S>,
 {
     // Input kept for a session that broke is not typed into this one (a
     // size asked then is in `wanted_screens`, which this session began with).
@@ -514,12 +516,23 @@ where
         if let Some((screens, scale_percent)) = pending_resize.take_if(|_| session.can_resize()) {
             session.resize(&screens, scale_percent).await?;
         }
-        // Checked as anything happens (input, frames): a fetch that hears
-        // nothing for a minute is over however the session goes.
+        // Checked as anything happens (input, frames), and every few
+        // seconds while files are coming: a fetch that hears nothing for a
+        // minute is over however the session goes.
         if let Some(ended) = session.check_fetch() {
             driver.send(UiEvent::FilesFetched(ended));
         }
+        // The timer is made only while fetching (select! builds every
+        // branch's future, even one it will not poll).
+        let fetching = session.fetching();
+        let fetch_check = async {
+            match fetching {
+                true => opener.pause(FETCH_CHECK_EVERY).await,
+                false => std::future::pending().await,
+            }
+        };
         tokio::select! {
+            () = fetch_check => {}
             // Only the read races the person's input (it is cancel-safe);
             // applying it writes answers (and after a Deactivate All runs
             // the capability exchange) to the end.
@@ -615,6 +628,10 @@ where
         }
     }
 }
+
+/// How often a fetch of the office PC's files is checked for a stall while
+/// nothing else happens.
+const FETCH_CHECK_EVERY: Duration = Duration::from_secs(5);
 
 /// What the UI says about a paste that did not happen.
 fn not_pasted(not: rdp::NotPasted) -> UiEvent {

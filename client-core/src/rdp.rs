@@ -411,6 +411,23 @@ fn connector_config(
     }
 }
 
+/// The dynamic channels a connection asks for. Display Control: the
+/// desktop follows the window (servers without it keep the first size, and
+/// the UI scales). The graphics pipeline where this build decodes it. Each
+/// is made anew whenever the server opens it: a server may close one and
+/// open it again (around a reactivation), and a processor registered once
+/// would be refused the second time.
+pub(crate) fn dynamic_channels() -> DrdynvcClient {
+    let dynamic = DrdynvcClient::new()
+        .with_dynamic_channel_factory(ironrdp_displaycontrol::CHANNEL_NAME, || {
+            DisplayControlClient::new(|_| Ok(Vec::new()))
+        });
+    #[cfg(not(target_arch = "wasm32"))]
+    let dynamic =
+        dynamic.with_dynamic_channel_factory(ironrdp_egfx::CHANNEL_NAME, graphics::pipeline);
+    dynamic
+}
+
 fn rdp_err(e: impl std::fmt::Display) -> ConnectError {
     ConnectError::Rdp(e.to_string())
 }
@@ -539,13 +556,7 @@ pub fn begin(
     if let Some(speaker) = channels.sound {
         connector.attach_static_channel(Rdpsnd::new(Box::new(speaker)));
     }
-    // Display Control rides a dynamic channel: the desktop follows the
-    // window. Servers without it keep the first size (the UI scales).
-    let dynamic =
-        DrdynvcClient::new().with_dynamic_channel(DisplayControlClient::new(|_| Ok(Vec::new())));
-    #[cfg(not(target_arch = "wasm32"))]
-    let dynamic = dynamic.with_dynamic_channel(graphics::pipeline());
-    connector.attach_static_channel(dynamic);
+    connector.attach_static_channel(dynamic_channels());
     let mut buf = WriteBuf::new();
     let written = connector.step_no_input(&mut buf).map_err(rdp_err)?;
     let x224_request = buf.filled()[..written.size().unwrap_or(0)].to_vec();
@@ -630,6 +641,7 @@ where
         image: DecodedImage::new(PixelFormat::RgbA32, size.width, size.height),
         input: Database::new(),
         frame: FrameStatus::new(size.width, size.height),
+        graphics_reset: false,
         clipboard: None,
         remote_clipboard: None,
         remote_image: None,
@@ -713,6 +725,8 @@ pub struct RdpSession<S> {
     image: DecodedImage,
     input: Database,
     frame: FrameStatus,
+    /// The graphics pipeline cleared the picture since the last update.
+    graphics_reset: bool,
     /// What this side offers on the remote clipboard, once copied.
     clipboard: Option<Clip>,
     /// The text last copied on the remote PC.
@@ -829,6 +843,11 @@ where
         Ok(Ok(ended))
     }
 
+    /// Whether files copied on the remote PC are being fetched.
+    pub fn fetching(&self) -> bool {
+        self.incoming.is_some()
+    }
+
     /// Gives up a fetch the remote PC stopped answering (see
     /// [`FETCH_STALL_LIMIT`](crate::incoming::FETCH_STALL_LIMIT)); call it
     /// now and then. Its end, when it was given up.
@@ -882,10 +901,20 @@ where
     /// Draws a PDU from [`read`](Self::read) and answers it; a Deactivate
     /// All runs the capability exchange again, reading until it is done.
     pub async fn apply_pdu(&mut self, pdu: ServerPdu) -> Result<Vec<SessionEvent>, ConnectError> {
-        let outputs = self
+        #[cfg_attr(target_arch = "wasm32", allow(unused_mut))]
+        let mut outputs = self
             .stage
             .process(&mut self.image, pdu.action, &pdu.payload, None)
             .map_err(rdp_err)?;
+        // The graphics pipeline speaks on a dynamic channel, which slow-path
+        // (X.224) messages carry.
+        #[cfg(not(target_arch = "wasm32"))]
+        if pdu.action == ironrdp_pdu::Action::X224 {
+            let (reset, drawn) =
+                graphics::composite(&mut self.stage, &mut self.image).map_err(rdp_err)?;
+            self.graphics_reset |= reset;
+            outputs.extend(drawn.map(ActiveStageOutput::GraphicsUpdate));
+        }
         let mut events = self.apply(outputs).await?;
         self.answer_clipboard(&mut events).await?;
         Ok(events)
@@ -1228,14 +1257,18 @@ where
         outputs: Vec<ActiveStageOutput>,
     ) -> Result<Vec<SessionEvent>, ConnectError> {
         let mut events = Vec::new();
-        // The graphics pipeline's reset may have given the picture another
-        // size (the server's, as a Deactivate All would), held to the same
-        // limit as a desktop size the server asks for.
+        // The graphics pipeline's reset cleared the picture and may have
+        // given it another size (the server's, as a Deactivate All would),
+        // held to the same limit as a desktop size the server asks for.
         let (width, height) = (self.image.width(), self.image.height());
-        if (width, height) != self.frame.size() {
+        if std::mem::take(&mut self.graphics_reset) || (width, height) != self.frame.size() {
             check_desktop_size(DesktopSize { width, height })?;
+            events.push(if (width, height) == self.frame.size() {
+                SessionEvent::Updated(0, 0, width - 1, height - 1)
+            } else {
+                SessionEvent::Resized(width, height)
+            });
             self.frame = FrameStatus::new(width, height);
-            events.push(SessionEvent::Resized(width, height));
         }
         for output in outputs {
             match output {
@@ -1334,6 +1367,8 @@ where
                     static_channel_chunk_size,
                     enable_server_pointer,
                     pointer_software_rendering,
+                    refresh_rect_support,
+                    suppress_output_support,
                     ..
                 } => {
                     check_desktop_size(desktop_size)?;
@@ -1348,9 +1383,30 @@ where
                     if !reactivated {
                         return Err(rdp_err("the remote PC's channel settings changed unusably"));
                     }
+                    #[cfg(target_arch = "wasm32")]
+                    let _ = (refresh_rect_support, suppress_output_support);
                     let DesktopSize { width, height } = desktop_size;
                     self.image = DecodedImage::new(PixelFormat::RgbA32, width, height);
                     self.frame = FrameStatus::new(width, height);
+                    // The new picture starts empty while a graphics pipeline
+                    // that outlived the reactivation may send only what
+                    // changes from the old one: ask for all of it. (Bitmap
+                    // servers repaint after a reactivation by themselves.)
+                    #[cfg(not(target_arch = "wasm32"))]
+                    if self.stage.get_dvc::<graphics::Graphics>().is_some() {
+                        let frames = self
+                            .stage
+                            .request_full_redraw(
+                                width,
+                                height,
+                                refresh_rect_support,
+                                suppress_output_support,
+                            )
+                            .map_err(rdp_err)?;
+                        for frame in frames {
+                            self.send(&frame).await?;
+                        }
+                    }
                     return Ok((width, height));
                 }
                 ConnectionActivationState::Redirected { .. } => {

@@ -77,6 +77,7 @@ fn the_unpacked_zip_runs_and_writes_only_inside_its_folder() {
         "thin-portable.txt",
         "README.txt",
         "LICENSE-NotoSansCJK.txt",
+        "LICENSE-OpenH264.txt",
     ] {
         assert!(folder.join(name).exists(), "{name} missing from the zip");
     }

@@ -51,6 +51,10 @@ enum Screen {
     Connection(Box<Connection>),
 }
 
+/// How long a disconnect may take before the app goes back to the list
+/// without waiting for the session to end (seconds).
+const LEAVE_WAIT: f64 = 2.0;
+
 /// One connection, from the first step to its end.
 struct Connection {
     entry: Entry,
@@ -63,8 +67,9 @@ struct Connection {
     outcome: Option<Result<(), ConnectError>>,
     confirm_pin: bool,
     pin_removed: bool,
-    /// The user asked to disconnect.
-    leaving: bool,
+    /// The user asked to disconnect (when, in egui's clock): the session
+    /// is given [`LEAVE_WAIT`] to close gracefully.
+    leaving: Option<f64>,
     /// The path broke and the connection is being opened again: the
     /// attempt under way.
     reconnecting: Option<u32>,
@@ -588,7 +593,7 @@ impl ThinApp {
                     outcome: None,
                     confirm_pin: false,
                     pin_removed: false,
-                    leaving: false,
+                    leaving: None,
                     reconnecting: None,
                     lasting: Lasting::default(),
                     start_spanned: span.is_some(),
@@ -793,7 +798,7 @@ impl ThinApp {
         if let Some(outcome) = conn.outcome.take() {
             let changed = match &outcome {
                 // The user disconnected: back to the list.
-                Ok(()) if conn.leaving => {
+                Ok(()) if conn.leaving.is_some() => {
                     self.screen = Screen::List;
                     true
                 }
@@ -828,9 +833,24 @@ impl ThinApp {
                 tracing::info!(%what, "paste");
                 let _ = conn.handle.commands.send(paste);
             }
-            if leave {
-                conn.leaving = true;
+            if leave && conn.leaving.is_none() {
+                conn.leaving = Some(ui.input(|i| i.time));
                 let _ = conn.handle.commands.send(Command::Disconnect);
+            }
+            if let Some(asked) = conn.leaving {
+                // A session busy with a long server message (or a server
+                // that stopped answering) must not keep the person here:
+                // after LEAVE_WAIT the list comes back, and the session,
+                // whose commands are gone, ends by itself.
+                let waited = ui.input(|i| i.time) - asked;
+                if waited >= LEAVE_WAIT {
+                    tracing::warn!("the session did not end within {LEAVE_WAIT} s; leaving it");
+                    crate::session::leave_fullscreen(ui.ctx(), &mut conn.lasting.window);
+                    self.screen = Screen::List;
+                    return;
+                }
+                ui.ctx()
+                    .request_repaint_after(std::time::Duration::from_secs_f64(LEAVE_WAIT - waited));
             }
             self.screen = Screen::Connection(conn);
             return;

@@ -914,4 +914,17 @@ fn a_broken_path_shows_the_reconnect_and_the_session_comes_back() {
     assert!(harness
         .query_by_label_contains("もう一度つないでいます")
         .is_none());
+
+    // A session that does not end when asked (busy with a long server
+    // message): the list comes back after LEAVE_WAIT all the same.
+    harness.get_by_label("切断").click();
+    harness.run_steps(4);
+    assert!(drain_commands(&shared)
+        .iter()
+        .any(|command| matches!(command, Command::Disconnect)));
+    // One second later (four steps of 1/4 s), still waiting for the end.
+    harness.get_by_label("切断");
+    harness.run_steps(8);
+    assert!(harness.query_by_label("切断").is_none());
+    harness.get_by_label("Office");
 }

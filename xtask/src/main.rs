@@ -3,7 +3,8 @@
 //! - `dist [--profile PROFILE] [--only linux|windows]`: build
 //!   thin-desktop for Linux and (cross-compiled) Windows and pack
 //!   `dist/thin-desktop-<version>-<os>-x86_64.zip`: the executable, the
-//!   portable-mode marker, a short README and the font licence. Unpacked, it
+//!   portable-mode marker, a short README, the font licence and OpenH264's
+//!   licence with its patent notice. Unpacked, it
 //!   runs with no install and keeps everything beside itself. The Windows
 //!   build needs Debian's `rustc-web cargo-web rust-web-src
 //!   gcc-mingw-w64-x86-64 g++-mingw-w64-x86-64` (see RECIPES.md; OpenH264
@@ -271,6 +272,23 @@ English\r\n\
   To remove it, delete this folder.\r\n\
   To try it out: thin-desktop --demo\r\n";
 
+/// Put before OpenH264's licence in the zip: what the program takes from it,
+/// and the patent position of a build from source.
+const OPENH264_NOTICE: &str =
+    "thin-desktop decodes H.264 video with OpenH264 (Cisco Systems), compiled\r\n\
+from its source into the program, under the licence below. Cisco pays the H.264\r\n\
+(AVC) patent royalties only for the OpenH264 binaries it distributes itself; for a\r\n\
+build from source such as this one, whoever distributes it is responsible for any\r\n\
+patent licence H.264 needs where it is used.\r\n\
+\r\n\
+thin-desktop は H.264 映像の復号に OpenH264 (Cisco Systems) を使っています。ソースから\r\n\
+プログラムに組み込んでおり、下記のライセンスに従います。Cisco が H.264 (AVC) の特許\r\n\
+使用料を負担するのは Cisco 自身が配布するバイナリだけです。このようにソースから作った\r\n\
+ものについては、配布する者が、使用する国で必要な特許ライセンスに責任を負います。\r\n\
+\r\n\
+--------------------------------------------------------------------------------\r\n\
+\r\n";
+
 fn pack(exe: &Path, os: &str, compress: bool) -> anyhow::Result<PathBuf> {
     use std::io::Write as _;
     let dist = root().join("dist");
@@ -307,6 +325,9 @@ fn pack(exe: &Path, os: &str, compress: bool) -> anyhow::Result<PathBuf> {
     zip.write_all(&std::fs::read(
         root().join("assets/fonts/LICENSE-NotoSansCJK.txt"),
     )?)?;
+    zip.start_file(format!("{name}/LICENSE-OpenH264.txt"), plain)?;
+    zip.write_all(OPENH264_NOTICE.as_bytes())?;
+    zip.write_all(&std::fs::read(root().join("assets/LICENSE-OpenH264.txt"))?)?;
     zip.finish()?;
     Ok(out)
 }
