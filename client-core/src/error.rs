@@ -28,6 +28,8 @@ pub enum ConnectError {
     HostBusy(String),
     #[error("relay busy: {0}")]
     RelayFull(String),
+    #[error("refused by the relay's operator: {0}")]
+    Denied(String),
     #[error("the relay refused the connection: {0}")]
     RelayRefused(String),
     #[error("the office PC could not start the session: {0}")]
@@ -109,6 +111,7 @@ impl ConnectError {
             ErrorCode::RateLimited => Self::RateLimited(message),
             ErrorCode::HostBusy => Self::HostBusy(message),
             ErrorCode::RelayFull => Self::RelayFull(message),
+            ErrorCode::Denied => Self::Denied(message),
             _ => Self::RelayRefused(message),
         }
     }

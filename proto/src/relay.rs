@@ -87,6 +87,8 @@ pub enum ErrorCode {
     RelayFull,
     /// This relay binds new computer IDs only with an enrolment token.
     EnrolmentRequired,
+    /// The relay's operator refuses the peer's network.
+    Denied,
 }
 
 /// Longest decline message the relay passes on from a host.

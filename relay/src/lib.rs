@@ -7,7 +7,9 @@
 
 pub mod admin;
 mod certs;
+pub mod deny;
 pub mod limits;
+pub mod metrics;
 pub mod oplog;
 mod registry;
 mod server;

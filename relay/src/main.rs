@@ -66,6 +66,14 @@ enum Command {
         /// The key of --web-cert (PEM).
         #[arg(long, requires = "web_cert")]
         web_key: Option<PathBuf>,
+        /// Serve Prometheus metrics (GET /metrics) on this admin address, e.g.
+        /// 127.0.0.1:9464; never on the public port. Off by default.
+        #[arg(long)]
+        metrics: Option<SocketAddr>,
+        /// Refuse the networks in this file (one CIDR a line, optionally after "hosts" or
+        /// "clients"); read again when it changes or on SIGHUP.
+        #[arg(long)]
+        deny_file: Option<PathBuf>,
     },
     /// Issue a new relay certificate from the same CA (hosts and clients keep their ca.pem);
     /// a running relay picks it up within a minute.
@@ -208,6 +216,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             web,
             web_cert,
             web_key,
+            metrics,
+            deny_file,
         } => {
             if let Some(web) = &web {
                 if !web.join("index.html").is_file() {
@@ -234,10 +244,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     closed,
                     web_dir: web,
                     web_cert: web_cert.zip(web_key),
+                    metrics,
+                    deny_file,
                     ..RelayConfig::new(dir.clone(), listen)
                 })
                 .await?;
                 println!("thin-relay listening on {}", relay.local_addr());
+                if let Some(addr) = relay.metrics_addr() {
+                    println!("thin-relay metrics on http://{addr}/metrics");
+                }
                 let operator = relay.operator();
                 let control = async move {
                     #[cfg(unix)]

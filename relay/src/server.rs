@@ -22,7 +22,9 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 use transport::{FramedIo, Prefixed, ReadFrameError};
 
+use crate::deny::{self, DenyList, Role};
 use crate::limits::{self, Connections, Evict, Keyed, Kind, PerAddress, Slot};
+use crate::metrics::{self, Limit, Metrics, Pairing};
 use crate::registry::{Claim, Notice, OnlineHost, Registry};
 use crate::tap::{Counted, Direction, Tap, Tapped};
 use crate::{certs, oplog, tokens, CERT_FILE, KEY_FILE};
@@ -141,6 +143,12 @@ pub struct RelayConfig {
     pub web_cert: Option<(PathBuf, PathBuf)>,
     /// Observer of forwarded bytes (tests only; see [`crate::tap`]).
     pub tap: Option<Tap>,
+    /// Where operators read the metrics (see [`crate::metrics`]); none by
+    /// default, and never the public address.
+    pub metrics: Option<SocketAddr>,
+    /// Networks refused (see [`crate::deny`]), reloaded when the file
+    /// changes or on SIGHUP.
+    pub deny_file: Option<PathBuf>,
 }
 
 impl RelayConfig {
@@ -155,6 +163,8 @@ impl RelayConfig {
             web_dir: None,
             web_cert: None,
             tap: None,
+            metrics: None,
+            deny_file: None,
         }
     }
 }
@@ -204,6 +214,9 @@ struct Shared {
     enrolment: tokio::sync::Mutex<()>,
     next_conn: AtomicU64,
     rng: SystemRandom,
+    metrics: Arc<Metrics>,
+    deny: RwLock<DenyList>,
+    deny_file: Option<PathBuf>,
 }
 
 struct PendingSession {
@@ -214,6 +227,7 @@ struct PendingSession {
 /// A bound relay, ready to [`run`](Relay::run).
 pub struct Relay {
     listener: TcpListener,
+    metrics: Option<TcpListener>,
     shared: Arc<Shared>,
 }
 
@@ -270,6 +284,14 @@ impl Relay {
         let registry = Registry::load(&config.dir)?;
         let listener =
             listen(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
+        let deny = match &config.deny_file {
+            Some(path) => DenyList::load(path).map_err(anyhow::Error::msg)?,
+            None => DenyList::default(),
+        };
+        let metrics = match config.metrics {
+            Some(addr) => Some(metrics::bind(addr, listener.local_addr()?).await?),
+            None => None,
+        };
         let limits = config.limits;
         let by_fds = fd_limit().map(limits::connections_for_fd_limit);
         let max_connections = match (limits.max_connections, by_fds) {
@@ -299,6 +321,7 @@ impl Relay {
         ));
         Ok(Self {
             listener,
+            metrics,
             shared: Arc::new(Shared {
                 dir: config.dir,
                 closed: config.closed,
@@ -320,6 +343,9 @@ impl Relay {
                 enrolment: tokio::sync::Mutex::new(()),
                 next_conn: AtomicU64::new(1),
                 rng: SystemRandom::new(),
+                metrics: Arc::default(),
+                deny: RwLock::new(deny),
+                deny_file: config.deny_file,
                 limits,
             }),
         })
@@ -329,6 +355,11 @@ impl Relay {
         self.listener
             .local_addr()
             .expect("bound listener has an address")
+    }
+
+    /// Where the metrics are served, when asked for.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The operator's handle on this relay (its control socket uses it).
@@ -342,6 +373,19 @@ impl Relay {
     pub async fn run(self) -> anyhow::Result<()> {
         info!(addr = %self.local_addr(), "relay listening");
         tokio::spawn(watch_certificate(Arc::downgrade(&self.shared)));
+        if let Some(path) = self.shared.deny_file.clone() {
+            tokio::spawn(watch_deny_file(Arc::downgrade(&self.shared), path));
+        }
+        let _metrics = self.metrics.map(|listener| {
+            let shared = Arc::downgrade(&self.shared);
+            AbortOnDrop(tokio::spawn(metrics::serve(listener, move || {
+                let Some(shared) = shared.upgrade() else {
+                    return String::new();
+                };
+                let online = shared.registry.lock().expect("not poisoned").online.len();
+                shared.metrics.encode(online)
+            })))
+        });
         loop {
             let (tcp, peer) = match self.listener.accept().await {
                 Ok(conn) => conn,
@@ -355,6 +399,14 @@ impl Relay {
             };
             let conn_id = self.shared.next_conn.fetch_add(1, Ordering::Relaxed);
             let acceptor = self.shared.acceptor.read().expect("not poisoned").clone();
+            let denied = self.shared.denied(peer.ip(), None);
+            if let Some(net) = denied {
+                self.shared.metrics.refused(Limit::Denied);
+                debug!(%peer, %net, "connection from a denied network");
+                let message = deny::refusal(&net);
+                refuse_connection(&self.shared, acceptor, tcp, ErrorCode::Denied, message);
+                continue;
+            }
             match self.shared.conns.admit(peer.ip(), conn_id) {
                 Ok((slot, evict)) => {
                     let shared = self.shared.clone();
@@ -365,9 +417,34 @@ impl Relay {
                         }
                     });
                 }
-                Err(refusal) => refuse_connection(&self.shared, acceptor, tcp, peer, refusal),
+                Err(refusal) => {
+                    debug!(%peer, ?refusal, "connection refused");
+                    let (limit, code, message) = match refusal {
+                        limits::Refusal::PerAddress => (
+                            Limit::PerAddress,
+                            ErrorCode::RateLimited,
+                            "too many connections from your address at once; close some and try again",
+                        ),
+                        limits::Refusal::Full => (
+                            Limit::Full,
+                            ErrorCode::RelayFull,
+                            "the relay is full right now; try again in a minute",
+                        ),
+                    };
+                    self.shared.metrics.refused(limit);
+                    refuse_connection(&self.shared, acceptor, tcp, code, message.to_owned());
+                }
             }
         }
+    }
+}
+
+/// A task that ends with its owner.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -410,6 +487,48 @@ pub fn unbind(
         "computer ID '{id}' released (it was bound to host key {fingerprint}); that key cannot \
          claim it again"
     ))
+}
+
+impl Shared {
+    /// The denied network `ip` is in, for `role` (None: before the peer
+    /// said who it is).
+    fn denied(&self, ip: IpAddr, role: Option<Role>) -> Option<ipnet::IpNet> {
+        self.deny.read().expect("not poisoned").refuses(ip, role)
+    }
+}
+
+/// Reads the deny file again when it changes (looked at every few
+/// seconds) or on SIGHUP; a file that cannot be read keeps the old list.
+async fn watch_deny_file(shared: std::sync::Weak<Shared>, path: PathBuf) {
+    let mut watched = deny::Watched::new(path);
+    let mut tick = tokio::time::interval(deny::CHECK_EVERY);
+    #[cfg(unix)]
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        let asked = async {
+            #[cfg(unix)]
+            if let Some(hangup) = &mut hangup {
+                hangup.recv().await;
+                return;
+            }
+            std::future::pending::<()>().await
+        };
+        let forced = tokio::select! {
+            _ = tick.tick() => false,
+            () = asked => true,
+        };
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        match watched.reload(forced) {
+            None => {}
+            Some(Ok(list)) => {
+                *shared.deny.write().expect("not poisoned") = list;
+                info!(file = %watched.path.display(), "deny list reloaded");
+            }
+            Some(Err(e)) => warn!(error = %e, "the deny list in force stays"),
+        }
+    }
 }
 
 /// Reloads the certificate when `thin-relay renew` replaced it (checked
@@ -470,20 +589,9 @@ fn refuse_connection(
     shared: &Arc<Shared>,
     acceptor: TlsAcceptor,
     tcp: TcpStream,
-    peer: SocketAddr,
-    refusal: limits::Refusal,
+    code: ErrorCode,
+    message: String,
 ) {
-    let (code, message) = match refusal {
-        limits::Refusal::PerAddress => (
-            ErrorCode::RateLimited,
-            "too many connections from your address at once; close some and try again",
-        ),
-        limits::Refusal::Full => (
-            ErrorCode::RelayFull,
-            "the relay is full right now; try again in a minute",
-        ),
-    };
-    debug!(%peer, ?code, "connection refused");
     if shared.refusing.fetch_add(1, Ordering::Relaxed) >= MAX_REFUSING {
         shared.refusing.fetch_sub(1, Ordering::Relaxed);
         return;
@@ -494,7 +602,7 @@ fn refuse_connection(
             let mut tls = acceptor.accept(tcp).await?;
             let start = crate::web::sniff(&mut tls).await?;
             if start.http {
-                crate::web::unavailable(&mut tls, message).await?;
+                crate::web::unavailable(&mut tls, &message).await?;
             } else {
                 let mut conn: FramedIo<Stream> = FramedIo::new(Box::new(tls));
                 send_error(&mut conn, code, message).await;
@@ -560,10 +668,12 @@ async fn handle(
     let (tls, start) = match first {
         Ok(Ok(pair)) => pair,
         Ok(Err(e)) => {
+            shared.metrics.tls_handshake_failed();
             debug!(%peer, error = %e, "TLS handshake failed");
             return Ok(());
         }
         Err(_) => {
+            shared.metrics.tls_handshake_failed();
             debug!(%peer, "nothing received within the handshake timeout");
             return Ok(());
         }
@@ -623,6 +733,17 @@ async fn serve_peer(
         if !check_version(&mut conn, version).await {
             return;
         }
+    }
+    let role = match &msg {
+        Some(ToRelay::HostHello { .. } | ToRelay::HostAccept { .. }) => Some(Role::Host),
+        Some(ToRelay::ClientHello { .. }) => Some(Role::Client),
+        _ => None,
+    };
+    if let Some(net) = role.and_then(|role| shared.denied(peer.ip(), Some(role))) {
+        shared.metrics.refused(Limit::Denied);
+        info!(%peer, %net, ?role, "refused: a denied network");
+        send_error(&mut conn, ErrorCode::Denied, deny::refusal(&net)).await;
+        return;
     }
     // A task is as big as its largest state: the paths a host's control
     // connection does not take are allocated only when taken, so that
@@ -731,6 +852,7 @@ async fn host_control(
         .is_err()
     {
         warn!(%peer, %id, "host registration with a bad signature refused");
+        shared.metrics.registration("bad_proof");
         send_error(
             &mut conn,
             ErrorCode::BadProof,
@@ -750,6 +872,10 @@ async fn host_control(
                 Ok(token) => valid_token = token,
                 Err((code, message)) => {
                     warn!(%peer, %id, %message, "new computer ID refused");
+                    shared.metrics.registration("refused");
+                    if code == ErrorCode::RateLimited {
+                        shared.metrics.refused(Limit::NewIds);
+                    }
                     send_error(&mut conn, code, message).await;
                     return;
                 }
@@ -781,6 +907,13 @@ async fn host_control(
         record_token_use(&shared, peer, &id, valid).await;
     }
     drop(enrolling);
+    shared.metrics.registration(match &claim {
+        Ok(Claim::New) => "new",
+        Ok(Claim::Known) => "known",
+        Ok(Claim::Taken) => "taken",
+        Ok(Claim::Released) => "released",
+        Err(_) => "error",
+    });
     let refused = match claim {
         Ok(Claim::New) => {
             info!(%peer, %id, "new computer ID bound to its host key");
@@ -808,6 +941,7 @@ async fn host_control(
         }
         Err(e) => {
             warn!(error = %e, "cannot save the host registry");
+            shared.metrics.directory_error();
             Some((
                 ErrorCode::Internal,
                 "the relay cannot save its registry".to_owned(),
@@ -820,6 +954,7 @@ async fn host_control(
     }
     // Only a host that holds its ID counts as one.
     if !slot.prove(Kind::Host) {
+        shared.metrics.refused(Limit::HostsPerAddress);
         mark_offline(&shared, &id, conn_id);
         let message = "too many hosts are connected from your address; ask the relay's operator";
         send_error(&mut conn, ErrorCode::RateLimited, message).await;
@@ -1007,6 +1142,7 @@ async fn host_data(
         return;
     };
     if !slot.prove(Kind::Host) {
+        shared.metrics.refused(Limit::HostsPerAddress);
         let message = "too many connections from the office PC's address";
         let _ = pending
             .deliver
@@ -1036,9 +1172,11 @@ async fn client(
     mut slot: Slot,
     id: ComputerId,
 ) {
+    let asked = Instant::now();
     let source = proto::rate::source_key(peer.ip());
     if let Err(wait) = shared.pairing_per_ip.take(&source) {
         info!(%peer, %id, "pairing refused: too many from this address");
+        shared.metrics.refused(Limit::PairingsPerAddress);
         let message = format!(
             "too many connection attempts from your address; try again in {} s",
             wait.as_secs().max(1)
@@ -1061,6 +1199,7 @@ async fn client(
     };
     if let Err(wait) = per_id {
         info!(%peer, %id, "pairing refused: too many for this computer");
+        shared.metrics.refused(Limit::PairingsPerId);
         let message = format!(
             "computer '{id}' is receiving too many connection attempts; try again in {} s",
             wait.as_secs().max(1)
@@ -1088,6 +1227,10 @@ async fn client(
         Ok(n) => n,
         Err((code, message)) => {
             info!(%peer, %id, ?code, "client refused");
+            shared.metrics.pairing(match code {
+                ErrorCode::UnknownId => Pairing::UnknownId,
+                _ => Pairing::HostOffline,
+            });
             send_error(&mut conn, code, message).await;
             return;
         }
@@ -1111,6 +1254,7 @@ async fn client(
     });
     if notices.try_send(notice).is_err() {
         forget();
+        shared.metrics.refused(Limit::PendingPerHost);
         send_error(
             &mut conn,
             ErrorCode::RateLimited,
@@ -1132,12 +1276,17 @@ async fn client(
         Ok(Ok(Ok(host_conn))) => host_conn,
         Ok(Ok(Err((code, message)))) => {
             info!(%peer, %id, ?code, "host declined the session");
+            shared.metrics.pairing(match code {
+                ErrorCode::HostBusy => Pairing::Busy,
+                _ => Pairing::Declined,
+            });
             send_error(&mut conn, code, message).await;
             return;
         }
         _ => {
             forget();
             info!(%peer, %id, "host did not answer in time");
+            shared.metrics.pairing(Pairing::Timeout);
             let secs = shared.limits.pairing_timeout.as_secs();
             send_error(
                 &mut conn,
@@ -1150,6 +1299,7 @@ async fn client(
     };
     let (host_stream, host_rest, _host_held) = host_conn;
     if !slot.prove(Kind::Client) {
+        shared.metrics.refused(Limit::SessionsPerAddress);
         let message = "too many sessions from your address at once";
         send_error(&mut conn, ErrorCode::RateLimited, message).await;
         return;
@@ -1162,6 +1312,8 @@ async fn client(
         return;
     }
     info!(%peer, %id, "paired");
+    shared.metrics.pairing(Pairing::Paired);
+    shared.metrics.paired_after(asked.elapsed());
     let (client_stream, client_rest) = conn.into_parts();
     splice(
         &shared,
@@ -1183,6 +1335,7 @@ async fn splice(
     host: (Stream, Vec<u8>),
 ) {
     let started = Instant::now();
+    let mut active = shared.metrics.session();
     let mut client = Counted::new(Prefixed::new(client.1, client.0));
     let mut host = Counted::new(Prefixed::new(host.1, host.0));
     let size = shared.limits.splice_buffer;
@@ -1197,6 +1350,7 @@ async fn splice(
     // Bytes read from each side (what reached the other, give or take the
     // last buffer when a side broke off).
     let (up, down) = (client.read, host.read);
+    (active.up, active.down) = (up, down);
     let secs = started.elapsed().as_secs();
     match copied {
         Ok(_) => info!(%peer, %id, up, down, secs, "session ended"),

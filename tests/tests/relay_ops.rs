@@ -463,3 +463,276 @@ fn a_full_relay_and_a_crowded_address_refuse_in_words() {
     assert!(page.starts_with("HTTP/1.1 503"), "{page}");
     assert!(page.contains("the relay is full right now"), "{page}");
 }
+
+/// One plain HTTP request to the metrics address; the whole answer.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(tcp, "GET {path} HTTP/1.1\r\nHost: metrics\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+/// The samples of an OpenMetrics text: `name{labels}` → value.
+fn samples(text: &str) -> std::collections::HashMap<String, f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .filter_map(|line| {
+            let (name, value) = line.rsplit_once(' ')?;
+            Some((name.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+#[test]
+fn the_operators_metrics_count_what_the_relay_did_and_only_on_the_admin_address() {
+    let mut relay = RelayProc::start(&["--metrics", "127.0.0.1:0"]);
+    let line = relay
+        .proc
+        .wait_for("thin-relay metrics on http://", Duration::from_secs(5));
+    let metrics = addr_after(&line, "http://")
+        .trim_end_matches("/metrics")
+        .to_owned();
+    let (_desktop, desktop_addr) = test_desktop(USER, PASSWORD);
+    let work = tempfile::tempdir().unwrap();
+    let shot = work.path().join("shot.png");
+    let _host = HostProc::start(work.path(), &relay, "metrics-pc", &desktop_addr);
+
+    // What the test does: two sessions, a request for an unknown ID, and a
+    // connection that is not TLS.
+    for _ in 0..2 {
+        let (code, out) = thin_client_connect(
+            &relay.addr,
+            &relay.ca(),
+            "metrics-pc",
+            (USER, PASSWORD),
+            &shot,
+            &[],
+        );
+        assert_eq!(code, 0, "{out}");
+    }
+    let (code, _) = thin_client_connect(
+        &relay.addr,
+        &relay.ca(),
+        "nobody-here",
+        (USER, PASSWORD),
+        &shot,
+        &[],
+    );
+    assert_ne!(code, 0);
+    {
+        use std::io::{Read as _, Write as _};
+        let mut plain = std::net::TcpStream::connect(&relay.addr).unwrap();
+        plain
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        plain.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        let _ = plain.read_to_end(&mut Vec::new());
+    }
+
+    // Sessions end at the relay shortly after the clients exit.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (answer, m) = loop {
+        let answer = http_get(&metrics, "/metrics");
+        let m = samples(&answer);
+        let ended = m.get("thin_relay_sessions_active") == Some(&0.0)
+            && m.get("thin_relay_tls_handshake_failures_total") == Some(&1.0);
+        if ended || Instant::now() > deadline {
+            break (answer, m);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+    assert!(
+        answer.contains("Content-Type: application/openmetrics-text"),
+        "{answer}"
+    );
+    assert!(answer.trim_end().ends_with("# EOF"), "{answer}");
+    let at = |name: &str| {
+        *m.get(name)
+            .unwrap_or_else(|| panic!("{name} missing from:\n{answer}"))
+    };
+    assert_eq!(at("thin_relay_hosts_online"), 1.0);
+    assert_eq!(at("thin_relay_sessions_active"), 0.0);
+    assert_eq!(
+        at(r#"thin_relay_host_registrations_total{outcome="new"}"#),
+        1.0
+    );
+    assert_eq!(at(r#"thin_relay_pairings_total{outcome="paired"}"#), 2.0);
+    assert_eq!(
+        at(r#"thin_relay_pairings_total{outcome="unknown_id"}"#),
+        1.0
+    );
+    assert_eq!(at("thin_relay_pairing_seconds_count"), 2.0);
+    assert!(at("thin_relay_pairing_seconds_sum") > 0.0);
+    assert_eq!(at("thin_relay_tls_handshake_failures_total"), 1.0);
+    // Both sessions carried a whole RDP logon and a picture.
+    assert!(at(r#"thin_relay_relayed_bytes_total{direction="client_to_host"}"#) > 2_000.0);
+    assert!(at(r#"thin_relay_relayed_bytes_total{direction="host_to_client"}"#) > 20_000.0);
+    // Nothing names a computer or an address.
+    assert!(
+        !answer.contains("metrics-pc") && !answer.contains("127.0.0.1"),
+        "{answer}"
+    );
+
+    // Only /metrics, and only on the admin address.
+    assert!(http_get(&metrics, "/").starts_with("HTTP/1.1 404"));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let public = rt.block_on(async {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut config = (*transport::tls::pinned_client_config(&relay.ca()).unwrap()).clone();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let tcp = tokio::net::TcpStream::connect(&relay.addr).await.unwrap();
+        let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .unwrap();
+        tls.write_all(b"GET /metrics HTTP/1.1\r\nHost: relay\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut answer)).await;
+        String::from_utf8_lossy(&answer).into_owned()
+    });
+    assert!(!public.contains("thin_relay_"), "{public}");
+
+    // The public address cannot be the admin one.
+    let d = relay.dir.path().to_str().unwrap().to_owned();
+    let busy = relay.addr.clone();
+    relay.proc.kill();
+    let (code, out) = run(
+        "thin-relay",
+        &["serve", "--dir", &d, "--listen", &busy, "--metrics", &busy],
+    );
+    assert_ne!(code, 0);
+    assert!(
+        out.contains("--metrics must not be the public address"),
+        "{out}"
+    );
+}
+
+/// Whether the relay refuses a client at `source` for its network.
+fn denied_client(rt: &tokio::runtime::Runtime, target: &Target, source: IpAddr) -> Option<String> {
+    match rt.block_on(hostile::pair_from(target, source)) {
+        Err(Stopped::Relay(ErrorCode::Denied, message)) => Some(message),
+        _ => None,
+    }
+}
+
+#[test]
+fn the_operator_refuses_networks_for_hosts_clients_or_both_and_changes_it_without_a_restart() {
+    let work = tempfile::tempdir().unwrap();
+    let deny = work.path().join("deny.txt");
+    std::fs::write(
+        &deny,
+        "# refused networks\nclients 127.0.0.5/32\nhosts 127.0.0.6 # an office\n127.0.0.7/32\n",
+    )
+    .unwrap();
+    let mut relay = RelayProc::start(&[
+        "--deny-file",
+        deny.to_str().unwrap(),
+        "--metrics",
+        "127.0.0.1:0",
+    ]);
+    let line = relay
+        .proc
+        .wait_for("thin-relay metrics on http://", Duration::from_secs(5));
+    let metrics = addr_after(&line, "http://")
+        .trim_end_matches("/metrics")
+        .to_owned();
+    let target = Target::new(&relay.addr, &relay.ca(), "deny-pc");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let register = |source: IpAddr, id: &str| {
+        rt.block_on(hostile::register_from(
+            &target,
+            source,
+            id,
+            &hostile::host_key(),
+            None,
+        ))
+    };
+
+    // Clients of 127.0.0.5 are refused in words; a host there is not.
+    let message = denied_client(&rt, &target, loopback(5)).expect("a denied client");
+    assert_eq!(
+        message,
+        "connections from your network (127.0.0.5/32) are refused by this relay's operator; \
+         ask your IT staff"
+    );
+    let _host = register(loopback(5), "deny-pc").expect("hosts of a clients-only network");
+    // Hosts of 127.0.0.6 are refused; its clients reach the host.
+    let Err(Stopped::Relay(ErrorCode::Denied, message)) = register(loopback(6), "deny-pc-6") else {
+        panic!("a host of a denied network was not refused");
+    };
+    assert!(message.contains("(127.0.0.6/32)"), "{message}");
+    assert_eq!(denied_client(&rt, &target, loopback(6)), None);
+    // 127.0.0.7 is refused for both, before it says who it is.
+    assert!(denied_client(&rt, &target, loopback(7)).is_some());
+    assert!(register(loopback(7), "deny-pc-7").is_err());
+
+    // A broken file keeps the list in force.
+    std::fs::write(&deny, "clients 127.0.0.5/32\nservers 10.0.0.0/8\n").unwrap();
+    relay.proc.signal(libc::SIGHUP);
+    relay
+        .proc
+        .wait_for("the deny list in force stays", Duration::from_secs(10));
+    assert!(denied_client(&rt, &target, loopback(7)).is_some());
+
+    // A changed file takes effect without a restart (looked at every few
+    // seconds, at once on SIGHUP).
+    std::fs::write(&deny, "clients 127.0.0.1\n").unwrap();
+    relay.proc.signal(libc::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while denied_client(&rt, &target, loopback(7)).is_some() {
+        assert!(Instant::now() < deadline, "the new deny list was not read");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(denied_client(&rt, &target, loopback(5)), None);
+    // What a person sees.
+    let (code, out) = thin_client_connect(
+        &relay.addr,
+        &relay.ca(),
+        "deny-pc",
+        (USER, PASSWORD),
+        &work.path().join("s.png"),
+        &[],
+    );
+    assert_ne!(code, 0);
+    assert!(
+        out.contains(
+            "refused by the relay's operator: connections from your network (127.0.0.1/32) \
+             are refused"
+        ),
+        "{out}"
+    );
+    let m = samples(&http_get(&metrics, "/metrics"));
+    assert!(
+        m.get(r#"thin_relay_refused_total{limit="denied_network"}"#) >= Some(&5.0),
+        "{m:?}"
+    );
+
+    // A mistake in the file at start stops the relay, naming the line.
+    relay.proc.kill();
+    std::fs::write(&deny, "10.0.0.0/8\n10.0.0.0/99\n").unwrap();
+    let d = relay.dir.path().to_str().unwrap().to_owned();
+    let (code, out) = run(
+        "thin-relay",
+        &[
+            "serve",
+            "--dir",
+            &d,
+            "--listen",
+            "127.0.0.1:0",
+            "--deny-file",
+            deny.to_str().unwrap(),
+        ],
+    );
+    assert_ne!(code, 0);
+    assert!(
+        out.contains("line 2: \"10.0.0.0/99\" is not a network"),
+        "{out}"
+    );
+}

@@ -28,6 +28,7 @@ pub fn explain(error: &ConnectError, lang: Lang) -> Explained {
         E::RateLimited(_) => (T::ErrBusy, T::HintTryLater),
         E::HostBusy(_) => (T::ErrHostBusy, T::HintTryLater),
         E::RelayFull(_) => (T::ErrRelayFull, T::HintTryLater),
+        E::Denied(_) => (T::ErrDenied, T::HintDenied),
         E::HostKeyChanged { .. } => (T::ErrKeyChanged, T::HintKeyChanged),
         E::NotAllowed(_) => (T::ErrNotAllowed, T::HintAskOwner),
         E::LockedOut {

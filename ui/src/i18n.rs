@@ -128,6 +128,8 @@ texts! {
     ErrBusy => "Too many connection attempts are waiting.", "接続の要求が混み合っています。";
     ErrHostBusy => "The office PC is busy answering too many connection attempts.", "会社のPCへの接続の要求が混み合っています。";
     ErrRelayFull => "The relay is full right now.", "中継サーバーが混み合っています。";
+    ErrDenied => "The relay's operator refuses connections from your network.", "中継サーバーの運用者が、このネットワークからの接続を拒否しています。";
+    HintDenied => "Ask your IT staff. From another network (a phone's tethering, for example) it may work.", "情報システム担当者に相談してください。別のネットワーク (スマートフォンのテザリングなど) からなら接続できる場合があります。";
     ErrKeyChanged => "WARNING: the office PC's key has changed.", "警告: 会社のPCの鍵が変わりました。";
     HintKeyChanged => "Someone may be impersonating it, so the connection was refused. Connect only if its owner re-installed thin-host: then remove the old key below.",
         "なりすましの可能性があるため、接続を中止しました。PCの管理者が thin-host を再インストールした場合に限り、下のボタンで古い鍵を削除してから接続してください。";
