@@ -15,7 +15,7 @@
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use ipnet::IpNet;
 
@@ -47,6 +47,8 @@ impl DenyList {
     /// Reads the list's text; the error names the line and what is wrong.
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut entries = Vec::new();
+        // Windows editors may begin the file with a byte-order mark.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         for (n, line) in text.lines().enumerate() {
             let line = line.split('#').next().unwrap_or("").trim();
             if line.is_empty() {
@@ -74,25 +76,25 @@ impl DenyList {
                         n + 1
                     )
                 })?;
-            entries.push((side, net.trunc()));
+            if net != net.trunc() {
+                return Err(format!(
+                    "line {}: {net} has bits set past its prefix; did you mean {}?",
+                    n + 1,
+                    net.trunc()
+                ));
+            }
+            entries.push((side, net));
         }
         Ok(Self { entries })
     }
 
     /// Reads the list from `path`.
     pub fn load(path: &Path) -> Result<Self, String> {
-        let shown = path.display();
-        let size = std::fs::metadata(path)
-            .map_err(|e| format!("cannot read the deny file {shown}: {e}"))?
-            .len();
-        if size > MAX_FILE {
-            return Err(format!(
-                "the deny file {shown} is larger than {MAX_FILE} bytes"
-            ));
-        }
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read the deny file {shown}: {e}"))?;
-        Self::parse(&text).map_err(|e| format!("the deny file {shown}, {e}"))
+        Self::parse_file(path, &read(path)?)
+    }
+
+    fn parse_file(path: &Path, text: &str) -> Result<Self, String> {
+        Self::parse(text).map_err(|e| format!("the deny file {}, {e}", path.display()))
     }
 
     /// The refused network `ip` is in, for anyone connecting from there
@@ -116,6 +118,30 @@ impl DenyList {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+
+    /// How many networks it refuses.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+/// The file's text, at most [`MAX_FILE`] bytes.
+fn read(path: &Path) -> Result<String, String> {
+    use std::io::Read as _;
+    let shown = path.display();
+    let cannot = |e: std::io::Error| format!("cannot read the deny file {shown}: {e}");
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .map_err(cannot)?
+        .take(MAX_FILE + 1)
+        .read_to_string(&mut text)
+        .map_err(cannot)?;
+    if text.len() as u64 > MAX_FILE {
+        return Err(format!(
+            "the deny file {shown} is larger than {MAX_FILE} bytes"
+        ));
+    }
+    Ok(text)
 }
 
 /// The words a refused peer reads.
@@ -129,32 +155,43 @@ pub fn refusal(net: &IpNet) -> String {
 /// How often the file is looked at for changes.
 pub const CHECK_EVERY: Duration = Duration::from_secs(10);
 
-/// The deny file and when it last changed.
+/// The deny file and the text last read from it: a change is seen by its
+/// contents (not its time, which a quick second write within the same tick
+/// of the file system's clock would hide).
 pub struct Watched {
     pub path: PathBuf,
-    modified: Option<SystemTime>,
+    text: Option<String>,
 }
 
 impl Watched {
-    pub fn new(path: PathBuf) -> Self {
-        let modified = modified(&path);
-        Self { path, modified }
+    /// The file's list now, and a watch that sees its later changes.
+    pub fn start(path: PathBuf) -> Result<(Self, DenyList), String> {
+        let text = read(&path)?;
+        let list = DenyList::parse_file(&path, &text)?;
+        Ok((
+            Self {
+                path,
+                text: Some(text),
+            },
+            list,
+        ))
     }
 
-    /// The list again if the file changed (or `forced`), else None; a file
-    /// that cannot be read is an error, and the old list stays.
+    /// The list again if the file's text changed (or `forced`), else None.
+    /// A file that cannot be read or parsed is an error, said once, and the
+    /// list in force stays.
     pub fn reload(&mut self, forced: bool) -> Option<Result<DenyList, String>> {
-        let now = modified(&self.path);
-        if !forced && now == self.modified {
+        let text = match read(&self.path) {
+            Ok(text) => text,
+            Err(e) => return (self.text.take().is_some() || forced).then_some(Err(e)),
+        };
+        if !forced && self.text.as_deref() == Some(text.as_str()) {
             return None;
         }
-        self.modified = now;
-        Some(DenyList::load(&self.path))
+        let list = DenyList::parse_file(&self.path, &text);
+        self.text = Some(text);
+        Some(list)
     }
-}
-
-fn modified(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
 #[cfg(test)]
@@ -197,5 +234,33 @@ mod tests {
         );
         let e = DenyList::parse("hosts").unwrap_err();
         assert!(e.contains("line 1"), "{e}");
+        let e = DenyList::parse("clients 203.0.113.7/16").unwrap_err();
+        assert!(e.contains("did you mean 203.0.0.0/16?"), "{e}");
+        // Notepad's byte-order mark and line ends are fine.
+        let list = DenyList::parse("\u{feff}10.0.0.0/8\r\nhosts 192.0.2.1\r\n").unwrap();
+        assert_eq!(list.len(), 2);
+    }
+
+    #[test]
+    fn a_change_is_seen_by_its_contents_and_a_broken_file_is_said_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("deny.txt");
+        std::fs::write(&path, "10.0.0.0/8\n").unwrap();
+        let (mut watched, list) = Watched::start(path.clone()).unwrap();
+        assert_eq!(list.len(), 1);
+        assert!(watched.reload(false).is_none());
+        // Rewritten at once: seen whatever the file's time says.
+        std::fs::write(&path, "10.0.0.0/8\n192.0.2.0/24\n").unwrap();
+        assert_eq!(watched.reload(false).unwrap().unwrap().len(), 2);
+        assert!(watched.reload(false).is_none());
+        assert_eq!(watched.reload(true).unwrap().unwrap().len(), 2);
+        std::fs::write(&path, "10.0.0.0/88\n").unwrap();
+        assert!(watched.reload(false).unwrap().is_err());
+        assert!(watched.reload(false).is_none());
+        std::fs::remove_file(&path).unwrap();
+        assert!(watched.reload(false).unwrap().is_err());
+        assert!(watched.reload(false).is_none());
+        std::fs::write(&path, "").unwrap();
+        assert!(watched.reload(false).unwrap().unwrap().is_empty());
     }
 }

@@ -49,6 +49,10 @@ pub enum Pairing {
     Declined,
     Timeout,
     Busy,
+    /// Refused by a limit (see the `refused` family for which).
+    Refused,
+    /// The client's or the host's network is refused by the operator.
+    Denied,
 }
 
 impl Pairing {
@@ -60,6 +64,8 @@ impl Pairing {
             Pairing::Declined => "declined",
             Pairing::Timeout => "timeout",
             Pairing::Busy => "busy",
+            Pairing::Refused => "refused",
+            Pairing::Denied => "denied",
         }
     }
 }
@@ -235,7 +241,7 @@ pub struct ActiveSession {
 
 impl Drop for ActiveSession {
     fn drop(&mut self) {
-        self.metrics.sessions_active.dec();
+        // Bytes first: a scrape that sees the session ended sees its bytes.
         let bytes = &self.metrics.bytes;
         bytes
             .get_or_create(&[("direction", "client_to_host")])
@@ -243,14 +249,16 @@ impl Drop for ActiveSession {
         bytes
             .get_or_create(&[("direction", "host_to_client")])
             .inc_by(self.down);
+        self.metrics.sessions_active.dec();
     }
 }
 
 /// Longest request head a scraper may send.
 const MAX_REQUEST: usize = 8 * 1024;
-/// Time a scraper has to send its request.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-/// Scrapes served at once; more wait to be accepted.
+/// Time a scraper has to send its request, and to take the answer.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// Scrapes served at once; a connection past them is closed at once, so
+/// idle connections cannot queue ahead of the operator's scraper.
 const MAX_SCRAPES: usize = 8;
 
 /// Serves `GET /metrics` on `listener` (plain HTTP/1.1, one request per
@@ -259,9 +267,6 @@ pub async fn serve(listener: TcpListener, snapshot: impl Fn() -> String + Send +
     let snapshot = Arc::new(snapshot);
     let scrapes = Arc::new(tokio::sync::Semaphore::new(MAX_SCRAPES));
     loop {
-        let Ok(permit) = scrapes.clone().acquire_owned().await else {
-            return;
-        };
         let (tcp, peer) = match listener.accept().await {
             Ok(conn) => conn,
             Err(e) => {
@@ -269,6 +274,10 @@ pub async fn serve(listener: TcpListener, snapshot: impl Fn() -> String + Send +
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
+        };
+        let Ok(permit) = scrapes.clone().try_acquire_owned() else {
+            debug!(%peer, "metrics: too many scrapes at once; closed");
+            continue;
         };
         let snapshot = snapshot.clone();
         tokio::spawn(async move {
@@ -324,18 +333,61 @@ async fn answer(
         "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    tcp.write_all(response.as_bytes()).await?;
-    tcp.shutdown().await
+    // The answer has its own time (the request's is spent).
+    tokio::time::timeout(REQUEST_TIMEOUT, async {
+        tcp.write_all(response.as_bytes()).await?;
+        tcp.shutdown().await
+    })
+    .await
+    .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
 }
 
-/// Binds the metrics address (refusing to share the public one).
-pub async fn bind(addr: SocketAddr, public: SocketAddr) -> anyhow::Result<TcpListener> {
-    if addr == public {
+/// Refuses a metrics address that is the public one: metrics are for
+/// operators only. Warns when it may be reachable from the internet.
+pub fn check_address(addr: SocketAddr, public: SocketAddr) -> anyhow::Result<()> {
+    // Port 0 on both sides means "any free port": two different ones.
+    let same_port = addr.port() == public.port() && addr.port() != 0;
+    let same_ip =
+        addr.ip() == public.ip() || addr.ip().is_unspecified() || public.ip().is_unspecified();
+    if same_port && same_ip {
         anyhow::bail!(
             "--metrics must not be the public address {public}: metrics are for operators only"
         );
     }
+    let private = match addr.ip() {
+        std::net::IpAddr::V4(v4) => v4.is_loopback() || v4.is_private() || v4.is_link_local(),
+        std::net::IpAddr::V6(v6) => v6.is_loopback() || v6.is_unique_local(),
+    };
+    if !private {
+        warn!(
+            %addr,
+            "metrics are served on an address that may be reachable from the internet; \
+             they show how busy the relay is: prefer loopback or a private network"
+        );
+    }
+    Ok(())
+}
+
+/// Binds the metrics address.
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen for metrics on {addr}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_public_address_cannot_serve_metrics() {
+        let addr = |s: &str| s.parse::<SocketAddr>().unwrap();
+        let public = addr("0.0.0.0:443");
+        assert!(check_address(addr("127.0.0.1:443"), public).is_err());
+        assert!(check_address(addr("0.0.0.0:443"), public).is_err());
+        assert!(check_address(addr("127.0.0.1:9464"), public).is_ok());
+        // Two free ports are two ports.
+        assert!(check_address(addr("127.0.0.1:0"), addr("127.0.0.1:0")).is_ok());
+        assert!(check_address(addr("127.0.0.2:9464"), addr("127.0.0.1:9464")).is_ok());
+    }
 }

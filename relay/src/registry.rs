@@ -34,6 +34,9 @@ pub struct Notice {
 
 pub struct OnlineHost {
     pub conn: u64,
+    /// Where its control connection comes from (a network the operator
+    /// refuses later is let go).
+    pub addr: std::net::IpAddr,
     /// Boxed: the channel allocates room for 32 at once, for every online
     /// host, and a pointer is a sixth of a notice.
     pub notices: mpsc::Sender<Box<Notice>>,

@@ -179,7 +179,7 @@ type Stream = Box<dyn PeerStream>;
 type DataConn = (Stream, Vec<u8>, Held);
 
 /// What a waiting client gets: its host's data connection, or why not.
-type Delivery = Result<DataConn, (ErrorCode, String)>;
+type Delivery = Result<DataConn, (ErrorCode, String, Pairing)>;
 
 /// A handed-over connection's place at the relay, kept by the task that
 /// splices it.
@@ -216,7 +216,6 @@ struct Shared {
     rng: SystemRandom,
     metrics: Arc<Metrics>,
     deny: RwLock<DenyList>,
-    deny_file: Option<PathBuf>,
 }
 
 struct PendingSession {
@@ -228,6 +227,7 @@ struct PendingSession {
 pub struct Relay {
     listener: TcpListener,
     metrics: Option<TcpListener>,
+    deny_watch: Option<deny::Watched>,
     shared: Arc<Shared>,
 }
 
@@ -282,14 +282,20 @@ impl Relay {
         let tls = load_tls(&config.dir, config.web_cert.as_ref())?;
         certs::warn_if_expiring(&config.dir);
         let registry = Registry::load(&config.dir)?;
+        if let Some(addr) = config.metrics {
+            metrics::check_address(addr, config.listen)?;
+        }
+        let (deny_watch, deny) = match config.deny_file {
+            Some(path) => {
+                let (watch, list) = deny::Watched::start(path).map_err(anyhow::Error::msg)?;
+                (Some(watch), list)
+            }
+            None => (None, DenyList::default()),
+        };
         let listener =
             listen(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
-        let deny = match &config.deny_file {
-            Some(path) => DenyList::load(path).map_err(anyhow::Error::msg)?,
-            None => DenyList::default(),
-        };
         let metrics = match config.metrics {
-            Some(addr) => Some(metrics::bind(addr, listener.local_addr()?).await?),
+            Some(addr) => Some(metrics::bind(addr).await?),
             None => None,
         };
         let limits = config.limits;
@@ -322,6 +328,7 @@ impl Relay {
         Ok(Self {
             listener,
             metrics,
+            deny_watch,
             shared: Arc::new(Shared {
                 dir: config.dir,
                 closed: config.closed,
@@ -345,7 +352,6 @@ impl Relay {
                 rng: SystemRandom::new(),
                 metrics: Arc::default(),
                 deny: RwLock::new(deny),
-                deny_file: config.deny_file,
                 limits,
             }),
         })
@@ -373,8 +379,8 @@ impl Relay {
     pub async fn run(self) -> anyhow::Result<()> {
         info!(addr = %self.local_addr(), "relay listening");
         tokio::spawn(watch_certificate(Arc::downgrade(&self.shared)));
-        if let Some(path) = self.shared.deny_file.clone() {
-            tokio::spawn(watch_deny_file(Arc::downgrade(&self.shared), path));
+        if let Some(watch) = self.deny_watch {
+            tokio::spawn(watch_deny_file(Arc::downgrade(&self.shared), watch));
         }
         let _metrics = self.metrics.map(|listener| {
             let shared = Arc::downgrade(&self.shared);
@@ -499,8 +505,7 @@ impl Shared {
 
 /// Reads the deny file again when it changes (looked at every few
 /// seconds) or on SIGHUP; a file that cannot be read keeps the old list.
-async fn watch_deny_file(shared: std::sync::Weak<Shared>, path: PathBuf) {
-    let mut watched = deny::Watched::new(path);
+async fn watch_deny_file(shared: std::sync::Weak<Shared>, mut watched: deny::Watched) {
     let mut tick = tokio::time::interval(deny::CHECK_EVERY);
     #[cfg(unix)]
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
@@ -523,8 +528,23 @@ async fn watch_deny_file(shared: std::sync::Weak<Shared>, path: PathBuf) {
         match watched.reload(forced) {
             None => {}
             Some(Ok(list)) => {
+                // Hosts of a network refused now are let go (their
+                // control connections end; they are refused when they
+                // come back). Sessions under way run to their end.
+                let mut registry = shared.registry.lock().expect("not poisoned");
+                let before = registry.online.len();
+                registry
+                    .online
+                    .retain(|_, host| list.refuses(host.addr, Some(Role::Host)).is_none());
+                let let_go = before - registry.online.len();
+                drop(registry);
+                info!(
+                    file = %watched.path.display(),
+                    networks = list.len(),
+                    hosts_let_go = let_go,
+                    "deny list reloaded"
+                );
                 *shared.deny.write().expect("not poisoned") = list;
-                info!(file = %watched.path.display(), "deny list reloaded");
             }
             Some(Err(e)) => warn!(error = %e, "the deny list in force stays"),
         }
@@ -742,6 +762,15 @@ async fn serve_peer(
     if let Some(net) = role.and_then(|role| shared.denied(peer.ip(), Some(role))) {
         shared.metrics.refused(Limit::Denied);
         info!(%peer, %net, ?role, "refused: a denied network");
+        // A client waiting for this host hears why at once.
+        if let Some(ToRelay::HostAccept { id, session }) = &msg {
+            if let Some(pending) = take_pending(&shared, id, session) {
+                let message = "the office PC's network is refused by this relay's operator; \
+                               ask your IT staff";
+                let denied = (ErrorCode::Denied, message.to_owned(), Pairing::Denied);
+                let _ = pending.deliver.send(Err(denied));
+            }
+        }
         send_error(&mut conn, ErrorCode::Denied, deny::refusal(&net)).await;
         return;
     }
@@ -897,6 +926,7 @@ async fn host_control(
                 id.clone(),
                 OnlineHost {
                     conn: conn_id,
+                    addr: peer.ip(),
                     notices: notice_tx,
                 },
             );
@@ -1104,7 +1134,8 @@ fn decline(shared: &Shared, id: &ComputerId, session: &[u8], mut message: String
         message.truncate(end);
     }
     info!(%id, %message, "host declined a session");
-    let _ = pending.deliver.send(Err((ErrorCode::HostBusy, message)));
+    let declined = (ErrorCode::HostBusy, message, Pairing::Declined);
+    let _ = pending.deliver.send(Err(declined));
 }
 
 /// The waiting client of `session`, if it asked for `id`.
@@ -1144,9 +1175,8 @@ async fn host_data(
     if !slot.prove(Kind::Host) {
         shared.metrics.refused(Limit::HostsPerAddress);
         let message = "too many connections from the office PC's address";
-        let _ = pending
-            .deliver
-            .send(Err((ErrorCode::HostBusy, message.into())));
+        let busy = (ErrorCode::HostBusy, message.into(), Pairing::Busy);
+        let _ = pending.deliver.send(Err(busy));
         send_error(&mut conn, ErrorCode::RateLimited, message).await;
         return;
     }
@@ -1177,6 +1207,7 @@ async fn client(
     if let Err(wait) = shared.pairing_per_ip.take(&source) {
         info!(%peer, %id, "pairing refused: too many from this address");
         shared.metrics.refused(Limit::PairingsPerAddress);
+        shared.metrics.pairing(Pairing::Refused);
         let message = format!(
             "too many connection attempts from your address; try again in {} s",
             wait.as_secs().max(1)
@@ -1200,6 +1231,7 @@ async fn client(
     if let Err(wait) = per_id {
         info!(%peer, %id, "pairing refused: too many for this computer");
         shared.metrics.refused(Limit::PairingsPerId);
+        shared.metrics.pairing(Pairing::Refused);
         let message = format!(
             "computer '{id}' is receiving too many connection attempts; try again in {} s",
             wait.as_secs().max(1)
@@ -1255,6 +1287,7 @@ async fn client(
     if notices.try_send(notice).is_err() {
         forget();
         shared.metrics.refused(Limit::PendingPerHost);
+        shared.metrics.pairing(Pairing::Refused);
         send_error(
             &mut conn,
             ErrorCode::RateLimited,
@@ -1274,12 +1307,9 @@ async fn client(
 
     let host_conn = match tokio::time::timeout(shared.limits.pairing_timeout, delivered).await {
         Ok(Ok(Ok(host_conn))) => host_conn,
-        Ok(Ok(Err((code, message)))) => {
+        Ok(Ok(Err((code, message, outcome)))) => {
             info!(%peer, %id, ?code, "host declined the session");
-            shared.metrics.pairing(match code {
-                ErrorCode::HostBusy => Pairing::Busy,
-                _ => Pairing::Declined,
-            });
+            shared.metrics.pairing(outcome);
             send_error(&mut conn, code, message).await;
             return;
         }
@@ -1300,6 +1330,7 @@ async fn client(
     let (host_stream, host_rest, _host_held) = host_conn;
     if !slot.prove(Kind::Client) {
         shared.metrics.refused(Limit::SessionsPerAddress);
+        shared.metrics.pairing(Pairing::Refused);
         let message = "too many sessions from your address at once";
         send_error(&mut conn, ErrorCode::RateLimited, message).await;
         return;
