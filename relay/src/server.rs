@@ -503,25 +503,48 @@ impl Shared {
     }
 }
 
-/// Reads the deny file again when it changes (looked at every few
-/// seconds) or on SIGHUP; a file that cannot be read keeps the old list.
-async fn watch_deny_file(shared: std::sync::Weak<Shared>, mut watched: deny::Watched) {
-    let mut tick = tokio::time::interval(deny::CHECK_EVERY);
+/// When a watcher of the relay's files looks again: every `every`, or at
+/// once on SIGHUP (the operator's "read your files again").
+struct Wake {
+    tick: tokio::time::Interval,
     #[cfg(unix)]
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-    loop {
-        let asked = async {
+    hangup: Option<tokio::signal::unix::Signal>,
+}
+
+impl Wake {
+    fn new(every: Duration) -> Self {
+        Self {
+            tick: tokio::time::interval(every),
             #[cfg(unix)]
-            if let Some(hangup) = &mut hangup {
+            hangup: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok(),
+        }
+    }
+
+    /// Waits for the next look; true when the operator asked for it.
+    async fn next(&mut self) -> bool {
+        #[cfg(unix)]
+        let hangup = &mut self.hangup;
+        let asked = async move {
+            #[cfg(unix)]
+            if let Some(hangup) = hangup {
                 hangup.recv().await;
                 return;
             }
             std::future::pending::<()>().await
         };
-        let forced = tokio::select! {
-            _ = tick.tick() => false,
+        tokio::select! {
+            _ = self.tick.tick() => false,
             () = asked => true,
-        };
+        }
+    }
+}
+
+/// Reads the deny file again when it changes (looked at every few
+/// seconds) or on SIGHUP; a file that cannot be read keeps the old list.
+async fn watch_deny_file(shared: std::sync::Weak<Shared>, mut watched: deny::Watched) {
+    let mut wake = Wake::new(deny::CHECK_EVERY);
+    loop {
+        let forced = wake.next().await;
         let Some(shared) = shared.upgrade() else {
             return;
         };
@@ -565,22 +588,9 @@ async fn watch_certificate(shared: std::sync::Weak<Shared>) {
     };
     let mut seen = modified(&dir);
     let mut last_warning = Instant::now();
-    let mut tick = tokio::time::interval(Duration::from_secs(60));
-    #[cfg(unix)]
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut wake = Wake::new(Duration::from_secs(60));
     loop {
-        let asked = async {
-            #[cfg(unix)]
-            if let Some(hangup) = &mut hangup {
-                hangup.recv().await;
-                return;
-            }
-            std::future::pending::<()>().await
-        };
-        let forced = tokio::select! {
-            _ = tick.tick() => false,
-            () = asked => true,
-        };
+        let forced = wake.next().await;
         let Some(shared) = shared.upgrade() else {
             return;
         };

@@ -381,6 +381,11 @@ fn a_renewed_certificate_is_served_without_a_restart_and_old_pins_still_work() {
 
 /// A browser's request for the page, on a TLS connection as browsers make it.
 async fn browser_get(relay: &RelayProc) -> String {
+    browser_get_path(relay, "/").await
+}
+
+/// A browser's GET of `path` on the relay's public port; the whole answer.
+async fn browser_get_path(relay: &RelayProc, path: &str) -> String {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let mut config = (*transport::tls::pinned_client_config(&relay.ca()).unwrap()).clone();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -390,7 +395,7 @@ async fn browser_get(relay: &RelayProc) -> String {
         .connect(name, tcp)
         .await
         .unwrap();
-    tls.write_all(b"GET / HTTP/1.1\r\nHost: relay\r\n\r\n")
+    tls.write_all(format!("GET {path} HTTP/1.1\r\nHost: relay\r\n\r\n").as_bytes())
         .await
         .unwrap();
     let mut answer = Vec::new();
@@ -580,23 +585,7 @@ fn the_operators_metrics_count_what_the_relay_did_and_only_on_the_admin_address(
     // Only /metrics, and only on the admin address.
     assert!(http_get(&metrics, "/").starts_with("HTTP/1.1 404"));
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let public = rt.block_on(async {
-        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-        let mut config = (*transport::tls::pinned_client_config(&relay.ca()).unwrap()).clone();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        let tcp = tokio::net::TcpStream::connect(&relay.addr).await.unwrap();
-        let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
-        let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
-            .connect(name, tcp)
-            .await
-            .unwrap();
-        tls.write_all(b"GET /metrics HTTP/1.1\r\nHost: relay\r\n\r\n")
-            .await
-            .unwrap();
-        let mut answer = Vec::new();
-        let _ = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut answer)).await;
-        String::from_utf8_lossy(&answer).into_owned()
-    });
+    let public = rt.block_on(browser_get_path(&relay, "/metrics"));
     assert!(!public.contains("thin_relay_"), "{public}");
 
     // The public address cannot be the admin one.
