@@ -194,14 +194,15 @@ struct DialFailure {
 }
 
 async fn dial_relay(ctx: &Ctx) -> Result<FramedIo<TlsStream<TcpStream>>, DialFailure> {
-    let tcp = transport::dial::dial(&ctx.config.relay, ctx.proxy.as_ref(), DIAL_TIMEOUT)
-        .await
-        .map_err(|e| DialFailure {
-            exhausted: matches!(&e, DialError::Unreachable { source, .. }
+    let (tcp, addr) =
+        transport::dial::dial_any(&ctx.config.relay, ctx.proxy.as_ref(), DIAL_TIMEOUT)
+            .await
+            .map_err(|e| DialFailure {
+                exhausted: matches!(&e, DialError::Unreachable { source, .. }
                 if crate::gate::is_resource_exhaustion(source)),
-            message: e.to_string(),
-        })?;
-    let tls = transport::tls::connect(tcp, ctx.tls.clone(), &ctx.config.relay)
+                message: e.to_string(),
+            })?;
+    let tls = transport::tls::connect(tcp, ctx.tls.clone(), &addr)
         .await
         .map_err(|e| DialFailure {
             message: e.to_string(),

@@ -41,6 +41,32 @@ pub enum ToRelay {
     HostDecline { session: Vec<u8>, message: String },
 }
 
+/// First frame from one relay node to another on their cluster port
+/// (mutually authenticated TLS). The receiving node answers as it answers
+/// the peer the request is for, and after `Paired` the connection is that
+/// peer's pipe.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum NodeRequest {
+    /// A client at the sending node asks for a host whose control
+    /// connection is at the receiving node (answered `HostNotified`, then
+    /// `Paired` or `Error`).
+    Forward {
+        version: u32,
+        id: ComputerId,
+        /// The client's address as the first node saw it (told to the host).
+        client_addr: String,
+    },
+    /// A host's data connection for `session` reached the sending node; the
+    /// session's client waits at the receiving node (answered `Paired` or
+    /// `Error`).
+    Accept {
+        version: u32,
+        id: ComputerId,
+        session: Vec<u8>,
+    },
+}
+
 /// Messages the relay sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

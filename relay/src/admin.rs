@@ -88,7 +88,10 @@ pub async fn serve(dir: &Path, operator: Operator) -> anyhow::Result<()> {
             let mut limited = tokio::io::BufReader::new(read.take(MAX_REQUEST as u64));
             let reply = match limited.read_line(&mut line).await {
                 Ok(_) => match serde_json::from_str::<Request>(&line) {
-                    Ok(request) => match operator.unbind(&request.unbind, &by(uid, &request.by)) {
+                    Ok(request) => match operator
+                        .unbind(&request.unbind, &by(uid, &request.by))
+                        .await
+                    {
                         Ok(message) => Reply { ok: true, message },
                         Err(e) => Reply {
                             ok: false,

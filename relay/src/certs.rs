@@ -153,6 +153,14 @@ fn first_certificate(pem: &str) -> Result<x509_cert::Certificate, String> {
         .ok_or_else(|| "no certificate in it".to_owned())
 }
 
+/// The DNS names and IP addresses the relay certificate in `dir` covers.
+pub(crate) fn names(dir: &Path) -> Result<Vec<String>, String> {
+    let path = dir.join(CERT_FILE);
+    let pem = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    current_names(&pem)
+}
+
 /// The DNS names and IP addresses a certificate covers.
 fn current_names(pem: &str) -> Result<Vec<String>, String> {
     let cert = first_certificate(pem)?;

@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 use clap::{Parser, Subcommand};
 use proto::rate::Rate;
 use proto::ComputerId;
+use relay::cluster::ClusterConfig;
 use relay::{Limits, Relay, RelayConfig};
 
 /// thin-relay: the meeting point for office PCs (hosts) and people at home (clients).
@@ -16,6 +17,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once at start: the size of its largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Create the relay CA (DIR/ca.pem, which clients and hosts pin) and the relay certificate.
@@ -74,6 +77,14 @@ enum Command {
         /// "clients"); read again when it changes or on SIGHUP.
         #[arg(long)]
         deny_file: Option<PathBuf>,
+        /// Serve one population of hosts with other relay nodes: computer IDs and which node
+        /// holds each online host live in this Redis (redis://host:port). Needs --cluster-addr.
+        #[arg(long, requires = "cluster_addr", value_name = "URL")]
+        directory: Option<String>,
+        /// This node's own address for the other nodes (TLS both ways with certificates from
+        /// the relay CA; all nodes share its ca.pem), for example 10.0.0.11:4434.
+        #[arg(long, requires = "directory")]
+        cluster_addr: Option<SocketAddr>,
     },
     /// Issue a new relay certificate from the same CA (hosts and clients keep their ca.pem);
     /// a running relay picks it up within a minute.
@@ -218,6 +229,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             web_key,
             metrics,
             deny_file,
+            directory,
+            cluster_addr,
         } => {
             if let Some(web) = &web {
                 if !web.join("index.html").is_file() {
@@ -246,10 +259,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     web_cert: web_cert.zip(web_key),
                     metrics,
                     deny_file,
+                    cluster: directory
+                        .zip(cluster_addr)
+                        .map(|(directory, addr)| ClusterConfig { directory, addr }),
                     ..RelayConfig::new(dir.clone(), listen)
                 })
                 .await?;
                 println!("thin-relay listening on {}", relay.local_addr());
+                if let Some(addr) = relay.cluster_addr() {
+                    println!("thin-relay cluster port on {addr}");
+                }
                 if let Some(addr) = relay.metrics_addr() {
                     println!("thin-relay metrics on http://{addr}/metrics");
                 }

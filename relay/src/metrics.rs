@@ -53,6 +53,8 @@ pub enum Pairing {
     Refused,
     /// The client's or the host's network is refused by the operator.
     Denied,
+    /// The shared directory (Redis) could not be reached.
+    DirectoryDown,
 }
 
 impl Pairing {
@@ -66,6 +68,7 @@ impl Pairing {
             Pairing::Busy => "busy",
             Pairing::Refused => "refused",
             Pairing::Denied => "denied",
+            Pairing::DirectoryDown => "directory_down",
         }
     }
 }

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Context as _;
 use proto::rate::Rate;
 use proto::relay::{
-    self, ErrorCode, FromRelay, ToRelay, MAX_DECLINE_MESSAGE, PROTOCOL_VERSION, TOKEN_LEN,
+    self, ErrorCode, FromRelay, NodeRequest, ToRelay, MAX_DECLINE_MESSAGE, PROTOCOL_VERSION,
+    TOKEN_LEN,
 };
 use proto::{ComputerId, FrameError};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -22,12 +23,14 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 use transport::{FramedIo, Prefixed, ReadFrameError};
 
+use crate::cluster::{Cluster, ClusterConfig};
 use crate::deny::{self, DenyList, Role};
+use crate::directory::{Renewal, Unreachable, Whereabouts};
 use crate::limits::{self, Connections, Evict, Keyed, Kind, PerAddress, Slot};
 use crate::metrics::{self, Limit, Metrics, Pairing};
 use crate::registry::{Claim, Notice, OnlineHost, Registry};
 use crate::tap::{Counted, Direction, Tap, Tapped};
-use crate::{certs, oplog, tokens, CERT_FILE, KEY_FILE};
+use crate::{certs, cluster, oplog, tokens, CERT_FILE, KEY_FILE};
 
 /// Bounds that keep one misbehaving peer from costing the relay much.
 #[derive(Debug, Clone)]
@@ -149,6 +152,9 @@ pub struct RelayConfig {
     /// Networks refused (see [`crate::deny`]), reloaded when the file
     /// changes or on SIGHUP.
     pub deny_file: Option<PathBuf>,
+    /// One node of several sharing a directory (see [`crate::cluster`]);
+    /// none: a relay on its own, with its bindings in its folder.
+    pub cluster: Option<ClusterConfig>,
 }
 
 impl RelayConfig {
@@ -165,6 +171,7 @@ impl RelayConfig {
             tap: None,
             metrics: None,
             deny_file: None,
+            cluster: None,
         }
     }
 }
@@ -184,7 +191,9 @@ type Delivery = Result<DataConn, (ErrorCode, String, Pairing)>;
 /// A handed-over connection's place at the relay, kept by the task that
 /// splices it.
 struct Held {
-    _slot: Slot,
+    /// None for a connection another node handed over (that node holds
+    /// its place).
+    _slot: Option<Slot>,
 }
 
 struct Shared {
@@ -216,6 +225,9 @@ struct Shared {
     rng: SystemRandom,
     metrics: Arc<Metrics>,
     deny: RwLock<DenyList>,
+    /// With other nodes: bindings and presence live in the directory (the
+    /// registry keeps only this node's online hosts).
+    cluster: Option<Arc<Cluster>>,
 }
 
 struct PendingSession {
@@ -228,6 +240,7 @@ pub struct Relay {
     listener: TcpListener,
     metrics: Option<TcpListener>,
     deny_watch: Option<deny::Watched>,
+    cluster: Option<TcpListener>,
     shared: Arc<Shared>,
 }
 
@@ -298,6 +311,14 @@ impl Relay {
             Some(addr) => Some(metrics::bind(addr).await?),
             None => None,
         };
+        let (cluster, cluster_listener) = match &config.cluster {
+            Some(wanted) => {
+                let presence = config.limits.heartbeat_timeout;
+                let (cluster, listener) = Cluster::start(&config.dir, wanted, presence).await?;
+                (Some(Arc::new(cluster)), Some(listener))
+            }
+            None => (None, None),
+        };
         let limits = config.limits;
         let by_fds = fd_limit().map(limits::connections_for_fd_limit);
         let max_connections = match (limits.max_connections, by_fds) {
@@ -329,6 +350,7 @@ impl Relay {
             listener,
             metrics,
             deny_watch,
+            cluster: cluster_listener,
             shared: Arc::new(Shared {
                 dir: config.dir,
                 closed: config.closed,
@@ -352,6 +374,7 @@ impl Relay {
                 rng: SystemRandom::new(),
                 metrics: Arc::default(),
                 deny: RwLock::new(deny),
+                cluster,
                 limits,
             }),
         })
@@ -368,6 +391,11 @@ impl Relay {
         self.metrics.as_ref().and_then(|l| l.local_addr().ok())
     }
 
+    /// Where other relay nodes reach this one, when it is one of several.
+    pub fn cluster_addr(&self) -> Option<SocketAddr> {
+        self.cluster.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     /// The operator's handle on this relay (its control socket uses it).
     pub fn operator(&self) -> Operator {
         Operator {
@@ -382,6 +410,9 @@ impl Relay {
         if let Some(watch) = self.deny_watch {
             tokio::spawn(watch_deny_file(Arc::downgrade(&self.shared), watch));
         }
+        let _cluster = self.cluster.map(|listener| {
+            AbortOnDrop(tokio::spawn(serve_cluster(self.shared.clone(), listener)))
+        });
         let _metrics = self.metrics.map(|listener| {
             let shared = Arc::downgrade(&self.shared);
             AbortOnDrop(tokio::spawn(metrics::serve(listener, move || {
@@ -461,10 +492,26 @@ pub struct Operator {
 }
 
 impl Operator {
-    /// Releases `id` from its host key; see [`unbind`].
-    pub fn unbind(&self, id: &ComputerId, by: &str) -> anyhow::Result<String> {
-        let mut registry = self.shared.registry.lock().expect("not poisoned");
-        unbind(&self.shared.dir, &mut registry, id, by)
+    /// Releases `id` from its host key; see [`unbind`]. With other nodes,
+    /// in the shared directory: a host connected at another node is let go
+    /// when that node next renews its presence.
+    pub async fn unbind(&self, id: &ComputerId, by: &str) -> anyhow::Result<String> {
+        let shared = &self.shared;
+        let Some(cluster) = &shared.cluster else {
+            let mut registry = shared.registry.lock().expect("not poisoned");
+            return unbind(&shared.dir, &mut registry, id, by);
+        };
+        let key = cluster.directory.unbind(id).await?;
+        let Some(key) = key else {
+            anyhow::bail!("computer ID '{id}' is not bound in this relay's directory");
+        };
+        shared
+            .registry
+            .lock()
+            .expect("not poisoned")
+            .online
+            .remove(id);
+        Ok(released(&shared.dir, id, &key, by))
     }
 }
 
@@ -482,17 +529,22 @@ pub fn unbind(
     let Some(key) = key else {
         anyhow::bail!("computer ID '{id}' is not bound at this relay");
     };
-    let fingerprint = proto::channel::fingerprint(&key);
+    Ok(released(dir, id, &key, by))
+}
+
+/// Audits the release of `id` from `key`; what the operator is told.
+fn released(dir: &Path, id: &ComputerId, key: &[u8], by: &str) -> String {
+    let fingerprint = proto::channel::fingerprint(key);
     oplog::record(
         dir,
         "unbind",
         serde_json::json!({ "id": id, "key": fingerprint, "by": by }),
     );
     warn!(%id, key = %fingerprint, by, "computer ID released by the operator");
-    Ok(format!(
+    format!(
         "computer ID '{id}' released (it was bound to host key {fingerprint}); that key cannot \
          claim it again"
-    ))
+    )
 }
 
 impl Shared {
@@ -599,6 +651,11 @@ async fn watch_certificate(shared: std::sync::Weak<Shared>) {
             match load_tls(&dir, shared.web_cert.as_ref()) {
                 Ok(tls) => {
                     *shared.acceptor.write().expect("not poisoned") = TlsAcceptor::from(tls);
+                    if let Some(cluster) = &shared.cluster {
+                        if let Err(e) = cluster.reload(&dir) {
+                            warn!(error = %format!("{e:#}"), "cannot reload the cluster port's certificate");
+                        }
+                    }
                     info!("relay certificate reloaded");
                     certs::warn_if_expiring(&dir);
                     seen = now;
@@ -802,7 +859,8 @@ async fn serve_peer(
             host_control(shared, conn, peer, slot, hello).await
         }
         Some(ToRelay::HostAccept { id, session }) => {
-            Box::pin(host_data(shared, conn, peer, slot, id, session)).await
+            let from = Source::Peer { addr: peer, slot };
+            Box::pin(host_data(shared, conn, from, id, session)).await
         }
         Some(ToRelay::ClientHello { id, .. }) => {
             Box::pin(client(shared, conn, peer, slot, id)).await
@@ -902,11 +960,18 @@ async fn host_control(
     }
     // New IDs are bound one at a time: the check, the token and the claim
     // belong together (a token is used once; a used token binds its ID).
-    let claimable = |shared: &Shared| shared.registry.lock().unwrap().claimable(&id, &public_key);
     let mut valid_token = None;
-    let enrolling = if claimable(&shared) {
+    let claimable = match claimable(&shared, &id, &public_key).await {
+        Ok(claimable) => claimable,
+        Err(e) => return directory_down(&shared, &mut conn, peer, &id, e).await,
+    };
+    let enrolling = if claimable {
         let enrolling = shared.enrolment.lock().await;
-        if claimable(&shared) {
+        let still = match self::claimable(&shared, &id, &public_key).await {
+            Ok(claimable) => claimable,
+            Err(e) => return directory_down(&shared, &mut conn, peer, &id, e).await,
+        };
+        if still {
             match may_bind(&shared, peer, &id, token.as_deref()).await {
                 Ok(token) => valid_token = token,
                 Err((code, message)) => {
@@ -927,21 +992,31 @@ async fn host_control(
 
     let conn_id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
     let (notice_tx, mut notices) = mpsc::channel(shared.limits.pending_per_host);
-    let claim = {
-        let mut registry = shared.registry.lock().unwrap();
-        let claim = registry.claim(&id, &public_key);
+    let online = OnlineHost {
+        conn: conn_id,
+        addr: peer.ip(),
+        notices: notice_tx,
+    };
+    // A reconnecting host replaces its stale control connection.
+    let go_online = |registry: &mut Registry, claim: &Result<Claim, String>| {
         if let Ok(Claim::New | Claim::Known) = claim {
-            // A reconnecting host replaces its stale control connection.
-            registry.online.insert(
-                id.clone(),
-                OnlineHost {
-                    conn: conn_id,
-                    addr: peer.ip(),
-                    notices: notice_tx,
-                },
-            );
+            registry.online.insert(id.clone(), online);
         }
-        claim
+    };
+    let claim = match &shared.cluster {
+        Some(cluster) => {
+            let claim = cluster.directory.claim(&id, &public_key).await;
+            let claim = claim.map_err(|e| e.to_string());
+            go_online(&mut shared.registry.lock().unwrap(), &claim);
+            claim
+        }
+        None => {
+            let mut registry = shared.registry.lock().unwrap();
+            let claim = registry.claim(&id, &public_key);
+            let claim = claim.map_err(|e| format!("cannot save the host registry: {e}"));
+            go_online(&mut registry, &claim);
+            claim
+        }
     };
     if let (Ok(Claim::New), Some(valid)) = (&claim, valid_token) {
         record_token_use(&shared, peer, &id, valid).await;
@@ -980,12 +1055,13 @@ async fn host_control(
             ))
         }
         Err(e) => {
-            warn!(error = %e, "cannot save the host registry");
+            warn!(%id, error = %e, "cannot bind a computer ID");
             shared.metrics.directory_error();
-            Some((
-                ErrorCode::Internal,
-                "the relay cannot save its registry".to_owned(),
-            ))
+            let message = match shared.cluster {
+                Some(_) => DIRECTORY_DOWN,
+                None => "the relay cannot save its registry",
+            };
+            Some((ErrorCode::Internal, message.to_owned()))
         }
     };
     if let Some((code, message)) = refused {
@@ -1011,12 +1087,18 @@ async fn host_control(
     info!(%peer, %id, "host online");
 
     let heartbeat = shared.limits.heartbeat_timeout;
+    // With other nodes, each heartbeat renews the host's presence in the
+    // directory, one renewal at a time, without holding up its notices.
+    let mut renewal: Option<RenewalCall> = None;
     let reason = loop {
         tokio::select! {
             msg = tokio::time::timeout(heartbeat, read_msg(&mut conn)) => match msg {
                 Ok(Some(ToRelay::Ping)) => {
                     if conn.write_all(&relay::encode(&FromRelay::Pong)).await.is_err() {
                         break "write failed";
+                    }
+                    if let (Some(cluster), None) = (&shared.cluster, &renewal) {
+                        renewal = Some(renew(cluster.clone(), id.clone(), public_key.clone()));
                     }
                 }
                 Ok(Some(ToRelay::HostDecline { session, message })) => {
@@ -1029,6 +1111,19 @@ async fn host_control(
                 Ok(None) => break "disconnected",
                 Err(_) => break "heartbeat timeout",
             },
+            renewed = async { renewal.as_mut().expect("checked").await }, if renewal.is_some() => {
+                renewal = None;
+                match renewed {
+                    Ok(Renewal::Held) => {}
+                    Ok(Renewal::Lost) => break "released by the operator",
+                    Err(e) => {
+                        // Kept online here; renewed again at the next
+                        // heartbeat, once the directory is back.
+                        shared.metrics.directory_error();
+                        warn!(%id, error = %e, "cannot renew a host's presence");
+                    }
+                }
+            }
             notice = notices.recv() => match notice {
                 Some(notice) => {
                     let Notice { session, client_addr } = *notice;
@@ -1045,6 +1140,41 @@ async fn host_control(
     };
     mark_offline(&shared, &id, conn_id);
     info!(%peer, %id, reason, "host offline");
+}
+
+/// What a host is told when the directory cannot be reached.
+const DIRECTORY_DOWN: &str = "the relay cannot reach its directory of computers right now; the \
+                              office PC tries again by itself";
+
+/// A renewal of a host's presence under way.
+type RenewalCall =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Renewal, Unreachable>> + Send>>;
+
+fn renew(cluster: Arc<Cluster>, id: ComputerId, key: Vec<u8>) -> RenewalCall {
+    Box::pin(async move { cluster.directory.renew(&id, &key).await })
+}
+
+/// Whether `id` is free for `key` to claim as a new binding.
+async fn claimable(shared: &Shared, id: &ComputerId, key: &[u8]) -> Result<bool, Unreachable> {
+    match &shared.cluster {
+        Some(cluster) => cluster.directory.claimable(id, key).await,
+        None => Ok(shared.registry.lock().unwrap().claimable(id, key)),
+    }
+}
+
+/// Refuses a registration the directory could not answer (the host tries
+/// again with its back-off).
+async fn directory_down(
+    shared: &Shared,
+    conn: &mut FramedIo<Stream>,
+    peer: SocketAddr,
+    id: &ComputerId,
+    e: Unreachable,
+) {
+    warn!(%peer, %id, error = %e, "registration refused: no directory");
+    shared.metrics.directory_error();
+    shared.metrics.registration("directory_down");
+    send_error(conn, ErrorCode::Internal, DIRECTORY_DOWN).await;
 }
 
 /// Whether a host at `peer` may bind the new ID `id`: with a valid token
@@ -1159,8 +1289,19 @@ fn take_pending(shared: &Shared, id: &ComputerId, session: &[u8]) -> Option<Pend
 
 fn mark_offline(shared: &Shared, id: &ComputerId, conn_id: u64) {
     let mut registry = shared.registry.lock().unwrap();
-    if registry.online.get(id).is_some_and(|h| h.conn == conn_id) {
-        registry.online.remove(id);
+    if registry.online.get(id).is_none_or(|h| h.conn != conn_id) {
+        return;
+    }
+    registry.online.remove(id);
+    drop(registry);
+    if let Some(cluster) = shared.cluster.clone() {
+        let id = id.clone();
+        tokio::spawn(async move {
+            if let Err(e) = cluster.directory.leave(&id).await {
+                // Its presence expires by itself.
+                debug!(%id, error = %e, "cannot withdraw a host's presence");
+            }
+        });
     }
 }
 
@@ -1168,12 +1309,21 @@ fn mark_offline(shared: &Shared, id: &ComputerId, conn_id: u64) {
 async fn host_data(
     shared: Arc<Shared>,
     mut conn: FramedIo<Stream>,
-    peer: SocketAddr,
-    mut slot: Slot,
+    from: Source,
     id: ComputerId,
     session: Vec<u8>,
 ) {
     let Some(pending) = take_pending(&shared, &id, &session) else {
+        // With other nodes, the client may wait at the node that holds the
+        // host's control connection (a load balancer chose this one).
+        if let (Source::Peer { addr, slot }, Some(cluster)) = (from, &shared.cluster) {
+            if let Ok(Whereabouts::At(node)) = cluster.directory.find(&id).await {
+                if node != cluster.directory.node() {
+                    let at = (node, addr, slot);
+                    return accept_through(&shared, conn, at, id, session).await;
+                }
+            }
+        }
         send_error(
             &mut conn,
             ErrorCode::UnknownSession,
@@ -1182,14 +1332,20 @@ async fn host_data(
         .await;
         return;
     };
-    if !slot.prove(Kind::Host) {
-        shared.metrics.refused(Limit::HostsPerAddress);
-        let message = "too many connections from the office PC's address";
-        let busy = (ErrorCode::HostBusy, message.into(), Pairing::Busy);
-        let _ = pending.deliver.send(Err(busy));
-        send_error(&mut conn, ErrorCode::RateLimited, message).await;
-        return;
-    }
+    let (peer, slot) = match from {
+        Source::Peer { addr, mut slot } => {
+            if !slot.prove(Kind::Host) {
+                shared.metrics.refused(Limit::HostsPerAddress);
+                let message = "too many connections from the office PC's address";
+                let busy = (ErrorCode::HostBusy, message.into(), Pairing::Busy);
+                let _ = pending.deliver.send(Err(busy));
+                send_error(&mut conn, ErrorCode::RateLimited, message).await;
+                return;
+            }
+            (addr.to_string(), Some(slot))
+        }
+        Source::Node(node) => (node.to_string(), None),
+    };
     if conn
         .write_all(&relay::encode(&FromRelay::Paired))
         .await
@@ -1204,12 +1360,89 @@ async fn host_data(
         .send(Ok((stream, rest, Held { _slot: slot })));
 }
 
+/// Where a connection comes from: a peer connected here (holding its
+/// place), or another node on the cluster port.
+enum Source {
+    Peer { addr: SocketAddr, slot: Slot },
+    Node(SocketAddr),
+}
+
+/// A host's data connection for a session whose client waits at the node
+/// `at.0`: hand it to that node and splice.
+async fn accept_through(
+    shared: &Arc<Shared>,
+    mut conn: FramedIo<Stream>,
+    (node, peer, mut slot): (String, SocketAddr, Slot),
+    id: ComputerId,
+    session: Vec<u8>,
+) {
+    if !slot.prove(Kind::Host) {
+        shared.metrics.refused(Limit::HostsPerAddress);
+        let message = "too many connections from the office PC's address";
+        send_error(&mut conn, ErrorCode::RateLimited, message).await;
+        return;
+    }
+    let cluster = shared.cluster.as_ref().expect("only with other nodes");
+    let request = NodeRequest::Accept {
+        version: PROTOCOL_VERSION,
+        id: id.clone(),
+        session,
+    };
+    let answer = async {
+        let upstream = cluster.ask(&node, &request).await?;
+        let mut upstream: FramedIo<Stream> = FramedIo::new(Box::new(upstream));
+        let frame = tokio::time::timeout(cluster::DIAL_TIMEOUT, upstream.read_frame())
+            .await
+            .map_err(|_| "no answer in time".to_owned())?
+            .map_err(|e| e.to_string())?;
+        let answer = relay::decode::<FromRelay>(&frame).map_err(|e| e.to_string())?;
+        Ok::<_, String>((upstream, answer))
+    };
+    let upstream = match answer.await {
+        Ok((upstream, FromRelay::Paired)) => upstream,
+        Ok((_, FromRelay::Error { code, message })) => {
+            send_error(&mut conn, code, message).await;
+            return;
+        }
+        Ok((_, other)) => {
+            warn!(%peer, %id, %node, ?other, "unexpected answer from another node");
+            send_error(&mut conn, ErrorCode::Internal, "the relay lost the session").await;
+            return;
+        }
+        Err(e) => {
+            warn!(%peer, %id, %node, error = %e, "cannot hand a data connection to its node");
+            let message = "the relay node the client waits at cannot be reached";
+            send_error(&mut conn, ErrorCode::UnknownSession, message).await;
+            return;
+        }
+    };
+    if conn
+        .write_all(&relay::encode(&FromRelay::Paired))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    debug!(%peer, %id, %node, "host data connection handed to another node");
+    let (host_stream, host_rest) = conn.into_parts();
+    let (node_stream, node_rest) = upstream.into_parts();
+    let peer = peer.to_string();
+    splice(
+        shared,
+        &peer,
+        &id,
+        (node_stream, node_rest),
+        (host_stream, host_rest),
+    )
+    .await;
+}
+
 /// A client asking for a computer: find its host, wait for it, splice.
 async fn client(
     shared: Arc<Shared>,
     mut conn: FramedIo<Stream>,
     peer: SocketAddr,
-    mut slot: Slot,
+    slot: Slot,
     id: ComputerId,
 ) {
     let asked = Instant::now();
@@ -1249,35 +1482,86 @@ async fn client(
         send_error(&mut conn, ErrorCode::RateLimited, message).await;
         return;
     }
-    let host = {
+    let (here, known) = {
         let registry = shared.registry.lock().unwrap();
-        if !registry.is_known(&id) {
-            Err((
-                ErrorCode::UnknownId,
-                format!("no computer with ID '{id}' is registered at this relay; check the ID"),
-            ))
-        } else if let Some(host) = registry.online.get(&id) {
-            Ok(host.notices.clone())
-        } else {
-            Err((
-                ErrorCode::HostOffline,
-                format!("computer '{id}' is offline: its host agent is not connected to the relay"),
-            ))
-        }
+        let here = registry.online.get(&id).map(|host| host.notices.clone());
+        (here, registry.is_known(&id))
     };
-    let notices = match host {
-        Ok(n) => n,
-        Err((code, message)) => {
-            info!(%peer, %id, ?code, "client refused");
-            shared.metrics.pairing(match code {
-                ErrorCode::UnknownId => Pairing::UnknownId,
-                _ => Pairing::HostOffline,
-            });
-            send_error(&mut conn, code, message).await;
-            return;
-        }
+    let unknown = || {
+        let message =
+            format!("no computer with ID '{id}' is registered at this relay; check the ID");
+        (ErrorCode::UnknownId, message, Pairing::UnknownId)
     };
+    let offline = || {
+        let message =
+            format!("computer '{id}' is offline: its host agent is not connected to the relay");
+        (ErrorCode::HostOffline, message, Pairing::HostOffline)
+    };
+    let (code, message, outcome) = match (here, &shared.cluster) {
+        (Some(notices), _) => {
+            let asker = Asker::Client { peer, slot };
+            return pair_here(&shared, conn, asker, id, notices, asked).await;
+        }
+        (None, None) if known => offline(),
+        (None, None) => unknown(),
+        (None, Some(cluster)) => match cluster.directory.find(&id).await {
+            Ok(Whereabouts::At(node)) if node != cluster.directory.node() => {
+                let at = (node, asked);
+                return Box::pin(pair_through(&shared, conn, peer, slot, id, at)).await;
+            }
+            Ok(Whereabouts::Unknown) => unknown(),
+            // Present here by the directory, not by this node: gone.
+            Ok(Whereabouts::At(_) | Whereabouts::Offline) => offline(),
+            Err(e) => {
+                warn!(%peer, %id, error = %e, "cannot look a computer up");
+                shared.metrics.directory_error();
+                let message = format!(
+                    "the relay cannot look up computer '{id}' right now (its directory is \
+                     unreachable); try again in a minute"
+                );
+                (ErrorCode::Internal, message, Pairing::DirectoryDown)
+            }
+        },
+    };
+    info!(%peer, %id, ?code, "client refused");
+    shared.metrics.pairing(outcome);
+    send_error(&mut conn, code, message).await;
+}
 
+/// Who asks for a host at this node: a client connected here, or another
+/// node for a client connected there (which holds that client's place and
+/// counts its pairing).
+enum Asker {
+    Client { peer: SocketAddr, slot: Slot },
+    Node { client_addr: String },
+}
+
+impl Asker {
+    fn addr(&self) -> String {
+        match self {
+            Asker::Client { peer, .. } => peer.to_string(),
+            Asker::Node { client_addr } => client_addr.clone(),
+        }
+    }
+
+    fn pairing(&self, shared: &Shared, outcome: Pairing) {
+        if let Asker::Client { .. } = self {
+            shared.metrics.pairing(outcome);
+        }
+    }
+}
+
+/// Asks the host connected here (its notices: `notices`) for a session and
+/// splices it with the asker's connection.
+async fn pair_here(
+    shared: &Arc<Shared>,
+    mut conn: FramedIo<Stream>,
+    mut asker: Asker,
+    id: ComputerId,
+    notices: mpsc::Sender<Box<Notice>>,
+    asked: Instant,
+) {
+    let peer = asker.addr();
     let session = random_token(&shared.rng);
     let (deliver, delivered) = oneshot::channel();
     shared.pending.lock().unwrap().insert(
@@ -1292,12 +1576,12 @@ async fn client(
     };
     let notice = Box::new(Notice {
         session: session.clone(),
-        client_addr: peer.to_string(),
+        client_addr: peer.clone(),
     });
     if notices.try_send(notice).is_err() {
         forget();
         shared.metrics.refused(Limit::PendingPerHost);
-        shared.metrics.pairing(Pairing::Refused);
+        asker.pairing(shared, Pairing::Refused);
         send_error(
             &mut conn,
             ErrorCode::RateLimited,
@@ -1319,14 +1603,14 @@ async fn client(
         Ok(Ok(Ok(host_conn))) => host_conn,
         Ok(Ok(Err((code, message, outcome)))) => {
             info!(%peer, %id, ?code, "host declined the session");
-            shared.metrics.pairing(outcome);
+            asker.pairing(shared, outcome);
             send_error(&mut conn, code, message).await;
             return;
         }
         _ => {
             forget();
             info!(%peer, %id, "host did not answer in time");
-            shared.metrics.pairing(Pairing::Timeout);
+            asker.pairing(shared, Pairing::Timeout);
             let secs = shared.limits.pairing_timeout.as_secs();
             send_error(
                 &mut conn,
@@ -1338,6 +1622,107 @@ async fn client(
         }
     };
     let (host_stream, host_rest, _host_held) = host_conn;
+    if let Asker::Client { slot, .. } = &mut asker {
+        if !slot.prove(Kind::Client) {
+            shared.metrics.refused(Limit::SessionsPerAddress);
+            shared.metrics.pairing(Pairing::Refused);
+            let message = "too many sessions from your address at once";
+            send_error(&mut conn, ErrorCode::RateLimited, message).await;
+            return;
+        }
+    }
+    if conn
+        .write_all(&relay::encode(&FromRelay::Paired))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    info!(%peer, %id, "paired");
+    if let Asker::Client { .. } = asker {
+        shared.metrics.pairing(Pairing::Paired);
+        shared.metrics.paired_after(asked.elapsed());
+    }
+    let (client_stream, client_rest) = conn.into_parts();
+    splice(
+        shared,
+        &peer,
+        &id,
+        (client_stream, client_rest),
+        (host_stream, host_rest),
+    )
+    .await;
+}
+
+/// The client's host is connected at the node `at.0`: ask that node for
+/// it, pass its answers on, and splice the client with it.
+async fn pair_through(
+    shared: &Arc<Shared>,
+    mut conn: FramedIo<Stream>,
+    peer: SocketAddr,
+    mut slot: Slot,
+    id: ComputerId,
+    (node, asked): (String, Instant),
+) {
+    let cluster = shared.cluster.as_ref().expect("only with other nodes");
+    let request = NodeRequest::Forward {
+        version: PROTOCOL_VERSION,
+        id: id.clone(),
+        client_addr: peer.to_string(),
+    };
+    let upstream = match cluster.ask(&node, &request).await {
+        Ok(upstream) => upstream,
+        Err(e) => {
+            // A node that died leaves presences behind until they expire;
+            // its hosts come back at other nodes.
+            warn!(%peer, %id, %node, error = %e, "cannot reach the host's relay node");
+            shared.metrics.pairing(Pairing::HostOffline);
+            let message = format!(
+                "computer '{id}' is connected to another relay node that cannot be reached; \
+                 try again in a minute"
+            );
+            send_error(&mut conn, ErrorCode::HostOffline, message).await;
+            return;
+        }
+    };
+    let mut upstream: FramedIo<Stream> = FramedIo::new(Box::new(upstream));
+    // Longer than the other node's own wait for its host.
+    let patience = shared.limits.pairing_timeout + cluster::DIAL_TIMEOUT;
+    loop {
+        let answer = tokio::time::timeout(patience, upstream.read_frame()).await;
+        let answer = match answer {
+            Ok(Ok(frame)) => relay::decode::<FromRelay>(&frame).ok(),
+            _ => None,
+        };
+        match answer {
+            Some(FromRelay::HostNotified) => {
+                let notified = relay::encode(&FromRelay::HostNotified);
+                if conn.write_all(&notified).await.is_err() {
+                    return;
+                }
+            }
+            Some(FromRelay::Paired) => break,
+            Some(FromRelay::Error { code, message }) => {
+                info!(%peer, %id, %node, ?code, "the host's node refused the session");
+                shared.metrics.pairing(match code {
+                    ErrorCode::HostOffline => Pairing::HostOffline,
+                    ErrorCode::Timeout => Pairing::Timeout,
+                    ErrorCode::HostBusy => Pairing::Declined,
+                    ErrorCode::Denied => Pairing::Denied,
+                    _ => Pairing::Refused,
+                });
+                send_error(&mut conn, code, message).await;
+                return;
+            }
+            _ => {
+                warn!(%peer, %id, %node, "the host's node broke off");
+                shared.metrics.pairing(Pairing::HostOffline);
+                let message = format!("the relay lost its way to computer '{id}'; try again");
+                send_error(&mut conn, ErrorCode::HostOffline, message).await;
+                return;
+            }
+        }
+    }
     if !slot.prove(Kind::Client) {
         shared.metrics.refused(Limit::SessionsPerAddress);
         shared.metrics.pairing(Pairing::Refused);
@@ -1352,25 +1737,111 @@ async fn client(
     {
         return;
     }
-    info!(%peer, %id, "paired");
+    info!(%peer, %id, %node, "paired through another node");
     shared.metrics.pairing(Pairing::Paired);
     shared.metrics.paired_after(asked.elapsed());
     let (client_stream, client_rest) = conn.into_parts();
+    let (node_stream, node_rest) = upstream.into_parts();
+    let peer = peer.to_string();
     splice(
-        &shared,
-        peer,
+        shared,
+        &peer,
         &id,
         (client_stream, client_rest),
-        (host_stream, host_rest),
+        (node_stream, node_rest),
     )
     .await;
+}
+
+/// Longest client address another node may pass on.
+const MAX_CLIENT_ADDR: usize = 64;
+
+/// Accepts other nodes on the cluster port until the task is dropped.
+async fn serve_cluster(shared: Arc<Shared>, listener: TcpListener) {
+    loop {
+        let (tcp, from) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                warn!(error = %e, "cluster port: accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            tcp.set_nodelay(true).ok();
+            forwarded(shared, tcp, from).await;
+        });
+    }
+}
+
+/// Another node asks for a host connected here for its client.
+async fn forwarded(shared: Arc<Shared>, tcp: TcpStream, from: SocketAddr) {
+    let Some(cluster) = shared.cluster.clone() else {
+        return;
+    };
+    let acceptor = cluster.acceptor();
+    let first = tokio::time::timeout(shared.limits.handshake_timeout, async {
+        let tls = acceptor.accept(tcp).await.map_err(|e| e.to_string())?;
+        let mut conn: FramedIo<Stream> = FramedIo::new(Box::new(tls));
+        let frame = conn.read_frame().await.map_err(|e| e.to_string())?;
+        Ok::<_, String>((conn, frame))
+    })
+    .await;
+    let (mut conn, frame) = match first {
+        Ok(Ok(first)) => first,
+        Ok(Err(e)) => {
+            shared.metrics.tls_handshake_failed();
+            warn!(%from, error = %e, "cluster port: a peer that is not a node of this relay");
+            return;
+        }
+        Err(_) => {
+            debug!(%from, "cluster port: nothing within the handshake timeout");
+            return;
+        }
+    };
+    let (id, mut client_addr) = match relay::decode::<NodeRequest>(&frame) {
+        Ok(NodeRequest::Forward {
+            version,
+            id,
+            client_addr,
+        }) if check_version(&mut conn, version).await => (id, client_addr),
+        Ok(NodeRequest::Accept {
+            version,
+            id,
+            session,
+        }) if check_version(&mut conn, version).await => {
+            return host_data(shared, conn, Source::Node(from), id, session).await;
+        }
+        Ok(_) => return,
+        Err(e) => {
+            send_error(&mut conn, ErrorCode::BadRequest, e.to_string()).await;
+            return;
+        }
+    };
+    if client_addr.len() > MAX_CLIENT_ADDR || !client_addr.is_ascii() {
+        client_addr = "unknown".to_owned();
+    }
+    let here = {
+        let registry = shared.registry.lock().unwrap();
+        registry.online.get(&id).map(|host| host.notices.clone())
+    };
+    let Some(notices) = here else {
+        let message =
+            format!("computer '{id}' is offline: its host agent is not connected to the relay");
+        send_error(&mut conn, ErrorCode::HostOffline, message).await;
+        return;
+    };
+    debug!(%from, %id, "pairing for a client of another node");
+    let asker = Asker::Node { client_addr };
+    pair_here(&shared, conn, asker, id, notices, Instant::now()).await;
 }
 
 /// Copies bytes both ways with bounded buffers until either side closes.
 /// Logs only sizes and durations, never contents.
 async fn splice(
     shared: &Shared,
-    peer: SocketAddr,
+    peer: &str,
     id: &ComputerId,
     client: (Stream, Vec<u8>),
     host: (Stream, Vec<u8>),

@@ -469,28 +469,6 @@ fn a_full_relay_and_a_crowded_address_refuse_in_words() {
     assert!(page.contains("the relay is full right now"), "{page}");
 }
 
-/// One plain HTTP request to the metrics address; the whole answer.
-fn http_get(addr: &str, path: &str) -> String {
-    use std::io::{Read as _, Write as _};
-    let mut tcp = std::net::TcpStream::connect(addr).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(tcp, "GET {path} HTTP/1.1\r\nHost: metrics\r\n\r\n").unwrap();
-    let mut answer = String::new();
-    tcp.read_to_string(&mut answer).unwrap();
-    answer
-}
-
-/// The samples of an OpenMetrics text: `name{labels}` → value.
-fn samples(text: &str) -> std::collections::HashMap<String, f64> {
-    text.lines()
-        .filter(|line| !line.starts_with('#') && !line.is_empty())
-        .filter_map(|line| {
-            let (name, value) = line.rsplit_once(' ')?;
-            Some((name.to_owned(), value.parse().ok()?))
-        })
-        .collect()
-}
-
 #[test]
 fn the_operators_metrics_count_what_the_relay_did_and_only_on_the_admin_address() {
     let mut relay = RelayProc::start(&["--metrics", "127.0.0.1:0"]);

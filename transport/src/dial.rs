@@ -124,6 +124,38 @@ pub async fn dial(
         })?
 }
 
+/// Where each call of [`dial_any`] starts in its list.
+static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Connects to one of `addrs`: a relay's address, or several relay nodes'
+/// separated by commas (`a.example.jp:4433,b.example.jp:4433`). Each call
+/// starts at the next address, so peers spread over the nodes and one that
+/// is down is passed over. Returns the stream and the address it reached.
+pub async fn dial_any(
+    addrs: &str,
+    proxy: Option<&Proxy>,
+    timeout: Duration,
+) -> Result<(TcpStream, String), DialError> {
+    let list: Vec<&str> = addrs
+        .split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .collect();
+    let first = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut last = None;
+    for i in 0..list.len() {
+        let addr = list[(first + i) % list.len()];
+        match dial(addr, proxy, timeout).await {
+            Ok(stream) => return Ok((stream, addr.to_owned())),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| DialError::Unreachable {
+        addr: addrs.to_owned(),
+        source: io::Error::new(io::ErrorKind::InvalidInput, "no address given"),
+    }))
+}
+
 async fn connect(addr: &str) -> Result<TcpStream, DialError> {
     let stream = TcpStream::connect(addr)
         .await

@@ -67,13 +67,9 @@ const HTTP_ALPN: &[u8] = b"http/1.1";
 
 /// Client config that trusts only the certificates in `ca_pem`.
 pub fn pinned_client_config(ca_pem: &Path) -> Result<Arc<ClientConfig>, TlsSetupError> {
-    let mut roots = RootCertStore::empty();
-    for cert in load_certs(ca_pem)? {
-        roots.add(cert)?;
-    }
     let mut config = ClientConfig::builder_with_provider(Arc::new(provider::default_provider()))
         .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_root_certificates(roots)
+        .with_root_certificates(roots(ca_pem)?)
         .with_no_client_auth();
     config.alpn_protocols = vec![NATIVE_ALPN.to_vec()];
     Ok(Arc::new(config))
@@ -126,6 +122,54 @@ pub fn relay_server_config(
         .with_no_client_auth()
         .with_cert_resolver(resolver);
     config.alpn_protocols = vec![NATIVE_ALPN.to_vec(), HTTP_ALPN.to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// What relay nodes announce to each other on their cluster port.
+pub const CLUSTER_ALPN: &[u8] = b"thin-cluster/1";
+
+fn roots(ca_pem: &Path) -> Result<RootCertStore, TlsSetupError> {
+    let mut roots = RootCertStore::empty();
+    for cert in load_certs(ca_pem)? {
+        roots.add(cert)?;
+    }
+    Ok(roots)
+}
+
+/// Server config for a relay node's cluster port: TLS 1.3, and only peers
+/// with a certificate from the relay CA in `ca_pem` (other nodes) get in.
+pub fn cluster_server_config(
+    cert_pem: &Path,
+    key_pem: &Path,
+    ca_pem: &Path,
+) -> Result<Arc<ServerConfig>, TlsSetupError> {
+    let provider = Arc::new(provider::default_provider());
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots(ca_pem)?),
+        provider.clone(),
+    )
+    .build()
+    .map_err(|e| TlsSetupError::Rustls(rustls::Error::General(e.to_string())))?;
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(load_certs(cert_pem)?, load_key(key_pem)?)?;
+    config.alpn_protocols = vec![CLUSTER_ALPN.to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Client config for one relay node dialling another: it trusts only the
+/// relay CA in `ca_pem` and proves itself with its own relay certificate.
+pub fn cluster_client_config(
+    cert_pem: &Path,
+    key_pem: &Path,
+    ca_pem: &Path,
+) -> Result<Arc<ClientConfig>, TlsSetupError> {
+    let mut config = ClientConfig::builder_with_provider(Arc::new(provider::default_provider()))
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_root_certificates(roots(ca_pem)?)
+        .with_client_auth_cert(load_certs(cert_pem)?, load_key(key_pem)?)?;
+    config.alpn_protocols = vec![CLUSTER_ALPN.to_vec()];
     Ok(Arc::new(config))
 }
 

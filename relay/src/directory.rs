@@ -1,0 +1,255 @@
+//! The shared directory of a relay cluster, on Redis: which host key owns
+//! which computer ID (first claim wins, across every node at once) and
+//! which node holds each online host's control connection (expiring unless
+//! the node renews it with the host's heartbeat).
+//!
+//! Every change is one Lua script, so that Redis runs it atomically: two
+//! nodes racing for one new ID give it to exactly one key. Keys are
+//! `thin:{ID}:key` (the host key, base64), `thin:{ID}:released` (keys the
+//! operator released the ID from) and `thin:{ID}:at` (the node's cluster
+//! address); the braces keep one ID's keys in one Redis Cluster slot.
+//!
+//! A node that cannot reach Redis keeps what it has (its online hosts and
+//! their sessions) and refuses what needs the directory; the connection
+//! manager reconnects by itself.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use proto::ComputerId;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::Script;
+
+use crate::registry::Claim;
+
+/// How long one directory call may take before it counts as unreachable
+/// (a host or client waits on it).
+const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Why the directory could not answer.
+#[derive(Debug, thiserror::Error)]
+#[error("the relay's directory (Redis) cannot be reached: {0}")]
+pub struct Unreachable(String);
+
+impl From<redis::RedisError> for Unreachable {
+    fn from(e: redis::RedisError) -> Self {
+        Self(e.to_string())
+    }
+}
+
+/// Where a client's host is, as the directory knows it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Whereabouts {
+    /// No host key holds this ID.
+    Unknown,
+    /// Bound, but no node holds its control connection.
+    Offline,
+    /// Online at the node with this cluster address.
+    At(String),
+}
+
+/// What a node learns when it renews an online host's presence.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Renewal {
+    /// Still this key's; present at this node for another while.
+    Held,
+    /// The operator released the ID, or another key holds it now: the
+    /// host is let go.
+    Lost,
+}
+
+pub struct Directory {
+    redis: ConnectionManager,
+    /// This node's cluster address, as other nodes reach it.
+    node: String,
+    /// How long a presence lasts without renewal.
+    presence: Duration,
+    claimable: Script,
+    claim: Script,
+    renew: Script,
+    leave: Script,
+    unbind: Script,
+}
+
+const CLAIMABLE: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+return 1 - redis.call('SISMEMBER', KEYS[2], ARGV[1])
+";
+
+const CLAIM: &str = r"
+local bound = redis.call('GET', KEYS[1])
+if bound == ARGV[1] then
+  redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[3])
+  return 'known'
+elseif bound then
+  return 'taken'
+elseif redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then
+  return 'released'
+end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[3])
+return 'new'
+";
+
+// A directory that lost its data (Redis restarted without persistence)
+// learns the binding back from the host that proved its key; one the
+// operator released, or another key holds, is not given back.
+const RENEW: &str = r"
+local bound = redis.call('GET', KEYS[1])
+if not bound then
+  if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return 'lost' end
+  redis.call('SET', KEYS[1], ARGV[1])
+elseif bound ~= ARGV[1] then
+  return 'lost'
+end
+redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[3])
+return 'held'
+";
+
+// Only this node's presence: the host may be online at another node now.
+const LEAVE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0
+";
+
+const UNBIND: &str = r"
+local key = redis.call('GET', KEYS[1])
+if not key then return false end
+redis.call('DEL', KEYS[1], KEYS[3])
+redis.call('SADD', KEYS[2], key)
+return key
+";
+
+fn keys(id: &ComputerId) -> [String; 3] {
+    [
+        format!("thin:{{{id}}}:key"),
+        format!("thin:{{{id}}}:released"),
+        format!("thin:{{{id}}}:at"),
+    ]
+}
+
+fn encode(key: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(key)
+}
+
+impl Directory {
+    /// The directory at `url` (`redis://host:port[/db]`) for the node
+    /// reached at `node`; presence lasts `presence` without renewal.
+    /// Connects lazily: a node starts even while Redis is down.
+    pub fn open(url: &str, node: String, presence: Duration) -> anyhow::Result<Self> {
+        let client = redis::Client::open(url)
+            .map_err(|e| anyhow::anyhow!("bad --directory {url:?}: {e}"))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CALL_TIMEOUT))
+            .set_response_timeout(Some(CALL_TIMEOUT))
+            // A few quick retries per call; the next call tries again.
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
+        let redis = ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|e| anyhow::anyhow!("cannot use the directory at {url:?}: {e}"))?;
+        Ok(Self {
+            redis,
+            node,
+            presence,
+            claimable: Script::new(CLAIMABLE),
+            claim: Script::new(CLAIM),
+            renew: Script::new(RENEW),
+            leave: Script::new(LEAVE),
+            unbind: Script::new(UNBIND),
+        })
+    }
+
+    /// This node's cluster address.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    async fn run<T: redis::FromRedisValue>(
+        &self,
+        script: &Script,
+        id: &ComputerId,
+        args: &[&str],
+    ) -> Result<T, Unreachable> {
+        let mut invocation = script.prepare_invoke();
+        for key in keys(id) {
+            invocation.key(key);
+        }
+        for arg in args {
+            invocation.arg(*arg);
+        }
+        let mut redis = self.redis.clone();
+        tokio::time::timeout(CALL_TIMEOUT * 2, invocation.invoke_async(&mut redis))
+            .await
+            .map_err(|_| Unreachable("no answer in time".to_owned()))?
+            .map_err(Unreachable::from)
+    }
+
+    fn presence_ms(&self) -> String {
+        self.presence.as_millis().to_string()
+    }
+
+    /// Whether `id` is free for `key` to claim as a new binding.
+    pub async fn claimable(&self, id: &ComputerId, key: &[u8]) -> Result<bool, Unreachable> {
+        let free: i64 = self.run(&self.claimable, id, &[&encode(key)]).await?;
+        Ok(free == 1)
+    }
+
+    /// Binds `id` to `key` on first claim and marks the host present here.
+    pub async fn claim(&self, id: &ComputerId, key: &[u8]) -> Result<Claim, Unreachable> {
+        let args = [&encode(key), self.node.as_str(), &self.presence_ms()];
+        let outcome: String = self.run(&self.claim, id, &args).await?;
+        match outcome.as_str() {
+            "new" => Ok(Claim::New),
+            "known" => Ok(Claim::Known),
+            "taken" => Ok(Claim::Taken),
+            "released" => Ok(Claim::Released),
+            other => Err(Unreachable(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    /// Renews the presence of the host of `id` (with `key`) at this node.
+    pub async fn renew(&self, id: &ComputerId, key: &[u8]) -> Result<Renewal, Unreachable> {
+        let args = [&encode(key), self.node.as_str(), &self.presence_ms()];
+        let outcome: String = self.run(&self.renew, id, &args).await?;
+        Ok(if outcome == "held" {
+            Renewal::Held
+        } else {
+            Renewal::Lost
+        })
+    }
+
+    /// The host of `id` left this node.
+    pub async fn leave(&self, id: &ComputerId) -> Result<(), Unreachable> {
+        let _: i64 = self.run(&self.leave, id, &[self.node.as_str()]).await?;
+        Ok(())
+    }
+
+    /// Where the host of `id` is.
+    pub async fn find(&self, id: &ComputerId) -> Result<Whereabouts, Unreachable> {
+        let [key, _, at] = keys(id);
+        let mut redis = self.redis.clone();
+        let mut pipe = redis::pipe();
+        pipe.exists(key).get(at);
+        let lookup = pipe.query_async::<(bool, Option<String>)>(&mut redis);
+        let (known, at) = tokio::time::timeout(CALL_TIMEOUT * 2, lookup)
+            .await
+            .map_err(|_| Unreachable("no answer in time".to_owned()))??;
+        Ok(match (known, at) {
+            (false, _) => Whereabouts::Unknown,
+            (true, None) => Whereabouts::Offline,
+            (true, Some(node)) => Whereabouts::At(node),
+        })
+    }
+
+    /// Releases `id` from its key (which may not claim it again); the key
+    /// it was bound to, if any.
+    pub async fn unbind(&self, id: &ComputerId) -> Result<Option<Vec<u8>>, Unreachable> {
+        let key: Option<String> = self.run(&self.unbind, id, &[]).await?;
+        key.map(|k| {
+            base64::engine::general_purpose::STANDARD
+                .decode(k)
+                .map_err(|e| Unreachable(format!("a malformed key in the directory: {e}")))
+        })
+        .transpose()
+    }
+}

@@ -1,0 +1,491 @@
+//! Three relay nodes sharing one real `redis-server` on loopback: a client
+//! at one node reaches a host at another, new IDs go to exactly one key
+//! however nodes race, a node's loss and Redis's loss are survived. The
+//! relays, hosts and Redis are real processes; attackers and bare hosts
+//! are common::hostile's.
+
+mod common;
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::hostile::{self, Stopped, Target};
+use common::*;
+use proto::relay::{self, ErrorCode, FromRelay, ToRelay, PROTOCOL_VERSION};
+use proto::ComputerId;
+use transport::FramedIo;
+
+const USER: &str = "cluster";
+const PASSWORD: &str = "Rdp-pass-cluster";
+
+fn loopback(n: u32) -> IpAddr {
+    IpAddr::from((0x7f00_0000u32 + n).to_be_bytes())
+}
+
+/// A `redis-server` of its own on `port`, keeping nothing on disk.
+struct Redis {
+    proc: Proc,
+    port: u16,
+}
+
+impl Redis {
+    fn start_on(port: u16) -> Self {
+        let mut proc = Proc::start_cmd(
+            "redis-server",
+            Command::new("redis-server").args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+            ]),
+        );
+        proc.wait_for("Ready to accept connections", Duration::from_secs(20));
+        Self { proc, port }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+/// A relay node serving with the directory at `redis`, its certificate and
+/// CA copied from `first` (None: the first node, which makes them).
+fn node(first: Option<&Path>, redis: &str, extra: &[&str]) -> RelayProc {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap().to_owned();
+    match first {
+        None => {
+            let (code, out) = run("thin-relay", &["init", "--dir", &d]);
+            assert_eq!(code, 0, "{out}");
+        }
+        Some(first) => {
+            for file in ["ca.pem", "relay.pem", "relay-key.pem"] {
+                std::fs::copy(first.join(file), dir.path().join(file)).unwrap();
+            }
+        }
+    }
+    let mut args = vec![
+        "serve",
+        "--dir",
+        &d,
+        "--listen",
+        "127.0.0.1:0",
+        "--directory",
+        redis,
+        "--cluster-addr",
+        "127.0.0.1:0",
+        // The races below bind a hundred new IDs from one address.
+        "--new-ids-per-hour",
+        "0",
+    ];
+    args.extend_from_slice(extra);
+    let mut proc = Proc::start("thin-relay", &args);
+    let line = proc.wait_for("thin-relay listening on ", Duration::from_secs(20));
+    let addr = addr_after(&line, "listening on ");
+    proc.wait_for("thin-relay cluster port on ", Duration::from_secs(5));
+    RelayProc { dir, addr, proc }
+}
+
+/// Three nodes on one Redis; extra `serve` arguments per node.
+fn three_nodes(redis: &Redis, extra: [&[&str]; 3]) -> Vec<RelayProc> {
+    let a = node(None, &redis.url(), extra[0]);
+    let b = node(Some(a.dir.path()), &redis.url(), extra[1]);
+    let c = node(Some(a.dir.path()), &redis.url(), extra[2]);
+    vec![a, b, c]
+}
+
+fn target(node: &RelayProc, id: &str) -> Target {
+    Target::new(&node.addr, &node.ca(), id)
+}
+
+fn redis_programs() -> bool {
+    real_peer_programs(&["redis-server"], "redis-server")
+}
+
+/// A bare client asking `node` for `id`: the connection once the relay
+/// said the host was notified, or what it said instead.
+async fn ask_for(node: &Target, id: &str) -> Result<hostile::Control, FromRelay> {
+    let mut conn = FramedIo::new(hostile::dial_from(node, loopback(1)).await.unwrap());
+    let hello = ToRelay::ClientHello {
+        version: PROTOCOL_VERSION,
+        id: ComputerId::parse(id).unwrap(),
+    };
+    conn.write_all(&relay::encode(&hello)).await.unwrap();
+    match read(&mut conn).await {
+        FromRelay::HostNotified => Ok(conn),
+        other => Err(other),
+    }
+}
+
+async fn read(conn: &mut hostile::Control) -> FromRelay {
+    let frame = tokio::time::timeout(Duration::from_secs(30), conn.read_frame())
+        .await
+        .expect("an answer in time")
+        .expect("a frame");
+    relay::decode(&frame).unwrap()
+}
+
+/// Bytes written at one end arrive at the other, both ways.
+async fn carries(client: &mut hostile::Pipe, host: &mut hostile::Pipe) {
+    one_way(client, host, b"from the client").await;
+    one_way(host, client, b"from the host").await;
+}
+
+async fn one_way(from: &mut hostile::Pipe, to: &mut hostile::Pipe, what: &[u8]) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    from.write_all(what).await.unwrap();
+    let mut got = vec![0u8; what.len()];
+    tokio::time::timeout(Duration::from_secs(10), to.read_exact(&mut got))
+        .await
+        .expect("the bytes arrive in time")
+        .unwrap();
+    assert_eq!(got, what);
+}
+
+/// The bare host of `id` (its control connection: `control`) answers the
+/// notified `client`, opening its data connection at `data_node`; both
+/// ends of the session, paired.
+async fn answer(
+    control: &mut hostile::Control,
+    data_node: &Target,
+    id: &str,
+    mut client: hostile::Control,
+) -> (hostile::Pipe, hostile::Pipe) {
+    let FromRelay::Incoming { session, .. } = read(control).await else {
+        panic!("no session notice");
+    };
+    let mut data = FramedIo::new(hostile::dial_from(data_node, loopback(2)).await.unwrap());
+    let accept = ToRelay::HostAccept {
+        id: ComputerId::parse(id).unwrap(),
+        session,
+    };
+    data.write_all(&relay::encode(&accept)).await.unwrap();
+    assert_eq!(read(&mut data).await, FromRelay::Paired);
+    assert_eq!(read(&mut client).await, FromRelay::Paired);
+    let pipe = |conn: hostile::Control| {
+        let (stream, rest) = conn.into_parts();
+        transport::Prefixed::new(rest, stream)
+    };
+    (pipe(client), pipe(data))
+}
+
+/// A client at `client_node` and the bare host of `id` (control connection
+/// `control`) opening its data connection at `data_node`: both ends.
+async fn session_across(
+    (client_node, data_node): (&Target, &Target),
+    id: &str,
+    control: &mut hostile::Control,
+) -> (hostile::Pipe, hostile::Pipe) {
+    let client = ask_for(client_node, id).await.expect("host notified");
+    answer(control, data_node, id, client).await
+}
+
+#[test]
+fn a_client_at_one_node_works_on_a_host_at_another_and_every_path_between_nodes_carries_a_session()
+{
+    if !redis_programs() {
+        return;
+    }
+    let redis = Redis::start_on(free_port());
+    let nodes = three_nodes(&redis, [&[], &[], &["--metrics", "127.0.0.1:0"]]);
+    let work = tempfile::tempdir().unwrap();
+
+    // The real host at node A, the real client at node C: the test
+    // desktop's picture, pixel for pixel.
+    let (_desktop, desktop_addr) = test_desktop(USER, PASSWORD);
+    let _host = HostProc::start(work.path(), &nodes[0], "far-pc", &desktop_addr);
+    let shot = work.path().join("far.png");
+    let (code, out) = thin_client_connect(
+        &nodes[2].addr,
+        &nodes[2].ca(),
+        "far-pc",
+        (USER, PASSWORD),
+        &shot,
+        &[],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(find_picture(&shot).is_some(), "no test desktop picture");
+
+    // A bare host at A whose data connection lands at B (as a load
+    // balancer may send it): client at C → A, host's data at B → A.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let [a, b, c] = [0, 1, 2].map(|i| target(&nodes[i], "bare-pc"));
+    rt.block_on(async {
+        let key = hostile::host_key();
+        let mut control = hostile::register_from(&a, loopback(2), "bare-pc", &key, None)
+            .await
+            .unwrap();
+        let (mut client, mut host) = session_across((&c, &b), "bare-pc", &mut control).await;
+        carries(&mut client, &mut host).await;
+        // And other arrangements of the three.
+        for (client_node, data_node) in [(&a, &a), (&a, &c), (&b, &b), (&c, &c)] {
+            let (mut client, mut host) =
+                session_across((client_node, data_node), "bare-pc", &mut control).await;
+            carries(&mut client, &mut host).await;
+        }
+    });
+
+    // Unknown and offline IDs are told apart at any node.
+    rt.block_on(async {
+        let nobody = hostile::pair_from(&target(&nodes[1], "nobody-pc"), loopback(3)).await;
+        assert!(
+            matches!(&nobody, Err(Stopped::Relay(ErrorCode::UnknownId, _))),
+            "{:?}",
+            nobody.err()
+        );
+    });
+
+    // The client's node counts the pairings it made (the real client's
+    // and five bare ones; the unknown ID was at B).
+    let mut c_node = nodes.into_iter().nth(2).unwrap();
+    let line = c_node
+        .proc
+        .wait_for("thin-relay metrics on http://", Duration::from_secs(5));
+    let metrics = addr_after(&line, "http://")
+        .trim_end_matches("/metrics")
+        .to_owned();
+    let m = samples(&http_get(&metrics, "/metrics"));
+    assert_eq!(
+        m.get("thin_relay_pairings_total{outcome=\"paired\"}"),
+        Some(&3.0),
+        "{m:?}"
+    );
+}
+
+#[test]
+fn two_hosts_racing_for_one_new_id_at_two_nodes_give_it_to_exactly_one_key_every_time() {
+    if !redis_programs() {
+        return;
+    }
+    let redis = Redis::start_on(free_port());
+    let nodes = three_nodes(&redis, [&[], &[], &[]]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        for round in 0..50 {
+            let id = format!("race-{round}");
+            let (a, b, c) = (
+                target(&nodes[0], &id),
+                target(&nodes[1], &id),
+                target(&nodes[2], &id),
+            );
+            let (first, second) = (hostile::host_key(), hostile::host_key());
+            let (at_a, at_b) = tokio::join!(
+                hostile::register_from(&a, loopback(10), &id, &first, None),
+                hostile::register_from(&b, loopback(11), &id, &second, None),
+            );
+            let taken =
+                |r: &Result<_, Stopped>| matches!(r, Err(Stopped::Relay(ErrorCode::IdTaken, _)));
+            let (winner, loser) = match (&at_a, &at_b) {
+                (Ok(_), r) if taken(r) => (&first, &second),
+                (r, Ok(_)) if taken(r) => (&second, &first),
+                _ => panic!(
+                    "round {round}: not exactly one winner: {:?} / {:?}",
+                    at_a.as_ref().err(),
+                    at_b.as_ref().err()
+                ),
+            };
+            // Any node knows who won.
+            let again = hostile::register_from(&c, loopback(12), &id, loser, None).await;
+            assert!(taken(&again), "round {round}: {:?}", again.err());
+            drop((at_a, at_b));
+            let back = hostile::register_from(&c, loopback(12), &id, winner, None).await;
+            assert!(back.is_ok(), "round {round}: {:?}", back.err());
+        }
+    });
+
+    // The operator releases an ID at node B; the host holding it at node
+    // A is let go at its next heartbeat and cannot claim it back.
+    rt.block_on(async {
+        let a = target(&nodes[0], "released-pc");
+        let key = hostile::host_key();
+        let mut control = hostile::register_from(&a, loopback(13), "released-pc", &key, None)
+            .await
+            .unwrap();
+        assert!(hostile::ping(&mut control).await);
+        let b_dir = nodes[1].dir.path().to_str().unwrap().to_owned();
+        let (code, out) = run("thin-relay", &["unbind", "--dir", &b_dir, "released-pc"]);
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains("released"), "{out}");
+        // The renewal after this heartbeat finds the ID released.
+        let _ = hostile::ping(&mut control).await;
+        let mut let_go = false;
+        for _ in 0..20 {
+            if !hostile::ping(&mut control).await {
+                let_go = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(let_go, "the released host stayed online at node A");
+        let again = hostile::register_from(&a, loopback(13), "released-pc", &key, None).await;
+        assert!(
+            matches!(&again, Err(Stopped::Relay(ErrorCode::IdTaken, m)) if m.contains("released")),
+            "{:?}",
+            again.err()
+        );
+    });
+}
+
+#[test]
+fn without_redis_sessions_go_on_and_registrations_are_refused_clearly_until_it_is_back() {
+    if !redis_programs() {
+        return;
+    }
+    let port = free_port();
+    let mut redis = Redis::start_on(port);
+    let nodes = three_nodes(&redis, [&[], &[], &[]]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let [a, b, c] = [0, 1, 2].map(|i| target(&nodes[i], "steady-pc"));
+    rt.block_on(async {
+        let key = hostile::host_key();
+        let mut control = hostile::register_from(&a, loopback(20), "steady-pc", &key, None)
+            .await
+            .unwrap();
+        let (mut client, mut host) = session_across((&c, &b), "steady-pc", &mut control).await;
+
+        redis.proc.kill();
+        // The session between nodes goes on; the host stays online at its
+        // node and is still found by clients there.
+        carries(&mut client, &mut host).await;
+        assert!(hostile::ping(&mut control).await);
+        let (mut client2, mut host2) = session_across((&a, &a), "steady-pc", &mut control).await;
+        carries(&mut client2, &mut host2).await;
+        // New registrations are refused in words, at every node.
+        let other = hostile::host_key();
+        let refused = hostile::register_from(
+            &target(&nodes[1], "new-pc"),
+            loopback(21),
+            "new-pc",
+            &other,
+            None,
+        )
+        .await;
+        match &refused {
+            Err(Stopped::Relay(ErrorCode::Internal, message)) => {
+                assert!(message.contains("directory"), "{message}")
+            }
+            other => panic!("{:?}", other.as_ref().err()),
+        }
+        // A client at another node hears why it cannot be found.
+        let lost = hostile::pair_from(&c, loopback(22)).await;
+        match &lost {
+            Err(Stopped::Relay(ErrorCode::Internal, message)) => {
+                assert!(message.contains("try again"), "{message}")
+            }
+            other => panic!("{:?}", other.as_ref().err()),
+        }
+
+        // Redis comes back empty (no persistence here): registrations work
+        // again, and the host's next heartbeat makes it findable again.
+        redis = Redis::start_on(port);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let back = hostile::register_from(
+                &target(&nodes[1], "new-pc"),
+                loopback(21),
+                "new-pc",
+                &other,
+                None,
+            )
+            .await;
+            if back.is_ok() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{:?}", back.err());
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        assert!(hostile::ping(&mut control).await);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let found = loop {
+            match ask_for(&c, "steady-pc").await {
+                Ok(found) => break found,
+                Err(said) => assert!(Instant::now() < deadline, "not found again: {said:?}"),
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
+        let (mut client3, mut host3) = answer(&mut control, &b, "steady-pc", found).await;
+        carries(&mut client3, &mut host3).await;
+        carries(&mut client, &mut host).await;
+    });
+    drop(redis);
+}
+
+#[test]
+fn when_a_node_dies_its_hosts_come_back_at_another_and_are_reachable_again() {
+    if !redis_programs() {
+        return;
+    }
+    let redis = Redis::start_on(free_port());
+    let mut nodes = three_nodes(&redis, [&[], &[], &[]]);
+    let work = tempfile::tempdir().unwrap();
+    let (_desktop, desktop_addr) = test_desktop(USER, PASSWORD);
+
+    // The host knows all three nodes and starts with the first.
+    let all = nodes
+        .iter()
+        .map(|n| n.addr.clone())
+        .collect::<Vec<_>>()
+        .join(",");
+    let config = work.path().join("moving-pc.toml");
+    init_host(
+        &config,
+        "moving-pc",
+        &all,
+        &nodes[0].ca(),
+        Some(&desktop_addr),
+        &[],
+    );
+    set_host_password(&config, HOST_PASSWORD);
+    let mut host = Proc::start("thin-host", &["run", "--config", config.to_str().unwrap()]);
+    host.wait_for("registered; waiting for sessions", Duration::from_secs(20));
+    let shot = work.path().join("before.png");
+    let (code, out) = thin_client_connect(
+        &nodes[2].addr,
+        &nodes[2].ca(),
+        "moving-pc",
+        (USER, PASSWORD),
+        &shot,
+        &[],
+    );
+    assert_eq!(code, 0, "{out}");
+
+    // The node holding the host (the first it tried) dies.
+    nodes[0]
+        .proc
+        .wait_for("host online", Duration::from_secs(5));
+    nodes[0].proc.kill();
+    let survivor = &nodes[1];
+    let killed_at = Instant::now();
+    let shot = work.path().join("after.png");
+    loop {
+        let (code, out) = thin_client_connect(
+            &survivor.addr,
+            &survivor.ca(),
+            "moving-pc",
+            (USER, PASSWORD),
+            &shot,
+            &[],
+        );
+        if code == 0 {
+            assert!(find_picture(&shot).is_some(), "no picture after the move");
+            break;
+        }
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(60),
+            "the host was not reachable again within a minute: {out}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    eprintln!(
+        "reachable again {:.1} s after its node died",
+        killed_at.elapsed().as_secs_f64()
+    );
+}
