@@ -306,6 +306,11 @@ async fn control(ctx: &Arc<Ctx>, online: Option<&watch::Sender<bool>>) -> Result
                         }
                     });
                 }
+                // A relay node that stops, or lets this PC go.
+                Ok(FromRelay::Error { message, .. }) => {
+                    info!(%message, "the relay ended the connection; connecting again");
+                    return Ok(());
+                }
                 Ok(other) => {
                     warn!(?other, "unexpected message from the relay");
                     return Ok(());

@@ -85,6 +85,18 @@ enum Command {
         /// the relay CA; all nodes share its ca.pem), for example 10.0.0.11:4434.
         #[arg(long, requires = "directory")]
         cluster_addr: Option<SocketAddr>,
+        /// Office PCs registered at this node at once; more are told the relay is full (and
+        /// try another node). Default: as many as the connections allow.
+        #[arg(long)]
+        max_hosts: Option<usize>,
+        /// Sessions at this node at once; more clients are told the relay is full, try again.
+        /// Default: as many as the connections allow.
+        #[arg(long)]
+        max_sessions: Option<usize>,
+        /// On SIGTERM or Ctrl+C: stop accepting, send the office PCs to another node, and give
+        /// sessions under way this many seconds to end before stopping.
+        #[arg(long, default_value_t = 60)]
+        drain_timeout: u64,
     },
     /// Issue a new relay certificate from the same CA (hosts and clients keep their ca.pem);
     /// a running relay picks it up within a minute.
@@ -231,6 +243,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             deny_file,
             directory,
             cluster_addr,
+            max_hosts,
+            max_sessions,
+            drain_timeout,
         } => {
             if let Some(web) = &web {
                 if !web.join("index.html").is_file() {
@@ -248,6 +263,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 max_connections,
                 new_ids_per_ip: per_hour(new_ids_per_hour),
                 new_ids_total: per_hour(new_ids_total_per_hour),
+                max_hosts,
+                max_sessions,
                 ..Limits::default()
             };
             let runtime = tokio::runtime::Runtime::new()?;
@@ -285,14 +302,36 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     drop((dir, operator));
                     std::future::pending::<()>().await
                 };
+                let drain = Duration::from_secs(drain_timeout);
                 tokio::select! {
-                    r = relay.run() => r,
+                    r = relay.run_until(stop_asked(), drain) => r,
                     () = control => Ok(()),
-                    _ = tokio::signal::ctrl_c() => Ok(()),
                 }
             })
         }
     }
+}
+
+/// SIGTERM (a service manager stopping the relay) or Ctrl+C.
+async fn stop_asked() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            },
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    eprintln!("thin-relay stopping: draining");
 }
 
 /// `n` at once and `n` an hour after that; none for 0.

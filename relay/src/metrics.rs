@@ -94,6 +94,10 @@ pub enum Limit {
     NewIds,
     /// A network the operator refuses.
     Denied,
+    /// Hosts at this node (`--max-hosts`).
+    Hosts,
+    /// Sessions at this node (`--max-sessions`).
+    Sessions,
 }
 
 impl Limit {
@@ -106,6 +110,8 @@ impl Limit {
             Limit::HostsPerAddress => "hosts_per_address",
             Limit::SessionsPerAddress => "sessions_per_address",
             Limit::PendingPerHost => "pending_per_host",
+            Limit::Hosts => "hosts",
+            Limit::Sessions => "sessions",
             Limit::NewIds => "new_ids",
             Limit::Denied => "denied_network",
         }

@@ -71,6 +71,13 @@ pub struct Limits {
     pub new_ids_per_ip: Option<Rate>,
     /// New computer IDs bound without an enrolment token, from anywhere.
     pub new_ids_total: Option<Rate>,
+    /// Hosts registered at this node at once (`None`: as many as the
+    /// connections allow); more are told the relay is full, and try
+    /// another node.
+    pub max_hosts: Option<usize>,
+    /// Sessions paired or relayed by this node at once (`None`: as many
+    /// as the connections allow); more are told the relay is full.
+    pub max_sessions: Option<usize>,
 }
 
 impl Default for Limits {
@@ -101,6 +108,8 @@ impl Default for Limits {
                 burst: 1000,
                 interval: Duration::from_millis(3600),
             }),
+            max_hosts: None,
+            max_sessions: None,
         }
     }
 }
@@ -228,7 +237,37 @@ struct Shared {
     /// With other nodes: bindings and presence live in the directory (the
     /// registry keeps only this node's online hosts).
     cluster: Option<Arc<Cluster>>,
+    /// Sessions being paired or relayed here (see [`SessionPlace`]).
+    sessions: AtomicUsize,
+    /// Stopping: hosts are let go and told why.
+    draining: std::sync::atomic::AtomicBool,
 }
+
+/// A session's place at this node, against `--max-sessions` and for the
+/// drain to wait on; given back when dropped.
+struct SessionPlace(Arc<Shared>);
+
+impl SessionPlace {
+    fn take(shared: &Arc<Shared>) -> Option<Self> {
+        let max = shared.limits.max_sessions.unwrap_or(usize::MAX);
+        shared
+            .sessions
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()?;
+        Some(Self(shared.clone()))
+    }
+}
+
+impl Drop for SessionPlace {
+    fn drop(&mut self) {
+        self.0.sessions.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// What a peer is told when this node has no room for another session.
+const SESSIONS_FULL: &str = "the relay is full right now; try again in a minute";
 
 struct PendingSession {
     id: ComputerId,
@@ -375,6 +414,8 @@ impl Relay {
                 metrics: Arc::default(),
                 deny: RwLock::new(deny),
                 cluster,
+                sessions: AtomicUsize::new(0),
+                draining: std::sync::atomic::AtomicBool::new(false),
                 limits,
             }),
         })
@@ -405,6 +446,28 @@ impl Relay {
 
     /// Accepts connections until the task is dropped.
     pub async fn run(self) -> anyhow::Result<()> {
+        self.run_until(std::future::pending(), Duration::ZERO).await
+    }
+
+    /// Accepts connections until `stop`, then drains: no new connections,
+    /// hosts told to move to another node, sessions under way given up to
+    /// `drain_limit` to end.
+    pub async fn run_until(
+        self,
+        stop: impl std::future::Future<Output = ()>,
+        drain_limit: Duration,
+    ) -> anyhow::Result<()> {
+        let shared = self.shared.clone();
+        tokio::select! {
+            run = self.accept() => run,
+            () = stop => {
+                drain(&shared, drain_limit).await;
+                Ok(())
+            }
+        }
+    }
+
+    async fn accept(self) -> anyhow::Result<()> {
         info!(addr = %self.local_addr(), "relay listening");
         tokio::spawn(watch_certificate(Arc::downgrade(&self.shared)));
         if let Some(watch) = self.deny_watch {
@@ -473,6 +536,50 @@ impl Relay {
                 }
             }
         }
+    }
+}
+
+/// How often the drain looks whether its sessions have ended.
+const DRAIN_CHECK: Duration = Duration::from_millis(100);
+
+/// Lets every host go (told this node stops, so they reconnect at another;
+/// their presence withdrawn) and waits up to `limit` for the sessions
+/// under way to end.
+async fn drain(shared: &Arc<Shared>, limit: Duration) {
+    shared.draining.store(true, Ordering::Release);
+    let hosts: Vec<ComputerId> = {
+        let mut registry = shared.registry.lock().expect("not poisoned");
+        registry.online.drain().map(|(id, _)| id).collect()
+    };
+    info!(
+        hosts = hosts.len(),
+        "draining: hosts told to move to another node"
+    );
+    if let Some(cluster) = &shared.cluster {
+        let mut withdrawn = tokio::task::JoinSet::new();
+        for chunk in hosts.chunks(256) {
+            for id in chunk {
+                let (cluster, id) = (cluster.clone(), id.clone());
+                withdrawn.spawn(async move { cluster.directory.leave(&id).await });
+            }
+            while withdrawn.join_next().await.is_some() {}
+        }
+    }
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = shared.sessions.load(Ordering::Acquire);
+        if left == 0 {
+            info!("drained: no session under way");
+            return;
+        }
+        if Instant::now() >= deadline {
+            warn!(
+                sessions = left,
+                "drain limit reached: sessions under way are cut"
+            );
+            return;
+        }
+        tokio::time::sleep(DRAIN_CHECK).await;
     }
 }
 
@@ -958,6 +1065,20 @@ async fn host_control(
         .await;
         return;
     }
+    if let Some(max) = shared.limits.max_hosts {
+        let full = {
+            let registry = shared.registry.lock().unwrap();
+            registry.online.len() >= max && !registry.online.contains_key(&id)
+        };
+        if full {
+            shared.metrics.refused(Limit::Hosts);
+            shared.metrics.registration("full");
+            let message = "this relay node serves as many office PCs as it may; the office PC \
+                           tries again (at another node, if it knows one)";
+            send_error(&mut conn, ErrorCode::RelayFull, message).await;
+            return;
+        }
+    }
     // New IDs are bound one at a time: the check, the token and the claim
     // belong together (a token is used once; a used token binds its ID).
     let mut valid_token = None;
@@ -1132,8 +1253,13 @@ async fn host_control(
                         break "write failed";
                     }
                 }
-                // Replaced by a newer connection of the same host, or
-                // released by the operator.
+                // Replaced by a newer connection of the same host,
+                // released by the operator, or this node is stopping.
+                None if shared.draining.load(Ordering::Acquire) => {
+                    let message = "this relay node is stopping; connect to another";
+                    send_error(&mut conn, ErrorCode::RelayFull, message).await;
+                    break "the relay node is stopping";
+                }
                 None => break "replaced or released",
             },
         }
@@ -1497,6 +1623,13 @@ async fn client(
             format!("computer '{id}' is offline: its host agent is not connected to the relay");
         (ErrorCode::HostOffline, message, Pairing::HostOffline)
     };
+    let Some(_place) = SessionPlace::take(&shared) else {
+        info!(%peer, %id, "pairing refused: no room for another session at this node");
+        shared.metrics.refused(Limit::Sessions);
+        shared.metrics.pairing(Pairing::Refused);
+        send_error(&mut conn, ErrorCode::RelayFull, SESSIONS_FULL).await;
+        return;
+    };
     let (code, message, outcome) = match (here, &shared.cluster) {
         (Some(notices), _) => {
             let asker = Asker::Client { peer, slot };
@@ -1590,6 +1723,9 @@ async fn pair_here(
         .await;
         return;
     }
+    // Only the host's own entry keeps its notices open (when it is let go,
+    // its control connection ends even with sessions under way).
+    drop(notices);
     if conn
         .write_all(&relay::encode(&FromRelay::HostNotified))
         .await
@@ -1830,6 +1966,11 @@ async fn forwarded(shared: Arc<Shared>, tcp: TcpStream, from: SocketAddr) {
         let message =
             format!("computer '{id}' is offline: its host agent is not connected to the relay");
         send_error(&mut conn, ErrorCode::HostOffline, message).await;
+        return;
+    };
+    let Some(_place) = SessionPlace::take(&shared) else {
+        shared.metrics.refused(Limit::Sessions);
+        send_error(&mut conn, ErrorCode::RelayFull, SESSIONS_FULL).await;
         return;
     };
     debug!(%from, %id, "pairing for a client of another node");

@@ -489,3 +489,145 @@ fn when_a_node_dies_its_hosts_come_back_at_another_and_are_reachable_again() {
         killed_at.elapsed().as_secs_f64()
     );
 }
+
+/// Whether the node at `node` still accepts TCP connections.
+fn accepts(node: &RelayProc) -> bool {
+    std::net::TcpStream::connect_timeout(&node.addr.parse().unwrap(), Duration::from_secs(2))
+        .is_ok()
+}
+
+#[test]
+fn a_stopping_node_sends_its_hosts_elsewhere_and_lets_its_sessions_end_up_to_a_limit() {
+    if !redis_programs() {
+        return;
+    }
+    let redis = Redis::start_on(free_port());
+    let mut nodes = three_nodes(
+        &redis,
+        [&["--drain-timeout", "60"], &["--drain-timeout", "1"], &[]],
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let [a, b, c] = [0, 1, 2].map(|i| target(&nodes[i], "mover-pc"));
+    let key = hostile::host_key();
+    let (mut client, mut host, mut control) = rt.block_on(async {
+        let mut control = hostile::register_from(&a, loopback(30), "mover-pc", &key, None)
+            .await
+            .unwrap();
+        let (mut client, mut host) = session_across((&a, &a), "mover-pc", &mut control).await;
+        carries(&mut client, &mut host).await;
+        (client, host, control)
+    });
+
+    nodes[0].proc.signal(libc::SIGTERM);
+    rt.block_on(async {
+        // The host hears why and moves; the node takes no one new.
+        match read(&mut control).await {
+            FromRelay::Error { code, message } => {
+                assert_eq!(code, ErrorCode::RelayFull);
+                assert!(message.contains("stopping"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while accepts(&nodes[0]) {
+            assert!(Instant::now() < deadline, "the stopping node still accepts");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let moved = hostile::register_from(&b, loopback(30), "mover-pc", &key, None).await;
+        let mut moved = moved.unwrap();
+        let (mut client2, mut host2) = session_across((&c, &c), "mover-pc", &mut moved).await;
+        carries(&mut client2, &mut host2).await;
+        // The session under way at the stopping node goes on.
+        carries(&mut client, &mut host).await;
+    });
+    // It ends; the node stops at once, well within its limit.
+    drop((client, host));
+    let (code, out) = nodes[0].proc.wait_exit(Duration::from_secs(15));
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("drained: no session under way"), "{out}");
+
+    // Node B gives its sessions one second.
+    let (mut client, mut host) = rt.block_on(async {
+        let mut control = hostile::register_from(&b, loopback(31), "short-pc", &key, None)
+            .await
+            .unwrap();
+        let b = target(&nodes[1], "short-pc");
+        session_across((&b, &b), "short-pc", &mut control).await
+    });
+    rt.block_on(carries(&mut client, &mut host));
+    nodes[1].proc.signal(libc::SIGTERM);
+    let (code, out) = nodes[1].proc.wait_exit(Duration::from_secs(10));
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("drain limit reached"), "{out}");
+    rt.block_on(async {
+        use tokio::io::AsyncReadExt as _;
+        let mut byte = [0u8; 1];
+        let end = tokio::time::timeout(Duration::from_secs(5), client.read(&mut byte)).await;
+        assert!(
+            matches!(end, Ok(Ok(0) | Err(_))),
+            "the cut session is still open"
+        );
+    });
+}
+
+#[test]
+fn a_full_node_says_so_for_hosts_and_sessions_apart() {
+    let relay = RelayProc::start(&["--max-hosts", "2", "--max-sessions", "1"]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let keys = [(); 3].map(|()| hostile::host_key());
+        let mut controls = Vec::new();
+        for (n, key) in keys.iter().take(2).enumerate() {
+            let id = format!("full-{n}");
+            let t = target(&relay, &id);
+            controls.push(
+                hostile::register_from(&t, loopback(40), &id, key, None)
+                    .await
+                    .unwrap(),
+            );
+        }
+        let third = hostile::register_from(
+            &target(&relay, "full-2"),
+            loopback(40),
+            "full-2",
+            &keys[2],
+            None,
+        )
+        .await;
+        match &third {
+            Err(Stopped::Relay(ErrorCode::RelayFull, message)) => {
+                assert!(message.contains("as many office PCs"), "{message}")
+            }
+            other => panic!("{:?}", other.as_ref().err()),
+        }
+        // A registered host coming back is not a new one.
+        let t0 = target(&relay, "full-0");
+        controls[0] = hostile::register_from(&t0, loopback(40), "full-0", &keys[0], None)
+            .await
+            .unwrap();
+
+        let (mut client, mut host) = session_across((&t0, &t0), "full-0", &mut controls[0]).await;
+        carries(&mut client, &mut host).await;
+        let second = ask_for(&target(&relay, "full-1"), "full-1").await;
+        match second {
+            Err(FromRelay::Error { code, message }) => {
+                assert_eq!(code, ErrorCode::RelayFull);
+                assert!(message.contains("try again"), "{message}");
+            }
+            other => panic!("{:?}", other.err()),
+        }
+        // A place is given back when its session ends.
+        drop((client, host));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let t1 = target(&relay, "full-1");
+        let found = loop {
+            match ask_for(&t1, "full-1").await {
+                Ok(found) => break found,
+                Err(said) => assert!(Instant::now() < deadline, "{said:?}"),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let (mut client, mut host) = answer(&mut controls[1], &t1, "full-1", found).await;
+        carries(&mut client, &mut host).await;
+    });
+}
