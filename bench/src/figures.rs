@@ -33,6 +33,10 @@ pub struct Sizes {
     pub frames: usize,
     /// How long each office scene's traffic is counted.
     pub office_time: Duration,
+    /// Pairings timed one after another for the cluster's latencies.
+    pub timed_pairings: usize,
+    /// Computer IDs written to the directory for Redis's memory per host.
+    pub directory_ids: usize,
 }
 
 impl Sizes {
@@ -48,6 +52,8 @@ impl Sizes {
             desktop: FULL_HD,
             frames: 300,
             office_time: Duration::from_secs(20),
+            timed_pairings: 500,
+            directory_ids: 100_000,
         }
     }
 
@@ -63,6 +69,8 @@ impl Sizes {
             desktop: FULL_HD,
             frames: 4,
             office_time: Duration::from_secs(8),
+            timed_pairings: 20,
+            directory_ids: 1_000,
         }
     }
 }
@@ -70,11 +78,11 @@ impl Sizes {
 /// 1920×1080, the screen the client's frame rate is measured on.
 const FULL_HD: (u16, u16) = (1920, 1080);
 
-fn figure(name: &str, value: f64) {
+pub fn figure(name: &str, value: f64) {
     println!("{name}={value:.1}");
 }
 
-fn bytes_figure(name: &str, bytes: u64) {
+pub fn bytes_figure(name: &str, bytes: u64) {
     println!("{name}={bytes}");
 }
 
@@ -97,6 +105,10 @@ pub enum Group {
     /// pipeline and with bitmaps only (real RDP servers: the FreeRDP 2 and
     /// 3 shadow servers).
     Office,
+    /// Relay nodes on one Redis: pairings through one node and across
+    /// nodes, Redis memory per registered host, a node's memory per idle
+    /// host against a relay of its own.
+    Cluster,
 }
 
 pub async fn run(sizes: &Sizes, only: Option<Group>) -> anyhow::Result<()> {
@@ -109,6 +121,9 @@ pub async fn run(sizes: &Sizes, only: Option<Group>) -> anyhow::Result<()> {
     }
     if wanted(Group::Client) {
         client_figures(sizes).await?;
+    }
+    if wanted(Group::Cluster) {
+        crate::cluster::figures(sizes).await?;
     }
     use crate::office::Shadow;
     for (shadow, prefix) in [(Shadow::FreeRdp2, "office"), (Shadow::FreeRdp3, "office3")] {
@@ -225,7 +240,7 @@ pub fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-fn percentile(sorted_us: &[u64], p: usize) -> f64 {
+pub fn percentile(sorted_us: &[u64], p: usize) -> f64 {
     let i = (sorted_us.len() * p / 100).min(sorted_us.len().saturating_sub(1));
     sorted_us.get(i).copied().unwrap_or_default() as f64
 }
@@ -396,7 +411,7 @@ async fn direct_round_trips(
 }
 
 /// Exchanges one byte each way (both ends are really there), then leaves.
-async fn touch(mut pipe: BoxPipe, first: bool) -> anyhow::Result<()> {
+pub async fn touch(mut pipe: BoxPipe, first: bool) -> anyhow::Result<()> {
     if first {
         pipe.write_u8(1).await?;
         pipe.flush().await?;
@@ -459,7 +474,7 @@ async fn direct_connects_per_s(
 
 /// Runs `attempt` from `PAIRING_CLIENTS` loops for `time`; returns the
 /// completed attempts per second.
-async fn count_for<F, Fut>(time: Duration, attempt: F) -> anyhow::Result<f64>
+pub async fn count_for<F, Fut>(time: Duration, attempt: F) -> anyhow::Result<f64>
 where
     F: Fn(usize) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
@@ -484,11 +499,22 @@ where
 
 /// The relay's resident memory with no hosts, and with `count` registered
 /// idle hosts (connected, TLS up, registered, silent).
-async fn idle_hosts(work: &std::path::Path, count: usize) -> anyhow::Result<(u64, u64)> {
+pub async fn idle_hosts(work: &std::path::Path, count: usize) -> anyhow::Result<(u64, u64)> {
     let (hosts, process, relay) = relay_with_hosts(&work.join("idle-relay"), count).await?;
+    rss_with_idle(&process, &relay, hosts).await
+}
+
+/// The resident memory of the relay `process` (reached as `relay`) before
+/// and after `hosts` register and stay idle.
+pub async fn rss_with_idle(
+    process: &RelayProcess,
+    relay: &Relay,
+    hosts: Vec<Host>,
+) -> anyhow::Result<(u64, u64)> {
+    let count = hosts.len();
     // Warm the relay up (runtime threads, TLS) before the first reading.
     for host in hosts.iter().take(8) {
-        drop(host.register(&relay).await?);
+        drop(host.register(relay).await?);
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let empty = process.rss()?;
@@ -498,7 +524,7 @@ async fn idle_hosts(work: &std::path::Path, count: usize) -> anyhow::Result<(u64
     for batch in hosts.chunks(256) {
         let mut registering = JoinSet::new();
         for host in batch {
-            let (host, relay) = (host.clone(), relay.clone());
+            let (host, relay) = (host.clone(), (*relay).clone());
             registering.spawn(async move { host.register(&relay).await });
         }
         while let Some(control) = registering.join_next().await {

@@ -8,6 +8,7 @@
 //! (`sim`): TLS 1.3 on both legs, Ed25519 registration, pairing by ID.
 
 mod client;
+mod cluster;
 mod figures;
 mod office;
 mod relay_child;
@@ -39,6 +40,9 @@ enum Child {
     RelayChild {
         #[arg(long)]
         dir: std::path::PathBuf,
+        /// One node of several on this Redis.
+        #[arg(long)]
+        directory: Option<String>,
     },
 }
 
@@ -46,7 +50,9 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.child {
-        Some(Child::RelayChild { dir }) => runtime.block_on(relay_child::serve(dir)),
+        Some(Child::RelayChild { dir, directory }) => {
+            runtime.block_on(relay_child::serve(dir, directory))
+        }
         None => {
             let sizes = if cli.quick {
                 figures::Sizes::quick()

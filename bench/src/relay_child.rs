@@ -13,8 +13,15 @@ use relay::{Limits, Relay, RelayConfig};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-pub async fn serve(dir: PathBuf) -> anyhow::Result<()> {
+/// Serves the relay in `dir`; with `directory`, as one node of several on
+/// that Redis (its cluster port on loopback).
+pub async fn serve(dir: PathBuf, directory: Option<String>) -> anyhow::Result<()> {
+    let cluster = directory.map(|directory| relay::cluster::ClusterConfig {
+        directory,
+        addr: "127.0.0.1:0".parse().expect("an address"),
+    });
     let config = RelayConfig {
+        cluster,
         limits: Limits {
             // Every simulated peer comes from 127.0.0.1, and the figures
             // are how many pairings the relay can do, not how many it lets
@@ -60,10 +67,30 @@ impl RelayProcess {
             .map(|(id, key)| Ok(relay::Binding::new(ComputerId::parse(id)?, key).line()))
             .collect::<anyhow::Result<String>>()?;
         std::fs::write(dir.join(relay::REGISTRY_FILE), registry)?;
+        Self::spawn(dir, None).await
+    }
 
-        let mut child = Command::new(std::env::current_exe()?)
-            .args(["relay-child", "--dir"])
-            .arg(dir)
+    /// Starts a relay node on the Redis at `directory`, with the CA and
+    /// certificate of the node in `first` (none: it makes them).
+    pub async fn node(dir: &Path, first: Option<&Path>, directory: &str) -> anyhow::Result<Self> {
+        match first {
+            None => relay::init(dir, &["127.0.0.1".to_owned()])?,
+            Some(first) => {
+                for file in [relay::CA_FILE, relay::CERT_FILE, relay::KEY_FILE] {
+                    std::fs::copy(first.join(file), dir.join(file))?;
+                }
+            }
+        }
+        Self::spawn(dir, Some(directory)).await
+    }
+
+    async fn spawn(dir: &Path, directory: Option<&str>) -> anyhow::Result<Self> {
+        let mut command = Command::new(std::env::current_exe()?);
+        command.args(["relay-child", "--dir"]).arg(dir);
+        if let Some(directory) = directory {
+            command.args(["--directory", directory]);
+        }
+        let mut child = command
             .stdout(Stdio::piped())
             .kill_on_drop(true)
             .spawn()

@@ -10,6 +10,7 @@
 //! it gave only beside it.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use proto::ComputerId;
 use serde::{Deserialize, Serialize};
@@ -120,6 +121,16 @@ pub async fn serve(dir: &Path, operator: Operator) -> anyhow::Result<()> {
 fn by(uid: Option<u32>, claimed: &str) -> String {
     let uid = uid.map_or_else(|| "unknown uid".to_owned(), |uid| format!("uid {uid}"));
     format!("{uid} (says {claimed:?})")
+}
+
+/// Releases `id` in the relay nodes' directory at `url` (audited in the
+/// folder `dir`).
+pub async fn unbind_in_directory(dir: &Path, url: &str, id: &ComputerId) -> anyhow::Result<String> {
+    let directory = crate::directory::Directory::open(url, String::new(), Duration::ZERO)?;
+    let Some(key) = directory.unbind(id).await? else {
+        anyhow::bail!("computer ID '{id}' is not bound in the directory at {url}");
+    };
+    Ok(crate::server::released(dir, id, &key, &operator_name()))
 }
 
 /// Releases `id` at the relay of `dir`: through the running relay's socket,

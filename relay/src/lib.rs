@@ -9,7 +9,7 @@ pub mod admin;
 mod certs;
 pub mod cluster;
 pub mod deny;
-mod directory;
+pub mod directory;
 pub mod limits;
 pub mod metrics;
 pub mod oplog;

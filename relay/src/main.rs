@@ -116,6 +116,11 @@ enum Command {
         #[arg(long)]
         dir: PathBuf,
         id: String,
+        /// Release it in the relay nodes' shared directory (redis://host:port) directly, whether
+        /// or not a node runs here; hosts holding it at any node are let go at their next
+        /// heartbeat.
+        #[arg(long, value_name = "URL")]
+        directory: Option<String>,
     },
     /// Enrolment tokens for hosts (required for new IDs with `serve --closed`).
     #[command(subcommand)]
@@ -186,9 +191,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Unbind { dir, id } => {
+        Command::Unbind { dir, id, directory } => {
             let id = ComputerId::parse(&id)?;
-            println!("{}", relay::admin::unbind(&dir, &id)?);
+            let message = match directory {
+                Some(url) => tokio::runtime::Runtime::new()?
+                    .block_on(relay::admin::unbind_in_directory(&dir, &url, &id))?,
+                None => relay::admin::unbind(&dir, &id)?,
+            };
+            println!("{message}");
             Ok(())
         }
         Command::Token(TokenCommand::New {

@@ -556,14 +556,7 @@ async fn drain(shared: &Arc<Shared>, limit: Duration) {
         "draining: hosts told to move to another node"
     );
     if let Some(cluster) = &shared.cluster {
-        let mut withdrawn = tokio::task::JoinSet::new();
-        for chunk in hosts.chunks(256) {
-            for id in chunk {
-                let (cluster, id) = (cluster.clone(), id.clone());
-                withdrawn.spawn(async move { cluster.directory.leave(&id).await });
-            }
-            while withdrawn.join_next().await.is_some() {}
-        }
+        withdraw(cluster, hosts).await;
     }
     let deadline = Instant::now() + limit;
     loop {
@@ -580,6 +573,19 @@ async fn drain(shared: &Arc<Shared>, limit: Duration) {
             return;
         }
         tokio::time::sleep(DRAIN_CHECK).await;
+    }
+}
+
+/// Withdraws the presence of hosts this node let go (their control loops
+/// no longer find them), a few hundred at a time.
+async fn withdraw(cluster: &Arc<Cluster>, hosts: Vec<ComputerId>) {
+    let mut withdrawn = tokio::task::JoinSet::new();
+    for chunk in hosts.chunks(256) {
+        for id in chunk {
+            let (cluster, id) = (cluster.clone(), id.clone());
+            withdrawn.spawn(async move { cluster.directory.leave(&id).await });
+        }
+        while withdrawn.join_next().await.is_some() {}
     }
 }
 
@@ -640,7 +646,7 @@ pub fn unbind(
 }
 
 /// Audits the release of `id` from `key`; what the operator is told.
-fn released(dir: &Path, id: &ComputerId, key: &[u8], by: &str) -> String {
+pub(crate) fn released(dir: &Path, id: &ComputerId, key: &[u8], by: &str) -> String {
     let fingerprint = proto::channel::fingerprint(key);
     oplog::record(
         dir,
@@ -714,12 +720,20 @@ async fn watch_deny_file(shared: std::sync::Weak<Shared>, mut watched: deny::Wat
                 // control connections end; they are refused when they
                 // come back). Sessions under way run to their end.
                 let mut registry = shared.registry.lock().expect("not poisoned");
-                let before = registry.online.len();
-                registry
+                let refused: Vec<ComputerId> = registry
                     .online
-                    .retain(|_, host| list.refuses(host.addr, Some(Role::Host)).is_none());
-                let let_go = before - registry.online.len();
+                    .iter()
+                    .filter(|(_, host)| list.refuses(host.addr, Some(Role::Host)).is_some())
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                for id in &refused {
+                    registry.online.remove(id);
+                }
                 drop(registry);
+                let let_go = refused.len();
+                if let Some(cluster) = shared.cluster.clone() {
+                    tokio::spawn(async move { withdraw(&cluster, refused).await });
+                }
                 info!(
                     file = %watched.path.display(),
                     networks = list.len(),

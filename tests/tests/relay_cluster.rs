@@ -195,8 +195,16 @@ fn a_client_at_one_node_works_on_a_host_at_another_and_every_path_between_nodes_
         return;
     }
     let redis = Redis::start_on(free_port());
-    let nodes = three_nodes(&redis, [&[], &[], &["--metrics", "127.0.0.1:0"]]);
     let work = tempfile::tempdir().unwrap();
+    let deny = work.path().join("deny.txt");
+    std::fs::write(&deny, "clients 127.0.0.50\n").unwrap();
+    let c_extra = [
+        "--metrics",
+        "127.0.0.1:0",
+        "--deny-file",
+        deny.to_str().unwrap(),
+    ];
+    let nodes = three_nodes(&redis, [&[], &[], &c_extra]);
 
     // The real host at node A, the real client at node C: the test
     // desktop's picture, pixel for pixel.
@@ -233,7 +241,8 @@ fn a_client_at_one_node_works_on_a_host_at_another_and_every_path_between_nodes_
         }
     });
 
-    // Unknown and offline IDs are told apart at any node.
+    // Unknown IDs are told at any node; a network node C's operator
+    // refuses hears so there.
     rt.block_on(async {
         let nobody = hostile::pair_from(&target(&nodes[1], "nobody-pc"), loopback(3)).await;
         assert!(
@@ -241,6 +250,16 @@ fn a_client_at_one_node_works_on_a_host_at_another_and_every_path_between_nodes_
             "{:?}",
             nobody.err()
         );
+        let denied = hostile::pair_from(&c, loopback(50)).await;
+        match &denied {
+            Err(Stopped::Relay(ErrorCode::Denied, message)) => {
+                assert!(
+                    message.contains("refused by this relay's operator"),
+                    "{message}"
+                )
+            }
+            other => panic!("{:?}", other.as_ref().err()),
+        }
     });
 
     // The client's node counts the pairings it made (the real client's
@@ -331,6 +350,38 @@ fn two_hosts_racing_for_one_new_id_at_two_nodes_give_it_to_exactly_one_key_every
             "{:?}",
             again.err()
         );
+
+        // Straight in the directory, with no node on the folder.
+        let c = target(&nodes[2], "elsewhere-pc");
+        let mut control = hostile::register_from(&c, loopback(14), "elsewhere-pc", &key, None)
+            .await
+            .unwrap();
+        let audit = tempfile::tempdir().unwrap();
+        let audit_dir = audit.path().to_str().unwrap();
+        let url = redis.url();
+        let args = [
+            "unbind",
+            "--dir",
+            audit_dir,
+            "--directory",
+            &url,
+            "elsewhere-pc",
+        ];
+        let (code, out) = run("thin-relay", &args);
+        assert_eq!(code, 0, "{out}");
+        let (code, out) = run("thin-relay", &args);
+        assert_ne!(code, 0, "released twice: {out}");
+        assert!(out.contains("not bound"), "{out}");
+        let _ = hostile::ping(&mut control).await;
+        let mut let_go = false;
+        for _ in 0..20 {
+            if !hostile::ping(&mut control).await {
+                let_go = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(let_go, "the released host stayed online at node C");
     });
 }
 
