@@ -44,14 +44,15 @@ pub type Channel = SecureStream<Pipe>;
 pub async fn dial_relay(relay: &RelayTarget) -> Result<RelayStream, ConnectError> {
     let config = transport::tls::pinned_client_config(&relay.ca)
         .map_err(|e| ConnectError::RelayCa(e.to_string()))?;
-    let (tcp, addr) = transport::dial::dial_any(&relay.addr, relay.proxy.as_ref(), DIAL_TIMEOUT)
-        .await
-        .map_err(|e| match e {
-            DialError::Unreachable { .. } | DialError::Timeout { .. } => {
-                ConnectError::RelayUnreachable(e.to_string())
-            }
-            other => ConnectError::Proxy(other.to_string()),
-        })?;
+    let (tcp, addr) =
+        transport::dial::dial_any(&relay.addr, None, relay.proxy.as_ref(), DIAL_TIMEOUT)
+            .await
+            .map_err(|e| match e {
+                DialError::Unreachable { .. } | DialError::Timeout { .. } => {
+                    ConnectError::RelayUnreachable(e.to_string())
+                }
+                other => ConnectError::Proxy(other.to_string()),
+            })?;
     transport::tls::connect(tcp, config, &addr)
         .await
         .map_err(|e| match e {

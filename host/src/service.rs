@@ -193,9 +193,14 @@ struct DialFailure {
     exhausted: bool,
 }
 
-async fn dial_relay(ctx: &Ctx) -> Result<FramedIo<TlsStream<TcpStream>>, DialFailure> {
+/// Dials one of the relay's nodes, `prefer` first when given; returns the
+/// connection and the node's address.
+async fn dial_relay(
+    ctx: &Ctx,
+    prefer: Option<&str>,
+) -> Result<(FramedIo<TlsStream<TcpStream>>, String), DialFailure> {
     let (tcp, addr) =
-        transport::dial::dial_any(&ctx.config.relay, ctx.proxy.as_ref(), DIAL_TIMEOUT)
+        transport::dial::dial_any(&ctx.config.relay, prefer, ctx.proxy.as_ref(), DIAL_TIMEOUT)
             .await
             .map_err(|e| DialFailure {
                 exhausted: matches!(&e, DialError::Unreachable { source, .. }
@@ -208,7 +213,7 @@ async fn dial_relay(ctx: &Ctx) -> Result<FramedIo<TlsStream<TcpStream>>, DialFai
             message: e.to_string(),
             exhausted: false,
         })?;
-    Ok(FramedIo::new(tls))
+    Ok((FramedIo::new(tls), addr))
 }
 
 async fn read_from_relay(conn: &mut FramedIo<TlsStream<TcpStream>>) -> Result<FromRelay, String> {
@@ -219,7 +224,7 @@ async fn read_from_relay(conn: &mut FramedIo<TlsStream<TcpStream>>) -> Result<Fr
 /// One control connection: register, then serve until it drops. Returns
 /// Ok after a registered connection ends (so back-off restarts small).
 async fn control(ctx: &Arc<Ctx>, online: Option<&watch::Sender<bool>>) -> Result<(), ControlError> {
-    let mut conn = dial_relay(ctx)
+    let (mut conn, node) = dial_relay(ctx, None)
         .await
         .map_err(|e| ControlError::Retry(e.message))?;
     let hello = ToRelay::HostHello {
@@ -249,7 +254,7 @@ async fn control(ctx: &Arc<Ctx>, online: Option<&watch::Sender<bool>>) -> Result
         FromRelay::Registered => {}
         other => return Err(refusal(other)),
     }
-    info!(id = %ctx.config.id, relay = %ctx.config.relay, "registered; waiting for sessions");
+    info!(id = %ctx.config.id, relay = %node, "registered; waiting for sessions");
     if let Some(online) = online {
         online.send_replace(true);
     }
@@ -299,8 +304,10 @@ async fn control(ctx: &Arc<Ctx>, online: Option<&watch::Sender<bool>>) -> Result
                     };
                     let ctx = ctx.clone();
                     let decline_tx = decline_tx.clone();
+                    let node = node.clone();
                     tokio::spawn(async move {
-                        let result = serve_session(&ctx, session, source, slot, &decline_tx).await;
+                        let result =
+                            serve_session(&ctx, &node, session, source, slot, &decline_tx).await;
                         if let Err(e) = result {
                             warn!(%client_addr, error = %e, "session failed");
                         }
@@ -340,16 +347,19 @@ fn refusal(msg: FromRelay) -> ControlError {
 }
 
 /// Opens the data connection for one session and serves it; `slot` is held
-/// until the client is admitted.
+/// until the client is admitted. The connection goes to `node`, the relay
+/// node that announced the session, so it is paired there without a hop
+/// between nodes (another node would hand it on).
 async fn serve_session(
     ctx: &Ctx,
+    node: &str,
     session: Vec<u8>,
     source: IpAddr,
     slot: UnadmittedSlot,
     declines: &mpsc::Sender<Decline>,
 ) -> Result<(), String> {
-    let mut conn = match dial_relay(ctx).await {
-        Ok(conn) => conn,
+    let mut conn = match dial_relay(ctx, Some(node)).await {
+        Ok((conn, _)) => conn,
         Err(e) => {
             // Tell the waiting client now rather than let it time out.
             let message = if e.exhausted {

@@ -34,6 +34,8 @@ pub struct Metrics {
     /// From a client's request to its host's data connection joining.
     pairing_seconds: Histogram,
     tls_handshake_failures: Counter,
+    /// Connections to the cluster port that were not from a node.
+    cluster_handshake_failures: Counter,
     /// Connections and requests refused by a limit, by limit.
     refused: Family<Label, Counter>,
     /// The registry (this node's directory of IDs) could not be written.
@@ -98,6 +100,8 @@ pub enum Limit {
     Hosts,
     /// Sessions at this node (`--max-sessions`).
     Sessions,
+    /// Unauthenticated connections at once on the cluster port.
+    ClusterHandshakes,
 }
 
 impl Limit {
@@ -114,6 +118,7 @@ impl Limit {
             Limit::Sessions => "sessions",
             Limit::NewIds => "new_ids",
             Limit::Denied => "denied_network",
+            Limit::ClusterHandshakes => "cluster_handshakes",
         }
     }
 }
@@ -160,6 +165,12 @@ impl Default for Metrics {
             "Connections whose TLS handshake failed or timed out",
             tls_handshake_failures.clone(),
         );
+        let cluster_handshake_failures = Counter::default();
+        registry.register(
+            "cluster_handshake_failures",
+            "Connections to the cluster port whose mutual TLS handshake failed (not a node)",
+            cluster_handshake_failures.clone(),
+        );
         let refused = Family::default();
         registry.register(
             "refused",
@@ -181,6 +192,7 @@ impl Default for Metrics {
             bytes,
             pairing_seconds,
             tls_handshake_failures,
+            cluster_handshake_failures,
             refused,
             directory_errors,
         }
@@ -213,6 +225,10 @@ impl Metrics {
 
     pub fn tls_handshake_failed(&self) {
         self.tls_handshake_failures.inc();
+    }
+
+    pub fn cluster_handshake_failed(&self) {
+        self.cluster_handshake_failures.inc();
     }
 
     pub fn directory_error(&self) {

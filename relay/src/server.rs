@@ -1457,10 +1457,17 @@ async fn host_data(
         // With other nodes, the client may wait at the node that holds the
         // host's control connection (a load balancer chose this one).
         if let (Source::Peer { addr, slot }, Some(cluster)) = (from, &shared.cluster) {
-            if let Ok(Whereabouts::At(node)) = cluster.directory.find(&id).await {
-                if node != cluster.directory.node() {
+            match cluster.directory.find(&id).await {
+                Ok(Whereabouts::At(node)) if node != cluster.directory.node() => {
                     let at = (node, addr, slot);
                     return accept_through(&shared, conn, at, id, session).await;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    warn!(peer = %addr, %id, error = %e, "cannot hand a data connection on");
+                    shared.metrics.directory_error();
+                    send_error(&mut conn, ErrorCode::Internal, DIRECTORY_DOWN).await;
+                    return;
                 }
             }
         }
@@ -1906,8 +1913,14 @@ async fn pair_through(
 /// Longest client address another node may pass on.
 const MAX_CLIENT_ADDR: usize = 64;
 
+/// Connections on the cluster port that have not yet proved to be a node.
+const MAX_CLUSTER_HANDSHAKES: usize = 64;
+
 /// Accepts other nodes on the cluster port until the task is dropped.
 async fn serve_cluster(shared: Arc<Shared>, listener: TcpListener) {
+    // Nodes' connections are authenticated by the handshake; until then a
+    // stranger could hold them open, so only so many wait at once.
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_CLUSTER_HANDSHAKES));
     loop {
         let (tcp, from) = match listener.accept().await {
             Ok(conn) => conn,
@@ -1917,16 +1930,27 @@ async fn serve_cluster(shared: Arc<Shared>, listener: TcpListener) {
                 continue;
             }
         };
+        let Ok(handshake) = handshakes.clone().try_acquire_owned() else {
+            debug!(%from, "cluster port: too many handshakes at once");
+            shared.metrics.refused(Limit::ClusterHandshakes);
+            continue;
+        };
         let shared = shared.clone();
         tokio::spawn(async move {
             tcp.set_nodelay(true).ok();
-            forwarded(shared, tcp, from).await;
+            forwarded(shared, tcp, from, handshake).await;
         });
     }
 }
 
-/// Another node asks for a host connected here for its client.
-async fn forwarded(shared: Arc<Shared>, tcp: TcpStream, from: SocketAddr) {
+/// Another node asks for a host connected here for its client; `handshake`
+/// is held until the peer proved to be a node.
+async fn forwarded(
+    shared: Arc<Shared>,
+    tcp: TcpStream,
+    from: SocketAddr,
+    handshake: tokio::sync::OwnedSemaphorePermit,
+) {
     let Some(cluster) = shared.cluster.clone() else {
         return;
     };
@@ -1941,8 +1965,8 @@ async fn forwarded(shared: Arc<Shared>, tcp: TcpStream, from: SocketAddr) {
     let (mut conn, frame) = match first {
         Ok(Ok(first)) => first,
         Ok(Err(e)) => {
-            shared.metrics.tls_handshake_failed();
-            warn!(%from, error = %e, "cluster port: a peer that is not a node of this relay");
+            shared.metrics.cluster_handshake_failed();
+            debug!(%from, error = %e, "cluster port: a peer that is not a node of this relay");
             return;
         }
         Err(_) => {
@@ -1950,6 +1974,7 @@ async fn forwarded(shared: Arc<Shared>, tcp: TcpStream, from: SocketAddr) {
             return;
         }
     };
+    drop(handshake);
     let (id, mut client_addr) = match relay::decode::<NodeRequest>(&frame) {
         Ok(NodeRequest::Forward {
             version,

@@ -11,6 +11,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
 use common::hostile::{self, Stopped, Target};
 use common::*;
 use proto::relay::{self, ErrorCode, FromRelay, ToRelay, PROTOCOL_VERSION};
@@ -140,7 +142,6 @@ async fn carries(client: &mut hostile::Pipe, host: &mut hostile::Pipe) {
 }
 
 async fn one_way(from: &mut hostile::Pipe, to: &mut hostile::Pipe, what: &[u8]) {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     from.write_all(what).await.unwrap();
     let mut got = vec![0u8; what.len()];
     tokio::time::timeout(Duration::from_secs(10), to.read_exact(&mut got))
@@ -204,7 +205,8 @@ fn a_client_at_one_node_works_on_a_host_at_another_and_every_path_between_nodes_
         "--deny-file",
         deny.to_str().unwrap(),
     ];
-    let nodes = three_nodes(&redis, [&[], &[], &c_extra]);
+    let mut nodes = three_nodes(&redis, [&[], &[], &c_extra]);
+    let a_addr = nodes[0].addr.clone();
 
     // The real host at node A, the real client at node C: the test
     // desktop's picture, pixel for pixel.
@@ -262,9 +264,56 @@ fn a_client_at_one_node_works_on_a_host_at_another_and_every_path_between_nodes_
         }
     });
 
+    // Strangers on node C's cluster port: more silent connections than it
+    // lets wait for a handshake are closed at once, one without a node's
+    // certificate is refused; once they go, nodes reach C again.
+    let c_node = &mut nodes[2];
+    let line = c_node
+        .proc
+        .wait_for("thin-relay cluster port on ", Duration::from_secs(5));
+    let cluster_c = addr_after(&line, "cluster port on ");
+    rt.block_on(async {
+        let mut silent = Vec::new();
+        for _ in 0..CLUSTER_STRANGERS {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.bind((loopback(60), 0).into()).unwrap();
+            silent.push(socket.connect(cluster_c.parse().unwrap()).await.unwrap());
+        }
+        let mut closed = 0;
+        for conn in &mut silent {
+            let mut byte = [0u8; 1];
+            let read = tokio::time::timeout(Duration::from_millis(200), conn.read(&mut byte));
+            if matches!(read.await, Ok(Ok(0) | Err(_))) {
+                closed += 1;
+            }
+        }
+        assert!(closed >= CLUSTER_STRANGERS - 64, "{closed} closed");
+        drop(silent);
+        let posing = Target::new(&cluster_c, &c_node.ca(), "bare-pc");
+        let answered = match hostile::dial_from(&posing, loopback(61)).await {
+            Ok(mut tls) => {
+                let _ = tls.write_all(b"hello").await;
+                let mut byte = [0u8; 1];
+                matches!(tls.read(&mut byte).await, Ok(n) if n > 0)
+            }
+            Err(_) => false,
+        };
+        assert!(
+            !answered,
+            "a peer without a node's certificate got an answer"
+        );
+        let key = hostile::host_key();
+        let c = target(c_node, "near-c-pc");
+        let a = Target::new(&a_addr, &c_node.ca(), "near-c-pc");
+        let mut control = hostile::register_from(&c, loopback(4), "near-c-pc", &key, None)
+            .await
+            .unwrap();
+        let (mut client, mut host) = session_across((&a, &c), "near-c-pc", &mut control).await;
+        carries(&mut client, &mut host).await;
+    });
+
     // The client's node counts the pairings it made (the real client's
     // and five bare ones; the unknown ID was at B).
-    let mut c_node = nodes.into_iter().nth(2).unwrap();
     let line = c_node
         .proc
         .wait_for("thin-relay metrics on http://", Duration::from_secs(5));
@@ -277,7 +326,26 @@ fn a_client_at_one_node_works_on_a_host_at_another_and_every_path_between_nodes_
         Some(&3.0),
         "{m:?}"
     );
+    let refused = m
+        .get("thin_relay_refused_total{limit=\"cluster_handshakes\"}")
+        .copied()
+        .unwrap_or(0.0);
+    assert!(refused >= (CLUSTER_STRANGERS - 64) as f64, "{m:?}");
+    assert!(
+        m.get("thin_relay_cluster_handshake_failures_total")
+            .copied()
+            >= Some(1.0),
+        "{m:?}"
+    );
+    assert_eq!(
+        m.get("thin_relay_tls_handshake_failures_total"),
+        Some(&0.0),
+        "strangers at the cluster port are not the public port's: {m:?}"
+    );
 }
+
+/// Silent connections the cluster-port test opens (the relay lets 64 wait).
+const CLUSTER_STRANGERS: usize = 80;
 
 #[test]
 fn two_hosts_racing_for_one_new_id_at_two_nodes_give_it_to_exactly_one_key_every_time() {
@@ -469,6 +537,74 @@ fn without_redis_sessions_go_on_and_registrations_are_refused_clearly_until_it_i
     drop(redis);
 }
 
+/// A real host in `work` that knows all of `nodes`, serving the test
+/// desktop at `desktop`; returns it and the index of the node it chose.
+fn host_knowing_all(nodes: &[RelayProc], work: &Path, id: &str, desktop: &str) -> (Proc, usize) {
+    let all = nodes
+        .iter()
+        .map(|n| n.addr.clone())
+        .collect::<Vec<_>>()
+        .join(",");
+    let config = work.join(format!("{id}.toml"));
+    init_host(&config, id, &all, &nodes[0].ca(), Some(desktop), &[]);
+    set_host_password(&config, HOST_PASSWORD);
+    let mut host = Proc::start("thin-host", &["run", "--config", config.to_str().unwrap()]);
+    let line = host.wait_for("registered; waiting for sessions", Duration::from_secs(20));
+    let line = strip_ansi(&line);
+    let chosen = nodes
+        .iter()
+        .position(|n| {
+            let said = format!("relay={}", n.addr);
+            line.split_whitespace().any(|word| word == said)
+        })
+        .unwrap_or_else(|| panic!("which node? {line}"));
+    (host, chosen)
+}
+
+/// `line` without terminal colour codes.
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().find(|c| c.is_ascii_alphabetic());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_hosts_sessions_stay_on_its_own_node_even_without_redis() {
+    if !redis_programs() {
+        return;
+    }
+    let mut redis = Redis::start_on(free_port());
+    let nodes = three_nodes(&redis, [&[], &[], &[]]);
+    let work = tempfile::tempdir().unwrap();
+    let (_desktop, desktop_addr) = test_desktop(USER, PASSWORD);
+    let (_host, at) = host_knowing_all(&nodes, work.path(), "homely-pc", &desktop_addr);
+
+    // Without the directory no node can hand a data connection on, so
+    // every session below shows that the host dialled its own node (it
+    // knows three; a rotating choice would miss it two times in three).
+    redis.proc.kill();
+    for round in 0..3 {
+        let shot = work.path().join(format!("round-{round}.png"));
+        let (code, out) = thin_client_connect(
+            &nodes[at].addr,
+            &nodes[at].ca(),
+            "homely-pc",
+            (USER, PASSWORD),
+            &shot,
+            &[],
+        );
+        assert_eq!(code, 0, "round {round}: {out}");
+        assert!(find_picture(&shot).is_some(), "round {round}: no picture");
+    }
+}
+
 #[test]
 fn when_a_node_dies_its_hosts_come_back_at_another_and_are_reachable_again() {
     if !redis_programs() {
@@ -478,29 +614,12 @@ fn when_a_node_dies_its_hosts_come_back_at_another_and_are_reachable_again() {
     let mut nodes = three_nodes(&redis, [&[], &[], &[]]);
     let work = tempfile::tempdir().unwrap();
     let (_desktop, desktop_addr) = test_desktop(USER, PASSWORD);
-
-    // The host knows all three nodes and starts with the first.
-    let all = nodes
-        .iter()
-        .map(|n| n.addr.clone())
-        .collect::<Vec<_>>()
-        .join(",");
-    let config = work.path().join("moving-pc.toml");
-    init_host(
-        &config,
-        "moving-pc",
-        &all,
-        &nodes[0].ca(),
-        Some(&desktop_addr),
-        &[],
-    );
-    set_host_password(&config, HOST_PASSWORD);
-    let mut host = Proc::start("thin-host", &["run", "--config", config.to_str().unwrap()]);
-    host.wait_for("registered; waiting for sessions", Duration::from_secs(20));
+    let (_host, at) = host_knowing_all(&nodes, work.path(), "moving-pc", &desktop_addr);
+    let elsewhere = (at + 1) % 3;
     let shot = work.path().join("before.png");
     let (code, out) = thin_client_connect(
-        &nodes[2].addr,
-        &nodes[2].ca(),
+        &nodes[elsewhere].addr,
+        &nodes[elsewhere].ca(),
         "moving-pc",
         (USER, PASSWORD),
         &shot,
@@ -508,12 +627,12 @@ fn when_a_node_dies_its_hosts_come_back_at_another_and_are_reachable_again() {
     );
     assert_eq!(code, 0, "{out}");
 
-    // The node holding the host (the first it tried) dies.
-    nodes[0]
+    // The node holding the host dies.
+    nodes[at]
         .proc
         .wait_for("host online", Duration::from_secs(5));
-    nodes[0].proc.kill();
-    let survivor = &nodes[1];
+    nodes[at].proc.kill();
+    let survivor = &nodes[elsewhere];
     let killed_at = Instant::now();
     let shot = work.path().join("after.png");
     loop {
@@ -611,7 +730,6 @@ fn a_stopping_node_sends_its_hosts_elsewhere_and_lets_its_sessions_end_up_to_a_l
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("drain limit reached"), "{out}");
     rt.block_on(async {
-        use tokio::io::AsyncReadExt as _;
         let mut byte = [0u8; 1];
         let end = tokio::time::timeout(Duration::from_secs(5), client.read(&mut byte)).await;
         assert!(

@@ -124,36 +124,59 @@ pub async fn dial(
         })?
 }
 
-/// Where each call of [`dial_any`] starts in its list.
-static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// Where the next call of [`dial_any`] starts in its list. Seeded at random
+/// per process, so office PCs restarted together do not all pick the first
+/// node.
+fn next_start() -> usize {
+    use std::hash::BuildHasher as _;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::OnceLock;
+    static NEXT: OnceLock<AtomicUsize> = OnceLock::new();
+    NEXT.get_or_init(|| {
+        let seed = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
+        AtomicUsize::new(seed as usize)
+    })
+    .fetch_add(1, Ordering::Relaxed)
+}
 
 /// Connects to one of `addrs`: a relay's address, or several relay nodes'
-/// separated by commas (`a.example.jp:4433,b.example.jp:4433`). Each call
-/// starts at the next address, so peers spread over the nodes and one that
-/// is down is passed over. Returns the stream and the address it reached.
+/// separated by commas (`a.example.jp:4433,b.example.jp:4433`). `prefer`,
+/// when it is one of them, is tried first (a host's data connection goes
+/// to the node that holds its control connection, so a session takes no
+/// extra hop); otherwise each call starts at the next address, so peers
+/// spread over the nodes. One that is down is passed over. Returns the
+/// stream and the address it reached.
 pub async fn dial_any(
     addrs: &str,
+    prefer: Option<&str>,
     proxy: Option<&Proxy>,
     timeout: Duration,
 ) -> Result<(TcpStream, String), DialError> {
-    let list: Vec<&str> = addrs
+    let mut list: Vec<&str> = addrs
         .split(',')
         .map(str::trim)
         .filter(|a| !a.is_empty())
         .collect();
-    let first = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if list.is_empty() {
+        return Err(DialError::Unreachable {
+            addr: addrs.to_owned(),
+            source: io::Error::new(io::ErrorKind::InvalidInput, "no address given"),
+        });
+    }
+    let start = next_start() % list.len();
+    list.rotate_left(start);
+    if let Some(i) = prefer.and_then(|p| list.iter().position(|a| *a == p)) {
+        let preferred = list.remove(i);
+        list.insert(0, preferred);
+    }
     let mut last = None;
-    for i in 0..list.len() {
-        let addr = list[(first + i) % list.len()];
+    for addr in list {
         match dial(addr, proxy, timeout).await {
             Ok(stream) => return Ok((stream, addr.to_owned())),
             Err(e) => last = Some(e),
         }
     }
-    Err(last.unwrap_or_else(|| DialError::Unreachable {
-        addr: addrs.to_owned(),
-        source: io::Error::new(io::ErrorKind::InvalidInput, "no address given"),
-    }))
+    Err(last.expect("the list is not empty"))
 }
 
 async fn connect(addr: &str) -> Result<TcpStream, DialError> {
@@ -231,6 +254,39 @@ pub fn proxy_status(header: &[u8]) -> Result<(u16, String), DialError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Several nodes: the preferred one is reached on every call, one that
+    /// is down is passed over, and without a preference calls spread.
+    #[test]
+    fn dial_any_prefers_and_passes_over() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let a = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let b = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let down = {
+                let gone = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                gone.local_addr().unwrap().to_string()
+            };
+            let (a, b) = (
+                a.local_addr().unwrap().to_string(),
+                b.local_addr().unwrap().to_string(),
+            );
+            let list = format!("{down}, {a},{b}");
+            let t = Duration::from_secs(2);
+            let mut reached = std::collections::HashSet::new();
+            for _ in 0..6 {
+                let (_, at) = dial_any(&list, Some(&b), None, t).await.unwrap();
+                assert_eq!(at, b);
+                let (_, at) = dial_any(&list, None, None, t).await.unwrap();
+                assert_ne!(at, down);
+                reached.insert(at);
+            }
+            assert_eq!(reached.len(), 2, "calls spread over the nodes that are up");
+            let (_, at) = dial_any(&list, Some(&down), None, t).await.unwrap();
+            assert_ne!(at, down, "a preferred node that is down is passed over");
+            assert!(dial_any(" , ", None, None, t).await.is_err());
+        });
+    }
 
     #[test]
     fn proxy_urls() {
