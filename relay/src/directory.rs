@@ -37,6 +37,16 @@ impl From<redis::RedisError> for Unreachable {
     }
 }
 
+/// What importing one ID of a relay's file did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Imported {
+    Added,
+    /// The directory had this binding (or the file had only releases).
+    AlreadyThere,
+    /// The directory binds the ID to another key, which keeps it.
+    HeldByAnother,
+}
+
 /// Where a client's host is, as the directory knows it.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Whereabouts {
@@ -69,6 +79,7 @@ pub struct Directory {
     renew: Script,
     leave: Script,
     unbind: Script,
+    import: Script,
 }
 
 const CLAIMABLE: &str = r"
@@ -120,6 +131,20 @@ redis.call('SADD', KEYS[2], key)
 return key
 ";
 
+// A binding and the released keys of a relay's own file, added where the
+// directory has nothing for them; a binding the directory holds for another
+// key stays (first claim wins there too).
+const IMPORT: &str = r"
+for i = 2, #ARGV do redis.call('SADD', KEYS[2], ARGV[i]) end
+if ARGV[1] == '' then return 'none' end
+local bound = redis.call('GET', KEYS[1])
+if bound == ARGV[1] then return 'same' end
+if bound then return 'other' end
+if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return 'other' end
+redis.call('SET', KEYS[1], ARGV[1])
+return 'added'
+";
+
 fn keys(id: &ComputerId) -> [String; 3] {
     [
         format!("thin:{{{id}}}:key"),
@@ -156,6 +181,7 @@ impl Directory {
             renew: Script::new(RENEW),
             leave: Script::new(LEAVE),
             unbind: Script::new(UNBIND),
+            import: Script::new(IMPORT),
         })
     }
 
@@ -238,6 +264,25 @@ impl Directory {
             (false, _) => Whereabouts::Unknown,
             (true, None) => Whereabouts::Offline,
             (true, Some(node)) => Whereabouts::At(node),
+        })
+    }
+
+    /// Adds what a relay's own file knows of `id` (its binding, the keys
+    /// released from it) where the directory has nothing.
+    pub async fn import(
+        &self,
+        id: &ComputerId,
+        key: Option<&[u8]>,
+        released: &[Vec<u8>],
+    ) -> Result<Imported, Unreachable> {
+        let mut args = vec![key.map(encode).unwrap_or_default()];
+        args.extend(released.iter().map(|k| encode(k)));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let outcome: String = self.run(&self.import, id, &args).await?;
+        Ok(match outcome.as_str() {
+            "added" => Imported::Added,
+            "other" => Imported::HeldByAnother,
+            _ => Imported::AlreadyThere,
         })
     }
 

@@ -104,6 +104,14 @@ pub enum Claim {
     Released,
 }
 
+/// What the file knows of one ID: its binding, if any, and the keys
+/// released from it.
+pub struct Entry {
+    pub id: ComputerId,
+    pub key: Option<Vec<u8>>,
+    pub released: Vec<Vec<u8>>,
+}
+
 pub struct Registry {
     log: File,
     /// Computer ID → Ed25519 public key of the host that first claimed it.
@@ -183,6 +191,24 @@ impl Registry {
             needs_newline: !keep.is_empty() && !keep.ends_with('\n'),
             online: HashMap::new(),
         })
+    }
+
+    /// Every ID the file knows.
+    pub fn entries(&self) -> Vec<Entry> {
+        let ids: HashSet<&ComputerId> = self.bindings.keys().chain(self.released.keys()).collect();
+        ids.into_iter()
+            .map(|id| Entry {
+                id: id.clone(),
+                key: self.bindings.get(id).cloned(),
+                released: self
+                    .released
+                    .get(id)
+                    .into_iter()
+                    .flatten()
+                    .cloned()
+                    .collect(),
+            })
+            .collect()
     }
 
     pub fn is_known(&self, id: &ComputerId) -> bool {

@@ -25,10 +25,10 @@ use transport::{FramedIo, Prefixed, ReadFrameError};
 
 use crate::cluster::{Cluster, ClusterConfig};
 use crate::deny::{self, DenyList, Role};
-use crate::directory::{Renewal, Unreachable, Whereabouts};
+use crate::directory::{Imported, Renewal, Unreachable, Whereabouts};
 use crate::limits::{self, Connections, Evict, Keyed, Kind, PerAddress, Slot};
 use crate::metrics::{self, Limit, Metrics, Pairing};
-use crate::registry::{Claim, Notice, OnlineHost, Registry};
+use crate::registry::{Claim, Entry, Notice, OnlineHost, Registry};
 use crate::tap::{Counted, Direction, Tap, Tapped};
 use crate::{certs, cluster, oplog, tokens, CERT_FILE, KEY_FILE};
 
@@ -474,6 +474,7 @@ impl Relay {
             tokio::spawn(watch_deny_file(Arc::downgrade(&self.shared), watch));
         }
         let _cluster = self.cluster.map(|listener| {
+            tokio::spawn(import_registry(Arc::downgrade(&self.shared)));
             AbortOnDrop(tokio::spawn(serve_cluster(self.shared.clone(), listener)))
         });
         let _metrics = self.metrics.map(|listener| {
@@ -1915,6 +1916,50 @@ const MAX_CLIENT_ADDR: usize = 64;
 
 /// Connections on the cluster port that have not yet proved to be a node.
 const MAX_CLUSTER_HANDSHAKES: usize = 64;
+
+/// A relay that was one process before it became a node brings the
+/// bindings and releases of its own file into the shared directory (where
+/// the directory has nothing for them), so its office PCs stay known and a
+/// closed relay does not ask them for enrolment tokens. Retried until Redis
+/// answers; what is there already is left alone.
+async fn import_registry(shared: std::sync::Weak<Shared>) {
+    let entries = match shared.upgrade() {
+        Some(shared) => shared.registry.lock().expect("not poisoned").entries(),
+        None => return,
+    };
+    if entries.is_empty() {
+        return;
+    }
+    let mut left = entries.as_slice();
+    let (mut added, mut there, mut other) = (0usize, 0usize, 0usize);
+    while let Some(Entry { id, key, released }) = left.first() {
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let cluster = shared.cluster.as_ref().expect("a node of a cluster");
+        match cluster.directory.import(id, key.as_deref(), released).await {
+            Ok(Imported::Added) => added += 1,
+            Ok(Imported::AlreadyThere) => there += 1,
+            Ok(Imported::HeldByAnother) => {
+                other += 1;
+                warn!(%id, "the directory binds this ID to another key, which keeps it");
+            }
+            Err(e) => {
+                drop(shared);
+                warn!(error = %e, "cannot bring hosts.jsonl into the directory yet; retrying");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                continue;
+            }
+        }
+        left = &left[1..];
+    }
+    info!(
+        added,
+        already_there = there,
+        held_by_another = other,
+        "the relay's own bindings are in the shared directory"
+    );
+}
 
 /// Accepts other nodes on the cluster port until the task is dropped.
 async fn serve_cluster(shared: Arc<Shared>, listener: TcpListener) {

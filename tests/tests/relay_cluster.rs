@@ -61,6 +61,11 @@ impl Redis {
 /// A relay node serving with the directory at `redis`, its certificate and
 /// CA copied from `first` (None: the first node, which makes them).
 fn node(first: Option<&Path>, redis: &str, extra: &[&str]) -> RelayProc {
+    node_copying(first, &[], redis, extra)
+}
+
+/// [`node`], also copying `more` files from `first`.
+fn node_copying(first: Option<&Path>, more: &[&str], redis: &str, extra: &[&str]) -> RelayProc {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap().to_owned();
     match first {
@@ -69,7 +74,7 @@ fn node(first: Option<&Path>, redis: &str, extra: &[&str]) -> RelayProc {
             assert_eq!(code, 0, "{out}");
         }
         Some(first) => {
-            for file in ["ca.pem", "relay.pem", "relay-key.pem"] {
+            for file in ["ca.pem", "relay.pem", "relay-key.pem"].iter().chain(more) {
                 std::fs::copy(first.join(file), dir.path().join(file)).unwrap();
             }
         }
@@ -346,6 +351,66 @@ fn a_client_at_one_node_works_on_a_host_at_another_and_every_path_between_nodes_
 
 /// Silent connections the cluster-port test opens (the relay lets 64 wait).
 const CLUSTER_STRANGERS: usize = 80;
+
+#[test]
+fn a_relay_that_becomes_a_node_brings_its_bindings_and_a_closed_cluster_still_knows_its_pcs() {
+    if !redis_programs() {
+        return;
+    }
+    let redis = Redis::start_on(free_port());
+    // A single relay of its own, where an office PC bound its ID and the
+    // operator released another from a key.
+    let mut single = RelayProc::start(&[]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (key, squatter) = (hostile::host_key(), hostile::host_key());
+    let old = Target::new(&single.addr, &single.ca(), "old-pc");
+    let gone = Target::new(&single.addr, &single.ca(), "gone-pc");
+    rt.block_on(async {
+        let control = hostile::register_from(&old, loopback(30), "old-pc", &key, None).await;
+        drop(control.unwrap());
+        let control = hostile::register_from(&gone, loopback(31), "gone-pc", &squatter, None).await;
+        drop(control.unwrap());
+    });
+    single.proc.kill();
+    let dir = single.dir.path().to_str().unwrap().to_owned();
+    let (code, out) = run("thin-relay", &["unbind", "--dir", &dir, "gone-pc"]);
+    assert_eq!(code, 0, "{out}");
+
+    // It becomes node A (its folder, file included); node B is closed to
+    // unknown hosts.
+    let mut a = node_copying(Some(single.dir.path()), &["hosts.jsonl"], &redis.url(), &[]);
+    a.proc.wait_for(
+        "the relay's own bindings are in the shared directory",
+        Duration::from_secs(20),
+    );
+    let b = node(Some(a.dir.path()), &redis.url(), &["--closed"]);
+    rt.block_on(async {
+        let at_b = target(&b, "old-pc");
+        let known = hostile::register_from(&at_b, loopback(30), "old-pc", &key, None).await;
+        assert!(known.is_ok(), "{:?}", known.err());
+        let other = hostile::register_from(&at_b, loopback(32), "old-pc", &squatter, None).await;
+        assert!(
+            matches!(&other, Err(Stopped::Relay(ErrorCode::IdTaken, _))),
+            "{:?}",
+            other.err()
+        );
+        // The released key stays released across the cluster.
+        let open_c = node(Some(a.dir.path()), &redis.url(), &[]);
+        let again = hostile::register_from(
+            &target(&open_c, "gone-pc"),
+            loopback(31),
+            "gone-pc",
+            &squatter,
+            None,
+        )
+        .await;
+        assert!(
+            matches!(&again, Err(Stopped::Relay(ErrorCode::IdTaken, m)) if m.contains("released")),
+            "{:?}",
+            again.err()
+        );
+    });
+}
 
 #[test]
 fn two_hosts_racing_for_one_new_id_at_two_nodes_give_it_to_exactly_one_key_every_time() {
