@@ -7,7 +7,9 @@
 //! nodes racing for one new ID give it to exactly one key. Keys are
 //! `thin:{ID}:key` (the host key, base64), `thin:{ID}:released` (keys the
 //! operator released the ID from) and `thin:{ID}:at` (the node's cluster
-//! address); the braces keep one ID's keys in one Redis Cluster slot.
+//! address). The braces would keep one ID's keys in one Redis Cluster slot,
+//! but this client speaks to one Redis server (with replicas and Sentinel
+//! failover in front of it if wanted), not to a Redis Cluster.
 //!
 //! A node that cannot reach Redis keeps what it has (its online hosts and
 //! their sessions) and refuses what needs the directory; the connection
