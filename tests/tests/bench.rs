@@ -30,6 +30,15 @@ const FIGURES: &[&str] = &[
     "client_cpu_ms_per_frame",
     "direct_fps_1080p",
     "direct_cpu_ms_per_frame",
+    "cluster_pairings_per_s_same_node",
+    "cluster_pairing_us_p50_same_node",
+    "cluster_pairing_us_p99_same_node",
+    "cluster_pairings_per_s_across_nodes",
+    "cluster_pairing_us_p50_across_nodes",
+    "cluster_pairing_us_p99_across_nodes",
+    "redis_bytes_per_registered_host",
+    "cluster_idle_host_bytes",
+    "single_relay_idle_host_bytes",
     "office_scroll_kbps",
     "office_scroll_bitmaps_kbps",
     "office_still_kbps",
@@ -57,10 +66,14 @@ const OFFICE_BOUNDS: &[(&str, f64)] = &[
     ("office3_still_kbps", 10.0),
 ];
 
-/// The office scene's figures need a real RDP server and a terminal; the
-/// bench leaves them out (with a note) where these are missing. The prefix
-/// of each server's figures and the programs it needs.
-const OFFICE_PROGRAMS: &[(&str, &[&str])] = &[
+/// The office scene's figures need a real RDP server and a terminal, the
+/// cluster's a real Redis; the bench leaves them out (with a note) where
+/// these are missing. The prefix of each group's figures and the programs
+/// it needs.
+const REAL_PEER_PROGRAMS: &[(&str, &[&str])] = &[
+    ("cluster_", &["redis-server", "redis-cli"]),
+    ("redis_", &["redis-server", "redis-cli"]),
+    ("single_relay_", &["redis-server", "redis-cli"]),
     (
         "office_",
         &["Xvfb", "xterm", "freerdp-shadow-cli", "winpr-hash"],
@@ -73,7 +86,7 @@ const OFFICE_PROGRAMS: &[(&str, &[&str])] = &[
 
 #[test]
 fn the_bench_prints_every_figure_beside_its_baseline() {
-    let missing: Vec<&str> = OFFICE_PROGRAMS
+    let missing: Vec<&str> = REAL_PEER_PROGRAMS
         .iter()
         .filter(|(_, programs)| !programs.iter().all(|p| common::is_installed(p)))
         .map(|(prefix, programs)| {
