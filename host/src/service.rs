@@ -374,18 +374,28 @@ async fn serve_session(
     };
     let accept = ToRelay::HostAccept {
         id: ctx.config.id.clone(),
-        session,
+        session: session.clone(),
     };
-    conn.write_all(&relay::encode(&accept))
-        .await
-        .map_err(|e| e.to_string())?;
-    let paired = tokio::time::timeout(PAIRING_TIMEOUT, read_from_relay(&mut conn))
-        .await
-        .map_err(|_| "the relay did not confirm the session in time".to_owned())?;
-    match paired? {
-        FromRelay::Paired => {}
-        FromRelay::Error { message, .. } => return Err(message),
-        other => return Err(format!("unexpected {other:?}")),
+    let paired = async {
+        conn.write_all(&relay::encode(&accept))
+            .await
+            .map_err(|e| e.to_string())?;
+        let paired = tokio::time::timeout(PAIRING_TIMEOUT, read_from_relay(&mut conn))
+            .await
+            .map_err(|_| "the relay did not confirm the session in time".to_owned())?;
+        match paired? {
+            FromRelay::Paired => Ok(()),
+            FromRelay::Error { message, .. } => Err(message),
+            other => Err(format!("unexpected {other:?}")),
+        }
+    };
+    if let Err(e) = paired.await {
+        // The client is still waiting at the relay: tell it now, over the
+        // control connection, rather than let it time out.
+        let message = "the relay could not connect this session to the office PC right now; \
+                       try again in a minute";
+        let _ = declines.try_send((session, message.into()));
+        return Err(e);
     }
 
     // Everything after pairing belongs to client and host: first the

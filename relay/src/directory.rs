@@ -30,12 +30,46 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Why the directory could not answer.
 #[derive(Debug, thiserror::Error)]
-#[error("the relay's directory (Redis) cannot be reached: {0}")]
-pub struct Unreachable(String);
+#[error("the relay's directory (Redis) cannot be reached: {why}")]
+pub struct Unreachable {
+    why: String,
+    /// Redis answered, with an error: asking again the same way will not
+    /// help (a connection problem may pass).
+    answered: bool,
+}
+
+impl Unreachable {
+    fn new(why: impl Into<String>) -> Self {
+        Self {
+            why: why.into(),
+            answered: false,
+        }
+    }
+
+    /// Redis answered what no script here returns.
+    fn odd(answer: &str) -> Self {
+        Self {
+            why: format!("unexpected answer {answer:?}"),
+            answered: true,
+        }
+    }
+
+    /// Whether Redis itself refused the call (not a connection problem).
+    pub fn answered(&self) -> bool {
+        self.answered
+    }
+}
 
 impl From<redis::RedisError> for Unreachable {
     fn from(e: redis::RedisError) -> Self {
-        Self(e.to_string())
+        let connection = e.is_io_error()
+            || e.is_timeout()
+            || e.is_connection_dropped()
+            || e.is_connection_refusal();
+        Self {
+            why: e.to_string(),
+            answered: !connection,
+        }
     }
 }
 
@@ -43,10 +77,16 @@ impl From<redis::RedisError> for Unreachable {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Imported {
     Added,
-    /// The directory had this binding (or the file had only releases).
+    /// The directory had this binding.
     AlreadyThere,
+    /// The file knew only keys released from the ID; they are released in
+    /// the directory too.
+    Released,
     /// The directory binds the ID to another key, which keeps it.
     HeldByAnother,
+    /// The file releases the very key that is (or would be) bound: the
+    /// directory is left as it was for the operator to decide.
+    Conflict,
 }
 
 /// Where a client's host is, as the directory knows it.
@@ -82,6 +122,9 @@ pub struct Directory {
     leave: Script,
     unbind: Script,
     import: Script,
+    /// False while this node brings its own file into the directory: until
+    /// then a claim or a look-up could contradict what the file knows.
+    imported: tokio::sync::watch::Sender<bool>,
 }
 
 const CLAIMABLE: &str = r"
@@ -135,11 +178,15 @@ return key
 
 // A binding and the released keys of a relay's own file, added where the
 // directory has nothing for them; a binding the directory holds for another
-// key stays (first claim wins there too).
+// key stays (first claim wins there too). A key both bound and released
+// is never written: the operator decides.
 const IMPORT: &str = r"
-for i = 2, #ARGV do redis.call('SADD', KEYS[2], ARGV[i]) end
-if ARGV[1] == '' then return 'none' end
 local bound = redis.call('GET', KEYS[1])
+for i = 2, #ARGV do
+  if ARGV[i] == ARGV[1] or ARGV[i] == bound then return 'conflict' end
+end
+for i = 2, #ARGV do redis.call('SADD', KEYS[2], ARGV[i]) end
+if ARGV[1] == '' then return 'released' end
 if bound == ARGV[1] then return 'same' end
 if bound then return 'other' end
 if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return 'other' end
@@ -184,7 +231,31 @@ impl Directory {
             leave: Script::new(LEAVE),
             unbind: Script::new(UNBIND),
             import: Script::new(IMPORT),
+            imported: tokio::sync::watch::Sender::new(true),
         })
+    }
+
+    /// Holds claims and look-ups until [`Self::release`]: this node is
+    /// bringing its own file into the directory.
+    pub fn hold(&self) {
+        self.imported.send_replace(false);
+    }
+
+    /// The file is in the directory (or given up on): claims go ahead.
+    pub fn release(&self) {
+        self.imported.send_replace(true);
+    }
+
+    /// Waits (a call's time at most) until claims may go ahead.
+    async fn ready(&self) -> Result<(), Unreachable> {
+        let mut imported = self.imported.subscribe();
+        let wait = tokio::time::timeout(CALL_TIMEOUT, imported.wait_for(|done| *done)).await;
+        if matches!(wait, Ok(Ok(_))) {
+            return Ok(());
+        }
+        Err(Unreachable::new(
+            "this node is still bringing its own hosts.jsonl into the directory",
+        ))
     }
 
     /// This node's cluster address.
@@ -208,7 +279,7 @@ impl Directory {
         let mut redis = self.redis.clone();
         tokio::time::timeout(CALL_TIMEOUT * 2, invocation.invoke_async(&mut redis))
             .await
-            .map_err(|_| Unreachable("no answer in time".to_owned()))?
+            .map_err(|_| Unreachable::new("no answer in time"))?
             .map_err(Unreachable::from)
     }
 
@@ -218,12 +289,14 @@ impl Directory {
 
     /// Whether `id` is free for `key` to claim as a new binding.
     pub async fn claimable(&self, id: &ComputerId, key: &[u8]) -> Result<bool, Unreachable> {
+        self.ready().await?;
         let free: i64 = self.run(&self.claimable, id, &[&encode(key)]).await?;
         Ok(free == 1)
     }
 
     /// Binds `id` to `key` on first claim and marks the host present here.
     pub async fn claim(&self, id: &ComputerId, key: &[u8]) -> Result<Claim, Unreachable> {
+        self.ready().await?;
         let args = [&encode(key), self.node.as_str(), &self.presence_ms()];
         let outcome: String = self.run(&self.claim, id, &args).await?;
         match outcome.as_str() {
@@ -231,7 +304,7 @@ impl Directory {
             "known" => Ok(Claim::Known),
             "taken" => Ok(Claim::Taken),
             "released" => Ok(Claim::Released),
-            other => Err(Unreachable(format!("unexpected answer {other:?}"))),
+            other => Err(Unreachable::odd(other)),
         }
     }
 
@@ -254,6 +327,7 @@ impl Directory {
 
     /// Where the host of `id` is.
     pub async fn find(&self, id: &ComputerId) -> Result<Whereabouts, Unreachable> {
+        self.ready().await?;
         let [key, _, at] = keys(id);
         let mut redis = self.redis.clone();
         let mut pipe = redis::pipe();
@@ -261,7 +335,7 @@ impl Directory {
         let lookup = pipe.query_async::<(bool, Option<String>)>(&mut redis);
         let (known, at) = tokio::time::timeout(CALL_TIMEOUT * 2, lookup)
             .await
-            .map_err(|_| Unreachable("no answer in time".to_owned()))??;
+            .map_err(|_| Unreachable::new("no answer in time"))??;
         Ok(match (known, at) {
             (false, _) => Whereabouts::Unknown,
             (true, None) => Whereabouts::Offline,
@@ -283,8 +357,11 @@ impl Directory {
         let outcome: String = self.run(&self.import, id, &args).await?;
         Ok(match outcome.as_str() {
             "added" => Imported::Added,
+            "same" => Imported::AlreadyThere,
+            "released" => Imported::Released,
             "other" => Imported::HeldByAnother,
-            _ => Imported::AlreadyThere,
+            "conflict" => Imported::Conflict,
+            other => return Err(Unreachable::odd(other)),
         })
     }
 
@@ -295,7 +372,7 @@ impl Directory {
         key.map(|k| {
             base64::engine::general_purpose::STANDARD
                 .decode(k)
-                .map_err(|e| Unreachable(format!("a malformed key in the directory: {e}")))
+                .map_err(|e| Unreachable::new(format!("a malformed key in the directory: {e}")))
         })
         .transpose()
     }

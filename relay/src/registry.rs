@@ -24,6 +24,12 @@ pub const FILE: &str = "hosts.jsonl";
 /// The registry of earlier versions (one JSON object, rewritten whole); read
 /// once into [`FILE`] and then left alone.
 const OLD_FILE: &str = "hosts.json";
+/// Beside [`FILE`] once a relay node brought it into the shared directory:
+/// the file's length then. The file is brought in again only if it grew
+/// since (the relay ran alone again), so an old file does not contradict at
+/// every start a directory that moved on (an ID unbound across the cluster,
+/// a binding lost with Redis's data).
+const IMPORTED_FILE: &str = "hosts.jsonl.imported";
 
 /// A session notice for an online host: the session token and client address.
 #[derive(Debug)]
@@ -114,6 +120,9 @@ pub struct Entry {
 
 pub struct Registry {
     log: File,
+    /// Where `log` is, and how long it was when loaded.
+    path: PathBuf,
+    loaded_len: u64,
     /// Computer ID → Ed25519 public key of the host that first claimed it.
     bindings: HashMap<ComputerId, Vec<u8>>,
     /// Keys the operator released an ID from; they may not claim it again.
@@ -186,11 +195,33 @@ impl Registry {
         }
         Ok(Self {
             log,
+            loaded_len: keep.len() as u64,
+            path,
             bindings: loaded.bindings,
             released: loaded.released,
             needs_newline: !keep.is_empty() && !keep.ends_with('\n'),
             online: HashMap::new(),
         })
+    }
+
+    /// Whether the file knows IDs a relay node has not yet brought into the
+    /// shared directory.
+    pub fn needs_import(&self) -> bool {
+        if self.bindings.is_empty() && self.released.is_empty() {
+            return false;
+        }
+        let marked = std::fs::read_to_string(self.path.with_file_name(IMPORTED_FILE))
+            .ok()
+            .and_then(|text| text.trim().parse::<u64>().ok());
+        marked != Some(self.loaded_len)
+    }
+
+    /// The file as loaded is in the shared directory.
+    pub fn mark_imported(&self) -> anyhow::Result<()> {
+        let marker = self.path.with_file_name(IMPORTED_FILE);
+        let text = format!("{}\n", self.loaded_len);
+        files::write_atomic(&marker, text.as_bytes(), files::Mode::Public)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", marker.display()))
     }
 
     /// Every ID the file knows.

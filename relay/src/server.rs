@@ -1,6 +1,7 @@
 //! The relay's accept loop, the three connection roles and the splice.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -20,7 +21,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio_rustls::TlsAcceptor;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 use transport::{FramedIo, Prefixed, ReadFrameError};
 
 use crate::cluster::{Cluster, ClusterConfig};
@@ -474,8 +475,9 @@ impl Relay {
             tokio::spawn(watch_deny_file(Arc::downgrade(&self.shared), watch));
         }
         let _cluster = self.cluster.map(|listener| {
-            tokio::spawn(import_registry(Arc::downgrade(&self.shared)));
-            AbortOnDrop(tokio::spawn(serve_cluster(self.shared.clone(), listener)))
+            let import = import_registry(&self.shared).map(|task| AbortOnDrop(tokio::spawn(task)));
+            let serve = AbortOnDrop(tokio::spawn(serve_cluster(self.shared.clone(), listener)));
+            (import, serve)
         });
         let _metrics = self.metrics.map(|listener| {
             let shared = Arc::downgrade(&self.shared);
@@ -1914,58 +1916,149 @@ async fn pair_through(
 /// Longest client address another node may pass on.
 const MAX_CLIENT_ADDR: usize = 64;
 
-/// Connections on the cluster port that have not yet proved to be a node.
+/// Connections on the cluster port that have not yet proved to be a node:
+/// at most this many wait at once (the oldest makes room for a new one),
+/// only so many of them from one address, each for so long.
 const MAX_CLUSTER_HANDSHAKES: usize = 64;
+const CLUSTER_HANDSHAKES_PER_ADDRESS: usize = 8;
+const CLUSTER_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How often one ID of a relay's file may be refused by Redis itself
+/// before the import goes on without it (a connection problem is waited
+/// out instead).
+const IMPORT_TRIES: u32 = 3;
 
 /// A relay that was one process before it became a node brings the
 /// bindings and releases of its own file into the shared directory (where
 /// the directory has nothing for them), so its office PCs stay known and a
-/// closed relay does not ask them for enrolment tokens. Retried until Redis
-/// answers; what is there already is left alone.
-async fn import_registry(shared: std::sync::Weak<Shared>) {
-    let entries = match shared.upgrade() {
-        Some(shared) => shared.registry.lock().expect("not poisoned").entries(),
-        None => return,
+/// closed relay does not ask them for enrolment tokens. Claims and look-ups
+/// wait meanwhile (a squatter could otherwise take a known PC's ID first);
+/// what the directory has already is left alone. Done once per file: the
+/// task to run, if the file has news for the directory.
+fn import_registry(shared: &Arc<Shared>) -> Option<impl Future<Output = ()> + use<>> {
+    let cluster = shared.cluster.as_ref()?;
+    let entries = {
+        let registry = shared.registry.lock().expect("not poisoned");
+        if !registry.needs_import() {
+            if !registry.entries().is_empty() {
+                info!("hosts.jsonl is in the shared directory since an earlier start; not again");
+            }
+            return None;
+        }
+        registry.entries()
     };
-    if entries.is_empty() {
-        return;
-    }
-    let mut left = entries.as_slice();
-    let (mut added, mut there, mut other) = (0usize, 0usize, 0usize);
-    while let Some(Entry { id, key, released }) = left.first() {
+    cluster.directory.hold();
+    let shared = Arc::downgrade(shared);
+    Some(async move {
+        let mut outcome = Imports::default();
+        let mut refused = 0;
+        let mut left = entries.as_slice();
+        while let Some(Entry { id, key, released }) = left.first() {
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
+            let cluster = shared.cluster.as_ref().expect("a node of a cluster");
+            match cluster.directory.import(id, key.as_deref(), released).await {
+                Ok(imported) => outcome.count(id, imported),
+                Err(e) if e.answered() && refused + 1 >= IMPORT_TRIES => {
+                    error!(%id, error = %e, "this ID of hosts.jsonl cannot be brought into the directory; going on without it");
+                    outcome.failed += 1;
+                }
+                Err(e) => {
+                    refused += u32::from(e.answered());
+                    drop(shared);
+                    warn!(error = %e, "cannot bring hosts.jsonl into the directory yet; retrying");
+                    tokio::time::sleep(IMPORT_RETRY).await;
+                    continue;
+                }
+            }
+            refused = 0;
+            left = &left[1..];
+        }
         let Some(shared) = shared.upgrade() else {
             return;
         };
-        let cluster = shared.cluster.as_ref().expect("a node of a cluster");
-        match cluster.directory.import(id, key.as_deref(), released).await {
-            Ok(Imported::Added) => added += 1,
-            Ok(Imported::AlreadyThere) => there += 1,
-            Ok(Imported::HeldByAnother) => {
-                other += 1;
-                warn!(%id, "the directory binds this ID to another key, which keeps it");
-            }
-            Err(e) => {
-                drop(shared);
-                warn!(error = %e, "cannot bring hosts.jsonl into the directory yet; retrying");
-                tokio::time::sleep(Duration::from_secs(5)).await;
-                continue;
+        let Imports {
+            added,
+            there,
+            released,
+            other,
+            conflicts,
+            failed,
+        } = outcome;
+        info!(
+            added,
+            already_there = there,
+            released,
+            held_by_another = other,
+            conflicts,
+            failed,
+            "the relay's own bindings are in the shared directory"
+        );
+        if failed == 0 {
+            let marked = shared
+                .registry
+                .lock()
+                .expect("not poisoned")
+                .mark_imported();
+            if let Err(e) = marked {
+                warn!(error = %e, "the import is done but cannot be noted; it runs again at the next start");
             }
         }
-        left = &left[1..];
+        shared
+            .cluster
+            .as_ref()
+            .expect("a node of a cluster")
+            .directory
+            .release();
+    })
+}
+
+/// How long the import waits for Redis before it tries again.
+const IMPORT_RETRY: Duration = Duration::from_secs(2);
+
+/// What an import did, ID by ID.
+#[derive(Default)]
+struct Imports {
+    added: usize,
+    there: usize,
+    released: usize,
+    other: usize,
+    conflicts: usize,
+    failed: usize,
+}
+
+impl Imports {
+    fn count(&mut self, id: &ComputerId, imported: Imported) {
+        match imported {
+            Imported::Added => self.added += 1,
+            Imported::AlreadyThere => self.there += 1,
+            Imported::Released => self.released += 1,
+            Imported::HeldByAnother => {
+                self.other += 1;
+                warn!(%id, "the directory binds this ID to another key, which keeps it");
+            }
+            Imported::Conflict => {
+                self.conflicts += 1;
+                warn!(%id, "hosts.jsonl and the directory disagree whether this ID's key is released; the directory is left as it is (thin-relay unbind --directory settles it)");
+            }
+        }
     }
-    info!(
-        added,
-        already_there = there,
-        held_by_another = other,
-        "the relay's own bindings are in the shared directory"
-    );
 }
 
 /// Accepts other nodes on the cluster port until the task is dropped.
 async fn serve_cluster(shared: Arc<Shared>, listener: TcpListener) {
     // Nodes' connections are authenticated by the handshake; until then a
-    // stranger could hold them open, so only so many wait at once.
-    let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_CLUSTER_HANDSHAKES));
+    // stranger could hold them open, so only so many wait at once, and a
+    // flood from many addresses pushes out its own oldest rather than lock
+    // the nodes out (a node's handshake takes milliseconds).
+    let per_address = PerAddress {
+        open: CLUSTER_HANDSHAKES_PER_ADDRESS,
+        host: 0,
+        client: 0,
+    };
+    let handshakes = Arc::new(Connections::new(MAX_CLUSTER_HANDSHAKES, per_address));
+    let mut next = 0u64;
     loop {
         let (tcp, from) = match listener.accept().await {
             Ok(conn) => conn,
@@ -1975,8 +2068,9 @@ async fn serve_cluster(shared: Arc<Shared>, listener: TcpListener) {
                 continue;
             }
         };
-        let Ok(handshake) = handshakes.clone().try_acquire_owned() else {
-            debug!(%from, "cluster port: too many handshakes at once");
+        next += 1;
+        let Ok(handshake) = handshakes.admit(from.ip(), next) else {
+            debug!(%from, "cluster port: too many handshakes from this address");
             shared.metrics.refused(Limit::ClusterHandshakes);
             continue;
         };
@@ -1994,19 +2088,26 @@ async fn forwarded(
     shared: Arc<Shared>,
     tcp: TcpStream,
     from: SocketAddr,
-    handshake: tokio::sync::OwnedSemaphorePermit,
+    (handshake, evict): (Slot, Evict),
 ) {
     let Some(cluster) = shared.cluster.clone() else {
         return;
     };
     let acceptor = cluster.acceptor();
-    let first = tokio::time::timeout(shared.limits.handshake_timeout, async {
+    let first = tokio::time::timeout(CLUSTER_HANDSHAKE_TIMEOUT, async {
         let tls = acceptor.accept(tcp).await.map_err(|e| e.to_string())?;
         let mut conn: FramedIo<Stream> = FramedIo::new(Box::new(tls));
         let frame = conn.read_frame().await.map_err(|e| e.to_string())?;
         Ok::<_, String>((conn, frame))
-    })
-    .await;
+    });
+    let first = tokio::select! {
+        first = first => first,
+        _ = evict => {
+            debug!(%from, "cluster port: made room for a newer connection");
+            shared.metrics.refused(Limit::ClusterHandshakes);
+            return;
+        }
+    };
     let (mut conn, frame) = match first {
         Ok(Ok(first)) => first,
         Ok(Err(e)) => {
@@ -2015,6 +2116,7 @@ async fn forwarded(
             return;
         }
         Err(_) => {
+            shared.metrics.cluster_handshake_failed();
             debug!(%from, "cluster port: nothing within the handshake timeout");
             return;
         }

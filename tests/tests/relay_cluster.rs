@@ -79,10 +79,18 @@ fn node_copying(first: Option<&Path>, more: &[&str], redis: &str, extra: &[&str]
             }
         }
     }
+    let (addr, proc) = serve_node(dir.path(), redis, extra);
+    RelayProc { dir, addr, proc }
+}
+
+/// `thin-relay serve` as a node, in the relay folder `dir`: its address and
+/// process, once it listens.
+fn serve_node(dir: &Path, redis: &str, extra: &[&str]) -> (String, Proc) {
+    let d = dir.to_str().unwrap();
     let mut args = vec![
         "serve",
         "--dir",
-        &d,
+        d,
         "--listen",
         "127.0.0.1:0",
         "--directory",
@@ -98,7 +106,19 @@ fn node_copying(first: Option<&Path>, more: &[&str], redis: &str, extra: &[&str]
     let line = proc.wait_for("thin-relay listening on ", Duration::from_secs(20));
     let addr = addr_after(&line, "listening on ");
     proc.wait_for("thin-relay cluster port on ", Duration::from_secs(5));
-    RelayProc { dir, addr, proc }
+    (addr, proc)
+}
+
+/// `redis-cli` at `redis`'s port: its answer.
+fn redis_cli(redis: &Redis, args: &[&str]) -> String {
+    let port = redis.port.to_string();
+    let out = Command::new("redis-cli")
+        .args(["-p", &port])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "redis-cli {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 /// Three nodes on one Redis; extra `serve` arguments per node.
@@ -114,7 +134,7 @@ fn target(node: &RelayProc, id: &str) -> Target {
 }
 
 fn redis_programs() -> bool {
-    real_peer_programs(&["redis-server"], "redis-server")
+    real_peer_programs(&["redis-server", "redis-cli"], "redis-server")
 }
 
 /// A bare client asking `node` for `id`: the connection once the relay
@@ -269,31 +289,43 @@ fn a_client_at_one_node_works_on_a_host_at_another_and_every_path_between_nodes_
         }
     });
 
-    // Strangers on node C's cluster port: more silent connections than it
-    // lets wait for a handshake are closed at once, one without a node's
-    // certificate is refused; once they go, nodes reach C again.
+    // Strangers on node C's cluster port: one address may keep only so
+    // many silent connections waiting for a handshake (the rest are closed
+    // at once); a crowd from many addresses fills the waiting room, yet a
+    // node still gets through (the oldest stranger makes room); one without
+    // a node's certificate is refused.
     let c_node = &mut nodes[2];
     let line = c_node
         .proc
         .wait_for("thin-relay cluster port on ", Duration::from_secs(5));
     let cluster_c = addr_after(&line, "cluster port on ");
     rt.block_on(async {
-        let mut silent = Vec::new();
-        for _ in 0..CLUSTER_STRANGERS {
-            let socket = tokio::net::TcpSocket::new_v4().unwrap();
-            socket.bind((loopback(60), 0).into()).unwrap();
-            silent.push(socket.connect(cluster_c.parse().unwrap()).await.unwrap());
+        let key = hostile::host_key();
+        let c = target(c_node, "near-c-pc");
+        let a = Target::new(&a_addr, &c_node.ca(), "near-c-pc");
+        let mut control = hostile::register_from(&c, loopback(4), "near-c-pc", &key, None)
+            .await
+            .unwrap();
+        let mut one_address = Vec::new();
+        for _ in 0..FROM_ONE_ADDRESS {
+            one_address.push(silent(&cluster_c, loopback(60)).await);
         }
-        let mut closed = 0;
-        for conn in &mut silent {
-            let mut byte = [0u8; 1];
-            let read = tokio::time::timeout(Duration::from_millis(200), conn.read(&mut byte));
-            if matches!(read.await, Ok(Ok(0) | Err(_))) {
-                closed += 1;
-            }
+        let closed = closed_within(&mut one_address, Duration::from_secs(2)).await;
+        assert!(
+            closed >= FROM_ONE_ADDRESS - CLUSTER_WAITING_PER_ADDRESS,
+            "{closed} of {FROM_ONE_ADDRESS} closed"
+        );
+        let mut crowd = Vec::new();
+        for n in 0..CROWD {
+            crowd.push(silent(&cluster_c, loopback(100 + n as u32)).await);
         }
-        assert!(closed >= CLUSTER_STRANGERS - 64, "{closed} closed");
-        drop(silent);
+        let (mut client, mut host) = session_across((&a, &c), "near-c-pc", &mut control).await;
+        carries(&mut client, &mut host).await;
+        let waiting = CROWD - closed_within(&mut crowd, Duration::from_millis(1)).await;
+        assert!(
+            waiting >= CLUSTER_WAITING - CLUSTER_WAITING_PER_ADDRESS - 8,
+            "the crowd was let go before the node got through: {waiting} waiting"
+        );
         let posing = Target::new(&cluster_c, &c_node.ca(), "bare-pc");
         let answered = match hostile::dial_from(&posing, loopback(61)).await {
             Ok(mut tls) => {
@@ -307,14 +339,6 @@ fn a_client_at_one_node_works_on_a_host_at_another_and_every_path_between_nodes_
             !answered,
             "a peer without a node's certificate got an answer"
         );
-        let key = hostile::host_key();
-        let c = target(c_node, "near-c-pc");
-        let a = Target::new(&a_addr, &c_node.ca(), "near-c-pc");
-        let mut control = hostile::register_from(&c, loopback(4), "near-c-pc", &key, None)
-            .await
-            .unwrap();
-        let (mut client, mut host) = session_across((&a, &c), "near-c-pc", &mut control).await;
-        carries(&mut client, &mut host).await;
     });
 
     // The client's node counts the pairings it made (the real client's
@@ -335,7 +359,10 @@ fn a_client_at_one_node_works_on_a_host_at_another_and_every_path_between_nodes_
         .get("thin_relay_refused_total{limit=\"cluster_handshakes\"}")
         .copied()
         .unwrap_or(0.0);
-    assert!(refused >= (CLUSTER_STRANGERS - 64) as f64, "{m:?}");
+    assert!(
+        refused >= (FROM_ONE_ADDRESS - CLUSTER_WAITING_PER_ADDRESS) as f64,
+        "{m:?}"
+    );
     assert!(
         m.get("thin_relay_cluster_handshake_failures_total")
             .copied()
@@ -349,8 +376,37 @@ fn a_client_at_one_node_works_on_a_host_at_another_and_every_path_between_nodes_
     );
 }
 
-/// Silent connections the cluster-port test opens (the relay lets 64 wait).
-const CLUSTER_STRANGERS: usize = 80;
+/// How many connections a node's cluster port lets wait for a handshake,
+/// in all and from one address (the relay's own limits).
+const CLUSTER_WAITING: usize = 64;
+const CLUSTER_WAITING_PER_ADDRESS: usize = 8;
+/// Silent connections the cluster-port test opens from one address, and
+/// from as many addresses.
+const FROM_ONE_ADDRESS: usize = 40;
+const CROWD: usize = 70;
+
+/// A silent TCP connection from `source` to `addr`.
+async fn silent(addr: &str, source: IpAddr) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind((source, 0).into()).unwrap();
+    socket.connect(addr.parse().unwrap()).await.unwrap()
+}
+
+/// How many of `conns` the other side closed, waiting up to `limit` for
+/// all of them together.
+async fn closed_within(conns: &mut [tokio::net::TcpStream], limit: Duration) -> usize {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut closed = 0;
+    for conn in conns {
+        let mut byte = [0u8; 1];
+        // A closed one answers at once, even past the deadline.
+        let read = tokio::time::timeout_at(deadline, conn.read(&mut byte));
+        if matches!(read.await, Ok(Ok(0) | Err(_))) {
+            closed += 1;
+        }
+    }
+    closed
+}
 
 #[test]
 fn a_relay_that_becomes_a_node_brings_its_bindings_and_a_closed_cluster_still_knows_its_pcs() {
@@ -410,6 +466,152 @@ fn a_relay_that_becomes_a_node_brings_its_bindings_and_a_closed_cluster_still_kn
             again.err()
         );
     });
+}
+
+/// Both halves of what Redis knows of one ID's binding: the bound key, and
+/// the released keys, as the directory writes them (base64).
+fn binding_in(redis: &Redis, id: &str) -> (String, String) {
+    let bound = redis_cli(redis, &["GET", &format!("thin:{{{id}}}:key")]);
+    let released = redis_cli(redis, &["SMEMBERS", &format!("thin:{{{id}}}:released")]);
+    (bound, released)
+}
+
+#[test]
+fn importing_a_file_never_leaves_a_key_both_bound_and_released() {
+    use ::relay::directory::{Directory, Imported};
+    if !redis_programs() {
+        return;
+    }
+    let mut redis = Redis::start_on(free_port());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let id = |id: &str| ComputerId::parse(id).unwrap();
+    let (k1, k2) = (vec![1u8; 32], vec![2u8; 32]);
+    let k1_text = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+    rt.block_on(async {
+        let node = "127.0.0.1:1".to_owned();
+        let dir = Directory::open(&redis.url(), node, Duration::from_secs(30)).unwrap();
+        let import = |name: &'static str, key: Option<Vec<u8>>, released: Vec<Vec<u8>>| {
+            let dir = &dir;
+            async move { dir.import(&id(name), key.as_deref(), &released).await }
+        };
+        // A file that binds the very key it released: nothing is written.
+        let odd = import("odd-pc", Some(k1.clone()), vec![k1.clone()]).await;
+        assert_eq!(odd.unwrap(), Imported::Conflict);
+        assert_eq!(binding_in(&redis, "odd-pc"), (String::new(), String::new()));
+        // The directory binds k1; a file that released k1 leaves it bound
+        // and not released.
+        let first = import("bound-pc", Some(k1.clone()), vec![]).await;
+        assert_eq!(first.unwrap(), Imported::Added);
+        let released = import("bound-pc", None, vec![k1.clone()]).await;
+        assert_eq!(released.unwrap(), Imported::Conflict);
+        assert_eq!(
+            binding_in(&redis, "bound-pc"),
+            (k1_text.to_owned(), String::new())
+        );
+        let same = import("bound-pc", Some(k1.clone()), vec![]).await;
+        assert_eq!(same.unwrap(), Imported::AlreadyThere);
+        let other = import("bound-pc", Some(k2.clone()), vec![]).await;
+        assert_eq!(other.unwrap(), Imported::HeldByAnother);
+        // Only releases: the released key may not claim, another may.
+        let left = import("left-pc", None, vec![k2.clone()]).await;
+        assert_eq!(left.unwrap(), Imported::Released);
+        assert!(!dir.claimable(&id("left-pc"), &k2).await.unwrap());
+        assert!(dir.claimable(&id("left-pc"), &k1).await.unwrap());
+        // Redis refusing a call is told apart from Redis being away.
+        redis_cli(&redis, &["SET", "thin:{typo-pc}:released", "not a set"]);
+        let refused = import("typo-pc", Some(k1.clone()), vec![k2.clone()]).await;
+        assert!(refused.as_ref().is_err_and(|e| e.answered()), "{refused:?}");
+        redis.proc.kill();
+        let away = import("away-pc", Some(k1.clone()), vec![]).await;
+        assert!(away.as_ref().is_err_and(|e| !e.answered()), "{away:?}");
+    });
+}
+
+#[test]
+fn a_node_bringing_in_its_file_holds_claims_until_done_skips_what_redis_refuses_and_does_it_once() {
+    if !redis_programs() {
+        return;
+    }
+    // A single relay where two office PCs bound their IDs.
+    let mut single = RelayProc::start(&[]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (key, squatter) = (hostile::host_key(), hostile::host_key());
+    let at_single = |id| Target::new(&single.addr, &single.ca(), id);
+    rt.block_on(async {
+        for (id, n) in [("kept-pc", 40), ("typo-pc", 41)] {
+            let at = at_single(id);
+            let control = hostile::register_from(&at, loopback(n), id, &key, None).await;
+            drop(control.unwrap());
+        }
+    });
+    single.proc.kill();
+
+    // It becomes a node while Redis is not there yet: a squatter's claim
+    // on a known PC's ID is refused, not granted.
+    let port = free_port();
+    let url = format!("redis://127.0.0.1:{port}");
+    let mut a = node_copying(Some(single.dir.path()), &["hosts.jsonl"], &url, &[]);
+    let squat = |a: &RelayProc| {
+        let target = target(a, "kept-pc");
+        let squatter = &squatter;
+        async move { hostile::register_from(&target, loopback(42), "kept-pc", squatter, None).await }
+    };
+    rt.block_on(async {
+        match squat(&a).await {
+            Err(Stopped::Relay(ErrorCode::Internal, message)) => {
+                assert!(message.contains("directory"), "{message}")
+            }
+            other => panic!("{:?}", other.err()),
+        }
+    });
+    // Redis arrives with something it refuses for one ID (a key of the
+    // wrong type). The squatter tries again at once, before the import's
+    // next try: still refused.
+    let redis = Redis::start_on(port);
+    redis_cli(&redis, &["SET", "thin:{typo-pc}:released", "not a set"]);
+    rt.block_on(async {
+        match squat(&a).await {
+            Err(Stopped::Relay(ErrorCode::IdTaken | ErrorCode::Internal, _)) => {}
+            other => panic!("the squatter got a known PC's ID: {:?}", other.err()),
+        }
+    });
+    a.proc
+        .wait_for("going on without it", Duration::from_secs(30));
+    a.proc.wait_for(
+        "the relay's own bindings are in the shared directory",
+        Duration::from_secs(5),
+    );
+    rt.block_on(async {
+        let at_a = target(&a, "kept-pc");
+        let kept = hostile::register_from(&at_a, loopback(40), "kept-pc", &key, None).await;
+        assert!(kept.is_ok(), "{:?}", kept.err());
+        let squatted = squat(&a).await;
+        assert!(
+            matches!(&squatted, Err(Stopped::Relay(ErrorCode::IdTaken, _))),
+            "{:?}",
+            squatted.err()
+        );
+    });
+
+    // The import is tried again at the next start (one ID was left out);
+    // once all went in, never again.
+    redis_cli(&redis, &["DEL", "thin:{typo-pc}:released"]);
+    a.proc.kill();
+    (a.addr, a.proc) = serve_node(a.dir.path(), &redis.url(), &[]);
+    a.proc.wait_for(
+        "the relay's own bindings are in the shared directory",
+        Duration::from_secs(20),
+    );
+    assert_eq!(
+        binding_in(&redis, "typo-pc").0,
+        binding_in(&redis, "kept-pc").0
+    );
+    a.proc.kill();
+    (a.addr, a.proc) = serve_node(a.dir.path(), &redis.url(), &[]);
+    a.proc.wait_for(
+        "in the shared directory since an earlier start",
+        Duration::from_secs(20),
+    );
 }
 
 #[test]
@@ -610,12 +812,7 @@ fn host_knowing_all(nodes: &[RelayProc], work: &Path, id: &str, desktop: &str) -
         .map(|n| n.addr.clone())
         .collect::<Vec<_>>()
         .join(",");
-    let config = work.join(format!("{id}.toml"));
-    init_host(&config, id, &all, &nodes[0].ca(), Some(desktop), &[]);
-    set_host_password(&config, HOST_PASSWORD);
-    let mut host = Proc::start("thin-host", &["run", "--config", config.to_str().unwrap()]);
-    let line = host.wait_for("registered; waiting for sessions", Duration::from_secs(20));
-    let line = strip_ansi(&line);
+    let (host, line) = thin_host_at(&all, &nodes[0].ca(), work, id, desktop);
     let chosen = nodes
         .iter()
         .position(|n| {
@@ -624,6 +821,78 @@ fn host_knowing_all(nodes: &[RelayProc], work: &Path, id: &str, desktop: &str) -
         })
         .unwrap_or_else(|| panic!("which node? {line}"));
     (host, chosen)
+}
+
+/// A real thin-host of `id` (in `work`) with the relay addresses `relays`,
+/// serving `desktop`: the process, once registered, and the line that says
+/// where.
+fn thin_host_at(relays: &str, ca: &Path, work: &Path, id: &str, desktop: &str) -> (Proc, String) {
+    let config = work.join(format!("{id}.toml"));
+    init_host(&config, id, relays, ca, Some(desktop), &[]);
+    set_host_password(&config, HOST_PASSWORD);
+    let mut host = Proc::start("thin-host", &["run", "--config", config.to_str().unwrap()]);
+    let line = host.wait_for("registered; waiting for sessions", Duration::from_secs(20));
+    (host, strip_ansi(&line))
+}
+
+/// A TCP load balancer in front of two nodes, as an operator may put one
+/// behind a single name: the first connection goes to `first`, every
+/// later one to `rest` (for as long as the runtime runs it).
+async fn balance(listener: tokio::net::TcpListener, first: String, rest: String) {
+    let mut next = first;
+    loop {
+        let Ok((mut inbound, _)) = listener.accept().await else {
+            return;
+        };
+        let backend = std::mem::replace(&mut next, rest.clone());
+        tokio::spawn(async move {
+            if let Ok(mut outbound) = tokio::net::TcpStream::connect(&backend).await {
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            }
+        });
+    }
+}
+
+#[test]
+fn behind_one_load_balancer_a_data_connection_at_another_node_is_handed_on_or_the_client_told_at_once(
+) {
+    if !redis_programs() {
+        return;
+    }
+    let mut redis = Redis::start_on(free_port());
+    let a = node(None, &redis.url(), &[]);
+    let b = node(Some(a.dir.path()), &redis.url(), &[]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let front = listener.local_addr().unwrap().to_string();
+    let _balancer = rt.spawn(balance(listener, a.addr.clone(), b.addr.clone()));
+    // The office PC knows only the balancer: its control connection lands
+    // at A, its data connections at B. No session reaches a desktop here.
+    let work = tempfile::tempdir().unwrap();
+    let (_host, _) = thin_host_at(&front, &a.ca(), work.path(), "lb-pc", "127.0.0.1:9");
+    rt.block_on(async {
+        let at_a = target(&a, "lb-pc");
+        let mut client = ask_for(&at_a, "lb-pc").await.expect("host notified");
+        assert_eq!(read(&mut client).await, FromRelay::Paired);
+        drop(client);
+        // Without Redis, B cannot hand the data connection on: the office
+        // PC says so through its control connection and the waiting client
+        // hears it in words, not after its pairing timeout.
+        redis.proc.kill();
+        let mut client = ask_for(&at_a, "lb-pc").await.expect("host notified");
+        match read(&mut client).await {
+            FromRelay::Error {
+                code: ErrorCode::HostBusy,
+                message,
+            } => assert!(
+                message.contains("could not connect this session"),
+                "{message}"
+            ),
+            other => panic!("{other:?}"),
+        }
+    });
 }
 
 /// `line` without terminal colour codes.
