@@ -19,6 +19,7 @@ pub async fn serve(dir: PathBuf, directory: Option<String>) -> anyhow::Result<()
     let cluster = directory.map(|directory| relay::cluster::ClusterConfig {
         directory,
         addr: "127.0.0.1:0".parse().expect("an address"),
+        public: None,
     });
     let config = RelayConfig {
         cluster,

@@ -285,7 +285,7 @@ async fn control(ctx: &Arc<Ctx>, online: Option<&watch::Sender<bool>>) -> Result
             }
             msg = read_from_relay(&mut conn) => match msg {
                 Ok(FromRelay::Pong) => missed = 0,
-                Ok(FromRelay::Incoming { session, client_addr }) => {
+                Ok(FromRelay::Incoming { session, client_addr, node: own }) => {
                     info!(%client_addr, "session requested");
                     let Ok(source) = client_addr.parse::<SocketAddr>().map(|a| a.ip()) else {
                         warn!(%client_addr, "the relay sent a bad client address");
@@ -304,7 +304,12 @@ async fn control(ctx: &Arc<Ctx>, online: Option<&watch::Sender<bool>>) -> Result
                     };
                     let ctx = ctx.clone();
                     let decline_tx = decline_tx.clone();
-                    let node = node.clone();
+                    // A node behind one name for all says where it is
+                    // itself; the data connection goes straight there (the
+                    // relay's certificate must still prove it).
+                    let node = own
+                        .filter(|own| transport::dial::is_relay_addr(own))
+                        .unwrap_or_else(|| node.clone());
                     tokio::spawn(async move {
                         let result =
                             serve_session(&ctx, &node, session, source, slot, &decline_tx).await;

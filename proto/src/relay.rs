@@ -82,6 +82,11 @@ pub enum FromRelay {
     Incoming {
         session: Vec<u8>,
         client_addr: String,
+        /// Where the host reaches this very relay node, when one name or a
+        /// load balancer stands for several (the data connection goes
+        /// straight there). Absent from older relays; ignored by older hosts.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<String>,
     },
     /// Tells a client its host is online and has been asked to answer.
     HostNotified,

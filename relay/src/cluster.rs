@@ -33,6 +33,9 @@ pub struct ClusterConfig {
     pub directory: String,
     /// Where this node listens for other nodes, and how they reach it.
     pub addr: SocketAddr,
+    /// Where office PCs reach this very node when they know the relay by
+    /// a name or load balancer that stands for all nodes (host:port).
+    pub public: Option<String>,
 }
 
 /// Both sides of the cluster port's TLS, from the relay's own certificate.
@@ -47,6 +50,8 @@ pub struct Cluster {
     /// A name the relay certificate covers: every node's certificate does,
     /// whatever address it is dialled at.
     server_name: ServerName<'static>,
+    /// See [`ClusterConfig::public`].
+    pub public: Option<String>,
 }
 
 fn load_tls(dir: &Path) -> anyhow::Result<Tls> {
@@ -74,6 +79,13 @@ impl Cluster {
                 config.addr
             );
         }
+        if let Some(public) = config.public.as_deref() {
+            if !transport::dial::is_relay_addr(public) {
+                anyhow::bail!(
+                    "--public-addr {public:?} is not host:port (for example relay-a.example.jp:443)"
+                );
+            }
+        }
         let tls = load_tls(dir)?;
         let names = certs::names(dir).map_err(anyhow::Error::msg)?;
         let name = names.first().ok_or_else(|| {
@@ -91,6 +103,7 @@ impl Cluster {
                 directory,
                 tls: RwLock::new(tls),
                 server_name,
+                public: config.public.clone(),
             },
             listener,
         ))

@@ -85,6 +85,11 @@ enum Command {
         /// the relay CA; all nodes share its ca.pem), for example 10.0.0.11:4434.
         #[arg(long, requires = "directory")]
         cluster_addr: Option<SocketAddr>,
+        /// Where office PCs reach this very node (host:port, a name its certificate covers),
+        /// when they know the relay by one name or load balancer for all nodes: a session's
+        /// data connection then comes straight here instead of being handed on between nodes.
+        #[arg(long, requires = "directory", value_name = "HOST:PORT")]
+        public_addr: Option<String>,
         /// Office PCs registered at this node at once; more are told the relay is full (and
         /// try another node). Default: as many as the connections allow.
         #[arg(long)]
@@ -253,6 +258,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             deny_file,
             directory,
             cluster_addr,
+            public_addr,
             max_hosts,
             max_sessions,
             drain_timeout,
@@ -288,7 +294,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     deny_file,
                     cluster: directory
                         .zip(cluster_addr)
-                        .map(|(directory, addr)| ClusterConfig { directory, addr }),
+                        .map(|(directory, addr)| ClusterConfig {
+                            directory,
+                            addr,
+                            public: public_addr,
+                        }),
                     ..RelayConfig::new(dir.clone(), listen)
                 })
                 .await?;

@@ -1265,7 +1265,8 @@ async fn host_control(
             notice = notices.recv() => match notice {
                 Some(notice) => {
                     let Notice { session, client_addr } = *notice;
-                    let msg = FromRelay::Incoming { session, client_addr };
+                    let node = shared.cluster.as_ref().and_then(|c| c.public.clone());
+                    let msg = FromRelay::Incoming { session, client_addr, node };
                     if conn.write_all(&relay::encode(&msg)).await.is_err() {
                         break "write failed";
                     }

@@ -87,12 +87,11 @@ fn node_copying(first: Option<&Path>, more: &[&str], redis: &str, extra: &[&str]
 /// process, once it listens.
 fn serve_node(dir: &Path, redis: &str, extra: &[&str]) -> (String, Proc) {
     let d = dir.to_str().unwrap();
-    let mut args = vec![
-        "serve",
-        "--dir",
-        d,
-        "--listen",
-        "127.0.0.1:0",
+    let mut args = vec!["serve", "--dir", d];
+    if !extra.contains(&"--listen") {
+        args.extend(["--listen", "127.0.0.1:0"]);
+    }
+    args.extend([
         "--directory",
         redis,
         "--cluster-addr",
@@ -100,7 +99,7 @@ fn serve_node(dir: &Path, redis: &str, extra: &[&str]) -> (String, Proc) {
         // The races below bind a hundred new IDs from one address.
         "--new-ids-per-hour",
         "0",
-    ];
+    ]);
     args.extend_from_slice(extra);
     let mut proc = Proc::start("thin-relay", &args);
     let line = proc.wait_for("thin-relay listening on ", Duration::from_secs(20));
@@ -837,13 +836,19 @@ fn thin_host_at(relays: &str, ca: &Path, work: &Path, id: &str, desktop: &str) -
 
 /// A TCP load balancer in front of two nodes, as an operator may put one
 /// behind a single name: the first connection goes to `first`, every
-/// later one to `rest` (for as long as the runtime runs it).
-async fn balance(listener: tokio::net::TcpListener, first: String, rest: String) {
+/// later one to `rest` (for as long as the runtime runs it). `count`s the
+/// connections it took.
+async fn balance(
+    listener: tokio::net::TcpListener,
+    (first, rest): (String, String),
+    count: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
     let mut next = first;
     loop {
         let Ok((mut inbound, _)) = listener.accept().await else {
             return;
         };
+        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let backend = std::mem::replace(&mut next, rest.clone());
         tokio::spawn(async move {
             if let Ok(mut outbound) = tokio::net::TcpStream::connect(&backend).await {
@@ -867,7 +872,8 @@ fn behind_one_load_balancer_a_data_connection_at_another_node_is_handed_on_or_th
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
     let front = listener.local_addr().unwrap().to_string();
-    let _balancer = rt.spawn(balance(listener, a.addr.clone(), b.addr.clone()));
+    let backends = (a.addr.clone(), b.addr.clone());
+    let _balancer = rt.spawn(balance(listener, backends, Default::default()));
     // The office PC knows only the balancer: its control connection lands
     // at A, its data connections at B. No session reaches a desktop here.
     let work = tempfile::tempdir().unwrap();
@@ -893,6 +899,43 @@ fn behind_one_load_balancer_a_data_connection_at_another_node_is_handed_on_or_th
             other => panic!("{other:?}"),
         }
     });
+}
+
+#[test]
+fn behind_one_load_balancer_a_node_that_names_itself_gets_the_data_connections_straight() {
+    if !redis_programs() {
+        return;
+    }
+    let mut redis = Redis::start_on(free_port());
+    let [own_a, own_b] = [0; 2].map(|_| format!("127.0.0.1:{}", free_port()));
+    let a = node(
+        None,
+        &redis.url(),
+        &["--listen", &own_a, "--public-addr", &own_a],
+    );
+    let at_b = ["--listen", &own_b, "--public-addr", &own_b];
+    let _b = node(Some(a.dir.path()), &redis.url(), &at_b);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let front = listener.local_addr().unwrap().to_string();
+    let balanced = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let backends = (own_a.clone(), own_b.clone());
+    let _balancer = rt.spawn(balance(listener, backends, balanced.clone()));
+    let work = tempfile::tempdir().unwrap();
+    let (_host, _) = thin_host_at(&front, &a.ca(), work.path(), "named-pc", "127.0.0.1:9");
+    rt.block_on(async {
+        let at_a = target(&a, "named-pc");
+        let mut client = ask_for(&at_a, "named-pc").await.expect("host notified");
+        assert_eq!(read(&mut client).await, FromRelay::Paired);
+        // Straight to A: a session needs neither B nor Redis.
+        redis.proc.kill();
+        let mut client = ask_for(&at_a, "named-pc").await.expect("host notified");
+        assert_eq!(read(&mut client).await, FromRelay::Paired);
+    });
+    let through_balancer = balanced.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(through_balancer, 1, "only the control connection");
 }
 
 /// `line` without terminal colour codes.

@@ -139,34 +139,47 @@ fn next_start() -> usize {
     .fetch_add(1, Ordering::Relaxed)
 }
 
+/// Whether `addr` is one relay address, `host:port` (a name, an IPv4
+/// address or a bracketed IPv6 one), short enough for a DNS name.
+pub fn is_relay_addr(addr: &str) -> bool {
+    let Some((host, port)) = addr.rsplit_once(':') else {
+        return false;
+    };
+    let host_ok = !host.is_empty()
+        && host.len() <= 255
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']'));
+    host_ok && port.parse::<u16>().is_ok_and(|p| p > 0)
+}
+
 /// The addresses of the list `addrs` in the order to try them: each once,
-/// from the `start`th on (round), `prefer` first when it is one of them.
-fn dial_order<'a>(addrs: &'a str, start: usize, prefer: Option<&str>) -> Vec<&'a str> {
+/// from the `start`th on (round), and `prefer` first.
+fn dial_order<'a>(addrs: &'a str, start: usize, prefer: Option<&'a str>) -> Vec<&'a str> {
     let mut list: Vec<&str> = Vec::new();
     for addr in addrs.split(',').map(str::trim) {
         if !addr.is_empty() && !list.contains(&addr) {
             list.push(addr);
         }
     }
-    if list.is_empty() {
-        return list;
+    if !list.is_empty() {
+        let start = start % list.len();
+        list.rotate_left(start);
     }
-    let start = start % list.len();
-    list.rotate_left(start);
-    if let Some(i) = prefer.and_then(|p| list.iter().position(|a| *a == p)) {
-        let preferred = list.remove(i);
-        list.insert(0, preferred);
+    if let Some(prefer) = prefer {
+        list.retain(|a| *a != prefer);
+        list.insert(0, prefer);
     }
     list
 }
 
 /// Connects to one of `addrs`: a relay's address, or several relay nodes'
 /// separated by commas (`a.example.jp:4433,b.example.jp:4433`). `prefer`,
-/// when it is one of them, is tried first (a host's data connection goes
-/// to the node that holds its control connection, so a session takes no
-/// extra hop); otherwise each call starts at the next address, so peers
-/// spread over the nodes. One that is down is passed over. Returns the
-/// stream and the address it reached.
+/// one of them or a node's own address behind them, is tried first (a
+/// host's data connection goes to the node that holds its control
+/// connection, so a session takes no extra hop); otherwise each call starts
+/// at the next address, so peers spread over the nodes. One that is down is
+/// passed over. Returns the stream and the address it reached.
 pub async fn dial_any(
     addrs: &str,
     prefer: Option<&str>,
@@ -276,8 +289,31 @@ mod tests {
             .collect();
         assert_eq!(firsts, ["b:1", "c:1", "a:1", "b:1", "c:1", "a:1"]);
         assert_eq!(dial_order(list, 1, Some("a:1")), ["a:1", "b:1", "c:1"]);
-        assert_eq!(dial_order(list, 1, Some("z:1")), ["b:1", "c:1", "a:1"]);
+        assert_eq!(
+            dial_order(list, 1, Some("z:1")),
+            ["z:1", "b:1", "c:1", "a:1"]
+        );
         assert!(dial_order(" , ", 3, None).is_empty());
+        assert_eq!(dial_order(" , ", 3, Some("z:1")), ["z:1"]);
+    }
+
+    #[test]
+    fn relay_addresses() {
+        for good in ["relay-a.example.jp:443", "10.0.0.11:4433", "[::1]:4433"] {
+            assert!(is_relay_addr(good), "{good}");
+        }
+        let long = format!("{}:443", "a".repeat(300));
+        for bad in [
+            "relay.example.jp",
+            ":443",
+            "a b:443",
+            "a:0",
+            "a:99999",
+            "a,b:1",
+            &long,
+        ] {
+            assert!(!is_relay_addr(bad), "{bad}");
+        }
     }
 
     /// Several nodes: the preferred one is reached on every call, and one
