@@ -159,6 +159,19 @@ async fn read(conn: &mut hostile::Control) -> FromRelay {
     relay::decode(&frame).unwrap()
 }
 
+/// Whether the relay lets the bare host of `control` go within about two
+/// seconds (its next heartbeat's renewal finds it released).
+async fn let_go(control: &mut hostile::Control) -> bool {
+    let _ = hostile::ping(control).await;
+    for _ in 0..20 {
+        if !hostile::ping(control).await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
 /// Bytes written at one end arrive at the other, both ways.
 async fn carries(client: &mut hostile::Pipe, host: &mut hostile::Pipe) {
     one_way(client, host, b"from the client").await;
@@ -668,16 +681,10 @@ fn two_hosts_racing_for_one_new_id_at_two_nodes_give_it_to_exactly_one_key_every
         assert_eq!(code, 0, "{out}");
         assert!(out.contains("released"), "{out}");
         // The renewal after this heartbeat finds the ID released.
-        let _ = hostile::ping(&mut control).await;
-        let mut let_go = false;
-        for _ in 0..20 {
-            if !hostile::ping(&mut control).await {
-                let_go = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert!(let_go, "the released host stayed online at node A");
+        assert!(
+            let_go(&mut control).await,
+            "the released host stayed online at node A"
+        );
         let again = hostile::register_from(&a, loopback(13), "released-pc", &key, None).await;
         assert!(
             matches!(&again, Err(Stopped::Relay(ErrorCode::IdTaken, m)) if m.contains("released")),
@@ -706,16 +713,10 @@ fn two_hosts_racing_for_one_new_id_at_two_nodes_give_it_to_exactly_one_key_every
         let (code, out) = run("thin-relay", &args);
         assert_ne!(code, 0, "released twice: {out}");
         assert!(out.contains("not bound"), "{out}");
-        let _ = hostile::ping(&mut control).await;
-        let mut let_go = false;
-        for _ in 0..20 {
-            if !hostile::ping(&mut control).await {
-                let_go = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert!(let_go, "the released host stayed online at node C");
+        assert!(
+            let_go(&mut control).await,
+            "the released host stayed online at node C"
+        );
     });
 }
 
