@@ -16,6 +16,7 @@ pub mod resume;
 pub mod secrets;
 pub mod server_keys;
 mod service;
+pub mod system_service;
 
 pub use config::{HostConfig, InitOptions, OtpSetting};
 pub use lockout::{Clock, SystemClock};

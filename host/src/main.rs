@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use host::access::Action;
 use host::admin;
 use host::mail::{EmailSettings, SmtpTls};
+use host::system_service::{self, system_config, ServiceOptions};
 use host::{HostConfig, InitOptions};
 use zeroize::Zeroizing;
 
@@ -22,7 +23,7 @@ struct Cli {
 enum Command {
     /// Create the host's config file and identity key.
     Init {
-        #[arg(long)]
+        #[arg(long, default_value_os_t = system_config())]
         config: PathBuf,
         /// Computer ID: 1-32 characters of a-z, 0-9 and '-'.
         #[arg(long)]
@@ -46,13 +47,13 @@ enum Command {
     },
     /// Show this host's key fingerprint, which clients pin on first connection.
     Fingerprint {
-        #[arg(long)]
+        #[arg(long, default_value_os_t = system_config())]
         config: PathBuf,
     },
     /// Forget the pinned key of a TLS-only RDP server (after its certificate
     /// was renewed on purpose): the next session pins the key it shows.
     ForgetRdpKey {
-        #[arg(long)]
+        #[arg(long, default_value_os_t = system_config())]
         config: PathBuf,
         /// The RDP server, host:port as in the config (default: every one).
         #[arg(long)]
@@ -60,12 +61,12 @@ enum Command {
     },
     /// Stay connected to the relay and serve sessions.
     Run {
-        #[arg(long)]
+        #[arg(long, default_value_os_t = system_config())]
         config: PathBuf,
     },
     /// Set the host password (read from standard input; asked twice on a terminal).
     SetPassword {
-        #[arg(long)]
+        #[arg(long, default_value_os_t = system_config())]
         config: PathBuf,
     },
     /// One-time passwords asked before the host password.
@@ -80,7 +81,7 @@ enum Command {
     /// Policies: what sessions may carry, and where audit events also go.
     /// The host enforces them whatever the client does.
     Policy {
-        #[arg(long)]
+        #[arg(long, default_value_os_t = system_config())]
         config: PathBuf,
         /// Whether clients may share a local drive (and printers) with this PC.
         #[arg(long, value_parser = ["on", "off"])]
@@ -103,18 +104,41 @@ enum Command {
         #[arg(long)]
         syslog: Option<String>,
     },
+    /// Run the host as a system service, from boot and without anyone logged in.
+    #[command(subcommand)]
+    Service(ServiceCommand),
+}
+
+#[derive(Subcommand)]
+enum ServiceCommand {
+    /// Register the service (a systemd unit) for the config given, and enable it.
+    Install {
+        #[arg(long, default_value_os_t = system_config())]
+        config: PathBuf,
+        /// Keep the PC from sleeping while the service runs (a sleeping PC cannot be reached).
+        #[arg(long)]
+        keep_awake: bool,
+    },
+    /// Stop the service and remove it; the config and keys stay.
+    Uninstall,
+    /// Start the installed service now.
+    Start,
+    /// Stop the service (it starts again at the next boot).
+    Stop,
+    /// Whether the service is installed and running, and what it serves.
+    Status,
 }
 
 #[derive(Subcommand)]
 enum OtpCommand {
     /// Use an authenticator app: prints the enrolment URI, a QR code and emergency codes.
     Totp {
-        #[arg(long)]
+        #[arg(long, default_value_os_t = system_config())]
         config: PathBuf,
     },
     /// Mail a code to ADDR for every attempt (also prints emergency codes).
     Email {
-        #[arg(long)]
+        #[arg(long, default_value_os_t = system_config())]
         config: PathBuf,
         /// Where codes are sent.
         #[arg(long)]
@@ -135,12 +159,12 @@ enum OtpCommand {
     },
     /// Turn one-time passwords off.
     Off {
-        #[arg(long)]
+        #[arg(long, default_value_os_t = system_config())]
         config: PathBuf,
     },
     /// Show the security settings (nothing secret).
     Status {
-        #[arg(long)]
+        #[arg(long, default_value_os_t = system_config())]
         config: PathBuf,
     },
 }
@@ -149,7 +173,7 @@ enum OtpCommand {
 enum AclCommand {
     /// Add a rule; the lowest priority number is checked first, the first match wins.
     Add {
-        #[arg(long)]
+        #[arg(long, default_value_os_t = system_config())]
         config: PathBuf,
         /// Allow this range.
         #[arg(long, conflicts_with = "deny", required_unless_present = "deny")]
@@ -162,12 +186,12 @@ enum AclCommand {
     },
     /// Show the rules in the order they are checked.
     List {
-        #[arg(long)]
+        #[arg(long, default_value_os_t = system_config())]
         config: PathBuf,
     },
     /// Remove the rule with this priority.
     Remove {
-        #[arg(long)]
+        #[arg(long, default_value_os_t = system_config())]
         config: PathBuf,
         #[arg(long)]
         priority: u32,
@@ -178,17 +202,17 @@ enum AclCommand {
 enum MacCommand {
     /// Allow a device by its MAC address (once any is listed, only listed devices may connect).
     Allow {
-        #[arg(long)]
+        #[arg(long, default_value_os_t = system_config())]
         config: PathBuf,
         mac: String,
     },
     Remove {
-        #[arg(long)]
+        #[arg(long, default_value_os_t = system_config())]
         config: PathBuf,
         mac: String,
     },
     List {
-        #[arg(long)]
+        #[arg(long, default_value_os_t = system_config())]
         config: PathBuf,
     },
 }
@@ -311,11 +335,24 @@ fn admin(command: Command) -> anyhow::Result<()> {
         Command::Init { .. }
         | Command::Fingerprint { .. }
         | Command::ForgetRdpKey { .. }
-        | Command::Run { .. } => {
+        | Command::Run { .. }
+        | Command::Service(_) => {
             unreachable!("handled in main")
         }
     }
     Ok(())
+}
+
+fn service(command: ServiceCommand) -> anyhow::Result<String> {
+    match command {
+        ServiceCommand::Install { config, keep_awake } => {
+            system_service::install(&ServiceOptions { config, keep_awake })
+        }
+        ServiceCommand::Uninstall => system_service::uninstall(),
+        ServiceCommand::Start => system_service::switch(true),
+        ServiceCommand::Stop => system_service::switch(false),
+        ServiceCommand::Status => Ok(system_service::status()),
+    }
 }
 
 fn main() -> ExitCode {
@@ -359,6 +396,7 @@ fn main() -> ExitCode {
         | Command::Acl(_)
         | Command::Mac(_)
         | Command::Policy { .. }) => admin(other),
+        Command::Service(command) => service(command).map(|report| println!("{report}")),
         Command::Run { config } => raise_fd_limit()
             .and_then(|()| tokio::runtime::Runtime::new())
             .map_err(anyhow::Error::from)
