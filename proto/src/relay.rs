@@ -65,6 +65,11 @@ pub enum NodeRequest {
         id: ComputerId,
         session: Vec<u8>,
     },
+    /// The host of `id` registered anew at the sending node while the
+    /// receiving node still held its presence: the receiving node lets go
+    /// of that older control connection (one it may no longer hear from),
+    /// unless the host is back there by now. Not answered.
+    LetGo { version: u32, id: ComputerId },
 }
 
 /// Messages the relay sends.

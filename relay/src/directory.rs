@@ -132,19 +132,21 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 return 1 - redis.call('SISMEMBER', KEYS[2], ARGV[1])
 ";
 
+// Also answers which node held the host's presence before (or '').
 const CLAIM: &str = r"
 local bound = redis.call('GET', KEYS[1])
 if bound == ARGV[1] then
+  local was = redis.call('GET', KEYS[3]) or ''
   redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[3])
-  return 'known'
+  return {'known', was}
 elseif bound then
-  return 'taken'
+  return {'taken', ''}
 elseif redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then
-  return 'released'
+  return {'released', ''}
 end
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[3])
-return 'new'
+return {'new', ''}
 ";
 
 // A directory that lost its data (Redis restarted without persistence)
@@ -294,18 +296,25 @@ impl Directory {
         Ok(free == 1)
     }
 
-    /// Binds `id` to `key` on first claim and marks the host present here.
-    pub async fn claim(&self, id: &ComputerId, key: &[u8]) -> Result<Claim, Unreachable> {
+    /// Binds `id` to `key` on first claim and marks the host present here;
+    /// also the other node that held its presence until now, if one did.
+    pub async fn claim(
+        &self,
+        id: &ComputerId,
+        key: &[u8],
+    ) -> Result<(Claim, Option<String>), Unreachable> {
         self.ready().await?;
         let args = [&encode(key), self.node.as_str(), &self.presence_ms()];
-        let outcome: String = self.run(&self.claim, id, &args).await?;
-        match outcome.as_str() {
-            "new" => Ok(Claim::New),
-            "known" => Ok(Claim::Known),
-            "taken" => Ok(Claim::Taken),
-            "released" => Ok(Claim::Released),
-            other => Err(Unreachable::odd(other)),
-        }
+        let (outcome, was): (String, String) = self.run(&self.claim, id, &args).await?;
+        let claim = match outcome.as_str() {
+            "new" => Claim::New,
+            "known" => Claim::Known,
+            "taken" => Claim::Taken,
+            "released" => Claim::Released,
+            other => return Err(Unreachable::odd(other)),
+        };
+        let elsewhere = (!was.is_empty() && was != self.node).then_some(was);
+        Ok((claim, elsewhere))
     }
 
     /// Renews the presence of the host of `id` (with `key`) at this node.

@@ -1144,7 +1144,12 @@ async fn host_control(
     let claim = match &shared.cluster {
         Some(cluster) => {
             let claim = cluster.directory.claim(&id, &public_key).await;
-            let claim = claim.map_err(|e| e.to_string());
+            let claim = claim.map_err(|e| e.to_string()).map(|(claim, elsewhere)| {
+                if let Some(node) = elsewhere {
+                    tokio::spawn(let_go_at(cluster.clone(), node, id.clone()));
+                }
+                claim
+            });
             go_online(&mut shared.registry.lock().unwrap(), &claim);
             claim
         }
@@ -1284,6 +1289,43 @@ async fn host_control(
     };
     mark_offline(&shared, &id, conn_id);
     info!(%peer, %id, reason, "host offline");
+}
+
+/// Tells the node that held the presence of `id` until this node's claim to
+/// let go of its older control connection: the host may have lost it
+/// without that node noticing (a network that dropped it half-way), and
+/// that node would otherwise keep announcing sessions into it until its
+/// heartbeat timeout.
+async fn let_go_at(cluster: Arc<Cluster>, node: String, id: ComputerId) {
+    let request = NodeRequest::LetGo {
+        version: PROTOCOL_VERSION,
+        id: id.clone(),
+    };
+    match cluster.ask(&node, &request).await {
+        Ok(mut told) => {
+            let _ = tokio::io::AsyncWriteExt::shutdown(&mut told).await;
+        }
+        // Its own heartbeat timeout lets go in the end.
+        Err(e) => debug!(%id, %node, error = %e, "cannot tell the host's former node"),
+    }
+}
+
+/// Another node holds the host of `id` now: let go of its control
+/// connection here, unless the directory says the host is back here.
+async fn let_go_here(shared: &Shared, id: &ComputerId, from: SocketAddr) {
+    let Some(cluster) = &shared.cluster else {
+        return;
+    };
+    match cluster.directory.find(id).await {
+        Ok(Whereabouts::At(node)) if node != cluster.directory.node() => {
+            let gone = shared.registry.lock().unwrap().online.remove(id);
+            if gone.is_some() {
+                info!(%id, %node, "host registered at another node; its older connection here let go");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => debug!(%id, %from, error = %e, "cannot check where a host is now"),
+    }
 }
 
 /// What a host is told when the directory cannot be reached.
@@ -2135,6 +2177,9 @@ async fn forwarded(
             session,
         }) if check_version(&mut conn, version).await => {
             return host_data(shared, conn, Source::Node(from), id, session).await;
+        }
+        Ok(NodeRequest::LetGo { version, id }) if check_version(&mut conn, version).await => {
+            return let_go_here(&shared, &id, from).await;
         }
         Ok(_) => return,
         Err(e) => {

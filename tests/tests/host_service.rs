@@ -15,7 +15,9 @@ use common::*;
 /// `thin-host service ARGS` with its units in `units`: exit code and output.
 fn service(units: &Path, args: &[&str]) -> (i32, String) {
     let mut cmd = Command::new(bin("thin-host"));
-    cmd.arg("service").args(args).env("THIN_HOST_UNIT_DIR", units);
+    cmd.arg("service")
+        .args(args)
+        .env("THIN_HOST_UNIT_DIR", units);
     Proc::start_cmd("thin-host", &mut cmd).wait_exit(Duration::from_secs(30))
 }
 
@@ -58,16 +60,26 @@ fn the_service_unit_is_one_systemd_accepts_and_each_command_says_what_it_did() {
     let missing = work.path().join("none.toml");
     let (code, out) = service(&units, &["install", "--config", missing.to_str().unwrap()]);
     assert_ne!(code, 0, "{out}");
-    assert!(out.contains("create it first with `thin-host init"), "{out}");
+    assert!(
+        out.contains("create it first with `thin-host init"),
+        "{out}"
+    );
     let unit = units.join("thin-host.service");
     assert!(!unit.exists());
 
     let (code, out) = service(&units, &["install", "--config", config]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("where systemd does not look"), "{out}");
-    assert_eq!(verify(&unit), "", "systemd-analyze found fault with the unit");
+    assert_eq!(
+        verify(&unit),
+        "",
+        "systemd-analyze found fault with the unit"
+    );
     let text = std::fs::read_to_string(&unit).unwrap();
-    assert!(text.contains(&format!("run --config \"{config}\"")), "{text}");
+    assert!(
+        text.contains(&format!("run --config \"{config}\"")),
+        "{text}"
+    );
     assert!(!text.contains("systemd-inhibit"), "{text}");
 
     let (code, out) = service(&units, &["status"]);
@@ -89,7 +101,11 @@ fn the_service_unit_is_one_systemd_accepts_and_each_command_says_what_it_did() {
     // Installed again, keeping the PC awake: the same checks hold.
     let (code, out) = service(&units, &["install", "--config", config, "--keep-awake"]);
     assert_eq!(code, 0, "{out}");
-    assert_eq!(verify(&unit), "", "systemd-analyze found fault with the unit");
+    assert_eq!(
+        verify(&unit),
+        "",
+        "systemd-analyze found fault with the unit"
+    );
     let (_, out) = service(&units, &["status"]);
     assert!(out.contains("keeps the PC awake: yes"), "{out}");
 

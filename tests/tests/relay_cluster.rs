@@ -172,6 +172,13 @@ async fn let_go(control: &mut hostile::Control) -> bool {
     false
 }
 
+/// Whether the relay closes `control` within five seconds, while the bare
+/// host stays silent (as one whose network dropped the connection).
+async fn closed(control: &mut hostile::Control) -> bool {
+    let read = tokio::time::timeout(Duration::from_secs(5), control.read_frame()).await;
+    matches!(read, Ok(Err(_)))
+}
+
 /// Bytes written at one end arrive at the other, both ways.
 async fn carries(client: &mut hostile::Pipe, host: &mut hostile::Pipe) {
     one_way(client, host, b"from the client").await;
@@ -624,6 +631,41 @@ fn a_node_bringing_in_its_file_holds_claims_until_done_skips_what_redis_refuses_
         "in the shared directory since an earlier start",
         Duration::from_secs(20),
     );
+}
+
+#[test]
+fn a_host_that_reappears_at_another_node_is_let_go_at_the_old_one_and_reached_at_the_new() {
+    if !redis_programs() {
+        return;
+    }
+    let redis = Redis::start_on(free_port());
+    let a = node(None, &redis.url(), &[]);
+    let b = node(Some(a.dir.path()), &redis.url(), &[]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (at_a, at_b) = (target(&a, "moving-pc"), target(&b, "moving-pc"));
+        let key = hostile::host_key();
+        // Its connection at A went quiet without A noticing (a network that
+        // dropped it half-way); the PC registers again at B.
+        let mut old = hostile::register_from(&at_a, loopback(50), "moving-pc", &key, None)
+            .await
+            .unwrap();
+        let mut new = hostile::register_from(&at_b, loopback(50), "moving-pc", &key, None)
+            .await
+            .unwrap();
+        assert!(closed(&mut old).await, "node A kept the older connection");
+        // A client at A is paired with the PC at B at once.
+        let (mut client, mut host) = session_across((&at_a, &at_b), "moving-pc", &mut new).await;
+        carries(&mut client, &mut host).await;
+        // Back at A: B lets go in turn, and A keeps the new connection.
+        let mut back = hostile::register_from(&at_a, loopback(50), "moving-pc", &key, None)
+            .await
+            .unwrap();
+        assert!(closed(&mut new).await, "node B kept the older connection");
+        assert!(hostile::ping(&mut back).await);
+        let (mut client, mut host) = session_across((&at_b, &at_a), "moving-pc", &mut back).await;
+        carries(&mut client, &mut host).await;
+    });
 }
 
 #[test]
