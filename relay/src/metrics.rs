@@ -102,6 +102,8 @@ pub enum Limit {
     Sessions,
     /// Unauthenticated connections at once on the cluster port.
     ClusterHandshakes,
+    /// Data connections for one computer ID handed on to another node.
+    HandOnsPerId,
 }
 
 impl Limit {
@@ -119,6 +121,7 @@ impl Limit {
             Limit::NewIds => "new_ids",
             Limit::Denied => "denied_network",
             Limit::ClusterHandshakes => "cluster_handshakes",
+            Limit::HandOnsPerId => "hand_ons_per_id",
         }
     }
 }

@@ -225,6 +225,10 @@ struct Shared {
     recent_pairings: Keyed<(ComputerId, IpAddr)>,
     /// First requests from an address that pass the per-ID limit.
     first_pairings_per_id: Keyed<ComputerId>,
+    /// Data connections handed on to another node, per ID: each costs a
+    /// directory look-up and a connection between nodes, and a host opens
+    /// one per session, which passed `pairing_per_id` already.
+    hand_ons_per_id: Keyed<ComputerId>,
     new_ids_per_ip: Keyed<IpAddr>,
     new_ids_total: Keyed<()>,
     /// Enrolment tokens that did not work, per address.
@@ -406,6 +410,7 @@ impl Relay {
                 pairing_per_id: Keyed::new(limits.pairing_per_id),
                 recent_pairings: Keyed::new(Some(RECENT_PAIRING)),
                 first_pairings_per_id: Keyed::new(limits.pairing_per_id.map(|_| FIRST_PAIRINGS)),
+                hand_ons_per_id: Keyed::new(limits.pairing_per_id),
                 new_ids_per_ip: Keyed::new(limits.new_ids_per_ip),
                 new_ids_total: Keyed::new(limits.new_ids_total),
                 token_failures: Keyed::new(Some(TOKEN_FAILURES)),
@@ -1503,6 +1508,15 @@ async fn host_data(
         // With other nodes, the client may wait at the node that holds the
         // host's control connection (a load balancer chose this one).
         if let (Source::Peer { addr, slot }, Some(cluster)) = (from, &shared.cluster) {
+            if let Err(wait) = shared.hand_ons_per_id.take(&id) {
+                shared.metrics.refused(Limit::HandOnsPerId);
+                let message = format!(
+                    "too many connections for computer '{id}' right now; try again in {} s",
+                    wait.as_secs().max(1)
+                );
+                send_error(&mut conn, ErrorCode::RateLimited, message).await;
+                return;
+            }
             match cluster.directory.find(&id).await {
                 Ok(Whereabouts::At(node)) if node != cluster.directory.node() => {
                     let at = (node, addr, slot);

@@ -669,6 +669,55 @@ fn a_host_that_reappears_at_another_node_is_let_go_at_the_old_one_and_reached_at
 }
 
 #[test]
+fn data_connections_handed_on_for_one_id_are_limited_in_rate() {
+    if !redis_programs() {
+        return;
+    }
+    let redis = Redis::start_on(free_port());
+    let a = node(None, &redis.url(), &[]);
+    let b = node(Some(a.dir.path()), &redis.url(), &[]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let key = hostile::host_key();
+        let at_a = target(&a, "busy-pc");
+        let _control = hostile::register_from(&at_a, loopback(80), "busy-pc", &key, None)
+            .await
+            .unwrap();
+        // An attacker at B makes up sessions for a PC online at A: each
+        // costs a look-up in Redis and a connection from B to A.
+        let at_b = target(&b, "busy-pc");
+        let (mut unknown, mut limited) = (0, 0);
+        for n in 0..40u8 {
+            let mut data = FramedIo::new(hostile::dial_from(&at_b, loopback(81)).await.unwrap());
+            let accept = ToRelay::HostAccept {
+                id: ComputerId::parse("busy-pc").unwrap(),
+                session: vec![n; 16],
+            };
+            data.write_all(&relay::encode(&accept)).await.unwrap();
+            match read(&mut data).await {
+                FromRelay::Error {
+                    code: ErrorCode::UnknownSession,
+                    ..
+                } => unknown += 1,
+                FromRelay::Error {
+                    code: ErrorCode::RateLimited,
+                    message,
+                } => {
+                    assert!(
+                        message.contains("too many connections for computer"),
+                        "{message}"
+                    );
+                    limited += 1;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!((1..=31).contains(&unknown), "{unknown} handed on");
+        assert!(limited >= 9, "{limited} refused");
+    });
+}
+
+#[test]
 fn two_hosts_racing_for_one_new_id_at_two_nodes_give_it_to_exactly_one_key_every_time() {
     if !redis_programs() {
         return;
