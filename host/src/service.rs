@@ -193,27 +193,35 @@ struct DialFailure {
     exhausted: bool,
 }
 
-/// Dials one of the relay's nodes, `prefer` first when given; returns the
-/// connection and the node's address.
+/// Dials one of the relay's nodes, `prefer` first when given (and the
+/// configured ones if its TLS fails); returns the connection and the
+/// node's address.
 async fn dial_relay(
     ctx: &Ctx,
     prefer: Option<&str>,
 ) -> Result<(FramedIo<TlsStream<TcpStream>>, String), DialFailure> {
-    let (tcp, addr) =
-        transport::dial::dial_any(&ctx.config.relay, prefer, ctx.proxy.as_ref(), DIAL_TIMEOUT)
-            .await
-            .map_err(|e| DialFailure {
-                exhausted: matches!(&e, DialError::Unreachable { source, .. }
+    let mut failure = None;
+    for prefer in [prefer, None] {
+        let dialled =
+            transport::dial::dial_any(&ctx.config.relay, prefer, ctx.proxy.as_ref(), DIAL_TIMEOUT)
+                .await;
+        let (tcp, addr) = dialled.map_err(|e| DialFailure {
+            exhausted: matches!(&e, DialError::Unreachable { source, .. }
                 if crate::gate::is_resource_exhaustion(source)),
-                message: e.to_string(),
-            })?;
-    let tls = transport::tls::connect(tcp, ctx.tls.clone(), &addr)
-        .await
-        .map_err(|e| DialFailure {
             message: e.to_string(),
-            exhausted: false,
         })?;
-    Ok((FramedIo::new(tls), addr))
+        match transport::tls::connect(tcp, ctx.tls.clone(), &addr).await {
+            Ok(tls) => return Ok((FramedIo::new(tls), addr)),
+            Err(e) => failure = Some(e),
+        }
+        if prefer.is_none() {
+            break;
+        }
+    }
+    Err(DialFailure {
+        message: failure.map(|e| e.to_string()).unwrap_or_default(),
+        exhausted: false,
+    })
 }
 
 async fn read_from_relay(conn: &mut FramedIo<TlsStream<TcpStream>>) -> Result<FromRelay, String> {
@@ -255,6 +263,9 @@ async fn control(ctx: &Arc<Ctx>, online: Option<&watch::Sender<bool>>) -> Result
         other => return Err(refusal(other)),
     }
     info!(id = %ctx.config.id, relay = %node, "registered; waiting for sessions");
+    // A node may name itself for data connections only with a name its
+    // certificate covers: a relay cannot so send the PC anywhere else.
+    let names = transport::tls::peer_names(conn.get_ref());
     if let Some(online) = online {
         online.send_replace(true);
     }
@@ -307,8 +318,10 @@ async fn control(ctx: &Arc<Ctx>, online: Option<&watch::Sender<bool>>) -> Result
                     // A node behind one name for all says where it is
                     // itself; the data connection goes straight there (the
                     // relay's certificate must still prove it).
+                    let host = |addr: &str| transport::tls::host_of(addr).to_owned();
                     let node = own
                         .filter(|own| transport::dial::is_relay_addr(own))
+                        .filter(|own| names.iter().any(|n| n.eq_ignore_ascii_case(&host(own))))
                         .unwrap_or_else(|| node.clone());
                     tokio::spawn(async move {
                         let result =

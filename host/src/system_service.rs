@@ -61,24 +61,97 @@ fn without_systemd() -> Option<&'static str> {
     }
 }
 
-/// `path` as one word of a unit's command line: quoted, with systemd's
-/// specifier sign and C escapes doubled.
-fn unit_word(path: &Path) -> String {
-    let text = path.to_string_lossy();
+/// `path` as one word of a unit file: quoted, with C escapes, systemd's
+/// specifier sign and its variable sign doubled. A path that is not UTF-8
+/// or holds control characters (a line break would start a unit line of
+/// its own) is refused.
+fn unit_word(path: &Path) -> anyhow::Result<String> {
+    let Some(text) = path.to_str() else {
+        anyhow::bail!(
+            "{} is not a UTF-8 path; choose another folder",
+            path.display()
+        );
+    };
+    if text.chars().any(char::is_control) {
+        anyhow::bail!("{text:?} holds a control character; choose another folder");
+    }
     let escaped = text
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
-        .replace('%', "%%");
-    format!("\"{escaped}\"")
+        .replace('%', "%%")
+        .replace('$', "$$");
+    Ok(format!("\"{escaped}\""))
+}
+
+/// Folders the service's sandbox would open wide if the config were kept
+/// straight in them: the config needs a folder of its own.
+const SHARED_FOLDERS: &[&str] = &[
+    "/",
+    "/etc",
+    "/usr",
+    "/usr/local",
+    "/usr/local/etc",
+    "/var",
+    "/var/lib",
+    "/opt",
+    "/srv",
+    "/tmp",
+    "/var/tmp",
+    "/run",
+    "/home",
+    "/root",
+    "/boot",
+    "/dev",
+    "/proc",
+    "/sys",
+];
+
+/// Folders `ProtectHome=yes` hides from the service.
+const HOME_FOLDERS: &[&str] = &["/home", "/root", "/run/user"];
+
+/// Refuses an executable or config the service could not use, in words.
+fn check_places(exe: &Path, config: &Path) -> anyhow::Result<()> {
+    let folder = config.parent().unwrap_or(Path::new("/"));
+    if SHARED_FOLDERS
+        .iter()
+        .any(|shared| folder == Path::new(shared))
+    {
+        anyhow::bail!(
+            "the service may write to its config's folder, and {} is shared with the rest of \
+             the system: keep the config in a folder of its own (the default is {})",
+            folder.display(),
+            system_config().display()
+        );
+    }
+    for (what, path, fix) in [
+        (
+            "thin-host itself",
+            exe,
+            "copy it to /usr/local/bin and install from there",
+        ),
+        (
+            "the config",
+            config,
+            "keep it in /etc/thin-host (the default)",
+        ),
+    ] {
+        if HOME_FOLDERS.iter().any(|home| path.starts_with(home)) {
+            anyhow::bail!(
+                "{what} is in a home folder ({}), which the service cannot see: {fix}",
+                path.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The systemd unit that runs `exe` with `options`.
-pub fn unit_text(exe: &Path, options: &ServiceOptions) -> String {
+pub fn unit_text(exe: &Path, options: &ServiceOptions) -> anyhow::Result<String> {
     let folder = options.config.parent().unwrap_or(Path::new("/"));
     let run = format!(
         "{} run --config {}",
-        unit_word(exe),
-        unit_word(&options.config)
+        unit_word(exe)?,
+        unit_word(&options.config)?
     );
     let exec = if options.keep_awake {
         format!(
@@ -88,7 +161,7 @@ pub fn unit_text(exe: &Path, options: &ServiceOptions) -> String {
     } else {
         run
     };
-    format!(
+    Ok(format!(
         "# Written by `thin-host service install`; `thin-host service uninstall` removes it.
 [Unit]
 Description=thin-host: remote access to this PC through the relay
@@ -119,8 +192,8 @@ SystemCallArchitectures=native
 [Install]
 WantedBy=multi-user.target
 ",
-        folder = unit_word(folder),
-    )
+        folder = unit_word(folder)?,
+    ))
 }
 
 /// Runs `systemctl args`, in words when it fails.
@@ -152,6 +225,7 @@ pub fn install(options: &ServiceOptions) -> anyhow::Result<String> {
     })?;
     let exe = std::env::current_exe()
         .map_err(|e| anyhow::anyhow!("cannot tell where thin-host itself is: {e}"))?;
+    check_places(&exe, &config)?;
     let options = ServiceOptions {
         config: config.clone(),
         keep_awake: options.keep_awake,
@@ -159,7 +233,7 @@ pub fn install(options: &ServiceOptions) -> anyhow::Result<String> {
     let unit = unit_path();
     files::write_atomic(
         &unit,
-        unit_text(&exe, &options).as_bytes(),
+        unit_text(&exe, &options)?.as_bytes(),
         files::Mode::Public,
     )
     .map_err(|e| {
@@ -280,7 +354,7 @@ fn config_of(unit: &str) -> Option<PathBuf> {
     let mut chars = quoted.chars();
     while let Some(c) = chars.next() {
         match c {
-            '"' => return Some(PathBuf::from(path.replace("%%", "%"))),
+            '"' => return Some(PathBuf::from(path.replace("%%", "%").replace("$$", "$"))),
             '\\' => path.push(chars.next()?),
             c => path.push(c),
         }
@@ -295,10 +369,10 @@ mod tests {
     #[test]
     fn the_unit_runs_the_config_it_names_and_keeps_the_pc_awake_when_asked() {
         let options = ServiceOptions {
-            config: PathBuf::from("/etc/thin-host/100% \"office\".toml"),
+            config: PathBuf::from("/etc/thin-host/100% \"office\" $HOME.toml"),
             keep_awake: true,
         };
-        let unit = unit_text(Path::new("/opt/thin host/thin-host"), &options);
+        let unit = unit_text(Path::new("/opt/thin host/thin-host"), &options).unwrap();
         assert!(
             unit.contains("ExecStart=/usr/bin/systemd-inhibit "),
             "{unit}"
@@ -309,13 +383,30 @@ mod tests {
         );
         assert!(unit.contains("ReadWritePaths=\"/etc/thin-host\""), "{unit}");
         assert_eq!(config_of(&unit), Some(options.config.clone()));
-        let plain = unit_text(
-            Path::new("/usr/bin/thin-host"),
-            &ServiceOptions {
-                keep_awake: false,
-                ..options
-            },
-        );
+        assert!(unit.contains("$$HOME"), "{unit}");
+        let plain = ServiceOptions {
+            keep_awake: false,
+            ..options.clone()
+        };
+        let plain = unit_text(Path::new("/usr/bin/thin-host"), &plain).unwrap();
         assert!(!plain.contains("systemd-inhibit"), "{plain}");
+        let broken = ServiceOptions {
+            config: PathBuf::from("/etc/thin-host/a\nExecStartPre=/bin/evil.toml"),
+            ..options
+        };
+        assert!(unit_text(Path::new("/usr/bin/thin-host"), &broken).is_err());
+    }
+
+    #[test]
+    fn places_the_service_could_not_use_are_refused() {
+        let exe = Path::new("/usr/local/bin/thin-host");
+        assert!(check_places(exe, Path::new("/etc/thin-host/host.toml")).is_ok());
+        for config in ["/etc/host.toml", "/host.toml", "/var/lib/host.toml"] {
+            assert!(check_places(exe, Path::new(config)).is_err(), "{config}");
+        }
+        let home = Path::new("/root/.cargo/bin/thin-host");
+        assert!(check_places(home, Path::new("/etc/thin-host/host.toml")).is_err());
+        let config = Path::new("/home/taro/thin/host.toml");
+        assert!(check_places(exe, config).is_err());
     }
 }

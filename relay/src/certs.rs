@@ -16,8 +16,6 @@ use rcgen::{
 };
 use time::OffsetDateTime;
 use tracing::{error, warn};
-use x509_cert::ext::pkix::name::GeneralName;
-use x509_cert::ext::pkix::SubjectAltName;
 
 pub const CA_FILE: &str = "ca.pem";
 const CA_KEY_FILE: &str = "ca-key.pem";
@@ -163,32 +161,8 @@ pub(crate) fn names(dir: &Path) -> Result<Vec<String>, String> {
 
 /// The DNS names and IP addresses a certificate covers.
 fn current_names(pem: &str) -> Result<Vec<String>, String> {
-    let cert = first_certificate(pem)?;
-    let Some((_, san)) = cert
-        .tbs_certificate()
-        .get_extension::<SubjectAltName>()
-        .map_err(|e| e.to_string())?
-    else {
-        return Err("the certificate names no host; give --name".to_owned());
-    };
-    let names = san
-        .0
-        .iter()
-        .filter_map(|name| match name {
-            GeneralName::DnsName(dns) => Some(dns.to_string()),
-            GeneralName::IpAddress(ip) => match ip.as_bytes().len() {
-                4 => <[u8; 4]>::try_from(ip.as_bytes())
-                    .ok()
-                    .map(|b| std::net::IpAddr::from(b).to_string()),
-                16 => <[u8; 16]>::try_from(ip.as_bytes())
-                    .ok()
-                    .map(|b| std::net::IpAddr::from(b).to_string()),
-                _ => None,
-            },
-            _ => None,
-        })
-        .collect();
-    Ok(names)
+    transport::tls::certificate_names(&first_certificate(pem)?)
+        .map_err(|e| format!("{e}; give --name"))
 }
 
 /// When a certificate file's first certificate stops being valid.

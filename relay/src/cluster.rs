@@ -88,6 +88,18 @@ impl Cluster {
         }
         let tls = load_tls(dir)?;
         let names = certs::names(dir).map_err(anyhow::Error::msg)?;
+        if let Some(public) = config.public.as_deref() {
+            // Office PCs check the node's certificate there, and follow
+            // only a name it covers.
+            let host = transport::tls::host_of(public);
+            if !names.iter().any(|n| n.eq_ignore_ascii_case(host)) {
+                anyhow::bail!(
+                    "--public-addr {public}: the relay certificate does not cover {host} (it \
+                     covers {}); renew it with --name {host} among its names",
+                    names.join(", ")
+                );
+            }
+        }
         let name = names.first().ok_or_else(|| {
             anyhow::anyhow!("the relay certificate names no host; renew it with --name")
         })?;

@@ -62,13 +62,12 @@ impl Unreachable {
 
 impl From<redis::RedisError> for Unreachable {
     fn from(e: redis::RedisError) -> Self {
-        let connection = e.is_io_error()
-            || e.is_timeout()
-            || e.is_connection_dropped()
-            || e.is_connection_refusal();
+        // A script that fails on what it finds (a key of another type) will
+        // fail again; LOADING, READONLY, BUSY, OOM and the like pass.
+        let refused = matches!(e.code(), Some("WRONGTYPE" | "ERR"));
         Self {
             why: e.to_string(),
-            answered: !connection,
+            answered: refused,
         }
     }
 }
@@ -122,14 +121,18 @@ pub struct Directory {
     leave: Script,
     unbind: Script,
     import: Script,
+    import_done: Script,
     /// False while this node brings its own file into the directory: until
     /// then a claim or a look-up could contradict what the file knows.
     imported: tokio::sync::watch::Sender<bool>,
 }
 
+// 2: free, but a node is importing its file (which may bind it).
 const CLAIMABLE: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-return 1 - redis.call('SISMEMBER', KEYS[2], ARGV[1])
+if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return 0 end
+if redis.call('EXISTS', KEYS[4]) == 1 then return 2 end
+return 1
 ";
 
 // Also answers which node held the host's presence before (or '').
@@ -143,6 +146,8 @@ elseif bound then
   return {'taken', ''}
 elseif redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then
   return {'released', ''}
+elseif redis.call('EXISTS', KEYS[4]) == 1 then
+  return {'importing', ''}
 end
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[3])
@@ -166,7 +171,7 @@ return 'held'
 
 // Only this node's presence: the host may be online at another node now.
 const LEAVE: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+if redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('DEL', KEYS[3]) end
 return 0
 ";
 
@@ -196,13 +201,32 @@ redis.call('SET', KEYS[1], ARGV[1])
 return 'added'
 ";
 
-fn keys(id: &ComputerId) -> [String; 3] {
+/// Set while a node brings its own file into the directory: no new ID is
+/// bound anywhere meanwhile (the file may bind it).
+const IMPORTING: &str = "thin:importing";
+
+/// How long the import mark lasts unless renewed (a node that dies while
+/// importing holds the cluster's new IDs no longer).
+pub const IMPORT_MARK: Duration = Duration::from_secs(30);
+
+// Only the node that set the mark takes it away.
+const IMPORT_DONE: &str = r"
+if redis.call('GET', KEYS[4]) == ARGV[1] then redis.call('DEL', KEYS[4]) end
+return 0
+";
+
+fn keys(id: &ComputerId) -> [String; 4] {
     [
         format!("thin:{{{id}}}:key"),
         format!("thin:{{{id}}}:released"),
         format!("thin:{{{id}}}:at"),
+        IMPORTING.to_owned(),
     ]
 }
+
+/// Why a claim waits: a node is importing its file.
+const IMPORT_UNDER_WAY: &str =
+    "a relay node is bringing its own hosts.jsonl into the directory; try again shortly";
 
 fn encode(key: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(key)
@@ -233,6 +257,7 @@ impl Directory {
             leave: Script::new(LEAVE),
             unbind: Script::new(UNBIND),
             import: Script::new(IMPORT),
+            import_done: Script::new(IMPORT_DONE),
             imported: tokio::sync::watch::Sender::new(true),
         })
     }
@@ -293,6 +318,9 @@ impl Directory {
     pub async fn claimable(&self, id: &ComputerId, key: &[u8]) -> Result<bool, Unreachable> {
         self.ready().await?;
         let free: i64 = self.run(&self.claimable, id, &[&encode(key)]).await?;
+        if free == 2 {
+            return Err(Unreachable::new(IMPORT_UNDER_WAY));
+        }
         Ok(free == 1)
     }
 
@@ -311,6 +339,7 @@ impl Directory {
             "known" => Claim::Known,
             "taken" => Claim::Taken,
             "released" => Claim::Released,
+            "importing" => return Err(Unreachable::new(IMPORT_UNDER_WAY)),
             other => return Err(Unreachable::odd(other)),
         };
         let elsewhere = (!was.is_empty() && was != self.node).then_some(was);
@@ -337,7 +366,7 @@ impl Directory {
     /// Where the host of `id` is.
     pub async fn find(&self, id: &ComputerId) -> Result<Whereabouts, Unreachable> {
         self.ready().await?;
-        let [key, _, at] = keys(id);
+        let [key, _, at, _] = keys(id);
         let mut redis = self.redis.clone();
         let mut pipe = redis::pipe();
         pipe.exists(key).get(at);
@@ -372,6 +401,27 @@ impl Directory {
             "conflict" => Imported::Conflict,
             other => return Err(Unreachable::odd(other)),
         })
+    }
+
+    /// Marks (again) that this node is importing its file, for
+    /// [`IMPORT_MARK`]: no node binds a new ID meanwhile.
+    pub async fn importing(&self) -> Result<(), Unreachable> {
+        let mut redis = self.redis.clone();
+        let ms = IMPORT_MARK.as_millis() as u64;
+        let mut set = redis::cmd("SET");
+        set.arg(IMPORTING).arg(&self.node).arg("PX").arg(ms);
+        let set = set.query_async::<()>(&mut redis);
+        tokio::time::timeout(CALL_TIMEOUT * 2, set)
+            .await
+            .map_err(|_| Unreachable::new("no answer in time"))??;
+        Ok(())
+    }
+
+    /// This node's import is over: new IDs may be bound again.
+    pub async fn imported(&self) -> Result<(), Unreachable> {
+        let any = ComputerId::parse("import").expect("a valid ID");
+        let _: i64 = self.run(&self.import_done, &any, &[&self.node]).await?;
+        Ok(())
     }
 
     /// Releases `id` from its key (which may not claim it again); the key

@@ -102,8 +102,9 @@ pub enum Limit {
     Sessions,
     /// Unauthenticated connections at once on the cluster port.
     ClusterHandshakes,
-    /// Data connections for one computer ID handed on to another node.
-    HandOnsPerId,
+    /// Data connections from one address that could not be handed on to
+    /// another node.
+    FailedHandOns,
 }
 
 impl Limit {
@@ -121,7 +122,7 @@ impl Limit {
             Limit::NewIds => "new_ids",
             Limit::Denied => "denied_network",
             Limit::ClusterHandshakes => "cluster_handshakes",
-            Limit::HandOnsPerId => "hand_ons_per_id",
+            Limit::FailedHandOns => "failed_hand_ons",
         }
     }
 }

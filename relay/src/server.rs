@@ -26,7 +26,7 @@ use transport::{FramedIo, Prefixed, ReadFrameError};
 
 use crate::cluster::{Cluster, ClusterConfig};
 use crate::deny::{self, DenyList, Role};
-use crate::directory::{Imported, Renewal, Unreachable, Whereabouts};
+use crate::directory::{self, Imported, Renewal, Unreachable, Whereabouts};
 use crate::limits::{self, Connections, Evict, Keyed, Kind, PerAddress, Slot};
 use crate::metrics::{self, Limit, Metrics, Pairing};
 use crate::registry::{Claim, Entry, Notice, OnlineHost, Registry};
@@ -225,10 +225,10 @@ struct Shared {
     recent_pairings: Keyed<(ComputerId, IpAddr)>,
     /// First requests from an address that pass the per-ID limit.
     first_pairings_per_id: Keyed<ComputerId>,
-    /// Data connections handed on to another node, per ID: each costs a
-    /// directory look-up and a connection between nodes, and a host opens
-    /// one per session, which passed `pairing_per_id` already.
-    hand_ons_per_id: Keyed<ComputerId>,
+    /// Data connections that could not be handed on to another node, per
+    /// source address: each cost a directory look-up (and maybe a
+    /// connection between nodes), and a real host's never fail this way.
+    failed_hand_ons: Keyed<IpAddr>,
     new_ids_per_ip: Keyed<IpAddr>,
     new_ids_total: Keyed<()>,
     /// Enrolment tokens that did not work, per address.
@@ -410,7 +410,7 @@ impl Relay {
                 pairing_per_id: Keyed::new(limits.pairing_per_id),
                 recent_pairings: Keyed::new(Some(RECENT_PAIRING)),
                 first_pairings_per_id: Keyed::new(limits.pairing_per_id.map(|_| FIRST_PAIRINGS)),
-                hand_ons_per_id: Keyed::new(limits.pairing_per_id),
+                failed_hand_ons: Keyed::new(limits.pairing_per_id),
                 new_ids_per_ip: Keyed::new(limits.new_ids_per_ip),
                 new_ids_total: Keyed::new(limits.new_ids_total),
                 token_failures: Keyed::new(Some(TOKEN_FAILURES)),
@@ -1321,10 +1321,23 @@ async fn let_go_here(shared: &Shared, id: &ComputerId, from: SocketAddr) {
     let Some(cluster) = &shared.cluster else {
         return;
     };
+    // The connection here now: one that comes while the directory is asked
+    // is the host back here, and stays.
+    let Some(held) = shared
+        .registry
+        .lock()
+        .unwrap()
+        .online
+        .get(id)
+        .map(|h| h.conn)
+    else {
+        return;
+    };
     match cluster.directory.find(id).await {
         Ok(Whereabouts::At(node)) if node != cluster.directory.node() => {
-            let gone = shared.registry.lock().unwrap().online.remove(id);
-            if gone.is_some() {
+            let mut registry = shared.registry.lock().unwrap();
+            if registry.online.get(id).is_some_and(|h| h.conn == held) {
+                registry.online.remove(id);
                 info!(%id, %node, "host registered at another node; its older connection here let go");
             }
         }
@@ -1496,6 +1509,14 @@ fn mark_offline(shared: &Shared, id: &ComputerId, conn_id: u64) {
     }
 }
 
+/// A data connection from `addr` could not be handed on: counted against
+/// its address.
+fn hand_on_failed(shared: &Shared, addr: SocketAddr) {
+    let _ = shared
+        .failed_hand_ons
+        .take(&limits::enrolment_key(addr.ip()));
+}
+
 /// A host's data connection for one session: hand it to the waiting client.
 async fn host_data(
     shared: Arc<Shared>,
@@ -1508,12 +1529,13 @@ async fn host_data(
         // With other nodes, the client may wait at the node that holds the
         // host's control connection (a load balancer chose this one).
         if let (Source::Peer { addr, slot }, Some(cluster)) = (from, &shared.cluster) {
-            if let Err(wait) = shared.hand_ons_per_id.take(&id) {
-                shared.metrics.refused(Limit::HandOnsPerId);
-                let message = format!(
-                    "too many connections for computer '{id}' right now; try again in {} s",
-                    wait.as_secs().max(1)
-                );
+            if !shared
+                .failed_hand_ons
+                .has_room(&limits::enrolment_key(addr.ip()))
+            {
+                shared.metrics.refused(Limit::FailedHandOns);
+                let message = "too many connections from this address for sessions no client \
+                               waits for; try again in a minute";
                 send_error(&mut conn, ErrorCode::RateLimited, message).await;
                 return;
             }
@@ -1522,7 +1544,7 @@ async fn host_data(
                     let at = (node, addr, slot);
                     return accept_through(&shared, conn, at, id, session).await;
                 }
-                Ok(_) => {}
+                Ok(_) => hand_on_failed(&shared, addr),
                 Err(e) => {
                     warn!(peer = %addr, %id, error = %e, "cannot hand a data connection on");
                     shared.metrics.directory_error();
@@ -1608,6 +1630,7 @@ async fn accept_through(
     let upstream = match answer.await {
         Ok((upstream, FromRelay::Paired)) => upstream,
         Ok((_, FromRelay::Error { code, message })) => {
+            hand_on_failed(shared, peer);
             send_error(&mut conn, code, message).await;
             return;
         }
@@ -2009,13 +2032,35 @@ fn import_registry(shared: &Arc<Shared>) -> Option<impl Future<Output = ()> + us
     Some(async move {
         let mut outcome = Imports::default();
         let mut refused = 0;
+        let mut marked: Option<Instant> = None;
         let mut left = entries.as_slice();
         while let Some(Entry { id, key, released }) = left.first() {
             let Some(shared) = shared.upgrade() else {
                 return;
             };
-            let cluster = shared.cluster.as_ref().expect("a node of a cluster");
-            match cluster.directory.import(id, key.as_deref(), released).await {
+            let directory = &shared
+                .cluster
+                .as_ref()
+                .expect("a node of a cluster")
+                .directory;
+            // Every node holds new IDs while the mark lasts; renewed well
+            // before it runs out.
+            let stale = marked.is_none_or(|at| at.elapsed() > directory::IMPORT_MARK / 3);
+            let mark = if stale {
+                directory.importing().await
+            } else {
+                Ok(())
+            };
+            let imported = match mark {
+                Ok(()) => {
+                    if stale {
+                        marked = Some(Instant::now());
+                    }
+                    directory.import(id, key.as_deref(), released).await
+                }
+                Err(e) => Err(e),
+            };
+            match imported {
                 Ok(imported) => outcome.count(id, imported),
                 Err(e) if e.answered() && refused + 1 >= IMPORT_TRIES => {
                     error!(%id, error = %e, "this ID of hosts.jsonl cannot be brought into the directory; going on without it");
@@ -2024,7 +2069,11 @@ fn import_registry(shared: &Arc<Shared>) -> Option<impl Future<Output = ()> + us
                 Err(e) => {
                     refused += u32::from(e.answered());
                     drop(shared);
-                    warn!(error = %e, "cannot bring hosts.jsonl into the directory yet; retrying");
+                    if e.answered() {
+                        warn!(%id, error = %e, "Redis refused this ID of hosts.jsonl; trying again");
+                    } else {
+                        warn!(error = %e, "cannot bring hosts.jsonl into the directory yet; retrying");
+                    }
                     tokio::time::sleep(IMPORT_RETRY).await;
                     continue;
                 }
@@ -2035,6 +2084,14 @@ fn import_registry(shared: &Arc<Shared>) -> Option<impl Future<Output = ()> + us
         let Some(shared) = shared.upgrade() else {
             return;
         };
+        let directory = &shared
+            .cluster
+            .as_ref()
+            .expect("a node of a cluster")
+            .directory;
+        if let Err(e) = directory.imported().await {
+            warn!(error = %e, "cannot lift the import mark; it lapses by itself within 30 s");
+        }
         let Imports {
             added,
             there,

@@ -335,16 +335,21 @@ fn a_client_at_one_node_works_on_a_host_at_another_and_every_path_between_nodes_
             "{closed} of {FROM_ONE_ADDRESS} closed"
         );
         let mut crowd = Vec::new();
+        let crowded = Instant::now();
         for n in 0..CROWD {
             crowd.push(silent(&cluster_c, loopback(100 + n as u32)).await);
         }
         let (mut client, mut host) = session_across((&a, &c), "near-c-pc", &mut control).await;
         carries(&mut client, &mut host).await;
         let waiting = CROWD - closed_within(&mut crowd, Duration::from_millis(1)).await;
-        assert!(
-            waiting >= CLUSTER_WAITING - CLUSTER_WAITING_PER_ADDRESS - 8,
-            "the crowd was let go before the node got through: {waiting} waiting"
-        );
+        // Each waits 3 s at most: on a machine so slow that the session took
+        // longer, the crowd has gone by itself and proves nothing either way.
+        if crowded.elapsed() < Duration::from_millis(2500) {
+            assert!(
+                waiting >= CLUSTER_WAITING - CLUSTER_WAITING_PER_ADDRESS - 8,
+                "the crowd was let go before the node got through: {waiting} waiting"
+            );
+        }
         let posing = Target::new(&cluster_c, &c_node.ca(), "bare-pc");
         let answered = match hostile::dial_from(&posing, loopback(61)).await {
             Ok(mut tls) => {
@@ -588,10 +593,29 @@ fn a_node_bringing_in_its_file_holds_claims_until_done_skips_what_redis_refuses_
     // next try: still refused.
     let redis = Redis::start_on(port);
     redis_cli(&redis, &["SET", "thin:{typo-pc}:released", "not a set"]);
+    let b = node(Some(a.dir.path()), &redis.url(), &[]);
     rt.block_on(async {
         match squat(&a).await {
             Err(Stopped::Relay(ErrorCode::IdTaken | ErrorCode::Internal, _)) => {}
             other => panic!("the squatter got a known PC's ID: {:?}", other.err()),
+        }
+    });
+    // While A's import is under way no node binds a new ID, since A's file
+    // may bind it: the other node B refuses one too, for now.
+    a.proc
+        .wait_for("Redis refused this ID", Duration::from_secs(30));
+    let fresh = hostile::host_key();
+    let register_fresh = || {
+        let at_b = target(&b, "fresh-pc");
+        let fresh = &fresh;
+        async move { hostile::register_from(&at_b, loopback(43), "fresh-pc", fresh, None).await }
+    };
+    rt.block_on(async {
+        match register_fresh().await {
+            Err(Stopped::Relay(ErrorCode::Internal, message)) => {
+                assert!(message.contains("directory"), "{message}")
+            }
+            other => panic!("a new ID was bound during an import: {:?}", other.err()),
         }
     });
     a.proc
@@ -610,6 +634,8 @@ fn a_node_bringing_in_its_file_holds_claims_until_done_skips_what_redis_refuses_
             "{:?}",
             squatted.err()
         );
+        let fresh = register_fresh().await;
+        assert!(fresh.is_ok(), "{:?}", fresh.err());
     });
 
     // The import is tried again at the next start (one ID was left out);
@@ -669,7 +695,7 @@ fn a_host_that_reappears_at_another_node_is_let_go_at_the_old_one_and_reached_at
 }
 
 #[test]
-fn data_connections_handed_on_for_one_id_are_limited_in_rate() {
+fn data_connections_that_cannot_be_handed_on_are_limited_per_address() {
     if !redis_programs() {
         return;
     }
@@ -680,14 +706,15 @@ fn data_connections_handed_on_for_one_id_are_limited_in_rate() {
     rt.block_on(async {
         let key = hostile::host_key();
         let at_a = target(&a, "busy-pc");
-        let _control = hostile::register_from(&at_a, loopback(80), "busy-pc", &key, None)
+        let mut control = hostile::register_from(&at_a, loopback(80), "busy-pc", &key, None)
             .await
             .unwrap();
         // An attacker at B makes up sessions for a PC online at A: each
         // costs a look-up in Redis and a connection from B to A.
         let at_b = target(&b, "busy-pc");
         let (mut unknown, mut limited) = (0, 0);
-        for n in 0..40u8 {
+        let started = Instant::now();
+        for n in 0..60u8 {
             let mut data = FramedIo::new(hostile::dial_from(&at_b, loopback(81)).await.unwrap());
             let accept = ToRelay::HostAccept {
                 id: ComputerId::parse("busy-pc").unwrap(),
@@ -703,17 +730,22 @@ fn data_connections_handed_on_for_one_id_are_limited_in_rate() {
                     code: ErrorCode::RateLimited,
                     message,
                 } => {
-                    assert!(
-                        message.contains("too many connections for computer"),
-                        "{message}"
-                    );
+                    assert!(message.contains("no client waits for"), "{message}");
                     limited += 1;
                 }
                 other => panic!("{other:?}"),
             }
         }
-        assert!((1..=31).contains(&unknown), "{unknown} handed on");
-        assert!(limited >= 9, "{limited} refused");
+        // 30 at once, then one a second.
+        let refilled = started.elapsed().as_secs() as usize + 1;
+        assert!(
+            (30..=30 + refilled).contains(&unknown),
+            "{unknown} handed on"
+        );
+        assert!(limited >= 1, "none refused");
+        // The PC's own data connections, from its address, still go through.
+        let (mut client, mut host) = session_across((&at_a, &at_b), "busy-pc", &mut control).await;
+        carries(&mut client, &mut host).await;
     });
 }
 
@@ -1007,6 +1039,30 @@ fn behind_one_load_balancer_a_node_that_names_itself_gets_the_data_connections_s
     );
     let at_b = ["--listen", &own_b, "--public-addr", &own_b];
     let _b = node(Some(a.dir.path()), &redis.url(), &at_b);
+    // A name its certificate does not cover, which office PCs would not
+    // follow: refused at start, in words.
+    let elsewhere = tempfile::tempdir().unwrap();
+    for file in ["ca.pem", "relay.pem", "relay-key.pem"] {
+        std::fs::copy(a.dir.path().join(file), elsewhere.path().join(file)).unwrap();
+    }
+    let d = elsewhere.path().to_str().unwrap();
+    let url = redis.url();
+    let args = [
+        "serve",
+        "--dir",
+        d,
+        "--listen",
+        "127.0.0.1:0",
+        "--directory",
+        &url,
+        "--cluster-addr",
+        "127.0.0.1:0",
+        "--public-addr",
+        "relay-z.example.jp:443",
+    ];
+    let (code, out) = run("thin-relay", &args);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("does not cover relay-z.example.jp"), "{out}");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))

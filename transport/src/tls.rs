@@ -182,6 +182,47 @@ pub fn host_of(addr: &str) -> &str {
     host.trim_start_matches('[').trim_end_matches(']')
 }
 
+/// The DNS names and IP addresses a certificate covers (its subject
+/// alternative names), as text.
+pub fn certificate_names(cert: &x509_cert::Certificate) -> Result<Vec<String>, String> {
+    use x509_cert::ext::pkix::name::GeneralName;
+    use x509_cert::ext::pkix::SubjectAltName;
+    let Some((_, san)) = cert
+        .tbs_certificate()
+        .get_extension::<SubjectAltName>()
+        .map_err(|e| e.to_string())?
+    else {
+        return Err("the certificate names no host".to_owned());
+    };
+    let ip = |bytes: &[u8]| match bytes.len() {
+        4 => <[u8; 4]>::try_from(bytes).ok().map(std::net::IpAddr::from),
+        16 => <[u8; 16]>::try_from(bytes).ok().map(std::net::IpAddr::from),
+        _ => None,
+    };
+    Ok(san
+        .0
+        .iter()
+        .filter_map(|name| match name {
+            GeneralName::DnsName(dns) => Some(dns.to_string()),
+            GeneralName::IpAddress(bytes) => ip(bytes.as_bytes()).map(|ip| ip.to_string()),
+            _ => None,
+        })
+        .collect())
+}
+
+/// The names the peer of `tls` showed a certificate for (none if it
+/// showed none that parses).
+pub fn peer_names(tls: &TlsStream<TcpStream>) -> Vec<String> {
+    use x509_cert::der::Decode as _;
+    let Some(der) = tls.get_ref().1.peer_certificates().and_then(|c| c.first()) else {
+        return Vec::new();
+    };
+    x509_cert::Certificate::from_der(der)
+        .ok()
+        .and_then(|cert| certificate_names(&cert).ok())
+        .unwrap_or_default()
+}
+
 /// Runs the TLS handshake on `tcp`, checking the peer against `config`'s roots.
 pub async fn connect(
     tcp: TcpStream,

@@ -1,7 +1,9 @@
 //! `cargo xtask <command>`: chores that are not part of the build.
 //!
 //! - `dist [--profile PROFILE] [--only linux|windows]`: build
-//!   thin-desktop for Linux and (cross-compiled) Windows and pack
+//!   thin-desktop and thin-host for Linux and (cross-compiled) Windows and
+//!   pack `dist/thin-host-<version>-<os>-x86_64.zip` (the office PC's:
+//!   thin-host and how to set it up) and
 //!   `dist/thin-desktop-<version>-<os>-x86_64.zip`: the executable, the
 //!   portable-mode marker, a short README, the font licence and OpenH264's
 //!   licence with its patent notice. Unpacked, it
@@ -211,6 +213,8 @@ fn mingw_cxx_libs() -> anyhow::Result<PathBuf> {
     }
 }
 
+/// Builds thin-desktop and thin-host (one cargo run, shared dependencies);
+/// the folder they are in.
 fn cargo_build(profile: &str, windows: bool) -> anyhow::Result<PathBuf> {
     let mut cmd = if windows {
         let mut cmd = debian_cargo("target/windows");
@@ -240,20 +244,29 @@ fn cargo_build(profile: &str, windows: bool) -> anyhow::Result<PathBuf> {
         "desktop",
         "--bin",
         "thin-desktop",
+        "-p",
+        "host",
+        "--bin",
+        "thin-host",
     ]))
-    .context("building thin-desktop failed")?;
+    .context("building thin-desktop and thin-host failed")?;
     Ok(if windows {
         root()
             .join("target/windows")
             .join(WINDOWS)
             .join(profile_dir(profile))
-            .join("thin-desktop.exe")
     } else {
-        root()
-            .join("target")
-            .join(profile_dir(profile))
-            .join("thin-desktop")
+        root().join("target").join(profile_dir(profile))
     })
+}
+
+/// `name` as an executable's file name on the target.
+fn exe_name(name: &str, windows: bool) -> String {
+    if windows {
+        format!("{name}.exe")
+    } else {
+        name.to_owned()
+    }
 }
 
 const README: &str = "thin-desktop — portable\r\n\
@@ -289,11 +302,20 @@ thin-desktop は H.264 映像の復号に OpenH264 (Cisco Systems) を使って�
 --------------------------------------------------------------------------------\r\n\
 \r\n";
 
-fn pack(exe: &Path, os: &str, compress: bool) -> anyhow::Result<PathBuf> {
+/// A zip in dist/ holding the folder `name` with the executable `exe`:
+/// the zip writer and the options for plain files in it.
+fn zip_with(
+    name: &str,
+    exe: &Path,
+    compress: bool,
+) -> anyhow::Result<(
+    zip::ZipWriter<std::fs::File>,
+    zip::write::SimpleFileOptions,
+    PathBuf,
+)> {
     use std::io::Write as _;
     let dist = root().join("dist");
     std::fs::create_dir_all(&dist)?;
-    let name = format!("thin-desktop-{VERSION}-{os}-x86_64");
     let out = dist.join(format!("{name}.zip"));
     let file = std::fs::File::create(&out)?;
     let mut zip = zip::ZipWriter::new(file);
@@ -313,6 +335,44 @@ fn pack(exe: &Path, os: &str, compress: bool) -> anyhow::Result<PathBuf> {
         .into_owned();
     zip.start_file(format!("{name}/{exe_name}"), plain.unix_permissions(0o755))?;
     zip.write_all(&std::fs::read(exe).with_context(|| format!("cannot read {}", exe.display()))?)?;
+    Ok((zip, plain, out))
+}
+
+const HOST_README: &str = "thin-host — the office PC's side\r\n\
+\r\n\
+日本語\r\n\
+  会社の PC で、管理者として次の順に実行します (ID・リレーは情報システム担当者に確認):\r\n\
+    thin-host init --id office-pc-42 --relay relay.example.jp:443 --relay-ca ca.pem\r\n\
+    thin-host set-password        (接続時に入力するホストパスワード)\r\n\
+    thin-host otp totp            (認証アプリのワンタイムパスワード)\r\n\
+    thin-host service install     (PC の起動時から接続を待ちます)\r\n\
+    thin-host service start\r\n\
+  状態の確認: thin-host service status\r\n\
+\r\n\
+English\r\n\
+  On the office PC, as an administrator, in this order (ask IT for the ID and relay):\r\n\
+    thin-host init --id office-pc-42 --relay relay.example.jp:443 --relay-ca ca.pem\r\n\
+    thin-host set-password        (the host password asked at each connection)\r\n\
+    thin-host otp totp            (one-time passwords from an authenticator app)\r\n\
+    thin-host service install     (waits for connections from boot on)\r\n\
+    thin-host service start\r\n\
+  To check: thin-host service status\r\n";
+
+/// The office PC's zip: thin-host and how to set it up.
+fn pack_host(exe: &Path, os: &str, compress: bool) -> anyhow::Result<PathBuf> {
+    use std::io::Write as _;
+    let name = format!("thin-host-{VERSION}-{os}-x86_64");
+    let (mut zip, plain, out) = zip_with(&name, exe, compress)?;
+    zip.start_file(format!("{name}/README.txt"), plain)?;
+    zip.write_all(HOST_README.as_bytes())?;
+    zip.finish()?;
+    Ok(out)
+}
+
+fn pack(exe: &Path, os: &str, compress: bool) -> anyhow::Result<PathBuf> {
+    use std::io::Write as _;
+    let name = format!("thin-desktop-{VERSION}-{os}-x86_64");
+    let (mut zip, plain, out) = zip_with(&name, exe, compress)?;
     zip.start_file(format!("{name}/thin-portable.txt"), plain)?;
     zip.write_all(
         "This file turns on portable mode: everything stays in the data folder beside it.\r\n\
@@ -344,11 +404,17 @@ fn dist(args: &[String]) -> anyhow::Result<()> {
         if !wanted {
             continue;
         }
+        let compress = options.profile == "release";
         let exe = match &options.exe {
             Some(exe) => exe.clone(),
-            None => cargo_build(&options.profile, windows)?,
+            None => {
+                let built = cargo_build(&options.profile, windows)?;
+                let host = pack_host(&built.join(exe_name("thin-host", windows)), os, compress)?;
+                println!("{}", host.display());
+                built.join(exe_name("thin-desktop", windows))
+            }
         };
-        let zip = pack(&exe, os, options.profile == "release")?;
+        let zip = pack(&exe, os, compress)?;
         println!("{}", zip.display());
     }
     Ok(())
