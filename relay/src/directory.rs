@@ -424,6 +424,29 @@ impl Directory {
         Ok(())
     }
 
+    /// Whether the directory still has the note of an import made as `note`.
+    pub async fn has_import(&self, note: &str) -> Result<bool, Unreachable> {
+        let mut redis = self.redis.clone();
+        let mut exists = redis::cmd("EXISTS");
+        exists.arg(format!("thin:imported:{note}"));
+        let exists = exists.query_async::<bool>(&mut redis);
+        Ok(tokio::time::timeout(CALL_TIMEOUT * 2, exists)
+            .await
+            .map_err(|_| Unreachable::new("no answer in time"))??)
+    }
+
+    /// Notes that a node's file is in the directory, as `note`.
+    pub async fn note_import(&self, note: &str) -> Result<(), Unreachable> {
+        let mut redis = self.redis.clone();
+        let mut set = redis::cmd("SET");
+        set.arg(format!("thin:imported:{note}")).arg(&self.node);
+        let set = set.query_async::<()>(&mut redis);
+        tokio::time::timeout(CALL_TIMEOUT * 2, set)
+            .await
+            .map_err(|_| Unreachable::new("no answer in time"))??;
+        Ok(())
+    }
+
     /// Releases `id` from its key (which may not claim it again); the key
     /// it was bound to, if any.
     pub async fn unbind(&self, id: &ComputerId) -> Result<Option<Vec<u8>>, Unreachable> {

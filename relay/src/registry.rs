@@ -25,11 +25,23 @@ pub const FILE: &str = "hosts.jsonl";
 /// once into [`FILE`] and then left alone.
 const OLD_FILE: &str = "hosts.json";
 /// Beside [`FILE`] once a relay node brought it into the shared directory:
-/// the file's length then. The file is brought in again only if it grew
-/// since (the relay ran alone again), so an old file does not contradict at
-/// every start a directory that moved on (an ID unbound across the cluster,
-/// a binding lost with Redis's data).
+/// the file's length then, and the name under which the directory notes
+/// the import. The file is brought in again only if it grew since (the
+/// relay ran alone again) or the directory no longer has that note (a new
+/// or emptied Redis), so an old file does not contradict at every start a
+/// directory that moved on (an ID unbound across the cluster).
 const IMPORTED_FILE: &str = "hosts.jsonl.imported";
+
+/// Whether the file must be brought into the shared directory.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ImportNeed {
+    /// It knows no ID.
+    Nothing,
+    /// It was brought in under this note: only if the directory lost it.
+    IfLost(String),
+    /// Never, or it changed since.
+    Yes,
+}
 
 /// A session notice for an online host: the session token and client address.
 #[derive(Debug)]
@@ -206,20 +218,24 @@ impl Registry {
 
     /// Whether the file knows IDs a relay node has not yet brought into the
     /// shared directory.
-    pub fn needs_import(&self) -> bool {
+    pub fn import_need(&self) -> ImportNeed {
         if self.bindings.is_empty() && self.released.is_empty() {
-            return false;
+            return ImportNeed::Nothing;
         }
-        let marked = std::fs::read_to_string(self.path.with_file_name(IMPORTED_FILE))
-            .ok()
-            .and_then(|text| text.trim().parse::<u64>().ok());
-        marked != Some(self.loaded_len)
+        let marked =
+            std::fs::read_to_string(self.path.with_file_name(IMPORTED_FILE)).unwrap_or_default();
+        match marked.split_whitespace().collect::<Vec<_>>()[..] {
+            [len, note] if len.parse() == Ok(self.loaded_len) => {
+                ImportNeed::IfLost(note.to_owned())
+            }
+            _ => ImportNeed::Yes,
+        }
     }
 
-    /// The file as loaded is in the shared directory.
-    pub fn mark_imported(&self) -> anyhow::Result<()> {
+    /// The file as loaded is in the shared directory, noted there as `note`.
+    pub fn mark_imported(&self, note: &str) -> anyhow::Result<()> {
         let marker = self.path.with_file_name(IMPORTED_FILE);
-        let text = format!("{}\n", self.loaded_len);
+        let text = format!("{} {note}\n", self.loaded_len);
         files::write_atomic(&marker, text.as_bytes(), files::Mode::Public)
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", marker.display()))
     }

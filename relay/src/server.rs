@@ -29,7 +29,7 @@ use crate::deny::{self, DenyList, Role};
 use crate::directory::{self, Imported, Renewal, Unreachable, Whereabouts};
 use crate::limits::{self, Connections, Evict, Keyed, Kind, PerAddress, Slot};
 use crate::metrics::{self, Limit, Metrics, Pairing};
-use crate::registry::{Claim, Entry, Notice, OnlineHost, Registry};
+use crate::registry::{Claim, Entry, ImportNeed, Notice, OnlineHost, Registry};
 use crate::tap::{Counted, Direction, Tap, Tapped};
 use crate::{certs, cluster, oplog, tokens, CERT_FILE, KEY_FILE};
 
@@ -2017,19 +2017,48 @@ const IMPORT_TRIES: u32 = 3;
 /// task to run, if the file has news for the directory.
 fn import_registry(shared: &Arc<Shared>) -> Option<impl Future<Output = ()> + use<>> {
     let cluster = shared.cluster.as_ref()?;
-    let entries = {
+    let (need, entries) = {
         let registry = shared.registry.lock().expect("not poisoned");
-        if !registry.needs_import() {
-            if !registry.entries().is_empty() {
-                info!("hosts.jsonl is in the shared directory since an earlier start; not again");
-            }
+        let need = registry.import_need();
+        if need == ImportNeed::Nothing {
             return None;
         }
-        registry.entries()
+        (need, registry.entries())
     };
+    let mut note = [0u8; 12];
+    shared.rng.fill(&mut note).ok()?;
+    let note: String = note.iter().map(|b| format!("{b:02x}")).collect();
     cluster.directory.hold();
     let shared = Arc::downgrade(shared);
     Some(async move {
+        if let ImportNeed::IfLost(earlier) = &need {
+            loop {
+                let Some(shared) = shared.upgrade() else {
+                    return;
+                };
+                let directory = &shared
+                    .cluster
+                    .as_ref()
+                    .expect("a node of a cluster")
+                    .directory;
+                match directory.has_import(earlier).await {
+                    Ok(true) => {
+                        info!("hosts.jsonl is in the shared directory since an earlier start; not again");
+                        directory.release();
+                        return;
+                    }
+                    Ok(false) => {
+                        warn!("the shared directory no longer knows this node's hosts.jsonl (a new or emptied Redis): bringing it in again");
+                        break;
+                    }
+                    Err(e) => {
+                        drop(shared);
+                        warn!(error = %e, "cannot ask the directory about hosts.jsonl yet; retrying");
+                        tokio::time::sleep(IMPORT_RETRY).await;
+                    }
+                }
+            }
+        }
         let mut outcome = Imports::default();
         let mut refused = 0;
         let mut marked: Option<Instant> = None;
@@ -2110,12 +2139,15 @@ fn import_registry(shared: &Arc<Shared>) -> Option<impl Future<Output = ()> + us
             "the relay's own bindings are in the shared directory"
         );
         if failed == 0 {
-            let marked = shared
-                .registry
-                .lock()
-                .expect("not poisoned")
-                .mark_imported();
-            if let Err(e) = marked {
+            let noted = match directory.note_import(&note).await {
+                Ok(()) => shared
+                    .registry
+                    .lock()
+                    .expect("not poisoned")
+                    .mark_imported(&note),
+                Err(e) => Err(e.into()),
+            };
+            if let Err(e) = noted {
                 warn!(error = %e, "the import is done but cannot be noted; it runs again at the next start");
             }
         }

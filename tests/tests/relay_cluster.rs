@@ -657,6 +657,20 @@ fn a_node_bringing_in_its_file_holds_claims_until_done_skips_what_redis_refuses_
         "in the shared directory since an earlier start",
         Duration::from_secs(20),
     );
+    // A Redis that lost its data (or a new one): the file comes in again.
+    let kept = binding_in(&redis, "kept-pc").0;
+    redis_cli(&redis, &["FLUSHALL"]);
+    a.proc.kill();
+    (a.addr, a.proc) = serve_node(a.dir.path(), &redis.url(), &[]);
+    a.proc.wait_for(
+        "no longer knows this node's hosts.jsonl",
+        Duration::from_secs(20),
+    );
+    a.proc.wait_for(
+        "the relay's own bindings are in the shared directory",
+        Duration::from_secs(20),
+    );
+    assert_eq!(binding_in(&redis, "kept-pc").0, kept);
 }
 
 #[test]
