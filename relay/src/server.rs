@@ -669,6 +669,15 @@ pub(crate) fn released(dir: &Path, id: &ComputerId, key: &[u8], by: &str) -> Str
 }
 
 impl Shared {
+    /// The directory of a node that imports its file (only nodes do).
+    fn import_directory(&self) -> &crate::directory::Directory {
+        &self
+            .cluster
+            .as_ref()
+            .expect("a node of a cluster")
+            .directory
+    }
+
     /// The denied network `ip` is in, for `role` (None: before the peer
     /// said who it is).
     fn denied(&self, ip: IpAddr, role: Option<Role>) -> Option<ipnet::IpNet> {
@@ -2036,11 +2045,7 @@ fn import_registry(shared: &Arc<Shared>) -> Option<impl Future<Output = ()> + us
                 let Some(shared) = shared.upgrade() else {
                     return;
                 };
-                let directory = &shared
-                    .cluster
-                    .as_ref()
-                    .expect("a node of a cluster")
-                    .directory;
+                let directory = shared.import_directory();
                 match directory.has_import(earlier).await {
                     Ok(true) => {
                         info!("hosts.jsonl is in the shared directory since an earlier start; not again");
@@ -2067,11 +2072,7 @@ fn import_registry(shared: &Arc<Shared>) -> Option<impl Future<Output = ()> + us
             let Some(shared) = shared.upgrade() else {
                 return;
             };
-            let directory = &shared
-                .cluster
-                .as_ref()
-                .expect("a node of a cluster")
-                .directory;
+            let directory = shared.import_directory();
             // Every node holds new IDs while the mark lasts; renewed well
             // before it runs out.
             let stale = marked.is_none_or(|at| at.elapsed() > directory::IMPORT_MARK / 3);
@@ -2113,11 +2114,7 @@ fn import_registry(shared: &Arc<Shared>) -> Option<impl Future<Output = ()> + us
         let Some(shared) = shared.upgrade() else {
             return;
         };
-        let directory = &shared
-            .cluster
-            .as_ref()
-            .expect("a node of a cluster")
-            .directory;
+        let directory = shared.import_directory();
         if let Err(e) = directory.imported().await {
             warn!(error = %e, "cannot lift the import mark; it lapses by itself within 30 s");
         }
@@ -2151,12 +2148,7 @@ fn import_registry(shared: &Arc<Shared>) -> Option<impl Future<Output = ()> + us
                 warn!(error = %e, "the import is done but cannot be noted; it runs again at the next start");
             }
         }
-        shared
-            .cluster
-            .as_ref()
-            .expect("a node of a cluster")
-            .directory
-            .release();
+        shared.import_directory().release();
     })
 }
 

@@ -120,6 +120,13 @@ fn redis_cli(redis: &Redis, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// Two nodes on one Redis.
+fn two_nodes(redis: &Redis) -> (RelayProc, RelayProc) {
+    let a = node(None, &redis.url(), &[]);
+    let b = node(Some(a.dir.path()), &redis.url(), &[]);
+    (a, b)
+}
+
 /// Three nodes on one Redis; extra `serve` arguments per node.
 fn three_nodes(redis: &Redis, extra: [&[&str]; 3]) -> Vec<RelayProc> {
     let a = node(None, &redis.url(), extra[0]);
@@ -679,8 +686,7 @@ fn a_host_that_reappears_at_another_node_is_let_go_at_the_old_one_and_reached_at
         return;
     }
     let redis = Redis::start_on(free_port());
-    let a = node(None, &redis.url(), &[]);
-    let b = node(Some(a.dir.path()), &redis.url(), &[]);
+    let (a, b) = two_nodes(&redis);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let (at_a, at_b) = (target(&a, "moving-pc"), target(&b, "moving-pc"));
@@ -714,8 +720,7 @@ fn data_connections_that_cannot_be_handed_on_are_limited_per_address() {
         return;
     }
     let redis = Redis::start_on(free_port());
-    let a = node(None, &redis.url(), &[]);
-    let b = node(Some(a.dir.path()), &redis.url(), &[]);
+    let (a, b) = two_nodes(&redis);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let key = hostile::host_key();
@@ -1003,8 +1008,7 @@ fn behind_one_load_balancer_a_data_connection_at_another_node_is_handed_on_or_th
         return;
     }
     let mut redis = Redis::start_on(free_port());
-    let a = node(None, &redis.url(), &[]);
-    let b = node(Some(a.dir.path()), &redis.url(), &[]);
+    let (a, b) = two_nodes(&redis);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
