@@ -2041,27 +2041,8 @@ fn import_registry(shared: &Arc<Shared>) -> Option<impl Future<Output = ()> + us
     let shared = Arc::downgrade(shared);
     Some(async move {
         if let ImportNeed::IfLost(earlier) = &need {
-            loop {
-                let Some(shared) = shared.upgrade() else {
-                    return;
-                };
-                let directory = shared.import_directory();
-                match directory.has_import(earlier).await {
-                    Ok(true) => {
-                        info!("hosts.jsonl is in the shared directory since an earlier start; not again");
-                        directory.release();
-                        return;
-                    }
-                    Ok(false) => {
-                        warn!("the shared directory no longer knows this node's hosts.jsonl (a new or emptied Redis): bringing it in again");
-                        break;
-                    }
-                    Err(e) => {
-                        drop(shared);
-                        warn!(error = %e, "cannot ask the directory about hosts.jsonl yet; retrying");
-                        tokio::time::sleep(IMPORT_RETRY).await;
-                    }
-                }
+            if !lost_earlier_import(&shared, earlier).await {
+                return;
             }
         }
         let mut outcome = Imports::default();
@@ -2150,6 +2131,33 @@ fn import_registry(shared: &Arc<Shared>) -> Option<impl Future<Output = ()> + us
         }
         shared.import_directory().release();
     })
+}
+
+/// Whether the directory lost the import noted as `earlier` (asked until
+/// Redis answers); when it did not, claims go ahead at once.
+async fn lost_earlier_import(shared: &std::sync::Weak<Shared>, earlier: &str) -> bool {
+    loop {
+        let Some(shared) = shared.upgrade() else {
+            return false;
+        };
+        let directory = shared.import_directory();
+        match directory.has_import(earlier).await {
+            Ok(true) => {
+                info!("hosts.jsonl is in the shared directory since an earlier start; not again");
+                directory.release();
+                return false;
+            }
+            Ok(false) => {
+                warn!("the shared directory no longer knows this node's hosts.jsonl (a new or emptied Redis): bringing it in again");
+                return true;
+            }
+            Err(e) => {
+                drop(shared);
+                warn!(error = %e, "cannot ask the directory about hosts.jsonl yet; retrying");
+                tokio::time::sleep(IMPORT_RETRY).await;
+            }
+        }
+    }
 }
 
 /// How long the import waits for Redis before it tries again.
