@@ -8,6 +8,7 @@ pub mod admin;
 pub mod audit;
 pub mod config;
 mod gate;
+pub mod local;
 pub mod lockout;
 pub mod mail;
 pub mod otp;

@@ -107,6 +107,20 @@ enum Command {
     /// Run the host as a system service, from boot and without anyone logged in.
     #[command(subcommand)]
     Service(ServiceCommand),
+    /// Whether the host runs and is online at the relay, with its recent
+    /// connections (asks the running host; else reads the files).
+    Status {
+        #[arg(long, default_value_os_t = system_config())]
+        config: PathBuf,
+    },
+    /// Set the password the settings app asks before it changes anything
+    /// (read like the host password), or remove it with --off.
+    SettingsPassword {
+        #[arg(long, default_value_os_t = system_config())]
+        config: PathBuf,
+        #[arg(long)]
+        off: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -219,8 +233,12 @@ enum MacCommand {
 
 /// Reads the new password: twice without echo on a terminal, else one line.
 fn read_new_password() -> anyhow::Result<Zeroizing<String>> {
+    read_new("New host password: ")
+}
+
+fn read_new(prompt: &str) -> anyhow::Result<Zeroizing<String>> {
     if std::io::stdin().is_terminal() {
-        let first = Zeroizing::new(rpassword::prompt_password("New host password: ")?);
+        let first = Zeroizing::new(rpassword::prompt_password(prompt)?);
         let again = Zeroizing::new(rpassword::prompt_password("Again: ")?);
         if first != again {
             anyhow::bail!("the two passwords differ; nothing was changed");
@@ -232,6 +250,40 @@ fn read_new_password() -> anyhow::Result<Zeroizing<String>> {
     Ok(Zeroizing::new(
         line.trim_end_matches(['\r', '\n']).to_owned(),
     ))
+}
+
+fn print_status(status: &host::local::Status) {
+    let state = match (status.running, status.online) {
+        (_, true) => format!(
+            "online at {}{}",
+            status.node.as_deref().unwrap_or(&status.relay),
+            status
+                .since
+                .as_deref()
+                .map(|t| format!(" since {t}"))
+                .unwrap_or_default()
+        ),
+        (true, false) => format!(
+            "running, NOT online: {}",
+            status
+                .problem
+                .as_deref()
+                .unwrap_or("connecting to the relay")
+        ),
+        (false, false) => "NOT running (start it: thin-host service start)".to_owned(),
+    };
+    println!("computer ID: {}", status.computer_id);
+    println!("relay: {}", status.relay);
+    println!("state: {state}");
+    println!("host key fingerprint: {}", status.fingerprint);
+    println!("sessions now: {}", status.sessions_now);
+    println!("recent events (newest first):");
+    for e in &status.recent {
+        println!(
+            "  {}  {:<15}  {:<11}  {:<7}  {}",
+            e.time, e.source, e.step, e.result, e.detail
+        );
+    }
 }
 
 fn print_enrolment(enrolment: &admin::Enrolment) {
@@ -332,6 +384,24 @@ fn admin(command: Command) -> anyhow::Result<()> {
             admin::set_policy(&config, change)?;
             println!("{}", admin::status(&config)?);
         }
+        Command::Status { config } => print_status(&host::local::status(&config)?),
+        Command::SettingsPassword { config, off } => {
+            // Whoever can write the files may set it: no old one is asked.
+            let new = if off {
+                None
+            } else {
+                Some(read_new("New settings password: ")?)
+            };
+            host::local::set_settings_password(&config, new.as_deref().map(|s| s.as_str()))?;
+            println!(
+                "{}",
+                if off {
+                    "settings password removed"
+                } else {
+                    "settings password set: the settings app asks for it before any change"
+                }
+            );
+        }
         Command::Init { .. }
         | Command::Fingerprint { .. }
         | Command::ForgetRdpKey { .. }
@@ -395,7 +465,9 @@ fn main() -> ExitCode {
         | Command::Otp(_)
         | Command::Acl(_)
         | Command::Mac(_)
-        | Command::Policy { .. }) => admin(other),
+        | Command::Policy { .. }
+        | Command::Status { .. }
+        | Command::SettingsPassword { .. }) => admin(other),
         Command::Service(command) => service(command).map(|report| println!("{report}")),
         Command::Run { config } => raise_fd_limit()
             .and_then(|()| tokio::runtime::Runtime::new())

@@ -20,6 +20,10 @@ pub struct Secrets {
     pub totp: Option<TotpSecret>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub emergency: Vec<EmergencyHash>,
+    /// Argon2id hash (PHC string) of the password the settings app asks
+    /// before it changes anything (`crate::local`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings_password: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,6 +114,7 @@ mod tests {
                 salt: vec![1; 16],
                 hash: vec![2; 32],
             }],
+            settings_password: Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into()),
         };
         secrets.save(&path).unwrap();
         assert_eq!(Secrets::load(&path).unwrap(), secrets);

@@ -21,6 +21,7 @@ use transport::{FramedIo, SecureStream};
 
 use crate::config::{public_key, HostConfig};
 use crate::gate::Gate;
+use crate::local::{LiveState, SessionCount};
 use crate::lockout::{Clock, SystemClock};
 use crate::rdp;
 use crate::secrets::Secrets;
@@ -64,6 +65,8 @@ struct Ctx {
     unadmitted: Arc<Mutex<Unadmitted>>,
     /// Pinned keys of TLS-only RDP servers ([`crate::server_keys`]).
     rdp_keys: std::path::PathBuf,
+    /// What the settings app is told (`crate::local`).
+    live: LiveState,
 }
 
 /// Sessions not yet admitted, by source.
@@ -162,13 +165,37 @@ pub async fn run_with(config_path: &Path, options: RunOptions) -> Result<(), Run
         proxy,
         unadmitted: Arc::default(),
         rdp_keys: HostConfig::rdp_keys_path(config_path),
+        live: LiveState::default(),
     });
+    // The settings app's channel; the host serves sessions without it.
+    #[cfg(unix)]
+    {
+        let (path, live) = (config_path.to_owned(), ctx.live.clone());
+        tokio::spawn(async move {
+            if let Err(e) = crate::local::serve(path, live).await {
+                warn!("{e:#}; the settings app can only change the files while the host runs");
+            }
+        });
+    }
 
     let mut backoff = Duration::from_secs(1);
     loop {
         let result = control(&ctx, online.as_ref()).await;
         if let Some(online) = &online {
             online.send_replace(false);
+        }
+        let problem = match &result {
+            Ok(()) => "the relay connection ended; connecting again".to_owned(),
+            Err(ControlError::Fatal(msg) | ControlError::Retry(msg)) => msg.clone(),
+        };
+        {
+            let mut live = ctx.live.lock().expect("not poisoned");
+            // Offline since the first failure, not the latest retry.
+            if live.online || live.since.is_none() {
+                live.since = Some(std::time::SystemTime::now());
+            }
+            live.online = false;
+            live.problem = Some(problem);
         }
         match result {
             Ok(()) => backoff = Duration::from_secs(1),
@@ -268,6 +295,13 @@ async fn control(ctx: &Arc<Ctx>, online: Option<&watch::Sender<bool>>) -> Result
     let names = transport::tls::peer_names(conn.get_ref());
     if let Some(online) = online {
         online.send_replace(true);
+    }
+    {
+        let mut live = ctx.live.lock().expect("not poisoned");
+        live.online = true;
+        live.node = Some(node.clone());
+        live.since = Some(std::time::SystemTime::now());
+        live.problem = None;
     }
 
     let beat = Duration::from_secs(ctx.config.heartbeat_secs.max(1));
@@ -423,6 +457,7 @@ async fn serve_session(
     let device = conn.get_ref().peer_key().to_vec();
     let admitted = ctx.gate.admit(&mut conn, source, &device, &context).await?;
     drop(slot);
+    let _running = SessionCount::start(&ctx.live);
     let client_addr = source;
     info!(%client_addr, share = admitted.share_allowed, "client admitted");
     let result = serve_admitted(admitted.config(), conn, client_addr, &ctx.rdp_keys).await;

@@ -57,22 +57,14 @@ pub fn operator_name() -> String {
 /// Serves the control socket of the relay in `dir` until the task is dropped.
 #[cfg(unix)]
 pub async fn serve(dir: &Path, operator: Operator) -> anyhow::Result<()> {
-    use std::os::unix::fs::PermissionsExt as _;
-    use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
+    use transport::local;
 
     let path = socket_path(dir);
-    let folder = dir.join(SOCKET_DIR);
-    std::fs::create_dir_all(&folder)?;
-    // Private before the socket exists in it.
-    std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o700))?;
-    // A socket left by a relay that did not stop cleanly (this relay holds
-    // the registry, so no other relay serves this folder).
-    let _ = std::fs::remove_file(&path);
-    let listener = tokio::net::UnixListener::bind(&path)
+    // This relay holds the registry, so no other relay serves this folder.
+    let listener = local::bind_private(&path)
         .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
     loop {
-        let stream = match listener.accept().await {
+        let mut stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(e) => {
                 // Out of descriptors and the like: keep the socket.
@@ -84,34 +76,20 @@ pub async fn serve(dir: &Path, operator: Operator) -> anyhow::Result<()> {
         let uid = stream.peer_cred().map(|cred| cred.uid()).ok();
         let operator = operator.clone();
         tokio::spawn(async move {
-            let (read, mut write) = stream.into_split();
-            let mut line = String::new();
-            let mut limited = tokio::io::BufReader::new(read.take(MAX_REQUEST as u64));
-            let reply = match limited.read_line(&mut line).await {
-                Ok(_) => match serde_json::from_str::<Request>(&line) {
-                    Ok(request) => match operator
-                        .unbind(&request.unbind, &by(uid, &request.by))
-                        .await
-                    {
-                        Ok(message) => Reply { ok: true, message },
-                        Err(e) => Reply {
-                            ok: false,
-                            message: format!("{e:#}"),
-                        },
-                    },
+            let reply = match local::read_request::<Request>(&mut stream, MAX_REQUEST).await {
+                Ok(request) => match operator
+                    .unbind(&request.unbind, &by(uid, &request.by))
+                    .await
+                {
+                    Ok(message) => Reply { ok: true, message },
                     Err(e) => Reply {
                         ok: false,
-                        message: format!("malformed request: {e}"),
+                        message: format!("{e:#}"),
                     },
                 },
-                Err(e) => Reply {
-                    ok: false,
-                    message: e.to_string(),
-                },
+                Err(message) => Reply { ok: false, message },
             };
-            let mut text = serde_json::to_string(&reply).expect("serialisable");
-            text.push('\n');
-            let _ = write.write_all(text.as_bytes()).await;
+            local::write_answer(&mut stream, &reply).await;
         });
     }
 }
@@ -139,36 +117,16 @@ pub fn unbind(dir: &Path, id: &ComputerId) -> anyhow::Result<String> {
     let by = operator_name();
     #[cfg(unix)]
     {
-        use std::io::{BufRead as _, Write as _};
-        match std::os::unix::net::UnixStream::connect(socket_path(dir)) {
-            Ok(mut stream) => {
-                let request = Request {
-                    unbind: id.clone(),
-                    by: std::env::var("USER").unwrap_or_default(),
-                };
-                let mut text = serde_json::to_string(&request).expect("serialisable");
-                text.push('\n');
-                stream.write_all(text.as_bytes())?;
-                let mut line = String::new();
-                std::io::BufReader::new(stream).read_line(&mut line)?;
-                let reply: Reply = serde_json::from_str(&line).map_err(|e| {
-                    anyhow::anyhow!("the running relay gave a malformed answer: {e}")
-                })?;
-                return if reply.ok {
-                    Ok(reply.message)
-                } else {
-                    Err(anyhow::anyhow!(reply.message))
-                };
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
-                ) => {}
-            Err(e) => anyhow::bail!(
-                "cannot reach the running relay at {}: {e}",
-                socket_path(dir).display()
-            ),
+        let request = Request {
+            unbind: id.clone(),
+            by: std::env::var("USER").unwrap_or_default(),
+        };
+        if let Some(reply) = transport::local::ask::<_, Reply>(&socket_path(dir), &request)? {
+            return if reply.ok {
+                Ok(reply.message)
+            } else {
+                Err(anyhow::anyhow!(reply.message))
+            };
         }
     }
     // No relay runs on this folder: change the file itself.

@@ -11,6 +11,8 @@ pub mod unread;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod dial;
+#[cfg(unix)]
+pub mod local;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod tls;
 

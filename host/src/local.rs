@@ -1,0 +1,604 @@
+//! The settings app's channel to the running host: a private Unix socket
+//! beside the config (`<config>.control/host.sock`, see
+//! [`transport::local`]), never a network port. It answers how the host is
+//! doing (status needs no password) and makes the owner's changes; with a
+//! settings password set, a change must carry it, and the host checks it
+//! (the app only asks). When no host runs, the same changes are made on
+//! the files by the caller ([`change`]).
+//!
+//! Changes go through the same functions as the `thin-host` commands
+//! (validated, written atomically); sessions read the config anew, so a
+//! change applies to the next connection.
+
+use std::io::{Read as _, Seek as _, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+
+use crate::access::{AclRule, Action};
+use crate::admin::{self, PolicyChange};
+use crate::config::{HostConfig, OtpSetting};
+use crate::secrets::Secrets;
+
+/// Longest request line (a few settings, never a file).
+const MAX_REQUEST: usize = 16 * 1024;
+/// Callers served at once; more wait for the kernel's backlog.
+const MAX_CALLERS: usize = 8;
+/// Audit events shown as recent connections.
+const RECENT: usize = 20;
+/// Of the audit log, only this much of its end is read for them.
+const AUDIT_TAIL: u64 = 64 * 1024;
+/// Wrong settings passwords: 5, then one more a minute; each wrong one is
+/// also answered a second late.
+const SETTINGS_GUESSES: proto::rate::Rate = proto::rate::Rate {
+    burst: 5,
+    interval: Duration::from_secs(60),
+};
+const WRONG_PASSWORD_DELAY: Duration = Duration::from_secs(1);
+/// The shortest settings password.
+pub const MIN_SETTINGS_PASSWORD: usize = 8;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Request {
+    Status,
+    Change {
+        #[serde(default)]
+        settings_password: Option<String>,
+        change: Change,
+    },
+}
+
+/// One change the owner makes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "setting")]
+pub enum Change {
+    Policy {
+        #[serde(default)]
+        share: Option<bool>,
+        #[serde(default)]
+        clipboard: Option<bool>,
+        #[serde(default)]
+        audio: Option<bool>,
+        #[serde(default)]
+        raw: Option<bool>,
+        #[serde(default)]
+        require_nla: Option<bool>,
+    },
+    Syslog {
+        target: Option<String>,
+    },
+    AclAdd {
+        priority: u32,
+        action: Action,
+        network: String,
+    },
+    AclRemove {
+        priority: u32,
+    },
+    MacAllow {
+        mac: String,
+    },
+    MacRemove {
+        mac: String,
+    },
+    /// Sets (or with `None` clears) the settings password.
+    SettingsPassword {
+        new: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Answer {
+    Status(Box<Status>),
+    Done(String),
+    Refused(String),
+}
+
+/// How the host is doing, with no secret in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    pub computer_id: String,
+    /// The relay address(es) in the config.
+    pub relay: String,
+    /// Whether a host process answered on the channel.
+    pub running: bool,
+    /// Registered with the relay now.
+    pub online: bool,
+    /// The relay node it is registered with.
+    pub node: Option<String>,
+    /// Since when (RFC 3339).
+    pub since: Option<String>,
+    /// Why it is not online, in the host's words.
+    pub problem: Option<String>,
+    /// What clients pin (`thin-host fingerprint`).
+    pub fingerprint: String,
+    /// Sessions past the owner's checks now.
+    pub sessions_now: u32,
+    /// The newest audit events first.
+    pub recent: Vec<AuditLine>,
+    pub password_set: bool,
+    /// "off", "totp" or "email".
+    pub otp: String,
+    pub totp_enrolled: bool,
+    pub emergency_codes: usize,
+    pub settings_locked: bool,
+    pub share: bool,
+    pub clipboard: bool,
+    pub audio: bool,
+    pub raw: bool,
+    pub require_nla: bool,
+    pub acl: Vec<AclRule>,
+    pub mac_allow: Vec<String>,
+    pub syslog: Option<String>,
+}
+
+/// One line of the audit log as the status shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditLine {
+    pub time: String,
+    pub source: String,
+    pub step: String,
+    pub result: String,
+    #[serde(default)]
+    pub detail: String,
+}
+
+/// What the running host knows about itself beyond its files.
+#[derive(Debug, Default)]
+pub struct Live {
+    pub online: bool,
+    pub node: Option<String>,
+    pub since: Option<SystemTime>,
+    pub problem: Option<String>,
+    pub sessions: u32,
+}
+
+pub type LiveState = Arc<Mutex<Live>>;
+
+/// Counts a session as running while it lives.
+pub struct SessionCount(LiveState);
+
+impl SessionCount {
+    pub fn start(live: &LiveState) -> Self {
+        live.lock().expect("not poisoned").sessions += 1;
+        Self(live.clone())
+    }
+}
+
+impl Drop for SessionCount {
+    fn drop(&mut self) {
+        let mut live = self.0.lock().expect("not poisoned");
+        live.sessions = live.sessions.saturating_sub(1);
+    }
+}
+
+/// The socket of the host whose config is `config_path`.
+pub fn socket_path(config_path: &Path) -> PathBuf {
+    let mut folder = config_path.as_os_str().to_owned();
+    folder.push(".control");
+    PathBuf::from(folder).join("host.sock")
+}
+
+/// The status from the files, with what `live` adds when a host runs.
+pub fn status_of(config_path: &Path, live: Option<&Live>) -> anyhow::Result<Status> {
+    let config = HostConfig::load(config_path)?;
+    let secrets = Secrets::load(&HostConfig::secrets_path(config_path))?;
+    let fingerprint = config
+        .load_e2e_key(config_path)
+        .map(|key| proto::channel::fingerprint(key.public()))
+        .unwrap_or_else(|e| format!("(unreadable: {e:#})"));
+    let otp = match &config.otp {
+        OtpSetting::Off => "off",
+        OtpSetting::Totp => "totp",
+        OtpSetting::Email(_) => "email",
+    };
+    Ok(Status {
+        computer_id: config.id.to_string(),
+        relay: config.relay.clone(),
+        running: live.is_some(),
+        online: live.is_some_and(|l| l.online),
+        node: live.and_then(|l| l.node.clone()),
+        since: live.and_then(|l| l.since).map(crate::audit::rfc3339),
+        problem: match live {
+            Some(live) => live.problem.clone(),
+            None => Some("the host is not running".into()),
+        },
+        fingerprint,
+        sessions_now: live.map_or(0, |l| l.sessions),
+        recent: recent_events(&HostConfig::audit_path(config_path)),
+        password_set: secrets.password_file.is_some(),
+        otp: otp.into(),
+        totp_enrolled: secrets.totp.is_some(),
+        emergency_codes: secrets.emergency.len(),
+        settings_locked: secrets.settings_password.is_some(),
+        share: config.share,
+        clipboard: config.clipboard,
+        audio: config.audio,
+        raw: config.raw,
+        require_nla: config.require_nla,
+        acl: config.acl.clone(),
+        mac_allow: config.mac_allow.clone(),
+        syslog: config.syslog.clone(),
+    })
+}
+
+/// The last [`RECENT`] events of the audit log, newest first; a missing or
+/// damaged log shows none.
+fn recent_events(audit: &Path) -> Vec<AuditLine> {
+    let Ok(mut file) = std::fs::File::open(audit) else {
+        return Vec::new();
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = len.saturating_sub(AUDIT_TAIL);
+    let mut tail = Vec::new();
+    if file.seek(SeekFrom::Start(start)).is_err()
+        || file.take(AUDIT_TAIL).read_to_end(&mut tail).is_err()
+    {
+        return Vec::new();
+    }
+    let text = String::from_utf8_lossy(&tail);
+    // A read from the middle starts with part of a line.
+    let whole = if start > 0 {
+        text.split_once('\n').map_or("", |(_, rest)| rest)
+    } else {
+        &text
+    };
+    let mut lines: Vec<AuditLine> = whole
+        .lines()
+        .rev()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .take(RECENT)
+        .collect();
+    lines.truncate(RECENT);
+    lines
+}
+
+impl Change {
+    /// Makes the change in the files; says what changed.
+    pub fn apply(&self, config_path: &Path) -> anyhow::Result<String> {
+        match self {
+            Change::Policy {
+                share,
+                clipboard,
+                audio,
+                raw,
+                require_nla,
+            } => {
+                let change = PolicyChange {
+                    share: *share,
+                    clipboard: *clipboard,
+                    audio: *audio,
+                    raw: *raw,
+                    require_nla: *require_nla,
+                };
+                admin::set_policy(config_path, change)?;
+                Ok("policy changed; it applies to the next connection".into())
+            }
+            Change::Syslog { target } => {
+                admin::set_syslog(config_path, target.as_deref())?;
+                Ok(match target {
+                    Some(target) => format!("audit events also go to syslog at {target}"),
+                    None => "audit events go only to the audit log".into(),
+                })
+            }
+            Change::AclAdd {
+                priority,
+                action,
+                network,
+            } => {
+                admin::acl_add(config_path, *action, network, *priority)?;
+                Ok(format!("access list rule {priority} added"))
+            }
+            Change::AclRemove { priority } => {
+                admin::acl_remove(config_path, *priority)?;
+                Ok(format!("access list rule {priority} removed"))
+            }
+            Change::MacAllow { mac } => {
+                admin::mac_allow(config_path, mac)?;
+                Ok(format!("{mac} added to the MAC allowlist"))
+            }
+            Change::MacRemove { mac } => {
+                admin::mac_remove(config_path, mac)?;
+                Ok(format!("{mac} removed from the MAC allowlist"))
+            }
+            Change::SettingsPassword { new } => {
+                set_settings_password(config_path, new.as_deref())?;
+                Ok(match new {
+                    Some(_) => "settings password set: changes now need it".into(),
+                    None => "settings password removed: anyone who can open the settings may \
+                             change them"
+                        .into(),
+                })
+            }
+        }
+    }
+}
+
+/// Sets (or clears) the settings password, stored as an Argon2id hash.
+pub fn set_settings_password(config_path: &Path, new: Option<&str>) -> anyhow::Result<()> {
+    use argon2::password_hash::{rand_core::OsRng, PasswordHasher as _, SaltString};
+
+    let path = HostConfig::secrets_path(config_path);
+    let mut secrets = Secrets::load(&path)?;
+    secrets.settings_password = match new {
+        Some(password) => {
+            if password.chars().count() < MIN_SETTINGS_PASSWORD {
+                anyhow::bail!(
+                    "a settings password needs at least {MIN_SETTINGS_PASSWORD} characters"
+                );
+            }
+            let salt = SaltString::generate(&mut OsRng);
+            let hash = argon2::Argon2::default()
+                .hash_password(password.as_bytes(), &salt)
+                .map_err(|e| anyhow::anyhow!("cannot hash the settings password: {e}"))?;
+            Some(hash.to_string())
+        }
+        None => None,
+    };
+    secrets.save(&path)
+}
+
+/// Why a change without the right settings password is refused, if it is.
+pub fn check_settings_password(config_path: &Path, given: Option<&str>) -> Result<(), String> {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier as _};
+
+    let secrets =
+        Secrets::load(&HostConfig::secrets_path(config_path)).map_err(|e| e.to_string())?;
+    let Some(stored) = secrets.settings_password else {
+        return Ok(());
+    };
+    let Some(given) = given else {
+        return Err(
+            "these settings are locked with a settings password; enter it to change them".into(),
+        );
+    };
+    let stored = PasswordHash::new(&stored)
+        .map_err(|e| format!("the stored settings password is damaged ({e}); set it again"))?;
+    argon2::Argon2::default()
+        .verify_password(given.as_bytes(), &stored)
+        .map_err(|_| "the settings password is wrong".to_owned())
+}
+
+/// Serves the channel of the host whose config is `config_path` until the
+/// task is dropped.
+#[cfg(unix)]
+pub async fn serve(config_path: PathBuf, live: LiveState) -> anyhow::Result<()> {
+    use transport::local;
+
+    let path = socket_path(&config_path);
+    let listener = local::bind_private(&path)
+        .with_context(|| format!("cannot open the settings channel {}", path.display()))?;
+    let callers = Arc::new(tokio::sync::Semaphore::new(MAX_CALLERS));
+    // Changes one at a time: each reads and rewrites the config.
+    let changes = Arc::new(tokio::sync::Mutex::new(proto::rate::Bucket::default()));
+    let started = std::time::Instant::now();
+    loop {
+        let mut stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::warn!(error = %e, "settings channel: accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = callers.clone().acquire_owned().await else {
+            return Ok(());
+        };
+        let (config_path, live, changes) = (config_path.clone(), live.clone(), changes.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            let uid = match local::caller_allowed(&stream) {
+                Ok(uid) => uid,
+                Err(message) => {
+                    tracing::warn!(%message, "settings channel: caller refused");
+                    local::write_answer(&mut stream, &Answer::Refused(message)).await;
+                    return;
+                }
+            };
+            let answer = match local::read_request::<Request>(&mut stream, MAX_REQUEST).await {
+                Err(message) => Answer::Refused(message),
+                Ok(Request::Status) => {
+                    let status = {
+                        let live = live.lock().expect("not poisoned");
+                        status_of(&config_path, Some(&live))
+                    };
+                    match status {
+                        Ok(status) => Answer::Status(Box::new(status)),
+                        Err(e) => Answer::Refused(format!("{e:#}")),
+                    }
+                }
+                Ok(Request::Change {
+                    settings_password,
+                    change,
+                }) => {
+                    let mut guesses = changes.lock().await;
+                    let now = started.elapsed();
+                    let checked = guarded_check(
+                        &config_path,
+                        settings_password.as_deref(),
+                        &mut guesses,
+                        now,
+                    )
+                    .await;
+                    match checked {
+                        Err(message) => Answer::Refused(message),
+                        Ok(()) => {
+                            let path = config_path.clone();
+                            let done =
+                                tokio::task::spawn_blocking(move || change.apply(&path)).await;
+                            match done.expect("a change does not panic") {
+                                Ok(message) => {
+                                    tracing::info!(uid, %message, "settings changed");
+                                    Answer::Done(message)
+                                }
+                                Err(e) => Answer::Refused(format!("{e:#}")),
+                            }
+                        }
+                    }
+                }
+            };
+            local::write_answer(&mut stream, &answer).await;
+        });
+    }
+}
+
+/// The settings password check, with wrong guesses limited.
+async fn guarded_check(
+    config_path: &Path,
+    given: Option<&str>,
+    guesses: &mut proto::rate::Bucket,
+    now: Duration,
+) -> Result<(), String> {
+    if given.is_some() {
+        if let Err(wait) = guesses.take(SETTINGS_GUESSES, now) {
+            return Err(format!(
+                "too many wrong settings passwords; try again in {} seconds",
+                wait.as_secs().max(1)
+            ));
+        }
+    }
+    let path = config_path.to_owned();
+    let given_owned = given.map(str::to_owned);
+    let checked =
+        tokio::task::spawn_blocking(move || check_settings_password(&path, given_owned.as_deref()))
+            .await
+            .expect("the check does not panic");
+    match checked {
+        Ok(()) => {
+            if given.is_some() {
+                guesses.give_back(SETTINGS_GUESSES);
+            }
+            Ok(())
+        }
+        Err(message) => {
+            tokio::time::sleep(WRONG_PASSWORD_DELAY).await;
+            Err(message)
+        }
+    }
+}
+
+/// The host's status: from the running host, or from the files when none
+/// runs.
+pub fn status(config_path: &Path) -> anyhow::Result<Status> {
+    match ask(config_path, &Request::Status)? {
+        Some(Answer::Status(status)) => Ok(*status),
+        Some(Answer::Refused(message)) => anyhow::bail!("the running host refused: {message}"),
+        Some(Answer::Done(_)) => anyhow::bail!("the running host gave an unexpected answer"),
+        None => status_of(config_path, None),
+    }
+}
+
+/// Makes `change`: through the running host, or in the files when none
+/// runs (the settings password is checked either way).
+pub fn change(
+    config_path: &Path,
+    settings_password: Option<&str>,
+    change: &Change,
+) -> anyhow::Result<String> {
+    let request = Request::Change {
+        settings_password: settings_password.map(str::to_owned),
+        change: change.clone(),
+    };
+    match ask(config_path, &request)? {
+        Some(Answer::Done(message)) => Ok(message),
+        Some(Answer::Refused(message)) => Err(anyhow::anyhow!(message)),
+        Some(Answer::Status(_)) => anyhow::bail!("the running host gave an unexpected answer"),
+        None => {
+            check_settings_password(config_path, settings_password).map_err(anyhow::Error::msg)?;
+            change.apply(config_path)
+        }
+    }
+}
+
+#[cfg(unix)]
+fn ask(config_path: &Path, request: &Request) -> anyhow::Result<Option<Answer>> {
+    transport::local::ask(&socket_path(config_path), request)
+}
+
+/// No channel on Windows yet: the files are read and changed directly.
+#[cfg(not(unix))]
+fn ask(_config_path: &Path, _request: &Request) -> anyhow::Result<Option<Answer>> {
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recent_events_are_the_newest_whole_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let audit = dir.path().join("audit.log");
+        assert!(recent_events(&audit).is_empty(), "no log yet: none");
+        let mut text = String::new();
+        // More than the tail that is read, so it starts mid-line.
+        for i in 0..2000 {
+            text.push_str(&format!(
+                "{{\"time\":\"t{i}\",\"source\":\"192.0.2.1\",\"step\":\"password\",\
+                 \"result\":\"fail\",\"detail\":\"attempt {i}\"}}\n"
+            ));
+        }
+        text.push_str("not json\n");
+        std::fs::write(&audit, &text).unwrap();
+        assert!(text.len() as u64 > AUDIT_TAIL);
+        let recent = recent_events(&audit);
+        assert_eq!(recent.len(), RECENT);
+        assert_eq!(recent[0].detail, "attempt 1999");
+        assert_eq!(
+            recent[RECENT - 1].detail,
+            format!("attempt {}", 2000 - RECENT)
+        );
+    }
+
+    #[test]
+    fn settings_password_is_a_hash_checked_in_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("host.toml");
+        assert!(check_settings_password(&config, None).is_ok(), "none set");
+        assert!(set_settings_password(&config, Some("short")).is_err());
+        set_settings_password(&config, Some("IT-only-1234")).unwrap();
+        let stored = Secrets::load(&HostConfig::secrets_path(&config))
+            .unwrap()
+            .settings_password
+            .unwrap();
+        assert!(stored.starts_with("$argon2id$"), "{stored}");
+        assert!(!stored.contains("IT-only-1234"));
+        assert!(check_settings_password(&config, None)
+            .unwrap_err()
+            .contains("locked"));
+        assert!(check_settings_password(&config, Some("IT-only-123"))
+            .unwrap_err()
+            .contains("wrong"));
+        assert!(check_settings_password(&config, Some("IT-only-1234")).is_ok());
+        set_settings_password(&config, None).unwrap();
+        assert!(check_settings_password(&config, None).is_ok());
+    }
+
+    #[test]
+    fn requests_read_as_the_app_writes_them() {
+        let text =
+            r#"{"change":{"settings_password":null,"change":{"setting":"policy","share":true}}}"#;
+        let Request::Change { change, .. } = serde_json::from_str(text).unwrap() else {
+            panic!("a change");
+        };
+        assert_eq!(
+            change,
+            Change::Policy {
+                share: Some(true),
+                clipboard: None,
+                audio: None,
+                raw: None,
+                require_nla: None
+            }
+        );
+        assert!(serde_json::from_str::<Request>(r#""status""#).is_ok());
+        assert!(
+            serde_json::from_str::<Request>(r#"{"change":{"change":{"setting":"x"}}}"#).is_err()
+        );
+    }
+}
