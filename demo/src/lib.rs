@@ -221,6 +221,11 @@ impl Demo {
         )
     }
 
+    /// The demo host's config (its settings app and status read it).
+    pub fn host_config(&self) -> &std::path::Path {
+        &self.host_config
+    }
+
     /// The code to show a person typing it now: the current step's, or the
     /// next one if the host has already used the current step.
     pub fn current_otp(&self) -> String {

@@ -98,6 +98,42 @@ pub fn enrol_totp(config_path: &Path) -> anyhow::Result<Enrolment> {
     })
 }
 
+/// Turns on TOTP with `secret` once `code` shows that the owner's app has
+/// it (so a mistyped or unscanned key never locks the owner out), with new
+/// emergency codes. The confirming code counts as used.
+pub fn enrol_totp_confirmed(
+    config_path: &Path,
+    secret: &[u8],
+    code: &str,
+    now: std::time::SystemTime,
+) -> anyhow::Result<Vec<Zeroizing<String>>> {
+    if secret.len() < 16 {
+        bail!("the new key is too short; start the enrolment again");
+    }
+    let candidate = crate::secrets::TotpSecret {
+        secret: secret.to_vec(),
+        last_step: 0,
+    };
+    let otp::TotpCheck::Accepted { step } = otp::check_totp(&candidate, code, now) else {
+        bail!(
+            "that code does not belong to the new key: check that the authenticator app shows              this PC and that the phone's clock is right, then enter the code it shows now"
+        );
+    };
+    let mut config = HostConfig::load(config_path)?;
+    let path = HostConfig::secrets_path(config_path);
+    let mut secrets = Secrets::load(&path)?;
+    let (codes, hashes) = otp::new_emergency_codes();
+    secrets.totp = Some(crate::secrets::TotpSecret {
+        secret: secret.to_vec(),
+        last_step: step,
+    });
+    secrets.emergency = hashes;
+    secrets.save(&path)?;
+    config.otp = OtpSetting::Totp;
+    config.save(config_path)?;
+    Ok(codes)
+}
+
 /// Turns on mailed codes (and makes new emergency codes).
 pub fn enrol_email(config_path: &Path, settings: EmailSettings) -> anyhow::Result<Enrolment> {
     settings.validate().map_err(anyhow::Error::msg)?;

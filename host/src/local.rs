@@ -45,6 +45,10 @@ pub const MIN_SETTINGS_PASSWORD: usize = 8;
 #[serde(rename_all = "snake_case")]
 pub enum Request {
     Status,
+    /// Only checks the settings password (the app's unlock).
+    Unlock {
+        settings_password: Option<String>,
+    },
     Change {
         #[serde(default)]
         settings_password: Option<String>,
@@ -89,13 +93,42 @@ pub enum Change {
     SettingsPassword {
         new: Option<String>,
     },
+    /// The host password (checked against the complexity rule).
+    HostPassword {
+        password: String,
+    },
+    /// Authenticator codes with this key (base32), once `code` proves the
+    /// app has it.
+    TotpEnrol {
+        secret: String,
+        code: String,
+    },
+    OtpOff,
+}
+
+/// What a change did: in words, and the emergency codes an enrolment made
+/// (shown once).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    pub message: String,
+    #[serde(default)]
+    pub emergency_codes: Vec<String>,
+}
+
+impl From<String> for Applied {
+    fn from(message: String) -> Self {
+        Self {
+            message,
+            emergency_codes: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Answer {
     Status(Box<Status>),
-    Done(String),
+    Done(Applied),
     Refused(String),
 }
 
@@ -203,7 +236,7 @@ pub fn status_of(config_path: &Path, live: Option<&Live>) -> anyhow::Result<Stat
         running: live.is_some(),
         online: live.is_some_and(|l| l.online),
         node: live.and_then(|l| l.node.clone()),
-        since: live.and_then(|l| l.since).map(crate::audit::rfc3339),
+        since: live.and_then(|l| l.since).map(to_the_second),
         problem: match live {
             Some(live) => live.problem.clone(),
             None => Some("the host is not running".into()),
@@ -225,6 +258,15 @@ pub fn status_of(config_path: &Path, live: Option<&Live>) -> anyhow::Result<Stat
         mac_allow: config.mac_allow.clone(),
         syslog: config.syslog.clone(),
     })
+}
+
+/// `2026-12-03T20:29:38Z`: people read it, nanoseconds do not help.
+fn to_the_second(at: SystemTime) -> String {
+    let secs = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    crate::audit::rfc3339(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
 }
 
 /// The last [`RECENT`] events of the audit log, newest first; a missing or
@@ -260,7 +302,24 @@ fn recent_events(audit: &Path) -> Vec<AuditLine> {
 
 impl Change {
     /// Makes the change in the files; says what changed.
-    pub fn apply(&self, config_path: &Path) -> anyhow::Result<String> {
+    pub fn apply(&self, config_path: &Path) -> anyhow::Result<Applied> {
+        let Change::TotpEnrol { secret, code } = self else {
+            return self.apply_in_words(config_path).map(Applied::from);
+        };
+        let typed: String = secret.chars().filter(|c| !c.is_whitespace()).collect();
+        let key = base32::decode(
+            base32::Alphabet::Rfc4648 { padding: false },
+            &typed.to_ascii_uppercase(),
+        )
+        .context("the new key is damaged; start the enrolment again")?;
+        let codes = admin::enrol_totp_confirmed(config_path, &key, code, SystemTime::now())?;
+        Ok(Applied {
+            message: "authenticator codes are on; they apply to the next connection".into(),
+            emergency_codes: codes.iter().map(|c| c.as_str().to_owned()).collect(),
+        })
+    }
+
+    fn apply_in_words(&self, config_path: &Path) -> anyhow::Result<String> {
         match self {
             Change::Policy {
                 share,
@@ -314,6 +373,15 @@ impl Change {
                              change them"
                         .into(),
                 })
+            }
+            Change::HostPassword { password } => {
+                admin::set_password(config_path, password)?;
+                Ok("host password set; it applies to the next connection".into())
+            }
+            Change::TotpEnrol { .. } => unreachable!("apply() makes enrolments itself"),
+            Change::OtpOff => {
+                admin::otp_off(config_path)?;
+                Ok("one-time passwords are off: only the host password is asked".into())
             }
         }
     }
@@ -412,6 +480,15 @@ pub async fn serve(config_path: PathBuf, live: LiveState) -> anyhow::Result<()> 
                         Err(e) => Answer::Refused(format!("{e:#}")),
                     }
                 }
+                Ok(Request::Unlock { settings_password }) => {
+                    let mut guesses = changes.lock().await;
+                    let now = started.elapsed();
+                    let given = settings_password.as_deref();
+                    match guarded_check(&config_path, given, &mut guesses, now).await {
+                        Ok(()) => Answer::Done("unlocked".to_owned().into()),
+                        Err(message) => Answer::Refused(message),
+                    }
+                }
                 Ok(Request::Change {
                     settings_password,
                     change,
@@ -432,9 +509,10 @@ pub async fn serve(config_path: PathBuf, live: LiveState) -> anyhow::Result<()> 
                             let done =
                                 tokio::task::spawn_blocking(move || change.apply(&path)).await;
                             match done.expect("a change does not panic") {
-                                Ok(message) => {
+                                Ok(applied) => {
+                                    let message = &applied.message;
                                     tracing::info!(uid, %message, "settings changed");
-                                    Answer::Done(message)
+                                    Answer::Done(applied)
                                 }
                                 Err(e) => Answer::Refused(format!("{e:#}")),
                             }
@@ -493,19 +571,33 @@ pub fn status(config_path: &Path) -> anyhow::Result<Status> {
     }
 }
 
+/// Checks the settings password (with the running host's limit on
+/// guesses, or against the files when none runs).
+pub fn unlock(config_path: &Path, settings_password: Option<&str>) -> anyhow::Result<()> {
+    let request = Request::Unlock {
+        settings_password: settings_password.map(str::to_owned),
+    };
+    match ask(config_path, &request)? {
+        Some(Answer::Done(_)) => Ok(()),
+        Some(Answer::Refused(message)) => Err(anyhow::anyhow!(message)),
+        Some(Answer::Status(_)) => anyhow::bail!("the running host gave an unexpected answer"),
+        None => check_settings_password(config_path, settings_password).map_err(anyhow::Error::msg),
+    }
+}
+
 /// Makes `change`: through the running host, or in the files when none
 /// runs (the settings password is checked either way).
 pub fn change(
     config_path: &Path,
     settings_password: Option<&str>,
     change: &Change,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<Applied> {
     let request = Request::Change {
         settings_password: settings_password.map(str::to_owned),
         change: change.clone(),
     };
     match ask(config_path, &request)? {
-        Some(Answer::Done(message)) => Ok(message),
+        Some(Answer::Done(applied)) => Ok(applied),
         Some(Answer::Refused(message)) => Err(anyhow::anyhow!(message)),
         Some(Answer::Status(_)) => anyhow::bail!("the running host gave an unexpected answer"),
         None => {

@@ -79,7 +79,7 @@ fn the_settings_channel_changes_a_running_host_for_the_next_connection() {
     // and the next connection is told so.
     assert!(!share_allowed(&relay, "settings-pc"));
     let done = local::change(config, None, &share(true)).expect("changed");
-    assert!(done.contains("next connection"), "{done}");
+    assert!(done.message.contains("next connection"), "{done:?}");
     assert!(share_allowed(&relay, "settings-pc"));
     let now = status(config);
     assert!(now.share);
@@ -304,4 +304,75 @@ fn as_nobody(exe: &Path, config: &Path) -> (i32, String) {
         .args(["status", "--config"])
         .arg(config);
     Proc::start_cmd("thin-host", &mut cmd).wait_exit(Duration::from_secs(30))
+}
+
+/// How many pixels of the screenshot `shot` have exactly `colour`.
+fn pixels_of(shot: &Path, colour: [u8; 3]) -> usize {
+    let (_, _, rgb) = read_png(shot);
+    rgb.chunks_exact(3).filter(|p| *p == colour).count()
+}
+
+/// The real settings window under Xvfb, in Japanese and English: the
+/// running host's state in green, then — the host stopped — in red.
+/// Screenshots are kept in target/screenshots/host-settings-*.png.
+#[test]
+fn the_settings_window_shows_the_host_online_then_stopped_in_japanese_and_english() {
+    const PACKAGES: &str = "xvfb imagemagick libgl1-mesa-dri libegl1 libxkbcommon-x11-0 \
+                            libxcursor1 libxrandr2 libxi6";
+    if !real_peer_programs(&["Xvfb", "import"], PACKAGES) {
+        return;
+    }
+    // The colours the app draws its states in (host-settings/src/app.rs).
+    const ONLINE: [u8; 3] = [0, 140, 60];
+    const STOPPED: [u8; 3] = [200, 40, 40];
+    let relay = RelayProc::start(&[]);
+    let work = tempfile::tempdir().unwrap();
+    let mut host = Some(HostProc::start(
+        work.path(),
+        &relay,
+        "window-pc",
+        "127.0.0.1:9",
+    ));
+    let dir = target_dir().join("screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = host.as_ref().unwrap().config.clone();
+    for (lang, stop_after) in [("ja", false), ("en", true)] {
+        let x = Xvfb::sized(1000, 760);
+        let _app = Proc::start_cmd(
+            "thin-host-settings",
+            Command::new(bin("thin-host-settings"))
+                .args(["--lang", lang, "--config"])
+                .arg(&config)
+                .env("DISPLAY", &x.display)
+                .env("LIBGL_ALWAYS_SOFTWARE", "1"),
+        );
+        let shot = dir.join(format!("host-settings-{lang}.png"));
+        let shows = |colour: [u8; 3], shot: &Path| {
+            (0..60).any(|_| {
+                std::thread::sleep(Duration::from_millis(500));
+                let taken = Command::new("import")
+                    .args(["-window", "root"])
+                    .arg(shot)
+                    .env("DISPLAY", &x.display)
+                    .status()
+                    .is_ok_and(|s| s.success());
+                taken && pixels_of(shot, colour) >= 30
+            })
+        };
+        assert!(
+            shows(ONLINE, &shot),
+            "no online state in {}",
+            shot.display()
+        );
+        if stop_after {
+            host.take();
+            let stopped = dir.join(format!("host-settings-{lang}-stopped.png"));
+            assert!(
+                shows(STOPPED, &stopped),
+                "the stopped host never showed in {}",
+                stopped.display()
+            );
+            assert_eq!(pixels_of(&stopped, ONLINE), 0, "still shown online");
+        }
+    }
 }

@@ -132,7 +132,7 @@ impl PromptForm {
 }
 
 /// A text field tied to its label (so screen readers and tests find it).
-fn field(ui: &mut Ui, label: &str, value: &mut String, secret: bool) -> egui::Response {
+pub fn field(ui: &mut Ui, label: &str, value: &mut String, secret: bool) -> egui::Response {
     ui.horizontal(|ui| {
         let salt = label;
         let label = ui.label(label);

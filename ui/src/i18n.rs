@@ -30,6 +30,9 @@ impl Lang {
     }
 }
 
+/// Defines `T`, an app's texts in English and Japanese (the settings app
+/// has its own, made the same way).
+#[macro_export]
 macro_rules! texts {
     ($($key:ident => $en:literal, $ja:literal;)*) => {
         /// A UI text; [`T::get`] gives it in a language.
@@ -39,9 +42,12 @@ macro_rules! texts {
         impl T {
             pub const ALL: &'static [T] = &[$(T::$key),*];
 
-            pub fn get(self, lang: Lang) -> &'static str {
+            pub fn get(self, lang: $crate::i18n::Lang) -> &'static str {
                 match (self, lang) {
-                    $((T::$key, Lang::En) => $en, (T::$key, Lang::Ja) => $ja,)*
+                    $(
+                        (T::$key, $crate::i18n::Lang::En) => $en,
+                        (T::$key, $crate::i18n::Lang::Ja) => $ja,
+                    )*
                 }
             }
         }

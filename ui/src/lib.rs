@@ -13,7 +13,7 @@ pub mod platform;
 mod session;
 pub mod settings;
 
-pub use app::ThinApp;
+pub use app::{field, ThinApp};
 pub use i18n::{Lang, T};
 pub use platform::{Availability, DemoCodes, Platform, Portable};
 pub use session::take_changes;

@@ -58,11 +58,14 @@ fn main() -> anyhow::Result<()> {
 /// users see in any Japanese text.
 fn ui_characters() -> anyhow::Result<BTreeSet<char>> {
     let mut chars = BTreeSet::new();
-    for entry in std::fs::read_dir(root().join("ui/src"))? {
-        let path = entry?.path();
-        if path.extension().is_some_and(|e| e == "rs") {
-            let source = std::fs::read_to_string(&path)?;
-            chars.extend(source.chars().filter(|c| !c.is_ascii_control()));
+    // The client's texts and the host settings app's.
+    for folder in ["ui/src", "host-settings/src"] {
+        for entry in std::fs::read_dir(root().join(folder))? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "rs") {
+                let source = std::fs::read_to_string(&path)?;
+                chars.extend(source.chars().filter(|c| !c.is_ascii_control()));
+            }
         }
     }
     let ranges = [
@@ -213,8 +216,8 @@ fn mingw_cxx_libs() -> anyhow::Result<PathBuf> {
     }
 }
 
-/// Builds thin-desktop and thin-host (one cargo run, shared dependencies);
-/// the folder they are in.
+/// Builds thin-desktop, thin-host and thin-host-settings (one cargo run,
+/// shared dependencies); the folder they are in.
 fn cargo_build(profile: &str, windows: bool) -> anyhow::Result<PathBuf> {
     let mut cmd = if windows {
         let mut cmd = debian_cargo("target/windows");
@@ -248,8 +251,12 @@ fn cargo_build(profile: &str, windows: bool) -> anyhow::Result<PathBuf> {
         "host",
         "--bin",
         "thin-host",
+        "-p",
+        "host-settings",
+        "--bin",
+        "thin-host-settings",
     ]))
-    .context("building thin-desktop and thin-host failed")?;
+    .context("building thin-desktop, thin-host and thin-host-settings failed")?;
     Ok(if windows {
         root()
             .join("target/windows")
@@ -347,7 +354,8 @@ const HOST_README: &str = "thin-host — the office PC's side\r\n\
     thin-host otp totp            (認証アプリのワンタイムパスワード)\r\n\
     thin-host service install     (PC の起動時から接続を待ちます)\r\n\
     thin-host service start\r\n\
-  状態の確認: thin-host service status\r\n\
+  状態の確認: thin-host service status、または設定アプリ thin-host-settings\r\n\
+  (状態の表示・ホストパスワード・認証アプリ・アクセス制限・ポリシーを画面で設定)\r\n\
 \r\n\
 English\r\n\
   On the office PC, as an administrator, in this order (ask IT for the ID and relay):\r\n\
@@ -356,13 +364,24 @@ English\r\n\
     thin-host otp totp            (one-time passwords from an authenticator app)\r\n\
     thin-host service install     (waits for connections from boot on)\r\n\
     thin-host service start\r\n\
-  To check: thin-host service status\r\n";
+  To check: thin-host service status, or the settings app thin-host-settings\r\n\
+  (status, host password, authenticator, access lists and policies on screen)\r\n";
 
-/// The office PC's zip: thin-host and how to set it up.
-fn pack_host(exe: &Path, os: &str, compress: bool) -> anyhow::Result<PathBuf> {
+/// The office PC's zip: thin-host, its settings app and how to set it up.
+fn pack_host(programs: &[PathBuf; 2], os: &str, compress: bool) -> anyhow::Result<PathBuf> {
     use std::io::Write as _;
     let name = format!("thin-host-{VERSION}-{os}-x86_64");
-    let (mut zip, plain, out) = zip_with(&name, exe, compress)?;
+    let [host, settings] = programs;
+    let (mut zip, plain, out) = zip_with(&name, host, compress)?;
+    let exe_name = settings.file_name().expect("a file").to_string_lossy();
+    zip.start_file(format!("{name}/{exe_name}"), plain.unix_permissions(0o755))?;
+    zip.write_all(
+        &std::fs::read(settings).with_context(|| format!("cannot read {}", settings.display()))?,
+    )?;
+    zip.start_file(format!("{name}/LICENSE-NotoSansCJK.txt"), plain)?;
+    zip.write_all(&std::fs::read(
+        root().join("assets/fonts/LICENSE-NotoSansCJK.txt"),
+    )?)?;
     zip.start_file(format!("{name}/README.txt"), plain)?;
     zip.write_all(HOST_README.as_bytes())?;
     zip.finish()?;
@@ -409,7 +428,9 @@ fn dist(args: &[String]) -> anyhow::Result<()> {
             Some(exe) => exe.clone(),
             None => {
                 let built = cargo_build(&options.profile, windows)?;
-                let host = pack_host(&built.join(exe_name("thin-host", windows)), os, compress)?;
+                let programs =
+                    ["thin-host", "thin-host-settings"].map(|p| built.join(exe_name(p, windows)));
+                let host = pack_host(&programs, os, compress)?;
                 println!("{}", host.display());
                 built.join(exe_name("thin-desktop", windows))
             }

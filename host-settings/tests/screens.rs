@@ -1,0 +1,292 @@
+//! The settings app driven headless with egui_kittest against real host
+//! files (a config made by `HostConfig::init`) and, for the online status,
+//! a real running host (the in-process demo: relay, host, test desktop on
+//! loopback). The test plays the owner: clicks, typing; oathtool (a real
+//! TOTP generator) reads the key off the enrolment screen. egui_kittest
+//! also fails any test whose text has no glyph in the fonts.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use egui_kittest::kittest::{NodeT as _, Queryable as _};
+use egui_kittest::Harness;
+use host::{HostConfig, InitOptions};
+use host_settings::texts::{Lang, T};
+use host_settings::SettingsApp;
+
+/// A configured host that is not running, in a folder of its own.
+fn stopped_host() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    let cert = rcgen::generate_simple_self_signed(vec!["relay.example".into()]).unwrap();
+    std::fs::write(&ca, cert.cert.pem()).unwrap();
+    let config = dir.path().join("host.toml");
+    HostConfig::init(
+        &config,
+        InitOptions {
+            id: "office-pc-7".into(),
+            relay: "relay.example:443".into(),
+            relay_ca: ca,
+            target: None,
+            proxy: None,
+            enrolment_token: None,
+        },
+    )
+    .unwrap();
+    (dir, config)
+}
+
+fn app(config: &Path, lang: Lang) -> Harness<'static, SettingsApp> {
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(1000.0, 760.0))
+        .build_ui_state(
+            |ui, app: &mut SettingsApp| app.show(ui),
+            SettingsApp::new(config.to_owned(), lang),
+        );
+    settle(&mut harness);
+    harness
+}
+
+/// Runs frames until the app's worker has answered everything (the host
+/// answers on a thread of its own), at most 10 s.
+fn settle(harness: &mut Harness<'static, SettingsApp>) {
+    for _ in 0..500 {
+        harness.run_steps(1);
+        if harness.state().is_idle() {
+            harness.run_steps(2);
+            if harness.state().is_idle() {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("the settings app kept waiting on the host");
+}
+
+fn click(harness: &mut Harness<'static, SettingsApp>, label: &str) {
+    harness.get_by_label(label).click();
+    harness.run_steps(2);
+    settle(harness);
+}
+
+/// Clicks into the field labelled `label` and types `text`, as a person would.
+fn type_into(harness: &mut Harness<'static, SettingsApp>, label: &str, text: &str) {
+    harness.get_by_label(label).focus();
+    harness.run_steps(2);
+    harness.get_by_label(label).type_text(text);
+    harness.run_steps(2);
+}
+
+fn page(harness: &mut Harness<'static, SettingsApp>, title: T) {
+    click(harness, title.get(Lang::En));
+}
+
+#[test]
+fn the_status_says_offline_when_the_host_is_stopped_and_online_when_it_runs() {
+    let (_dir, config) = stopped_host();
+    let harness = app(&config, Lang::En);
+    harness.get_by_label("office-pc-7");
+    harness.get_by_label(T::NotRunning.get(Lang::En));
+    drop(harness);
+
+    // The same in Japanese.
+    let harness = app(&config, Lang::Ja);
+    harness.get_by_label(T::NotRunning.get(Lang::Ja));
+    drop(harness);
+
+    // A running host (relay, host and desktop on loopback) is online.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let demo = rt.block_on(demo::Demo::start()).unwrap();
+    let mut harness = app(demo.host_config(), Lang::En);
+    harness.get_by_label_contains("Online: connected to 127.0.0.1:");
+    let fingerprint = host::local::status(demo.host_config()).unwrap().fingerprint;
+    harness.get_by_label(&fingerprint);
+    // Its first connection shows among the recent attempts.
+    rt.block_on(async {
+        let mut answers = demo.scripted();
+        let opened = client_core::native::open_channel(
+            &demo.relay,
+            &demo.id,
+            &demo.pins,
+            &mut answers,
+            &Default::default(),
+        )
+        .await;
+        assert!(opened.is_ok());
+    });
+    click(&mut harness, "Refresh");
+    assert!(harness.get_all_by_label("127.0.0.1").count() >= 2);
+}
+
+#[test]
+fn the_host_password_rule_is_checked_while_typing() {
+    let (_dir, config) = stopped_host();
+    let mut harness = app(&config, Lang::En);
+    page(&mut harness, T::PageHostPassword);
+    harness.get_by_label(T::PasswordNotSet.get(Lang::En));
+    type_into(&mut harness, "New password", "office-pc-7");
+    harness.get_by_label_contains("× Not accepted yet: that password is too weak");
+    assert!(
+        harness.get_by_label("Save").accesskit_node().is_disabled(),
+        "weak: no saving"
+    );
+
+    harness.get_by_label("New password").focus();
+    harness
+        .get_by_label("New password")
+        .type_text("!Kq8#tWz-Limon");
+    harness.run_steps(2);
+    harness.get_by_label(T::PasswordStrong.get(Lang::En));
+    type_into(&mut harness, "Again", "!Kq8#tWz-Lim");
+    harness.get_by_label(T::PasswordsDiffer.get(Lang::En));
+    type_into(&mut harness, "Again", "on");
+    assert!(harness
+        .query_by_label(T::PasswordsDiffer.get(Lang::En))
+        .is_none());
+    click(&mut harness, "Save");
+    harness.get_by_label(T::Changed.get(Lang::En));
+    harness.get_by_label(T::PasswordIsSet.get(Lang::En));
+    assert!(
+        host::secrets::Secrets::load(&HostConfig::secrets_path(&config))
+            .unwrap()
+            .password_file
+            .is_some()
+    );
+}
+
+#[test]
+fn an_authenticator_is_switched_on_only_with_a_code_that_matches() {
+    let (_dir, config) = stopped_host();
+    let mut harness = app(&config, Lang::En);
+    let codes_file = config.with_file_name("codes.txt");
+    harness.state_mut().set_codes_path(&codes_file);
+    page(&mut harness, T::PageOtp);
+    harness.get_by_label(T::OtpOff.get(Lang::En));
+    click(&mut harness, T::SetUpAuthenticator.get(Lang::En));
+    let key = harness
+        .state()
+        .enrolment_key()
+        .expect("a new key")
+        .to_owned();
+    // The key is on screen as a person types it (groups of four).
+    harness.get_by_label_contains(&key[..4]);
+
+    // A wrong code: refused, nothing switched on.
+    let real = oathtool(&key);
+    let wrong = if real == "000000" { "111111" } else { "000000" };
+    type_into(&mut harness, "Code", wrong);
+    click(&mut harness, T::TurnOn.get(Lang::En));
+    harness.get_by_label(T::CodeDoesNotMatch.get(Lang::En));
+    assert_eq!(host::local::status(&config).unwrap().otp, "off");
+
+    // The code oathtool makes from the key on screen: switched on, and
+    // the emergency codes are shown once, with a way to keep them.
+    harness.get_by_label("Code").focus();
+    harness.run_steps(1);
+    for _ in 0..6 {
+        harness.key_press(egui::Key::Backspace);
+        harness.run_steps(1);
+    }
+    type_into(&mut harness, "Code", &oathtool(&key));
+    click(&mut harness, T::TurnOn.get(Lang::En));
+    harness.get_by_label(T::EmergencyTitle.get(Lang::En));
+    let status = host::local::status(&config).unwrap();
+    assert_eq!(status.otp, "totp");
+    assert!(status.emergency_codes >= 8);
+    click(&mut harness, T::SaveAs.get(Lang::En));
+    harness.get_by_label_contains("Saved to ");
+    let saved = std::fs::read_to_string(&codes_file).unwrap();
+    assert_eq!(
+        saved
+            .lines()
+            .filter(|l| l.len() >= 8 && !l.contains(' '))
+            .count(),
+        status.emergency_codes,
+        "{saved}"
+    );
+}
+
+#[test]
+fn the_access_list_editor_refuses_a_bad_network_in_words() {
+    let (_dir, config) = stopped_host();
+    let mut harness = app(&config, Lang::En);
+    page(&mut harness, T::PageAccess);
+    type_into(&mut harness, "Network (e.g. 192.0.2.0/24)", "10.0.0.300/8");
+    click(&mut harness, "Add");
+    harness.get_by_label_contains("\"10.0.0.300/8\" is not a network");
+    assert!(host::local::status(&config).unwrap().acl.is_empty());
+
+    harness.get_by_label("Network (e.g. 192.0.2.0/24)").focus();
+    for _ in 0..12 {
+        harness.key_press(egui::Key::Backspace);
+        harness.run_steps(1);
+    }
+    type_into(
+        &mut harness,
+        "Network (e.g. 192.0.2.0/24)",
+        "203.0.113.0/24",
+    );
+    click(&mut harness, "Add");
+    harness.get_by_label("203.0.113.0/24");
+    let acl = host::local::status(&config).unwrap().acl;
+    assert_eq!(acl.len(), 1);
+    assert_eq!(acl[0].cidr.to_string(), "203.0.113.0/24");
+}
+
+#[test]
+fn with_a_settings_password_only_the_status_shows_until_it_is_entered() {
+    let (_dir, config) = stopped_host();
+    host::local::set_settings_password(&config, Some("IT-only-1234")).unwrap();
+    let mut harness = app(&config, Lang::En);
+    harness.get_by_label("office-pc-7");
+    page(&mut harness, T::PagePolicy);
+    harness.get_by_label(T::Locked.get(Lang::En));
+    assert!(harness
+        .query_by_label(T::PolicyShare.get(Lang::En))
+        .is_none());
+
+    type_into(&mut harness, "Enter the settings password", "wrong-guess");
+    click(&mut harness, "Unlock");
+    harness.get_by_label_contains("the settings password is wrong");
+    harness.get_by_label(T::Locked.get(Lang::En));
+
+    harness.get_by_label("Enter the settings password").focus();
+    for _ in 0.."wrong-guess".len() {
+        harness.key_press(egui::Key::Backspace);
+        harness.run_steps(1);
+    }
+    type_into(&mut harness, "Enter the settings password", "IT-only-1234");
+    click(&mut harness, "Unlock");
+    click(&mut harness, T::PolicyShare.get(Lang::En));
+    harness.get_by_label(T::Changed.get(Lang::En));
+    assert!(host::local::status(&config).unwrap().share);
+}
+
+/// The current code for a base32 key from oathtool.
+fn oathtool(key: &str) -> String {
+    let out = Command::new("oathtool")
+        .args(["--totp", "-b", key])
+        .output()
+        .expect("oathtool runs (apt-get install oathtool)");
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+#[test]
+fn every_text_is_translated_and_drawn_by_the_bundled_font() {
+    let face = ttf_parser::Face::parse(ui::fonts::UI_FONT, 0).expect("the bundled font parses");
+    for t in T::ALL {
+        let (en, ja) = (t.get(Lang::En), t.get(Lang::Ja));
+        assert_eq!(en.matches("{}").count(), ja.matches("{}").count(), "{t:?}");
+        let missing: Vec<char> = en
+            .chars()
+            .chain(ja.chars())
+            .filter(|c| !c.is_ascii() && face.glyph_index(*c).is_none())
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{t:?}: run `cargo xtask font`: no glyph for {missing:?}"
+        );
+    }
+}
