@@ -34,6 +34,12 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
         &["relay", "host", "test-desktop", "demo", "cli", "files"],
     ),
     ("desktop", &["relay", "host", "test-desktop", "cli"]),
+    // The office PC's settings app: the host's own crate, never the relay
+    // or the in-process demo.
+    (
+        "host-settings",
+        &["relay", "test-desktop", "demo", "cli", "client-core"],
+    ),
 ];
 
 #[test]
