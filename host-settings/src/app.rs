@@ -16,6 +16,8 @@ use zeroize::Zeroizing;
 
 use crate::texts::{fill, Lang, T};
 
+mod first_run;
+
 /// How often the status is asked anew.
 const REFRESH: Duration = Duration::from_secs(2);
 const GOOD: Color32 = Color32::from_rgb(0, 140, 60);
@@ -166,10 +168,13 @@ pub struct SettingsApp {
     mac_input: String,
     syslog_input: Option<String>,
     new_settings_password: Zeroizing<String>,
+    /// With no config yet: the steps that make one.
+    first_run: Option<first_run::FirstRun>,
 }
 
 impl SettingsApp {
     pub fn new(config: PathBuf, lang: Lang) -> Self {
+        let config_exists = config.exists();
         let codes_path = dirs_home()
             .join("thin-emergency-codes.txt")
             .display()
@@ -196,6 +201,7 @@ impl SettingsApp {
             mac_input: String::new(),
             syslog_input: None,
             new_settings_password: Zeroizing::default(),
+            first_run: (!config_exists).then(first_run::FirstRun::new),
         }
     }
 
@@ -251,6 +257,12 @@ impl SettingsApp {
         ctx.request_repaint_after(REFRESH);
 
         egui::Panel::top("top").show(ui, |ui| self.top_bar(ui));
+        if self.first_run.is_some() {
+            egui::CentralPanel::default_margins().show(ui, |ui| {
+                egui::ScrollArea::vertical().show(ui, |ui| self.first_run(ui));
+            });
+            return;
+        }
         egui::Panel::left("pages").show(ui, |ui| {
             for page in Page::ALL {
                 if ui

@@ -104,4 +104,30 @@ ui::texts! {
     Changed => "Saved. It applies to the next connection.", "保存しました。次の接続から適用されます。";
     Refused => "Not changed: {}", "変更されませんでした: {}";
     Working => "Working…", "処理中…";
+    FirstRunTitle => "Set up this PC for remote access (step {} of 5)", "このPCのリモートアクセスの設定 (手順 {} / 5)";
+    FirstRunId => "Choose the computer ID that people at home will type. If your IT staff assigned one, use it.",
+        "自宅から接続するときに入力するコンピューターIDを決めてください。情報システム担当者から指定がある場合はそれを使います。";
+    IdHelp => "1–32 characters: letters a–z, digits and '-'", "半角英字・数字・'-' で1〜32文字";
+    BadId => "This computer ID is not valid: use 1–32 letters a–z, digits and '-'.",
+        "このコンピューターIDは正しくありません。半角英字・数字・'-' で1〜32文字にしてください。";
+    FirstRunRelay => "The relay this PC keeps its connection to, and the relay's CA file (ca.pem) from your IT staff.",
+        "このPCが接続を保つ中継サーバーと、情報システム担当者から受け取った中継サーバーのCAファイル (ca.pem) を指定してください。";
+    RelayAddress => "Relay address (host:port)", "中継サーバーのアドレス (ホスト:ポート)";
+    RelayCa => "Relay CA file (ca.pem)", "中継サーバーのCAファイル (ca.pem)";
+    RdpTarget => "RDP server on this PC (host:port)", "このPCのRDPサーバー (ホスト:ポート)";
+    InitFailed => "These settings cannot be used: {}", "この設定は使えません: {}";
+    FirstRunPassword => "Set the host password: people at home type it at every connection.",
+        "ホストパスワードを設定してください。自宅から接続するたびに入力します。";
+    FirstRunOtp => "One-time passwords (recommended): set up an authenticator app on the owner's phone, or go on without.",
+        "ワンタイムパスワード (推奨): 所有者のスマートフォンの認証アプリを設定してください。設定せずに進むこともできます。";
+    Next => "Next", "次へ";
+    FirstRunDone => "Done. At home, people connect with:", "設定が終わりました。自宅からは次の情報で接続します:";
+    HomeId => "Computer ID: {}", "コンピューターID: {}";
+    HomeRelay => "Relay: {}", "中継サーバー: {}";
+    HomeOtpApp => "One-time password: the code the authenticator app shows", "ワンタイムパスワード: 認証アプリに表示されるコード";
+    HomeOtpMail => "One-time password: the code mailed at each connection", "ワンタイムパスワード: 接続のたびにメールで届くコード";
+    HomeOtpNone => "One-time password: none (turn it on later for more safety)", "ワンタイムパスワード: なし (安全のため、後で有効にしてください)";
+    HomePassword => "Host password: the one set here", "ホストパスワード: ここで設定したもの";
+    ServiceHint => "To have this PC reachable from boot, run as administrator: thin-host service install, then thin-host service start.",
+        "PCの起動時から接続できるようにするには、管理者として thin-host service install と thin-host service start を実行してください。";
 }

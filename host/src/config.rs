@@ -128,6 +128,11 @@ impl HostConfig {
             );
         }
         let id = ComputerId::parse(&opts.id).context("invalid --id")?;
+        for addr in opts.relay.split(',') {
+            if !transport::dial::is_relay_addr(addr.trim()) {
+                bail!("{addr:?} is not a relay address like relay.example.jp:443");
+            }
+        }
         if let Some(proxy) = &opts.proxy {
             transport::dial::Proxy::parse(proxy)?;
         }

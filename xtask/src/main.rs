@@ -58,11 +58,14 @@ fn main() -> anyhow::Result<()> {
 /// users see in any Japanese text.
 fn ui_characters() -> anyhow::Result<BTreeSet<char>> {
     let mut chars = BTreeSet::new();
-    // The client's texts and the host settings app's.
-    for folder in ["ui/src", "host-settings/src"] {
-        for entry in std::fs::read_dir(root().join(folder))? {
+    // The client's texts and the host settings app's, in every module.
+    let mut folders = vec![root().join("ui/src"), root().join("host-settings/src")];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(folder)? {
             let path = entry?.path();
-            if path.extension().is_some_and(|e| e == "rs") {
+            if path.is_dir() {
+                folders.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
                 let source = std::fs::read_to_string(&path)?;
                 chars.extend(source.chars().filter(|c| !c.is_ascii_control()));
             }
