@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use egui::{Color32, RichText, Ui};
 use host::access::{self, Action};
-use host::local::{Applied, Change, Status};
+use host::local::{Applied, Change, MailSetup, Status};
+use host::mail::SmtpTls;
 use zeroize::Zeroizing;
 
 use crate::texts::{fill, Lang, T};
@@ -64,12 +65,14 @@ enum Job {
     Status,
     Unlock(Zeroizing<String>),
     Change(Option<Zeroizing<String>>, Change),
+    TestMail(MailSetup),
 }
 
 enum Done {
     Status(Result<Status, String>),
     Unlock(Zeroizing<String>, Result<(), String>),
     Change(Change, Result<Applied, String>),
+    TestMail(String, Result<(), String>),
 }
 
 struct Worker {
@@ -102,6 +105,10 @@ impl Worker {
                         .map_err(words);
                         Done::Change(change, result)
                     }
+                    Job::TestMail(setup) => {
+                        let result = host::local::test_mail(&config, &setup).map_err(words);
+                        Done::TestMail(setup.to, result)
+                    }
                 };
                 if done_tx.send(done).is_err() {
                     break;
@@ -132,6 +139,47 @@ enum Notice {
     Saved,
     Refused(String),
     Text(String),
+}
+
+/// Mailed codes as entered, before they are tried or switched on.
+struct MailForm {
+    to: String,
+    smtp: String,
+    user: String,
+    password: Zeroizing<String>,
+    tls: SmtpTls,
+    from: String,
+}
+
+impl Default for MailForm {
+    fn default() -> Self {
+        Self {
+            to: String::new(),
+            smtp: String::new(),
+            user: String::new(),
+            password: Zeroizing::default(),
+            tls: SmtpTls::Starttls,
+            from: String::new(),
+        }
+    }
+}
+
+impl MailForm {
+    fn setup(&self) -> MailSetup {
+        let from = if self.from.trim().is_empty() {
+            format!("thin-host <{}>", self.to.trim())
+        } else {
+            self.from.clone()
+        };
+        MailSetup {
+            to: self.to.clone(),
+            smtp: self.smtp.clone(),
+            smtp_user: Some(self.user.trim().to_owned()).filter(|u| !u.is_empty()),
+            smtp_password: Some(self.password.to_string()).filter(|p| !p.is_empty()),
+            smtp_tls: self.tls,
+            from,
+        }
+    }
 }
 
 /// An authenticator enrolment waiting for its confirming code.
@@ -168,6 +216,7 @@ pub struct SettingsApp {
     mac_input: String,
     syslog_input: Option<String>,
     new_settings_password: Zeroizing<String>,
+    mail: MailForm,
     /// With no config yet: the steps that make one.
     first_run: Option<first_run::FirstRun>,
 }
@@ -201,6 +250,7 @@ impl SettingsApp {
             mac_input: String::new(),
             syslog_input: None,
             new_settings_password: Zeroizing::default(),
+            mail: MailForm::default(),
             first_run: (!config_exists).then(first_run::FirstRun::new),
         }
     }
@@ -330,6 +380,11 @@ impl SettingsApp {
                 Done::Unlock(_, Err(why)) => self.notice = Some(Notice::Refused(why)),
                 Done::Change(change, Ok(applied)) => self.changed(change, applied),
                 Done::Change(_, Err(why)) => self.notice = Some(Notice::Refused(why)),
+                Done::TestMail(to, Ok(())) => {
+                    let sent = fill(self.t(T::TestMailSent), &[&to]);
+                    self.notice = Some(Notice::Text(sent));
+                }
+                Done::TestMail(_, Err(why)) => self.notice = Some(Notice::Refused(why)),
             }
         }
     }
@@ -341,8 +396,9 @@ impl SettingsApp {
                 self.password = Zeroizing::default();
                 self.password_again = Zeroizing::default();
             }
-            Change::TotpEnrol { .. } => {
+            Change::TotpEnrol { .. } | Change::OtpEmail { .. } => {
                 self.enrolment = None;
+                self.mail.password = Zeroizing::default();
                 self.codes = applied
                     .emergency_codes
                     .into_iter()
@@ -559,6 +615,41 @@ impl SettingsApp {
                 });
             }
             Some(_) => self.enrolment_steps(ui),
+        }
+        if self.enrolment.is_none() {
+            ui.separator();
+            self.mail_form(ui);
+        }
+    }
+
+    fn mail_form(&mut self, ui: &mut Ui) {
+        let lang = self.lang;
+        let t = |text: T| text.get(lang);
+        ui.label(RichText::new(t(T::MailTitle)).strong());
+        let form = &mut self.mail;
+        ui::field(ui, t(T::MailTo), &mut form.to, false);
+        ui::field(ui, t(T::MailServer), &mut form.smtp, false);
+        ui.horizontal(|ui| {
+            ui.radio_value(&mut form.tls, SmtpTls::Starttls, t(T::TlsStarttls));
+            ui.radio_value(&mut form.tls, SmtpTls::Tls, t(T::TlsTls));
+            ui.radio_value(&mut form.tls, SmtpTls::None, t(T::TlsNone));
+        });
+        ui::field(ui, t(T::MailUser), &mut form.user, false);
+        ui::field(ui, t(T::MailPassword), &mut form.password, true);
+        ui::field(ui, t(T::MailFrom), &mut form.from, false);
+        let (mut test, mut turn_on) = (false, false);
+        ui.horizontal(|ui| {
+            test = ui.button(t(T::SendTestMail)).clicked();
+            turn_on = ui.button(t(T::TurnOnMail)).clicked();
+        });
+        let setup = self.mail.setup();
+        if test {
+            self.notice = None;
+            if let Some(worker) = &mut self.worker {
+                worker.send(Job::TestMail(setup));
+            }
+        } else if turn_on {
+            self.send(Change::OtpEmail { settings: setup });
         }
     }
 

@@ -62,6 +62,19 @@ ui::texts! {
     Code => "Code", "コード";
     TurnOn => "Turn on", "有効にする";
     TurnOff => "Turn one-time passwords off", "ワンタイムパスワードをオフにする";
+    MailTitle => "Or mail a code for every connection:", "または、接続のたびにコードをメールで送る:";
+    MailTo => "Send codes to (e-mail)", "コードの送信先 (メールアドレス)";
+    MailServer => "Mail server (host:port)", "メールサーバー (ホスト:ポート)";
+    MailUser => "Mail server user (optional)", "メールサーバーのユーザー名 (省略可)";
+    MailPassword => "Mail server password (optional)", "メールサーバーのパスワード (省略可)";
+    MailFrom => "Sender (empty: the address above)", "送信者 (空欄: 上のアドレス)";
+    TlsStarttls => "STARTTLS (usually port 587)", "STARTTLS (通常はポート587)";
+    TlsTls => "TLS (usually port 465)", "TLS (通常はポート465)";
+    TlsNone => "No encryption (a mail server in this office only)", "暗号化なし (社内のメールサーバーのみ)";
+    SendTestMail => "Send a test mail", "テストメールを送る";
+    TestMailSent => "A test mail was sent to {}. Check that it arrived, then turn mailed codes on.",
+        "{} にテストメールを送りました。届いたことを確認してから有効にしてください。";
+    TurnOnMail => "Turn on mailed codes", "メールのコードを有効にする";
     CodeDoesNotMatch => "That code does not belong to this key. Check that the app shows this PC and that the phone's clock is right, then enter the code shown now.",
         "このコードはこのキーのものではありません。アプリにこのPCが表示されていること、スマートフォンの時刻が正しいことを確認し、今表示されているコードを入力してください。";
     EmergencyTitle => "Emergency codes: each works once instead of a one-time password. They are shown only now.",

@@ -358,3 +358,76 @@ fn a_fresh_install_is_walked_through_id_relay_password_and_otp() {
     let status = host::local::status(&config).unwrap();
     assert!(status.password_set && status.totp_enrolled);
 }
+
+/// aiosmtpd (a real SMTP server) on loopback delivering into `dir/Maildir`;
+/// its address and the folder new mail lands in.
+fn smtp_server(dir: &Path) -> (Smtp, String, PathBuf) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let maildir = dir.join("Maildir");
+    let child = Command::new("/usr/bin/python3")
+        .args(["-m", "aiosmtpd", "-n", "-l"])
+        .arg(format!("127.0.0.1:{port}"))
+        .args(["-c", "aiosmtpd.handlers.Mailbox"])
+        .arg(&maildir)
+        .spawn()
+        .expect("aiosmtpd runs (apt-get install python3-aiosmtpd)");
+    let addr = format!("127.0.0.1:{port}");
+    let listening = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        std::net::TcpStream::connect(&addr).is_ok()
+    });
+    assert!(listening, "aiosmtpd did not start");
+    (Smtp(child), addr, maildir.join("new"))
+}
+
+/// The SMTP server, stopped when the test ends however it ends.
+struct Smtp(std::process::Child);
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn mailed_codes_are_tried_with_a_test_mail_then_switched_on() {
+    let (dir, config) = stopped_host();
+    let (_smtp, addr, inbox) = smtp_server(dir.path());
+    let mut harness = app(&config, Lang::En);
+    page(&mut harness, T::PageOtp);
+    type_into(&mut harness, "Send codes to (e-mail)", "taro@example.jp");
+    // A server that is not there: refused, with the server's address.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nobody = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    type_into(&mut harness, "Mail server (host:port)", &nobody);
+    click(&mut harness, T::TlsNone.get(Lang::En));
+    click(&mut harness, "Send a test mail");
+    harness.get_by_label_contains(&format!("Not changed: mail server {nobody}"));
+
+    clear(&mut harness, "Mail server (host:port)", nobody.len());
+    type_into(&mut harness, "Mail server (host:port)", &addr);
+    click(&mut harness, "Send a test mail");
+    harness.get_by_label_contains("A test mail was sent to taro@example.jp");
+    let mail = std::fs::read_dir(&inbox)
+        .unwrap()
+        .map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap())
+        .next()
+        .expect("the test mail arrived");
+    assert!(mail.contains("To: taro@example.jp"), "{mail}");
+    assert!(mail.contains("office-pc-7"), "{mail}");
+    assert_eq!(
+        host::local::status(&config).unwrap().otp,
+        "off",
+        "only tried"
+    );
+
+    click(&mut harness, T::TurnOnMail.get(Lang::En));
+    harness.get_by_label(T::EmergencyTitle.get(Lang::En));
+    assert_eq!(host::local::status(&config).unwrap().otp, "email");
+}

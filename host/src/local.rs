@@ -103,7 +103,59 @@ pub enum Change {
         secret: String,
         code: String,
     },
+    /// Codes mailed per attempt; the SMTP password, if any, goes to a
+    /// file of its own beside the config (0600).
+    OtpEmail {
+        settings: MailSetup,
+    },
     OtpOff,
+}
+
+/// Mailed codes as the owner enters them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailSetup {
+    pub to: String,
+    pub smtp: String,
+    pub smtp_user: Option<String>,
+    pub smtp_password: Option<String>,
+    pub smtp_tls: crate::mail::SmtpTls,
+    pub from: String,
+}
+
+impl MailSetup {
+    /// The settings as the config keeps them, the password in
+    /// `password_file` (beside the config).
+    fn settings(&self, password_file: Option<PathBuf>) -> crate::mail::EmailSettings {
+        crate::mail::EmailSettings {
+            to: self.to.trim().to_owned(),
+            smtp: self.smtp.trim().to_owned(),
+            smtp_user: self.smtp_user.clone().filter(|u| !u.is_empty()),
+            smtp_password_file: password_file,
+            smtp_tls: self.smtp_tls,
+            from: self.from.trim().to_owned(),
+        }
+    }
+}
+
+/// Mails a test message with `setup` (before it is saved): the error says
+/// what the mail server answered.
+pub fn test_mail(config_path: &Path, setup: &MailSetup) -> anyhow::Result<()> {
+    let config = HostConfig::load(config_path)?;
+    let placeholder = setup.smtp_password.as_ref().map(|_| PathBuf::from("-"));
+    let settings = setup.settings(placeholder);
+    settings.validate().map_err(anyhow::Error::msg)?;
+    let (subject, body) = crate::mail::compose_test(config.id.as_str());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime
+        .block_on(crate::mail::send(
+            &settings,
+            setup.smtp_password.as_deref(),
+            subject,
+            body,
+        ))
+        .map_err(anyhow::Error::msg)
 }
 
 /// What a change did: in words, and the emergency codes an enrolment made
@@ -303,6 +355,9 @@ fn recent_events(audit: &Path) -> Vec<AuditLine> {
 impl Change {
     /// Makes the change in the files; says what changed.
     pub fn apply(&self, config_path: &Path) -> anyhow::Result<Applied> {
+        if let Change::OtpEmail { settings } = self {
+            return enrol_email(config_path, settings);
+        }
         let Change::TotpEnrol { secret, code } = self else {
             return self.apply_in_words(config_path).map(Applied::from);
         };
@@ -378,13 +433,46 @@ impl Change {
                 admin::set_password(config_path, password)?;
                 Ok("host password set; it applies to the next connection".into())
             }
-            Change::TotpEnrol { .. } => unreachable!("apply() makes enrolments itself"),
+            Change::TotpEnrol { .. } | Change::OtpEmail { .. } => {
+                unreachable!("apply() makes enrolments itself")
+            }
             Change::OtpOff => {
                 admin::otp_off(config_path)?;
                 Ok("one-time passwords are off: only the host password is asked".into())
             }
         }
     }
+}
+
+/// Turns on mailed codes from what the owner entered.
+fn enrol_email(config_path: &Path, setup: &MailSetup) -> anyhow::Result<Applied> {
+    let password_file = match &setup.smtp_password {
+        Some(password) => {
+            let stem = config_path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("host");
+            let name = PathBuf::from(format!("{stem}.smtp-password"));
+            let config = HostConfig::load(config_path)?;
+            let path = config.beside(config_path, &name);
+            files::write_atomic(&path, password.as_bytes(), files::Mode::Secret)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            Some(name)
+        }
+        None => None,
+    };
+    let enrolment = admin::enrol_email(config_path, setup.settings(password_file))?;
+    Ok(Applied {
+        message: format!(
+            "codes are mailed to {} from the next connection",
+            setup.to.trim()
+        ),
+        emergency_codes: enrolment
+            .emergency_codes
+            .iter()
+            .map(|c| c.as_str().to_owned())
+            .collect(),
+    })
 }
 
 /// Sets (or clears) the settings password, stored as an Argon2id hash.

@@ -102,6 +102,19 @@ pub fn compose(
     (subject, body)
 }
 
+/// Subject and body of the mail the settings app sends to try the
+/// settings before codes are switched on.
+pub fn compose_test(id: &str) -> (String, String) {
+    let subject = format!("テストメール / Test mail from {id}");
+    let body = format!(
+        "{id} の設定アプリからのテストメールです。接続時の確認コードはこのアドレスに届きます。\r\n\
+         \r\n\
+         This is a test mail from the settings app of {id}. Access codes will arrive at this \
+         address.\r\n"
+    );
+    (subject, body)
+}
+
 /// Sends the code mail; the error says what to fix in words for the log.
 pub async fn send(
     settings: &EmailSettings,
