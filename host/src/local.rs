@@ -24,8 +24,10 @@ use crate::config::{HostConfig, OtpSetting};
 use crate::secrets::Secrets;
 
 /// Longest request line (a few settings, never a file).
+#[cfg(unix)]
 const MAX_REQUEST: usize = 16 * 1024;
 /// Callers served at once; more wait for the kernel's backlog.
+#[cfg(unix)]
 const MAX_CALLERS: usize = 8;
 /// Audit events shown as recent connections.
 const RECENT: usize = 20;
@@ -33,10 +35,12 @@ const RECENT: usize = 20;
 const AUDIT_TAIL: u64 = 64 * 1024;
 /// Wrong settings passwords: 5, then one more a minute; each wrong one is
 /// also answered a second late.
+#[cfg(unix)]
 const SETTINGS_GUESSES: proto::rate::Rate = proto::rate::Rate {
     burst: 5,
     interval: Duration::from_secs(60),
 };
+#[cfg(unix)]
 const WRONG_PASSWORD_DELAY: Duration = Duration::from_secs(1);
 /// The shortest settings password.
 pub const MIN_SETTINGS_PASSWORD: usize = 8;
@@ -614,6 +618,7 @@ pub async fn serve(config_path: PathBuf, live: LiveState) -> anyhow::Result<()> 
 }
 
 /// The settings password check, with wrong guesses limited.
+#[cfg(unix)]
 async fn guarded_check(
     config_path: &Path,
     given: Option<&str>,

@@ -22,14 +22,17 @@ use crate::server::Operator;
 pub const SOCKET_DIR: &str = "control";
 pub const SOCKET: &str = "relay.sock";
 /// Longest request line read.
+#[cfg(unix)]
 const MAX_REQUEST: usize = 1024;
 
+#[cfg(unix)]
 #[derive(Serialize, Deserialize)]
 struct Request {
     unbind: ComputerId,
     by: String,
 }
 
+#[cfg(unix)]
 #[derive(Serialize, Deserialize)]
 struct Reply {
     ok: bool,

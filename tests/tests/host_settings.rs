@@ -195,6 +195,7 @@ fn the_settings_channel_is_private_and_bounded() {
         let (code, out) = as_nobody(&exe, config);
         assert_ne!(code, 0, "{out}");
         assert!(out.contains("Permission denied"), "{out}");
+        assert!(out.contains("run this as administrator"), "{out}");
         std::fs::set_permissions(
             socket.parent().unwrap(),
             std::fs::Permissions::from_mode(0o755),

@@ -106,6 +106,11 @@ pub fn ask<Q: Serialize, A: DeserializeOwned>(
         {
             return Ok(None)
         }
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => anyhow::bail!(
+            "{}: Permission denied: only the running program's own user and administrators \
+             may use it; run this as administrator",
+            path.display()
+        ),
         Err(e) => anyhow::bail!(
             "cannot reach the running program at {}: {e}",
             path.display()
