@@ -202,12 +202,32 @@ fn the_settings_channel_is_private_and_bounded() {
         )
         .unwrap();
         std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+        // Our own client now sends nothing through a folder others could
+        // have tampered with...
         let (code, out) = as_nobody(&exe, config);
         assert_ne!(code, 0, "{out}");
+        assert!(out.contains("is not private"), "{out}");
+        // ...and a hostile one that connects anyway is refused by the host.
+        let probe = "import socket, sys\n\
+                     s = socket.socket(socket.AF_UNIX)\n\
+                     s.connect(sys.argv[1])\n\
+                     s.sendall(b'\"status\"\\n')\n\
+                     print(s.recv(4096).decode())\n";
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+            .args(["/usr/bin/python3", "-c", probe])
+            .arg(&socket);
+        let (code, out) = Proc::start_cmd("python3", &mut cmd).wait_exit(Duration::from_secs(30));
+        assert_eq!(code, 0, "{out}");
         assert!(
             out.contains("user 65534 may not use this control channel"),
             "{out}"
         );
+        std::fs::set_permissions(
+            socket.parent().unwrap(),
+            std::fs::Permissions::from_mode(0o700),
+        )
+        .unwrap();
     } else {
         eprintln!("not root: the other-user check is skipped");
     }

@@ -36,6 +36,16 @@ pub fn bind_private(path: &Path) -> std::io::Result<UnixListener> {
     }
     let folder = path.parent().expect("a socket path has a folder");
     std::fs::create_dir_all(folder)?;
+    // A folder someone else made (or a link they put there) could let
+    // them swap the socket for their own and read what callers send.
+    let own = own_uid()?;
+    let meta = std::fs::symlink_metadata(folder)?;
+    if meta.file_type().is_symlink() || meta.uid() != own {
+        return Err(std::io::Error::other(format!(
+            "{} belongs to another user (or is a link): remove it, then start again",
+            folder.display()
+        )));
+    }
     std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o700))?;
     let _ = std::fs::remove_file(path);
     let listener = UnixListener::bind(path)?;
@@ -51,9 +61,7 @@ pub fn caller_allowed(stream: &UnixStream) -> Result<u32, String> {
         .peer_cred()
         .map_err(|e| format!("cannot tell who is calling: {e}"))?
         .uid();
-    let own = std::fs::metadata("/proc/self")
-        .map(|m| m.uid())
-        .map_err(|e| format!("cannot tell this process's user: {e}"))?;
+    let own = own_uid().map_err(|e| format!("cannot tell this process's user: {e}"))?;
     if caller == own || caller == 0 {
         Ok(caller)
     } else {
@@ -61,6 +69,39 @@ pub fn caller_allowed(stream: &UnixStream) -> Result<u32, String> {
             "user {caller} may not use this control channel (only user {own} and root)"
         ))
     }
+}
+
+fn own_uid() -> std::io::Result<u32> {
+    std::fs::metadata("/proc/self").map(|m| m.uid())
+}
+
+/// Whether the socket's folder is still as [`bind_private`] made it:
+/// private to the user it belongs to, which is the caller or root. Checked
+/// before anything is sent through it.
+fn looks_private(path: &Path) -> anyhow::Result<()> {
+    let Some(folder) = path.parent() else {
+        return Ok(());
+    };
+    let meta = match std::fs::symlink_metadata(folder) {
+        Ok(meta) => meta,
+        // No folder: nobody serves there; connecting says so.
+        Err(_) => return Ok(()),
+    };
+    let caller = own_uid()?;
+    let private = !meta.file_type().is_symlink()
+        && meta.permissions().mode() & 0o077 == 0
+        && (meta.uid() == caller || meta.uid() == 0);
+    if !private {
+        anyhow::bail!(
+            "{} is not private (owner {}, mode {:o}): another user may be pretending to be \
+             the program; nothing was sent. Stop the program, remove the folder and start it \
+             again",
+            folder.display(),
+            meta.uid(),
+            meta.permissions().mode() & 0o777
+        );
+    }
+    Ok(())
 }
 
 /// Reads one request line of at most `max` bytes, within
@@ -96,6 +137,7 @@ pub fn ask<Q: Serialize, A: DeserializeOwned>(
     path: &Path,
     request: &Q,
 ) -> anyhow::Result<Option<A>> {
+    looks_private(path)?;
     let mut stream = match std::os::unix::net::UnixStream::connect(path) {
         Ok(stream) => stream,
         Err(e)
@@ -178,5 +220,22 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("too long"));
+
+        // A folder loosened by hand: nothing is sent through it.
+        let listener = bind_private(&path).unwrap();
+        let loose = std::fs::Permissions::from_mode(0o755);
+        std::fs::set_permissions(path.parent().unwrap(), loose).unwrap();
+        let refused = ask::<_, String>(&path, &"hi").unwrap_err().to_string();
+        assert!(refused.contains("is not private"), "{refused}");
+        drop(listener);
+        // A link where the socket's folder should be: refused at the start.
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        let linked = dir.path().join("linked");
+        std::os::unix::fs::symlink(&elsewhere, &linked).unwrap();
+        let refused = bind_private(&linked.join("x.sock"))
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("is a link"), "{refused}");
     }
 }
