@@ -59,16 +59,16 @@ pub fn check_new_password(password: &str, computer_id: &str) -> Result<(), Strin
 pub fn set_password(config_path: &Path, password: &str) -> anyhow::Result<()> {
     let config = HostConfig::load(config_path)?;
     check_new_password(password, config.id.as_str()).map_err(anyhow::Error::msg)?;
-    let path = HostConfig::secrets_path(config_path);
-    let mut secrets = Secrets::load(&path)?;
-    let setup = secrets
-        .opaque_setup
-        .get_or_insert_with(opaque::new_server_setup)
-        .clone();
-    let file = opaque::register(&setup, password.as_bytes())
-        .map_err(|e| anyhow::anyhow!("cannot register the password: {e}"))?;
-    secrets.password_file = Some(file);
-    secrets.save(&path)
+    Secrets::update(&HostConfig::secrets_path(config_path), |secrets| {
+        let setup = secrets
+            .opaque_setup
+            .get_or_insert_with(opaque::new_server_setup)
+            .clone();
+        let file = opaque::register(&setup, password.as_bytes())
+            .map_err(|e| anyhow::anyhow!("cannot register the password: {e}"))?;
+        secrets.password_file = Some(file);
+        Ok(())
+    })
 }
 
 /// What enrolment shows the owner once.
@@ -81,15 +81,15 @@ pub struct Enrolment {
 /// Turns on TOTP with a new secret and new emergency codes.
 pub fn enrol_totp(config_path: &Path) -> anyhow::Result<Enrolment> {
     let mut config = HostConfig::load(config_path)?;
-    let path = HostConfig::secrets_path(config_path);
-    let mut secrets = Secrets::load(&path)?;
     let state = otp::new_totp_secret();
     let uri = otp::totp_uri(&state.secret, config.id.as_str());
     let base32 = otp::totp_secret_base32(&state.secret);
     let (codes, hashes) = otp::new_emergency_codes();
-    secrets.totp = Some(state);
-    secrets.emergency = hashes;
-    secrets.save(&path)?;
+    Secrets::update(&HostConfig::secrets_path(config_path), |secrets| {
+        secrets.totp = Some(state);
+        secrets.emergency = hashes;
+        Ok(())
+    })?;
     config.otp = OtpSetting::Totp;
     config.save(config_path)?;
     Ok(Enrolment {
@@ -116,19 +116,20 @@ pub fn enrol_totp_confirmed(
     };
     let otp::TotpCheck::Accepted { step } = otp::check_totp(&candidate, code, now) else {
         bail!(
-            "that code does not belong to the new key: check that the authenticator app shows              this PC and that the phone's clock is right, then enter the code it shows now"
+            "that code does not belong to the new key: check that the authenticator app shows \
+             this PC and that the phone's clock is right, then enter the code it shows now"
         );
     };
     let mut config = HostConfig::load(config_path)?;
-    let path = HostConfig::secrets_path(config_path);
-    let mut secrets = Secrets::load(&path)?;
     let (codes, hashes) = otp::new_emergency_codes();
-    secrets.totp = Some(crate::secrets::TotpSecret {
-        secret: secret.to_vec(),
-        last_step: step,
-    });
-    secrets.emergency = hashes;
-    secrets.save(&path)?;
+    Secrets::update(&HostConfig::secrets_path(config_path), |secrets| {
+        secrets.totp = Some(crate::secrets::TotpSecret {
+            secret: secret.to_vec(),
+            last_step: step,
+        });
+        secrets.emergency = hashes;
+        Ok(())
+    })?;
     config.otp = OtpSetting::Totp;
     config.save(config_path)?;
     Ok(codes)
@@ -143,12 +144,12 @@ pub fn enrol_email(config_path: &Path, settings: EmailSettings) -> anyhow::Resul
         std::fs::metadata(&file)
             .with_context(|| format!("cannot read the SMTP password file {}", file.display()))?;
     }
-    let path = HostConfig::secrets_path(config_path);
-    let mut secrets = Secrets::load(&path)?;
     let (codes, hashes) = otp::new_emergency_codes();
-    secrets.totp = None;
-    secrets.emergency = hashes;
-    secrets.save(&path)?;
+    Secrets::update(&HostConfig::secrets_path(config_path), |secrets| {
+        secrets.totp = None;
+        secrets.emergency = hashes;
+        Ok(())
+    })?;
     config.otp = OtpSetting::Email(settings);
     config.save(config_path)?;
     Ok(Enrolment {
@@ -160,11 +161,11 @@ pub fn enrol_email(config_path: &Path, settings: EmailSettings) -> anyhow::Resul
 /// Turns one-time passwords off and forgets the TOTP secret and codes.
 pub fn otp_off(config_path: &Path) -> anyhow::Result<()> {
     let mut config = HostConfig::load(config_path)?;
-    let path = HostConfig::secrets_path(config_path);
-    let mut secrets = Secrets::load(&path)?;
-    secrets.totp = None;
-    secrets.emergency.clear();
-    secrets.save(&path)?;
+    Secrets::update(&HostConfig::secrets_path(config_path), |secrets| {
+        secrets.totp = None;
+        secrets.emergency.clear();
+        Ok(())
+    })?;
     config.otp = OtpSetting::Off;
     config.save(config_path)
 }

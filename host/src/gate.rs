@@ -615,33 +615,32 @@ impl Gate {
     /// Checks a TOTP code and records its step so it cannot be replayed.
     async fn check_totp(&self, code: &str) -> Result<OtpVerdict, Denied> {
         let _guard = self.secrets_lock.lock().await;
-        let mut secrets = Secrets::load(&self.secrets_path).map_err(|e| format!("{e:#}"))?;
-        let Some(state) = &mut secrets.totp else {
-            return Ok(OtpVerdict::Wrong { code_tries: None });
-        };
-        match otp::check_totp(state, code, self.clock.now()) {
-            TotpCheck::Accepted { step } => {
+        let now = self.clock.now();
+        // Under the file's lock: the owner's changes do not undo it.
+        let checked = Secrets::update(&self.secrets_path, |secrets| {
+            let Some(state) = &mut secrets.totp else {
+                return Ok(None);
+            };
+            let check = otp::check_totp(state, code, now);
+            if let TotpCheck::Accepted { step } = check {
                 state.last_step = step;
-                secrets
-                    .save(&self.secrets_path)
-                    .map_err(|e| format!("{e:#}"))?;
-                Ok(OtpVerdict::Accepted)
             }
-            TotpCheck::Replayed => Ok(OtpVerdict::Reused),
-            TotpCheck::Wrong => Ok(OtpVerdict::Wrong { code_tries: None }),
+            Ok(Some(check))
+        })
+        .map_err(|e| format!("{e:#}"))?;
+        match checked {
+            Some(TotpCheck::Accepted { .. }) => Ok(OtpVerdict::Accepted),
+            Some(TotpCheck::Replayed) => Ok(OtpVerdict::Reused),
+            Some(TotpCheck::Wrong) | None => Ok(OtpVerdict::Wrong { code_tries: None }),
         }
     }
 
     async fn take_emergency_code(&self, code: &str) -> Result<bool, Denied> {
         let _guard = self.secrets_lock.lock().await;
-        let mut secrets = Secrets::load(&self.secrets_path).map_err(|e| format!("{e:#}"))?;
-        if !otp::take_emergency_code(&mut secrets.emergency, code) {
-            return Ok(false);
-        }
-        secrets
-            .save(&self.secrets_path)
-            .map_err(|e| format!("{e:#}"))?;
-        Ok(true)
+        Secrets::update(&self.secrets_path, |secrets| {
+            Ok(otp::take_emergency_code(&mut secrets.emergency, code))
+        })
+        .map_err(|e| format!("{e:#}"))
     }
 
     /// The OPAQUE exchange. Each challenge belongs to one attempt, taken

@@ -238,7 +238,7 @@ pub struct AuditLine {
 }
 
 /// What the running host knows about itself beyond its files.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Live {
     pub online: bool,
     pub node: Option<String>,
@@ -442,30 +442,44 @@ impl Change {
             }
             Change::OtpOff => {
                 admin::otp_off(config_path)?;
+                let config = HostConfig::load(config_path)?;
+                let _ = std::fs::remove_file(
+                    config.beside(config_path, &smtp_password_file(config_path)),
+                );
                 Ok("one-time passwords are off: only the host password is asked".into())
             }
         }
     }
 }
 
+/// Where the settings app keeps the mail server's password (relative to
+/// the config's folder).
+fn smtp_password_file(config_path: &Path) -> PathBuf {
+    let stem = config_path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("host");
+    PathBuf::from(format!("{stem}.smtp-password"))
+}
+
 /// Turns on mailed codes from what the owner entered.
 fn enrol_email(config_path: &Path, setup: &MailSetup) -> anyhow::Result<Applied> {
-    let password_file = match &setup.smtp_password {
-        Some(password) => {
-            let stem = config_path
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .unwrap_or("host");
-            let name = PathBuf::from(format!("{stem}.smtp-password"));
-            let config = HostConfig::load(config_path)?;
-            let path = config.beside(config_path, &name);
-            files::write_atomic(&path, password.as_bytes(), files::Mode::Secret)
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            Some(name)
+    let name = smtp_password_file(config_path);
+    let config = HostConfig::load(config_path)?;
+    let path = config.beside(config_path, &name);
+    let password_file = setup.smtp_password.as_ref().map(|_| name.clone());
+    // Checked before anything is written: a refused setup leaves the
+    // working one (and its password file) as it was.
+    let settings = setup.settings(password_file);
+    settings.validate().map_err(anyhow::Error::msg)?;
+    match &setup.smtp_password {
+        Some(password) => files::write_atomic(&path, password.as_bytes(), files::Mode::Secret)
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => {
+            let _ = std::fs::remove_file(&path);
         }
-        None => None,
-    };
-    let enrolment = admin::enrol_email(config_path, setup.settings(password_file))?;
+    }
+    let enrolment = admin::enrol_email(config_path, settings)?;
     Ok(Applied {
         message: format!(
             "codes are mailed to {} from the next connection",
@@ -483,9 +497,7 @@ fn enrol_email(config_path: &Path, setup: &MailSetup) -> anyhow::Result<Applied>
 pub fn set_settings_password(config_path: &Path, new: Option<&str>) -> anyhow::Result<()> {
     use argon2::password_hash::{rand_core::OsRng, PasswordHasher as _, SaltString};
 
-    let path = HostConfig::secrets_path(config_path);
-    let mut secrets = Secrets::load(&path)?;
-    secrets.settings_password = match new {
+    let hash = match new {
         Some(password) => {
             if password.chars().count() < MIN_SETTINGS_PASSWORD {
                 anyhow::bail!(
@@ -500,7 +512,10 @@ pub fn set_settings_password(config_path: &Path, new: Option<&str>) -> anyhow::R
         }
         None => None,
     };
-    secrets.save(&path)
+    Secrets::update(&HostConfig::secrets_path(config_path), |secrets| {
+        secrets.settings_password = hash;
+        Ok(())
+    })
 }
 
 /// Why a change without the right settings password is refused, if it is.
@@ -538,7 +553,7 @@ pub async fn serve(config_path: PathBuf, live: LiveState) -> anyhow::Result<()> 
     let changes = Arc::new(tokio::sync::Mutex::new(proto::rate::Bucket::default()));
     let started = std::time::Instant::now();
     loop {
-        let mut stream = match listener.accept().await {
+        let mut stream = match listener.listener.accept().await {
             Ok((stream, _)) => stream,
             Err(e) => {
                 tracing::warn!(error = %e, "settings channel: accept failed");
@@ -563,10 +578,12 @@ pub async fn serve(config_path: PathBuf, live: LiveState) -> anyhow::Result<()> 
             let answer = match local::read_request::<Request>(&mut stream, MAX_REQUEST).await {
                 Err(message) => Answer::Refused(message),
                 Ok(Request::Status) => {
-                    let status = {
-                        let live = live.lock().expect("not poisoned");
-                        status_of(&config_path, Some(&live))
-                    };
+                    // A copy: sessions need the lock; the files take time.
+                    let now = live.lock().expect("not poisoned").clone();
+                    let path = config_path.clone();
+                    let status = tokio::task::spawn_blocking(move || status_of(&path, Some(&now)))
+                        .await
+                        .expect("the status does not panic");
                     match status {
                         Ok(status) => Answer::Status(Box::new(status)),
                         Err(e) => Answer::Refused(format!("{e:#}")),

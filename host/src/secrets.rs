@@ -56,6 +56,32 @@ impl Secrets {
         }
     }
 
+    /// Loads, changes with `change` and saves the file while holding a
+    /// lock on it, so that the running host (which records used codes) and
+    /// the owner's commands or the settings app never undo each other's
+    /// writes. Nothing is saved when `change` fails.
+    pub fn update<T>(
+        path: &Path,
+        change: impl FnOnce(&mut Secrets) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let mut lock_path = path.as_os_str().to_owned();
+        lock_path.push(".lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| {
+                format!("cannot open {}", std::path::Path::new(&lock_path).display())
+            })?;
+        lock.lock()
+            .with_context(|| format!("cannot lock {}", path.display()))?;
+        let mut secrets = Self::load(path)?;
+        let result = change(&mut secrets)?;
+        secrets.save(path)?;
+        Ok(result)
+    }
+
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
         let json = serde_json::to_vec_pretty(self).expect("secrets serialise");
         files::write_atomic(path, &json, files::Mode::Secret)

@@ -67,7 +67,7 @@ pub async fn serve(dir: &Path, operator: Operator) -> anyhow::Result<()> {
     let listener = local::bind_private(&path)
         .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
     loop {
-        let mut stream = match listener.accept().await {
+        let mut stream = match listener.listener.accept().await {
             Ok((stream, _)) => stream,
             Err(e) => {
                 // Out of descriptors and the like: keep the socket.

@@ -22,11 +22,18 @@ pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 /// The longest path a Unix socket takes (`sun_path` less its NUL).
 const MAX_SOCKET_PATH: usize = 107;
 
+/// A private socket, and the lock that makes its holder the only server of
+/// it (released when this is dropped, or the process ends).
+#[derive(Debug)]
+pub struct PrivateListener {
+    pub listener: UnixListener,
+    _lock: std::fs::File,
+}
+
 /// Opens the socket `path` for its owner only: its folder is made private
-/// before the socket appears in it, and a socket left by a program that
-/// did not stop cleanly is replaced (the caller holds whatever makes it
-/// the only server of this path).
-pub fn bind_private(path: &Path) -> std::io::Result<UnixListener> {
+/// before the socket appears in it; a socket left by a program that did not
+/// stop cleanly is replaced, one another program still serves is not.
+pub fn bind_private(path: &Path) -> std::io::Result<PrivateListener> {
     if path.as_os_str().len() > MAX_SOCKET_PATH {
         return Err(std::io::Error::other(format!(
             "{} is too long for a local socket ({MAX_SOCKET_PATH} bytes at most); use a \
@@ -47,10 +54,24 @@ pub fn bind_private(path: &Path) -> std::io::Result<UnixListener> {
         )));
     }
     std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o700))?;
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(folder.join("lock"))?;
+    if let Err(std::fs::TryLockError::WouldBlock) = lock.try_lock() {
+        return Err(std::io::Error::other(format!(
+            "another program already serves {}; stop it first",
+            path.display()
+        )));
+    }
     let _ = std::fs::remove_file(path);
     let listener = UnixListener::bind(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    Ok(listener)
+    Ok(PrivateListener {
+        listener,
+        _lock: lock,
+    })
 }
 
 /// The user ID of the program on the other end, if it is this process's
@@ -87,10 +108,11 @@ fn looks_private(path: &Path) -> anyhow::Result<()> {
         // No folder: nobody serves there; connecting says so.
         Err(_) => return Ok(()),
     };
+    // Root may ask a program of any user; others only their own or root's.
     let caller = own_uid()?;
     let private = !meta.file_type().is_symlink()
         && meta.permissions().mode() & 0o077 == 0
-        && (meta.uid() == caller || meta.uid() == 0);
+        && (meta.uid() == caller || meta.uid() == 0 || caller == 0);
     if !private {
         anyhow::bail!(
             "{} is not private (owner {}, mode {:o}): another user may be pretending to be \
@@ -128,7 +150,8 @@ pub async fn read_request<Q: DeserializeOwned>(
 pub async fn write_answer<A: Serialize>(stream: &mut UnixStream, answer: &A) {
     let mut text = serde_json::to_vec(answer).expect("answers serialise");
     text.push(b'\n');
-    let _ = stream.write_all(&text).await;
+    // A caller that does not read gives its place up.
+    let _ = tokio::time::timeout(REQUEST_TIMEOUT, stream.write_all(&text)).await;
 }
 
 /// Asks the program serving `path`; `Ok(None)` when none runs there (no
@@ -184,7 +207,7 @@ mod tests {
     async fn private_socket_one_bounded_request() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("control/x.sock");
-        let listener = bind_private(&path).unwrap();
+        let listener = bind_private(&path).unwrap().listener;
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(path.parent().unwrap()), 0o700);
         assert_eq!(mode(&path), 0o600);
@@ -221,8 +244,14 @@ mod tests {
             .to_string()
             .contains("too long"));
 
-        // A folder loosened by hand: nothing is sent through it.
+        // One server at a time.
         let listener = bind_private(&path).unwrap();
+        let second = bind_private(&path).err().unwrap().to_string();
+        assert!(
+            second.contains("another program already serves"),
+            "{second}"
+        );
+        // A folder loosened by hand: nothing is sent through it.
         let loose = std::fs::Permissions::from_mode(0o755);
         std::fs::set_permissions(path.parent().unwrap(), loose).unwrap();
         let refused = ask::<_, String>(&path, &"hi").unwrap_err().to_string();
