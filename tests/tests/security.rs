@@ -294,12 +294,14 @@ fn host_password_is_checked_and_stored_without_a_password_equivalent() {
     let mut stored = Vec::new();
     for entry in std::fs::read_dir(world.work.path()).unwrap() {
         let path = entry.unwrap().path();
-        if path
-            .file_name()
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .starts_with("opaque-pc")
+        // Files only: the settings channel's folder holds a socket.
+        if path.is_file()
+            && path
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("opaque-pc")
         {
             stored.extend(std::fs::read(&path).unwrap());
         }
