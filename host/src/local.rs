@@ -346,14 +346,12 @@ fn recent_events(audit: &Path) -> Vec<AuditLine> {
     } else {
         &text
     };
-    let mut lines: Vec<AuditLine> = whole
+    whole
         .lines()
         .rev()
         .filter_map(|line| serde_json::from_str(line).ok())
         .take(RECENT)
-        .collect();
-    lines.truncate(RECENT);
-    lines
+        .collect()
 }
 
 impl Change {

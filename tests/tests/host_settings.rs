@@ -13,32 +13,13 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use client_core::known_hosts::MemoryPins;
-use client_core::native::{self, RelayTarget};
-use client_core::Scripted;
 use common::*;
 use host::local::{self, Change, Status};
 
 /// Whether a client admitted now is told it may share a drive.
 fn share_allowed(relay: &RelayProc, id: &str) -> bool {
-    let target = RelayTarget {
-        addr: relay.addr.clone(),
-        ca: relay.ca(),
-        proxy: None,
-    };
-    let mut answers = Scripted {
-        otp: None,
-        host_password: Some(HOST_PASSWORD.into()),
-    };
     let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let pins = MemoryPins::default();
-        let (_channel, admission) =
-            native::open_channel(&target, id, &pins, &mut answers, &Default::default())
-                .await
-                .expect("admitted");
-        admission.share_allowed
-    })
+    rt.block_on(open_admitted(relay, id)).1.share_allowed
 }
 
 fn share(on: bool) -> Change {

@@ -310,7 +310,7 @@ fn a_shared_folder_reaches_the_remote_pc_only_when_its_host_allows_it() {
     let (player, waves) = CountingPlayer::player();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let (channel, admission, mut answers) = open_ignoring_policy(&relay, "share-pc").await;
+        let (channel, admission, mut answers) = open_admitted(&relay, "share-pc").await;
         assert!(!admission.share_allowed);
         let share = native::share_folder(&folder).unwrap();
         let channels = client_core::rdp::Channels {
@@ -917,7 +917,7 @@ fn connect_taking_dynamic_sound(relay: &RelayProc, id: &str) -> bool {
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let (channel, _, mut answers) = open_ignoring_policy(relay, id).await;
+        let (channel, _, mut answers) = open_admitted(relay, id).await;
         let (mut connector, x224) =
             client_core::rdp::begin(&test_creds(), &(1024, 768).into(), Default::default())
                 .unwrap();
@@ -929,34 +929,6 @@ fn connect_taking_dynamic_sound(relay: &RelayProc, id: &str) -> bool {
         picture_then_leave(session).await;
     });
     opened.load(std::sync::atomic::Ordering::Relaxed)
-}
-
-/// Opens the end-to-end channel to `id` through `relay` as a client of our
-/// own making, which goes on to ask the office PC for what its policy
-/// forbids (the host asks for its password, no code).
-async fn open_ignoring_policy(
-    relay: &RelayProc,
-    id: &str,
-) -> (
-    transport::FramedIo<native::Channel>,
-    client_core::Admission,
-    Scripted,
-) {
-    let target = RelayTarget {
-        addr: relay.addr.clone(),
-        ca: relay.ca(),
-        proxy: None,
-    };
-    let mut answers = Scripted {
-        otp: None,
-        host_password: Some(HOST_PASSWORD.into()),
-    };
-    let pins = MemoryPins::default();
-    let (channel, admission) =
-        native::open_channel(&target, id, &pins, &mut answers, &Default::default())
-            .await
-            .unwrap();
-    (channel, admission, answers)
 }
 
 fn test_creds() -> RdpCredentials {

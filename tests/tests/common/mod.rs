@@ -467,6 +467,35 @@ pub fn raw_mode_client(relay: &RelayProc, id: &str, otp: &str) -> (Proc, String)
     (client, local)
 }
 
+/// The end-to-end channel to `id` through `relay`, admitted with the test
+/// host password (the host asks no code): the channel, what the host
+/// allows, and the answers for the RDP logon that may follow. A client of
+/// the test's own making, free to ask for what the host forbids.
+pub async fn open_admitted(
+    relay: &RelayProc,
+    id: &str,
+) -> (
+    transport::FramedIo<client_core::native::Channel>,
+    client_core::Admission,
+    client_core::Scripted,
+) {
+    let target = client_core::native::RelayTarget {
+        addr: relay.addr.clone(),
+        ca: relay.ca(),
+        proxy: None,
+    };
+    let mut answers = client_core::Scripted {
+        otp: None,
+        host_password: Some(HOST_PASSWORD.into()),
+    };
+    let pins = client_core::known_hosts::MemoryPins::default();
+    let (channel, admission) =
+        client_core::native::open_channel(&target, id, &pins, &mut answers, &Default::default())
+            .await
+            .expect("admitted");
+    (channel, admission, answers)
+}
+
 /// Turns on authenticator codes for the host at `config`; returns what
 /// `thin-host otp totp` printed, the enrolment URI and the secret in it.
 pub fn enrol_totp(config: &Path) -> (String, String, String) {
